@@ -1,0 +1,88 @@
+"""Shared fixtures: real trainers on digits, and waiting for files to change (never sleeping)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from trainer.rundir import RunDir  # noqa: E402
+from trainer.watch import FileWatcher  # noqa: E402
+
+
+def wait_for(predicate: Callable[[], Any], folder: Path | str, timeout: float = 60.0, what: str = "condition") -> Any:
+    """Return ``predicate()``'s first truthy value, re-checking whenever a file in ``folder`` changes."""
+    deadline = time.monotonic() + timeout
+    with FileWatcher(folder, None) as watcher:
+        while True:
+            value = predicate()
+            if value:
+                return value
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+            watcher.wait(timeout=min(left, 0.5))
+
+
+def answer(run: RunDir, command_id: str, timeout: float = 60.0) -> dict:
+    """Wait for the trainer's applied/rejected event for ``command_id``."""
+    return wait_for(lambda: run.answer_to(command_id), run.path, timeout, f"an answer to {command_id}")
+
+
+def event_of(run: RunDir, kind: str, count: int = 1):
+    events = [e for e in run.read_events() if e.get("event") == kind]
+    return events[count - 1] if len(events) >= count else None
+
+
+class TrainerThread:
+    """A real :class:`trainer.loop.Trainer` running in a background thread of the test process."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.run = trainer.rundir
+        self.result: str | None = None
+        self.thread = threading.Thread(target=self._target, daemon=True)
+
+    def _target(self):
+        self.result = self.trainer.run()
+
+    def start(self) -> "TrainerThread":
+        self.thread.start()
+        return self
+
+    def join(self, timeout: float = 120.0) -> str:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "trainer did not finish in time"
+        return self.result
+
+    def send(self, cmd: str, value=None) -> dict:
+        return answer(self.run, self.run.send_command(cmd, value, source="test"))
+
+
+@pytest.fixture
+def start_trainer(tmp_path):
+    """Factory: ``start_trainer(epochs=5, pace=0.0, **hparams)`` -> a running TrainerThread."""
+    from trainer.hparams import Hyperparameters
+    from trainer.loop import TrainConfig, Trainer
+
+    started: list[TrainerThread] = []
+
+    def factory(name: str = "run", epochs: int = 5, pace: float = 0.0, checkpoint_every: int = 5,
+                divergence_factor: float = 10.0, **hparams) -> TrainerThread:
+        config = TrainConfig(hparams=Hyperparameters(**hparams), epochs=epochs, pace=pace,
+                             checkpoint_every=checkpoint_every, divergence_factor=divergence_factor)
+        t = TrainerThread(Trainer.create(tmp_path / name, config, verbose=False)).start()
+        started.append(t)
+        return t
+
+    yield factory
+    for t in started:
+        if t.thread.is_alive():
+            t.run.send_command("stop", source="test-teardown")
+            t.thread.join(60)

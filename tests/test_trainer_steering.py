@@ -1,0 +1,190 @@
+"""Real TensorFlow training on digits, steered through the run directory while it runs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conftest import event_of, wait_for
+from trainer.rundir import append_jsonl, current_line
+
+
+def metrics_after(run, step):
+    return [r for r in run.read_metrics() if r["step"] > step]
+
+
+def test_lr_change_reaches_the_optimizer_and_the_records_without_retracing(start_trainer):
+    t = start_trainer(epochs=40, pace=0.15, lr=0.01)
+    run = t.run
+    wait_for(lambda: len(run.read_metrics()) >= 2, run.path, what="two epochs")
+    traces = t.trainer.train_step.experimental_get_tracing_count()
+
+    answer = t.send("set_lr", 0.00123)
+    assert answer["event"] == "applied"
+    assert answer["step"] - answer["received_step"] <= 1, "applied at the next training step"
+    assert answer["hparams"]["lr"] == pytest.approx(0.00123)
+    assert float(t.trainer.optimizer.learning_rate.numpy()) == pytest.approx(0.00123)
+
+    beta = t.send("set_beta", 0.8)
+    assert beta["event"] == "applied"
+    assert float(t.trainer.knobs.beta.numpy()) == pytest.approx(0.8)
+
+    later = wait_for(lambda: metrics_after(run, answer["step"]), run.path, what="an epoch after the change")
+    assert later[0]["lr"] == pytest.approx(0.00123)
+    assert later[0]["beta"] == pytest.approx(0.8)
+    assert t.trainer.train_step.experimental_get_tracing_count() == traces == 1
+
+    batch = t.send("set_batch_size", 128)
+    assert batch["event"] == "applied"
+    bigger = wait_for(lambda: [r for r in metrics_after(run, batch["step"]) if r["batch_size"] == 128], run.path,
+                      what="an epoch with the new batch size")
+    steps = [r["step"] for r in run.read_metrics()]
+    assert bigger[-1]["step"] - steps[steps.index(bigger[-1]["step"]) - 1] == math.ceil(1437 / 128)
+    assert t.trainer.train_step.experimental_get_tracing_count() == 1, "a new batch size must not retrace"
+
+    assert t.send("scale_lr", 0.5)["hparams"]["lr"] == pytest.approx(0.000615)
+    t.send("stop")
+    assert t.join() == "finished"
+
+
+def test_pause_holds_the_step_and_still_obeys_commands(start_trainer):
+    t = start_trainer(epochs=200, pace=0.05)
+    run = t.run
+    wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
+    paused = t.send("pause")
+    assert paused["event"] == "applied"
+    status = wait_for(lambda: (s := run.read_status())["state"] == "paused" and s, run.path, what="paused status")
+    beat = status["heartbeat"]
+    # two heartbeats later the step has not moved
+    later = wait_for(lambda: (s := run.read_status())["heartbeat"] > beat + 1.5 and s, run.path, timeout=10, what="heartbeats")
+    assert later["step"] == paused["step"] and later["state"] == "paused"
+    assert event_of(run, "paused")["command_id"] == paused["command_id"]
+
+    assert t.send("set_lr", 0.002)["event"] == "applied", "hyperparameters change while paused"
+    assert t.send("pause")["event"] == "rejected"
+    assert t.send("resume")["event"] == "applied"
+    wait_for(lambda: metrics_after(run, paused["step"]), run.path, what="training after resume")
+    assert t.send("resume")["event"] == "rejected", "resuming a running run is an error"
+    t.send("stop")
+    assert t.join() == "finished"
+
+
+BAD_COMMANDS = [
+    ({"cmd": "set_lr", "value": "NaN"}, "finite"),
+    ({"cmd": "set_lr", "value": "inf"}, "finite"),
+    ({"cmd": "set_lr", "value": 0}, "> 0"),
+    ({"cmd": "set_lr", "value": -0.1}, "> 0"),
+    ({"cmd": "set_lr", "value": 1e6}, "absurd"),
+    ({"cmd": "set_lr", "value": "fast"}, "number"),
+    ({"cmd": "set_lr"}, "needs a value"),
+    ({"cmd": "scale_lr", "value": 1e9}, "absurd"),
+    ({"cmd": "set_beta", "value": 1.0}, "[0, 1)"),
+    ({"cmd": "set_beta", "value": -0.5}, "[0, 1)"),
+    ({"cmd": "set_batch_size", "value": 0}, "at least 1"),
+    ({"cmd": "set_batch_size", "value": 2.5}, "whole number"),
+    ({"cmd": "rewind", "value": "ckpt-99999"}, "no checkpoint"),
+    ({"cmd": "explode"}, "unknown command"),
+    ({"cmd": "pause", "value": 3}, "no value"),
+]
+
+
+def test_every_bad_command_is_rejected_with_a_reason_and_training_goes_on(start_trainer):
+    t = start_trainer(epochs=6, pace=0.3)
+    run = t.run
+    wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
+    ids = []
+    with open(run.commands_path, "a") as f:
+        f.write("this is not json\n")
+        f.write('["a list, not an object"]\n')
+        f.write('{"cmd": "pause"}\n')  # no id
+    for i, (command, _) in enumerate(BAD_COMMANDS):
+        ids.append(f"bad-{i}")
+        append_jsonl(run.commands_path, {"id": f"bad-{i}", **command})
+    append_jsonl(run.commands_path, {"id": "good", "cmd": "set_lr", "value": 0.001})
+    append_jsonl(run.commands_path, {"id": "good", "cmd": "set_lr", "value": 0.002})  # duplicate id
+
+    wait_for(lambda: len([e for e in run.read_events() if e["event"] in ("applied", "rejected")]) >= len(ids) + 5,
+             run.path, what="every answer")
+    answers = [e for e in run.read_events() if e["event"] in ("applied", "rejected")]
+    anonymous = [e for e in answers if e["command_id"] is None]
+    assert len(anonymous) == 3 and all(e["event"] == "rejected" and e["reason"] for e in anonymous)
+    assert sorted(e["line"] for e in anonymous) == [1, 2, 3]
+    for command_id, (command, reason) in zip(ids, BAD_COMMANDS):
+        mine = [e for e in answers if e["command_id"] == command_id]
+        assert len(mine) == 1, f"{command} answered exactly once"
+        assert mine[0]["event"] == "rejected" and reason in mine[0]["reason"], (command, mine[0]["reason"])
+    good = [e for e in answers if e["command_id"] == "good"]
+    assert [e["event"] for e in good] == ["applied", "rejected"]
+    assert "duplicate" in good[1]["reason"]
+    assert t.join() == "finished"
+    assert [r["epoch"] for r in run.read_metrics()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_set_beta_is_rejected_for_plain_sgd(start_trainer):
+    t = start_trainer(epochs=3, pace=0.2, optimizer="sgd", lr=0.1)
+    answer = t.send("set_beta", 0.9)
+    assert answer["event"] == "rejected" and "no beta" in answer["reason"]
+    assert t.join() == "finished"
+
+
+def test_divergence_rolls_back_pauses_and_never_reaches_a_checkpoint(start_trainer):
+    t = start_trainer(epochs=8, pace=0.1, optimizer="momentum", lr=0.05, beta=0.9)
+    run = t.run
+    wait_for(lambda: len(run.read_metrics()) >= 2, run.path, what="two good epochs")
+    assert t.send("set_lr", 10.0)["event"] == "applied"
+    status = wait_for(lambda: (s := run.read_status())["state"] == "diverged" and s, run.path, what="divergence")
+    diverged = event_of(run, "diverged")
+    assert diverged["reason"] and "loss" in diverged["reason"]
+    assert status["message"] and "Lower the learning rate" in status["message"]
+    weights = [w.numpy() for w in t.trainer.model.weights]
+    assert all(np.isfinite(w).all() for w in weights), "rolled back to finite weights"
+
+    assert t.send("set_lr", 0.02)["event"] == "applied"
+    assert t.send("resume")["event"] == "applied"
+    assert t.join() == "finished"
+    for meta in run.list_checkpoints():
+        metrics = meta.get("metrics") or {}
+        for key in ("loss", "val_loss"):
+            if key in metrics:
+                assert metrics[key] is not None and math.isfinite(metrics[key]), meta["name"]
+    line = current_line(run.read_metrics())
+    assert [r["epoch"] for r in line] == list(range(1, 9))
+    assert line[-1]["val_accuracy"] > 0.9, "the run recovered"
+    assert line[-1]["branch"] == diverged["branch"] >= 1
+
+
+def test_checkpoint_and_rewind_branch_the_history(start_trainer):
+    t = start_trainer(epochs=8, pace=0.1)
+    run = t.run
+    wait_for(lambda: len(run.read_metrics()) >= 2, run.path, what="two epochs")
+    saved = t.send("checkpoint")
+    assert saved["event"] == "applied" and saved["checkpoint"].startswith("ckpt-")
+    at_epoch = saved["epoch"]
+    wait_for(lambda: len(run.read_metrics()) >= at_epoch + 2, run.path, what="two more epochs")
+    rewound = t.send("rewind", saved["checkpoint"])
+    assert rewound["event"] == "applied" and rewound["to_epoch"] == at_epoch
+    assert t.join() == "finished"
+    records = run.read_metrics()
+    epochs = [r["epoch"] for r in records]
+    assert epochs != sorted(epochs), "the old branch stays in the file"
+    after = [r for r in records if r["branch"] == rewound["branch"]]
+    assert after[0]["epoch"] == at_epoch + 1
+    assert [r["epoch"] for r in current_line(records)] == list(range(1, 9))
+    assert event_of(run, "rewound")["checkpoint"] == saved["checkpoint"]
+
+
+def test_status_json_is_always_whole(start_trainer):
+    t = start_trainer(epochs=4, pace=0.2)
+    seen = set()
+
+    def read():
+        text = t.run.status_path.read_text()
+        seen.add(json.loads(text)["state"])  # a torn file would raise here
+        return "finished" in seen
+
+    wait_for(read, t.run.path, what="the finished state")
+    assert {"running", "finished"} <= seen
+    assert t.join() == "finished"

@@ -1,0 +1,101 @@
+"""Crash-safe checkpoints of model and optimizer state, one folder each.
+
+A checkpoint is written into ``checkpoints/.tmp-ckpt-NNNNN/``, synced, then renamed to
+``checkpoints/ckpt-NNNNN/`` in one ``rename``: a folder without a leading dot is always complete.
+Deletion renames to a dotted name first, so a reader never finds half of a checkpoint either.
+``meta.json`` says what the checkpoint holds (epoch, step, branch, why it was taken, metrics).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import tensorflow as tf
+
+from trainer.rundir import CHECKPOINT_META, RunDir, _fsync_dir, atomic_write_json, now
+
+PREFIX = "ckpt"
+#: Checkpoints taken for these reasons are kept forever; ``epoch`` ones are pruned.
+KEPT_REASONS = ("initial", "command", "stop")
+#: How many of the newest ``epoch`` checkpoints are always kept.
+KEEP_LAST = 3
+
+
+class CheckpointError(Exception):
+    """A checkpoint that does not exist or cannot be restored."""
+
+
+class CheckpointStore:
+    """Saves and restores ``tf.train.Checkpoint(model=..., optimizer=...)`` in a run directory."""
+
+    def __init__(self, run: RunDir, **objects):
+        self.run = run
+        self.folder = run.checkpoints_path
+        self.folder.mkdir(exist_ok=True)
+        self.checkpoint = tf.train.Checkpoint(**objects)
+        existing = [m["seq"] for m in run.list_checkpoints()]
+        self._seq = max(existing, default=0)
+
+    def save(self, *, epoch: int, step: int, branch: int, reason: str, hparams: dict,
+             metrics: dict | None = None) -> dict:
+        """Write the current state; returns its ``meta.json`` plus ``name``."""
+        self._seq += 1
+        name = f"{PREFIX}-{self._seq:05d}"
+        tmp = self.folder / f".tmp-{name}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        self.checkpoint.write(str(tmp / PREFIX))
+        if metrics is not None:
+            metrics = {**metrics, "checkpoint": name}
+        meta = {"seq": self._seq, "epoch": epoch, "step": step, "branch": branch, "reason": reason,
+                "time": now(), "hparams": hparams, "metrics": metrics}
+        atomic_write_json(tmp / CHECKPOINT_META, meta)
+        for file in tmp.iterdir():
+            with open(file, "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        os.rename(tmp, self.folder / name)
+        _fsync_dir(self.folder)
+        return {**meta, "name": name}
+
+    def find(self, spec: str) -> dict:
+        """A checkpoint by name (``ckpt-00003``) or by epoch (``3``: the newest taken at epoch 3)."""
+        checkpoints = self.run.list_checkpoints()
+        by_name = [m for m in checkpoints if m["name"] == spec]
+        if by_name:
+            return by_name[0]
+        if spec.isdigit():
+            at_epoch = [m for m in checkpoints if m["epoch"] == int(spec)]
+            if at_epoch:
+                return at_epoch[-1]
+        names = ", ".join(m["name"] for m in checkpoints[-5:]) or "none yet"
+        raise CheckpointError(f"no checkpoint {spec!r} (newest: {names})")
+
+    def latest(self) -> dict | None:
+        checkpoints = self.run.list_checkpoints()
+        return checkpoints[-1] if checkpoints else None
+
+    def restore(self, meta: dict) -> dict:
+        path = Path(meta["path"]) / PREFIX
+        if not Path(f"{path}.index").exists():
+            raise CheckpointError(f"checkpoint {meta['name']} has no data (was it deleted?)")
+        self.checkpoint.read(str(path)).assert_existing_objects_matched()
+        return meta
+
+    def prune(self, keep_every: int) -> list[str]:
+        """Delete ``epoch`` checkpoints except every ``keep_every``-th epoch and the newest few."""
+        checkpoints = self.run.list_checkpoints()
+        epoch_ones = [m for m in checkpoints if m.get("reason") == "epoch"]
+        newest = {m["name"] for m in epoch_ones[-KEEP_LAST:]}
+        removed = []
+        for meta in epoch_ones:
+            if meta["name"] in newest or meta["epoch"] % keep_every == 0:
+                continue
+            doomed = self.folder / f".del-{meta['name']}"
+            os.rename(meta["path"], doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            removed.append(meta["name"])
+        return removed

@@ -1,0 +1,81 @@
+"""The trainer's inbox: new lines of ``commands.jsonl``, noticed by ``watchdog`` as they land.
+
+A watcher thread reads appended lines the moment the file changes and sets :attr:`ready`; the
+training loop only checks ``ready.is_set()`` before each step, which costs nanoseconds. A line
+is delivered once, in file order, stamped with when (and at which step) it was received.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from trainer.rundir import COMMANDS, JsonlTail, RunDir, now
+from trainer.watch import FileWatcher
+
+
+@dataclass
+class Received:
+    line: int
+    record: dict | None  # None: the line was not a JSON object
+    time: float
+    step: int
+
+
+class CommandInbox:
+    """Queues commands appended by clients; skips ids (and malformed lines) answered before."""
+
+    def __init__(self, run: RunDir, current_step: Callable[[], int],
+                 answered_ids: set[str] = frozenset(), answered_lines: set[int] = frozenset()):
+        self._tail = JsonlTail(run.commands_path)
+        self._current_step = current_step
+        self._skip_ids = set(answered_ids)
+        self._skip_lines = set(answered_lines)
+        self._queue: deque[Received] = deque()
+        self._lock = threading.Lock()
+        self.ready = threading.Event()
+        self._watcher = FileWatcher(run.path, [COMMANDS], on_change=self.poll)
+
+    def start(self) -> "CommandInbox":
+        self._watcher.start()
+        self.poll()  # commands written before the watcher started
+        return self
+
+    def stop(self) -> None:
+        self._watcher.stop()
+
+    def poll(self) -> None:
+        """Read what was appended since the last read. Safe to call from any thread."""
+        with self._lock:
+            stamp, step = now(), self._current_step()
+            for line, record in self._tail.read_new_lines():
+                if line in self._skip_lines:
+                    continue
+                if record is not None and record.get("id") in self._skip_ids:
+                    continue
+                self._queue.append(Received(line, record, stamp, step))
+            if self._queue:
+                self.ready.set()
+
+    def drain(self) -> list[Received]:
+        with self._lock:
+            items = list(self._queue)
+            self._queue.clear()
+            self.ready.clear()
+        return items
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a command arrives or ``timeout`` passes, using no CPU meanwhile."""
+        return self.ready.wait(timeout)
+
+    def wake(self) -> None:
+        """Make the loop look at its inbox (used by signal handlers)."""
+        self.ready.set()
+
+    @staticmethod
+    def describe(item: Received) -> dict[str, Any]:
+        record = item.record or {}
+        return {"command_id": record.get("id") if isinstance(record.get("id"), str) else None,
+                "cmd": record.get("cmd"), "value": record.get("value"), "line": item.line}
