@@ -1,8 +1,10 @@
 """The trainer's inbox: new lines of ``commands.jsonl``, noticed by ``watchdog`` as they land.
 
-A watcher thread reads appended lines the moment the file changes and sets :attr:`ready`; the
-training loop only checks ``ready.is_set()`` before each step, which costs nanoseconds. A line
-is delivered once, in file order, stamped with when (and at which step) it was received.
+The watcher thread only notes when the file changed (and at which step) and sets :attr:`ready`:
+the least work possible on another thread, so it cannot lag behind the training thread. The
+training loop checks ``ready.is_set()`` before each step, which costs nanoseconds, and reads the
+new lines itself. A line is delivered once, in file order, stamped with when (and at which
+step) its change was noticed.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ class CommandInbox:
         self._skip_lines = set(answered_lines)
         self._queue: deque[Received] = deque()
         self._lock = threading.Lock()
+        self._noticed: tuple[float, int] | None = None
         self.ready = threading.Event()
-        self._watcher = FileWatcher(run.path, [COMMANDS], on_change=self.poll)
+        self._watcher = FileWatcher(run.path, [COMMANDS], on_change=self._on_change)
 
     def start(self) -> "CommandInbox":
         self._watcher.start()
@@ -46,10 +49,17 @@ class CommandInbox:
     def stop(self) -> None:
         self._watcher.stop()
 
+    def _on_change(self) -> None:
+        with self._lock:
+            if self._noticed is None:
+                self._noticed = (now(), self._current_step())
+        self.ready.set()
+
     def poll(self) -> None:
         """Read what was appended since the last read. Safe to call from any thread."""
         with self._lock:
-            stamp, step = now(), self._current_step()
+            stamp, step = self._noticed or (now(), self._current_step())
+            self._noticed = None
             for line, record in self._tail.read_new_lines():
                 if line in self._skip_lines:
                     continue
@@ -60,6 +70,7 @@ class CommandInbox:
                 self.ready.set()
 
     def drain(self) -> list[Received]:
+        self.poll()
         with self._lock:
             items = list(self._queue)
             self._queue.clear()

@@ -181,7 +181,7 @@ class JsonlTail:
         self.path = Path(self.path)
 
     def read_new(self) -> list[dict]:
-        return [record for _, record in self.read_new_lines()]
+        return [record for _, record in self.read_new_lines() if record is not None]
 
     def read_new_lines(self) -> list[tuple[int, dict | None]]:
         """New ``(line_number, record)`` pairs; ``record`` is ``None`` for a malformed line."""

@@ -1,0 +1,49 @@
+"""Data loading: the bundled digits, .npz files, and clear errors before training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainer.data import DataError, load_dataset
+
+
+def test_digits_is_offline_stratified_and_scaled():
+    data = load_dataset("digits", val_split=0.2, seed=1)
+    assert data.x_train.dtype == np.float32 and 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    assert len(data.x_val) == 360
+    assert np.bincount(data.y_val).min() >= 30, "every class is in the validation split"
+    again = load_dataset("digits", val_split=0.2, seed=1)
+    assert np.array_equal(data.y_val, again.y_val), "the split is seeded"
+
+
+def test_npz_images_are_flattened_and_scaled(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (50, 4, 4), dtype=np.uint8)
+    y = np.arange(50) % 5
+    np.savez(tmp_path / "img.npz", x_train=x, y_train=y)
+    data = load_dataset(str(tmp_path / "img.npz"), val_split=0.2)
+    assert data.n_features == 16 and data.n_classes == 5 and len(data.x_val) == 10
+    assert data.x_train.max() <= 1.0
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x_train": np.zeros((4, 2))}, "lacks y_train"),
+    ({"x_train": np.zeros((4, 2)), "y_train": np.zeros(3)}, "3 labels for 4 examples"),
+    ({"x_train": np.full((4, 2), np.nan), "y_train": np.zeros(4)}, "NaN"),
+    ({"x_train": np.zeros((4, 2)), "y_train": np.array([0.5, 1, 0, 1])}, "integer class"),
+    ({"x_train": np.zeros((4, 2)), "y_train": np.zeros(4), "x_val": np.zeros((2, 2))}, "both x_val and y_val"),
+    ({"x_train": np.zeros((4, 2)), "y_train": np.zeros(4), "x_val": np.zeros((2, 3)), "y_val": np.zeros(2)}, "features"),
+    ({"x_train": np.zeros((6, 2)), "y_train": np.zeros(6)}, "single class"),
+])
+def test_malformed_npz_files_are_reported(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=message):
+        load_dataset(str(path))
+
+
+def test_a_file_that_is_not_npz(tmp_path):
+    path = tmp_path / "junk.npz"
+    path.write_text("hello")
+    with pytest.raises(DataError, match="not a readable .npz"):
+        load_dataset(str(path))
