@@ -60,7 +60,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(60)
-    print(f"{args.commands} set_lr commands to a trainer on digits (batch 64, ~{len(steps)} samples)")
+    print(f"{len(ms)} set_lr commands to a trainer training flat out on digits (batch 64)")
     print(f"latency ms:    p50 {percentile(ms, 50):.1f}  p95 {percentile(ms, 95):.1f}  max {max(ms):.1f}")
     print(f"latency steps: p50 {percentile(steps, 50)}  p95 {percentile(steps, 95)}  max {max(steps)}")
 
