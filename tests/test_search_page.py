@@ -1,0 +1,171 @@
+"""The sweep page's data and figures, on a sweep folder synthesized through RunDir and SweepDir."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app import sweep_page as page
+from trainer.rundir import RunDir, append_jsonl
+from trainer.search.runner import SweepSettings
+from trainer.search.samplers import RandomSampler
+from trainer.search.space import parse_param_args, resolve_trial
+from trainer.search.sweepdir import SweepDir
+
+SPACE = ["lr=log:1e-4:1", "beta=log1m:0.9:0.999", "units=int:50:100", "optimizer=choice:sgd,adam", "decay=none"]
+
+
+def make_sweep(root: Path, n: int = 24, epochs: int = 4, running: int = 0) -> SweepDir:
+    """A finished sweep of ``n`` trials (the last ``running`` still running), with curves."""
+    space = parse_param_args(SPACE)
+    sweep = SweepDir(root / "s1").create()
+    sweep.write_spec({"name": "s1", "seed": 0, "sampler": "random", "space": space.to_json(), "param_order": list(space),
+                      "settings": SweepSettings(trials=n, epochs=epochs).to_json(),
+                      "rounds": [{"round": 1, "space": space.to_json(), "around": []}], "state": "running" if running else "finished"})
+    for i, params in enumerate(RandomSampler(0).sample(space, n), start=1):
+        params = resolve_trial(params)
+        name = f"trial-{i:04d}"
+        sweep.append_trial({"trial": name, "round": 1, "state": "queued", "params": params})
+        run = RunDir(sweep.path / name).create()
+        run.write_config({"name": name, "hparams": {"lr": params["lr"], "units": params["units"], "batch_norm": True}, "epochs": epochs})
+        quality = 1 - abs(math.log10(params["lr"]) + 2) / 4
+        curve = [quality * (e / epochs) for e in range(1, epochs + 1)]
+        append_jsonl(run.metrics_path, *[{"epoch": e, "val_accuracy": v, "loss": 1 / e} for e, v in enumerate(curve, start=1)])
+        if i > n - running:
+            sweep.append_trial({"trial": name, "state": "running", "pid": 1})
+        else:
+            sweep.append_trial({"trial": name, "state": "finished", "best_val_accuracy": max(curve), "best_epoch": epochs, "epochs": epochs})
+    return sweep
+
+
+def test_load_and_table(tmp_path):
+    sweep = make_sweep(tmp_path, n=10, running=2)
+    view = page.load_sweep(sweep.path)
+    assert view.searched() == ["lr", "beta", "units", "optimizer"]  # decay is fixed
+    frame = page.trials_frame(view)
+    assert len(frame) == 10 and list(frame.columns[:4]) == ["trial", "round", "state", "best_val_accuracy"]
+    assert {"lr", "beta", "units", "optimizer"} <= set(frame.columns) and "decay" not in frame.columns
+    scores = list(frame["best_val_accuracy"])
+    assert scores == sorted(scores, reverse=True)  # best first
+    assert frame.loc[0, "trial"] == page.best_trial(view)
+    # running trials get their best so far from their metrics
+    running = frame[frame["state"] == "running"]
+    assert len(running) == 2 and running["best_val_accuracy"].notna().all()
+    # sgd trials have no beta
+    sgd = frame[frame["optimizer"] == "sgd"]
+    assert len(sgd) and sgd["beta"].isna().all()
+    assert page.counts(view)["running"] == 2 and page.counts(view)["finished"] == 8
+
+
+def test_curves_overlay_every_trial_and_highlight_the_best(tmp_path):
+    view = page.load_sweep(make_sweep(tmp_path, n=6).path)
+    fig = page.curves_figure(view)
+    assert len(fig.data) == 6
+    best = page.best_trial(view)
+    assert fig.data[-1].name == best and fig.data[-1].line.width > fig.data[0].line.width
+    assert list(fig.data[-1].x) == [1, 2, 3, 4]
+    assert fig.layout.xaxis.title.text == "epoch"
+
+
+def test_score_against_lr_uses_a_log_axis(tmp_path):
+    view = page.load_sweep(make_sweep(tmp_path, n=12).path)
+    fig = page.score_vs_param_figure(view, "lr")
+    assert fig.layout.xaxis.type == "log"
+    xs = np.concatenate([np.array(t.x, dtype=float) for t in fig.data])
+    assert len(xs) == 12 and xs.min() >= 1e-4 and xs.max() <= 1
+    units = page.score_vs_param_figure(view, "units")
+    assert units.layout.xaxis.type == "linear"
+    beta = page.score_vs_param_figure(view, "beta")  # plotted as 1 - beta, on a reversed log axis
+    assert beta.layout.xaxis.type == "log" and beta.layout.xaxis.autorange == "reversed"
+    assert all(0 < x <= 0.1 + 1e-9 for t in beta.data for x in t.x)
+
+
+def test_parallel_coordinates_one_axis_per_searched_parameter_plus_the_score(tmp_path):
+    view = page.load_sweep(make_sweep(tmp_path, n=12).path)
+    fig = page.parallel_coordinates_figure(view)
+    dims = fig.data[0].dimensions
+    assert [d.label for d in dims] == ["lr (log scale)", "beta (1 − beta, log)", "units", "optimizer", "best val_accuracy"]
+    lr = dims[0]
+    assert all(-4 <= v <= 0 for v in lr.values)  # log10(lr)
+    labels = dict(zip(lr.tickvals, lr.ticktext))
+    assert labels[-2.0] == "1e-2" and labels[-3.0] == "1e-3"  # ticks at decades, labelled as values
+    assert list(dims[3].ticktext) == ["sgd", "adam"] and set(dims[3].values) <= {0.0, 1.0}
+    assert list(fig.data[0].line.color) == list(dims[-1].values)
+
+
+def test_histograms_bin_log_parameters_in_log_space(tmp_path):
+    view = page.load_sweep(make_sweep(tmp_path, n=400, epochs=1).path)
+    fig = page.histograms_figure(view, bins=4)
+    lr = fig.data[0]
+    # four log10 bins over [1e-4, 1], one per decade, each holding about a quarter (5-sigma binomial)
+    assert np.allclose(np.array(lr.x, dtype=float), [-3.5, -2.5, -1.5, -0.5])
+    for count in lr.y:
+        assert abs(count - 100) <= 5 * math.sqrt(400 * 0.25 * 0.75)
+    assert sum(lr.y) == 400
+    beta = fig.data[1]
+    assert sum(beta.y) < 400  # sgd trials have no beta
+    optimizer = fig.data[3]
+    assert list(optimizer.x) == ["sgd", "adam"] and sum(optimizer.y) == 400
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[:2] == ["lr (log scale)", "beta (1 − beta on a log scale)"]
+
+
+def test_trial_key_is_relative_to_the_dashboards_run_folder(tmp_path):
+    view = page.load_sweep(make_sweep(tmp_path, n=2).path)
+    assert page.trial_key(view, "trial-0001") == "s1/trial-0001"
+    assert page.trial_key(view, "trial-0001", runs_root=tmp_path / "s1") == "trial-0001"
+    assert page.trial_key(view, "trial-0001", runs_root="/elsewhere") == str(view.path / "trial-0001")
+
+
+def test_the_page_renders_and_babysit_opens_the_trial(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    sweep = make_sweep(tmp_path, n=8)
+
+    def app(path: str) -> None:
+        from pathlib import Path
+
+        from app.sweep_page import render_sweep
+
+        render_sweep(Path(path))
+
+    at = AppTest.from_function(app, args=(str(sweep.path),), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 4
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 8
+    best = page.best_trial(page.load_sweep(sweep.path))
+    assert at.selectbox[0].value == best
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["run"] == f"s1/{best}"
+    assert at.query_params["run"] == f"s1/{best}"
+
+
+def test_not_a_sweep_is_an_error_on_the_page(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    def app(path: str) -> None:
+        from pathlib import Path
+
+        from app.sweep_page import render_sweep
+
+        render_sweep(Path(path))
+
+    at = AppTest.from_function(app, args=(str(tmp_path),), default_timeout=30)
+    at.run()
+    assert not at.exception
+    assert "not a Panda sweep" in at.error[0].value
+
+
+def test_no_tensorflow_import():
+    import subprocess
+    import sys
+
+    code = "import sys, app.sweep_page; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

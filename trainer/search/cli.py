@@ -1,0 +1,156 @@
+"""``panda sweep``: random search over hyperparameters, P trainers at once, coarse to fine.
+
+Examples::
+
+    panda sweep --run-dir runs --name lr-beta --trials 16 --parallel 2 --epochs 10
+    panda sweep --run-dir runs --name fine --trials 8 --rounds 3 --keep 3 --param lr=log:1e-4:1
+    panda sweep --run-dir runs --name s --space space.toml --early-stop median --dry-run
+
+Every argument is checked, and round 1 sampled and checked, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from trainer.search.refine import DEFAULT_MARGIN
+from trainer.search.runner import Progress, SweepRunner, SweepSettings, plan_round, summarize
+from trainer.search.samplers import SAMPLERS
+from trainer.search.space import SpaceError, build_space
+from trainer.search.stopping import STOPPERS
+from trainer.search.sweepdir import SweepDir
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def add_sweep_command(subparsers) -> None:
+    """Register ``panda sweep`` on the ``panda`` parser."""
+    p = subparsers.add_parser(
+        "sweep",
+        help="random-search hyperparameters: train many runs side by side (caviar mode)",
+        description="Sample hyperparameter configurations (each on its own scale: lr log-uniform, "
+        "beta with 1-beta log-uniform, ...), train them as separate runs under RUN_DIR/NAME, P at a "
+        "time, and optionally zoom in on the best over several rounds. Any trial is a normal run "
+        "directory: open, watch and steer it like any run. Parameters: lr, beta, beta2, epsilon, "
+        "batch_size, units, layers, dropout, decay, decay_rate, optimizer, batch_norm. "
+        "Default space: lr=log:1e-4:1 beta=log1m:0.9:0.999 units=int:50:100 layers=int:2:4 "
+        "batch_norm=choice:true,false.",
+        epilog="Example: panda sweep --run-dir runs --name s1 --trials 16 --parallel 2 "
+        "--param lr=log:1e-4:1 --param optimizer=choice:adam,momentum --rounds 2 --keep 3",
+    )
+    p.add_argument("--run-dir", default="runs", help="folder that holds runs (default: runs)")
+    p.add_argument("--name", help="the sweep's folder name (default: sweep-<time>); never overwritten")
+    p.add_argument("--trials", type=_positive_int, default=8, help="trials per round (default 8)")
+    p.add_argument("--parallel", type=_positive_int, default=2, metavar="P", help="trainers at once (default 2)")
+    p.add_argument("--space", metavar="FILE", help="search space file (.toml or .json; .yaml with PyYAML installed)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
+                   help="add or replace one parameter: lr=log:1e-4:1, beta=log1m:0.9:0.999, units=int:50:100, "
+                   "dropout=float:0:0.5, optimizer=choice:adam,momentum, or a fixed value: decay=none (repeatable)")
+    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs per trial (default 10)")
+    p.add_argument("--dataset", default="digits", help="as for panda train (default digits)")
+    p.add_argument("--rounds", type=_positive_int, default=1, help="coarse-to-fine rounds (default 1)")
+    p.add_argument("--keep", type=_positive_int, default=3, metavar="K", help="narrow each new round around the best K trials (default 3)")
+    p.add_argument("--margin", type=_non_negative_float, default=DEFAULT_MARGIN,
+                   help=f"padding around the best trials, as a fraction of each range in its scale (default {DEFAULT_MARGIN})")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial's weights (default 0)")
+    p.add_argument("--sampler", choices=list(SAMPLERS), default="random", help="random search (default) or a grid, for comparison")
+    p.add_argument("--early-stop", choices=list(STOPPERS), default="none",
+                   help="stop hopeless trials: median stopping rule or successive halving (default none)")
+    p.add_argument("--grace", type=_positive_int, default=2, metavar="EPOCHS", help="epochs before early stopping may judge a trial (default 2)")
+    p.add_argument("--pace", type=_non_negative_float, default=None, metavar="SECONDS", help="passed to every trial: minimum seconds per epoch")
+    p.add_argument("--dry-run", action="store_true", help="print round 1's configurations, one JSON object a line; train nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_sweep)
+
+
+def _fail(args, message: str) -> None:
+    args.parser.exit(2, f"panda sweep: error: {message}\n")
+
+
+class _Terminate(Exception):
+    pass
+
+
+def cmd_sweep(args) -> int:
+    try:
+        space = build_space(args.space, args.param)
+        settings = SweepSettings(
+            trials=args.trials, parallel=args.parallel, epochs=args.epochs, dataset=args.dataset,
+            rounds=args.rounds, keep=args.keep, margin=args.margin, seed=args.seed, sampler=args.sampler,
+            early_stop=args.early_stop, grace=args.grace,
+            train_args=["--pace", repr(args.pace)] if args.pace else [],
+        ).validate()
+        from trainer.search.runner import check_space
+
+        check_space(space)
+        if args.dataset != "digits" and not Path(args.dataset).is_file():
+            raise ValueError(f"--dataset: no data file {args.dataset} (use 'digits' or an .npz file)")
+        first_round = plan_round(space, settings, 1)
+    except (SpaceError, ValueError) as e:
+        _fail(args, str(e))
+        return 2  # not reached: exit() raises
+
+    if args.dry_run:
+        for plan in first_round:
+            print(json.dumps({"trial": plan.name, "round": plan.round, **plan.params}))
+        if settings.rounds > 1:
+            print(f"(rounds 2..{settings.rounds} are sampled after round 1 trains, around its best {settings.keep})", file=sys.stderr)
+        return 0
+
+    name = args.name or time.strftime("sweep-%Y%m%d-%H%M%S")
+    sweep = SweepDir(Path(args.run_dir) / name).create()
+    progress = Progress(enabled=not args.quiet)
+    runner = SweepRunner(sweep, space, settings, progress=progress, argv=sys.argv[1:])
+    if not args.quiet:
+        print(f"sweep {sweep.path}: {settings.trials} trials x {settings.rounds} round(s), {settings.parallel} at a time, "
+              f"{settings.epochs} epochs each; {settings.sampler} over " + " ".join(space.describe()))
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        state = runner.run(first_round)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+    lines = summarize(runner.results)
+    if not args.quiet:
+        print(f"sweep {state}: {sweep.path}")
+        if lines:
+            print("best trials:")
+            print("\n".join(lines))
+            best = lines[0].split()[0]
+            print(f"babysit the best: panda status {sweep.path / best}   (or open it in the dashboard)")
+    if state == "interrupted":
+        return 130
+    return 0 if lines else 1

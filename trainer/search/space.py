@@ -1,0 +1,694 @@
+"""The search space: which hyperparameters a sweep varies, over what range, on what scale.
+
+The scale matters more than the range (the course's advice): sampling a learning rate uniformly
+in [1e-4, 1] puts 90% of the trials in [0.1, 1]; sampling its exponent uniformly spends the same
+effort on every decade. Each parameter type maps its range onto the unit interval *in its own
+scale* (:meth:`Param.to_unit` / :meth:`Param.from_unit`), so sampling, grids and coarse-to-fine
+narrowing all work in that scale without knowing which one it is.
+
+Scales, as written on the command line (``--param NAME=SPEC``) or in a TOML / JSON file:
+
+==============================  ==========================================================
+``log:1e-4:1``                  :class:`LogUniform` — the exponent is uniform
+``log1m:0.9:0.999``             :class:`Log1mUniform` — ``1 - value`` is log-uniform
+``int:50:100``                  :class:`IntUniform` — whole numbers, both ends included
+``float:0:0.5``                 :class:`FloatUniform` — plain uniform
+``choice:adam,momentum``        :class:`Choice` — one of the listed values
+``adam`` / ``0.01`` / ``true``  a fixed value (a choice of one)
+==============================  ==========================================================
+
+>>> space = parse_param_args(["lr=log:1e-4:1", "units=int:50:100", "optimizer=choice:adam,sgd"])
+>>> space["lr"]
+LogUniform(low=0.0001, high=1.0)
+>>> space["lr"].from_unit(0.5)       # halfway in the log scale is 1e-2, not 0.5
+0.01
+>>> parse_param_args(["lr=log:0:1"])
+Traceback (most recent call last):
+...
+trainer.search.space.SpaceError: lr: a log scale needs positive bounds, got min 0.0
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Iterator
+
+import numpy as np
+
+from trainer import commands
+from trainer.hparams import DECAYS, OPTIMIZERS, Hyperparameters
+
+
+class SpaceError(ValueError):
+    """A search space that cannot be sampled, with the reason a user should read."""
+
+
+# --------------------------------------------------------------------------- parameter types
+
+
+def _round_sig(value: float, digits: int = 6) -> float:
+    """``value`` to ``digits`` significant figures, so command lines stay readable."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+@dataclass(frozen=True)
+class Param(ABC):
+    """One hyperparameter's range. Subclasses say how to sample it and how to compare values."""
+
+    scale: ClassVar[str]
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator, n: int) -> list:
+        """``n`` independent draws."""
+
+    @abstractmethod
+    def grid(self, k: int) -> list:
+        """At most ``k`` values spread evenly in this parameter's scale."""
+
+    @abstractmethod
+    def spec(self) -> str:
+        """The command-line form, e.g. ``log:0.0001:1``."""
+
+    @abstractmethod
+    def to_json(self) -> dict:
+        """A JSON-able description that :func:`param_from_json` reads back."""
+
+    @abstractmethod
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` lies in the range."""
+
+    @property
+    def size(self) -> float:
+        """How many distinct values there are (``inf`` for a continuous range)."""
+        return math.inf
+
+
+@dataclass(frozen=True)
+class _Continuous(Param):
+    """A range [low, high] sampled uniformly after a monotone warp (identity, log, ...)."""
+
+    low: float
+    high: float
+
+    @staticmethod
+    def _warp(value: float) -> float:
+        return value
+
+    @staticmethod
+    def _unwarp(warped: float) -> float:
+        return warped
+
+    def _tidy(self, value: float) -> float:
+        return _round_sig(value)
+
+    def to_unit(self, value: float) -> float:
+        """Where ``value`` lies in the range, 0 at ``low`` and 1 at ``high``, in this scale."""
+        lo, hi = self._warp(self.low), self._warp(self.high)
+        if hi == lo:
+            return 0.5
+        return (self._warp(float(value)) - lo) / (hi - lo)
+
+    def from_unit(self, u: float) -> float:
+        """The value at position ``u`` (0 = ``low``, 1 = ``high``) in this scale."""
+        lo, hi = self._warp(self.low), self._warp(self.high)
+        value = self._tidy(self._unwarp(lo + float(u) * (hi - lo)))
+        return min(max(value, self.low), self.high)
+
+    def sample(self, rng: np.random.Generator, n: int) -> list[float]:
+        return [self.from_unit(u) for u in rng.uniform(0.0, 1.0, size=n)]
+
+    def grid(self, k: int) -> list[float]:
+        if k <= 1 or self.low == self.high:
+            return [self.from_unit(0.5)]
+        return [self.from_unit(u) for u in np.linspace(0.0, 1.0, k)]
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
+
+    def spec(self) -> str:
+        return f"{self.scale}:{self.low:g}:{self.high:g}"
+
+    def to_json(self) -> dict:
+        return {"scale": self.scale, "min": self.low, "max": self.high}
+
+    def within(self, u_low: float, u_high: float) -> "_Continuous":
+        """The sub-range between unit positions ``u_low`` and ``u_high`` of this one."""
+        low = self.from_unit(max(0.0, u_low))
+        high = self.from_unit(min(1.0, u_high))
+        return type(self)(low, max(low, high))
+
+
+@dataclass(frozen=True)
+class FloatUniform(_Continuous):
+    """Uniform in [low, high]: right when every part of the range deserves the same effort.
+
+    >>> FloatUniform(0.0, 0.5).from_unit(0.5)
+    0.25
+    """
+
+    scale: ClassVar[str] = "float"
+
+
+@dataclass(frozen=True)
+class LogUniform(_Continuous):
+    """The exponent uniform in [log10 low, log10 high]: each decade gets the same share.
+
+    For a learning rate in [1e-4, 1], about a quarter of the samples fall in each of the four
+    decades; a uniform draw would put 90% of them in [0.1, 1].
+
+    >>> [LogUniform(1e-4, 1.0).from_unit(u) for u in (0, 0.25, 0.75, 1)]
+    [0.0001, 0.001, 0.1, 1.0]
+    """
+
+    scale: ClassVar[str] = "log"
+
+    @staticmethod
+    def _warp(value: float) -> float:
+        return math.log10(value)
+
+    @staticmethod
+    def _unwarp(warped: float) -> float:
+        return 10.0**warped
+
+
+@dataclass(frozen=True)
+class Log1mUniform(_Continuous):
+    """``1 - value`` log-uniform: for momentum β, where 0.9 → 0.99 matters as much as 0.99 → 0.999.
+
+    β averages over about 1 / (1 - β) steps, so the sensitive quantity is 1 - β; uniform β in
+    [0.9, 0.999] would spend 90% of the trials on β < 0.99.
+
+    >>> [Log1mUniform(0.9, 0.999).from_unit(u) for u in (0, 0.5, 1)]
+    [0.9, 0.99, 0.999]
+    """
+
+    scale: ClassVar[str] = "log1m"
+
+    @staticmethod
+    def _warp(value: float) -> float:
+        return -math.log10(1.0 - value)
+
+    @staticmethod
+    def _unwarp(warped: float) -> float:
+        return 1.0 - 10.0 ** (-warped)
+
+    def _tidy(self, value: float) -> float:
+        return 1.0 - _round_sig(1.0 - value)
+
+
+@dataclass(frozen=True)
+class IntUniform(Param):
+    """A whole number in [low, high], both ends included, each equally likely.
+
+    >>> IntUniform(2, 4).grid(10)
+    [2, 3, 4]
+    """
+
+    low: int
+    high: int
+    scale: ClassVar[str] = "int"
+
+    @property
+    def size(self) -> float:
+        return self.high - self.low + 1
+
+    def to_unit(self, value: int) -> float:
+        if self.high == self.low:
+            return 0.5
+        return (float(value) - self.low) / (self.high - self.low)
+
+    def from_unit(self, u: float) -> int:
+        return int(min(max(round(self.low + float(u) * (self.high - self.low)), self.low), self.high))
+
+    def sample(self, rng: np.random.Generator, n: int) -> list[int]:
+        return [int(v) for v in rng.integers(self.low, self.high, size=n, endpoint=True)]
+
+    def grid(self, k: int) -> list[int]:
+        if k <= 1:
+            return [self.from_unit(0.5)]
+        return sorted({self.from_unit(u) for u in np.linspace(0.0, 1.0, min(k, int(self.size)))})
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+
+    def spec(self) -> str:
+        return f"int:{self.low}:{self.high}"
+
+    def to_json(self) -> dict:
+        return {"scale": "int", "min": self.low, "max": self.high}
+
+    def within(self, u_low: float, u_high: float) -> "IntUniform":
+        """The whole numbers between unit positions ``u_low`` and ``u_high``, rounded outward."""
+        span = self.high - self.low
+        low = self.low + math.floor(max(0.0, u_low) * span + 1e-9)
+        high = self.low + math.ceil(min(1.0, u_high) * span - 1e-9)
+        return IntUniform(int(low), int(max(low, high)))
+
+
+@dataclass(frozen=True)
+class Choice(Param):
+    """One of a list of values (optimizer, batch norm on or off); a single value is a fixed one.
+
+    >>> Choice(("adam", "sgd")).spec()
+    'choice:adam,sgd'
+    """
+
+    values: tuple
+    scale: ClassVar[str] = "choice"
+
+    @property
+    def size(self) -> float:
+        return len(self.values)
+
+    @property
+    def fixed(self) -> bool:
+        return len(self.values) == 1
+
+    def sample(self, rng: np.random.Generator, n: int) -> list:
+        return [self.values[i] for i in rng.integers(0, len(self.values), size=n)]
+
+    def grid(self, k: int) -> list:
+        return list(self.values)
+
+    def contains(self, value: Any) -> bool:
+        return any(value == v and type(value) is type(v) for v in self.values)
+
+    def spec(self) -> str:
+        text = ",".join(_format_value(v) for v in self.values)
+        return text if self.fixed else f"choice:{text}"
+
+    def to_json(self) -> dict:
+        return {"scale": "choice", "values": list(self.values)}
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+SCALES: dict[str, type[Param]] = {
+    "log": LogUniform,
+    "log1m": Log1mUniform,
+    "int": IntUniform,
+    "float": FloatUniform,
+    "choice": Choice,
+}
+
+
+# --------------------------------------------------------------------------- what each name accepts
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What values a hyperparameter accepts, and on which scales it may be searched."""
+
+    kind: str  # "float", "int", "category" or "bool"
+    check: Callable[[Any], None]  # raises ValueError with the reason
+    flag: str  # the ``panda train`` flag
+    options: tuple = ()
+
+    @property
+    def scales(self) -> tuple[str, ...]:
+        return {
+            "float": ("log", "log1m", "float", "choice"),
+            "int": ("int", "choice"),
+        }.get(self.kind, ("choice",))
+
+
+def _interval(lo: float, hi: float, lo_open: bool, hi_open: bool, text: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        ok_lo = value > lo if lo_open else value >= lo
+        ok_hi = value < hi if hi_open else value <= hi
+        if not (ok_lo and ok_hi):
+            raise ValueError(f"must be in {text}, got {value:g}")
+
+    return check
+
+
+def _one_of(options: tuple) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if value not in options or isinstance(value, bool) != isinstance(options[0], bool):
+            raise ValueError(f"must be one of {', '.join(map(_format_value, options))}, got {_format_value(value)}")
+
+    return check
+
+
+#: Every hyperparameter a sweep may vary: the fields of :class:`~trainer.hparams.Hyperparameters`.
+DOMAINS: dict[str, Domain] = {
+    "lr": Domain("float", _interval(0, commands.MAX_LR, True, False, f"(0, {commands.MAX_LR:g}]"), "--lr"),
+    "beta": Domain("float", _interval(0, 1, True, True, "(0, 1)"), "--beta"),
+    "beta2": Domain("float", _interval(0, 1, True, True, "(0, 1)"), "--beta2"),
+    "epsilon": Domain("float", _interval(0, math.inf, True, True, "(0, inf)"), "--epsilon"),
+    "dropout": Domain("float", _interval(0, 1, False, True, "[0, 1)"), "--dropout"),
+    "decay_rate": Domain("float", _interval(0, math.inf, False, True, "[0, inf)"), "--decay-rate"),
+    "batch_size": Domain("int", _interval(1, commands.MAX_BATCH_SIZE, False, False, f"[1, {commands.MAX_BATCH_SIZE}]"), "--batch-size"),
+    "units": Domain("int", _interval(1, math.inf, False, True, "[1, inf)"), "--units"),
+    "layers": Domain("int", _interval(0, math.inf, False, True, "[0, inf)"), "--layers"),
+    "optimizer": Domain("category", _one_of(OPTIMIZERS), "--optimizer", OPTIMIZERS),
+    "decay": Domain("category", _one_of(DECAYS), "--decay", DECAYS),
+    "batch_norm": Domain("bool", _one_of((True, False)), "--batch-norm", (True, False)),
+}
+
+
+#: Names people reach for, only used to suggest the right one.
+_ALIASES = {"learning_rate": "lr", "alpha": "lr", "momentum": "beta", "beta1": "beta", "rho": "beta",
+            "beta_2": "beta2", "hidden_units": "units", "width": "units", "depth": "layers",
+            "bn": "batch_norm", "batchnorm": "batch_norm", "minibatch_size": "batch_size"}
+
+
+def _canonical_name(name: str) -> str:
+    key = name.strip().replace("-", "_")
+    if key not in DOMAINS:
+        close = [_ALIASES[key.lower()]] if key.lower() in _ALIASES else difflib.get_close_matches(key, list(DOMAINS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SpaceError(f"unknown parameter {name.strip()!r}{hint}; known: {', '.join(DOMAINS)}")
+    return key
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """A value from a file or the command line, as the type ``name`` takes."""
+    kind = DOMAINS[name].kind
+    text = raw.strip() if isinstance(raw, str) else None
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if text is not None and text.lower() in ("true", "on", "yes", "1"):
+                return True
+            if text is not None and text.lower() in ("false", "off", "no", "0"):
+                return False
+            raise ValueError
+        if kind == "category":
+            if isinstance(raw, str):
+                return text.lower()
+            raise ValueError
+        if isinstance(raw, bool):
+            raise ValueError
+        number = float(raw)
+        if not math.isfinite(number):
+            raise ValueError
+        if kind == "int":
+            if number != int(number):
+                raise SpaceError(f"{name}: takes whole numbers, got {raw}")
+            return int(number)
+        return number
+    except (TypeError, ValueError) as e:
+        if isinstance(e, SpaceError):
+            raise
+        want = {"bool": "true or false", "category": "a name", "int": "a whole number", "float": "a number"}[kind]
+        raise SpaceError(f"{name}: expected {want}, got {raw!r}") from None
+
+
+def _check_value(name: str, value: Any, what: str = "value") -> None:
+    try:
+        DOMAINS[name].check(value)
+    except ValueError as e:
+        raise SpaceError(f"{name}: {what} {e}") from None
+
+
+def make_param(name: str, scale: str, low: Any = None, high: Any = None, values: Iterable | None = None) -> Param:
+    """Build and check one parameter; every rule of the issue's 'bad input' list lives here.
+
+    >>> make_param("units", "int", 100, 50)
+    Traceback (most recent call last):
+    ...
+    trainer.search.space.SpaceError: units: range min 100 > max 50
+    >>> make_param("beta", "log1m", 0.9, 1.5)
+    Traceback (most recent call last):
+    ...
+    trainer.search.space.SpaceError: beta: max must be in (0, 1), got 1.5
+    """
+    domain = DOMAINS[name]
+    scale = str(scale).strip().lower()
+    if scale not in SCALES:
+        raise SpaceError(f"{name}: unknown scale {scale!r}; known: {', '.join(SCALES)}")
+    if scale not in domain.scales:
+        allowed = " or ".join(domain.scales)
+        raise SpaceError(f"{name}: cannot be searched on a {scale} scale (use {allowed})")
+    if scale == "choice":
+        options = [_coerce(name, v) for v in (values or ())]
+        if not options:
+            raise SpaceError(f"{name}: a choice needs at least one value")
+        for value in options:
+            _check_value(name, value)
+        unique = tuple(dict.fromkeys(options))
+        return Choice(unique)
+    if low is None or high is None:
+        raise SpaceError(f"{name}: a {scale} range needs a min and a max")
+    low, high = _coerce(name, low), _coerce(name, high)
+    if low > high:
+        raise SpaceError(f"{name}: range min {_format_value(low)} > max {_format_value(high)}")
+    if scale == "log" and low <= 0:
+        raise SpaceError(f"{name}: a log scale needs positive bounds, got min {low}")
+    _check_value(name, low, "min")
+    _check_value(name, high, "max")
+    if scale == "log1m" and not (0 <= low and high < 1):
+        raise SpaceError(f"{name}: a log1m scale samples 1 - value on a log scale and needs 0 <= min <= max < 1, got [{low:g}, {high:g}]")
+    if scale == "int":
+        return IntUniform(int(low), int(high))
+    return SCALES[scale](float(low), float(high))
+
+
+def parse_spec(name: str, spec: Any) -> Param:
+    """One parameter from a command-line string or a TOML / JSON value.
+
+    >>> parse_spec("beta", "log1m:0.9:0.999")
+    Log1mUniform(low=0.9, high=0.999)
+    >>> parse_spec("batch_norm", [True, False])
+    Choice(values=(True, False))
+    >>> parse_spec("optimizer", {"choices": ["adam", "momentum"]})
+    Choice(values=('adam', 'momentum'))
+    >>> parse_spec("units", {"scale": "int", "min": 50, "max": 100})
+    IntUniform(low=50, high=100)
+    """
+    if isinstance(spec, dict):
+        spec = {str(k).lower(): v for k, v in spec.items()}
+        known = {"scale", "min", "max", "low", "high", "values", "choices"}
+        extra = set(spec) - known
+        if extra:
+            raise SpaceError(f"{name}: unknown key(s) {', '.join(sorted(extra))}; use scale, min, max or values")
+        values = spec.get("values", spec.get("choices"))
+        scale = spec.get("scale", "choice" if values is not None else None)
+        if scale is None:
+            raise SpaceError(f"{name}: say which scale ({', '.join(SCALES)})")
+        if values is not None and not isinstance(values, list):
+            values = [values]
+        return make_param(name, scale, spec.get("min", spec.get("low")), spec.get("max", spec.get("high")), values)
+    if isinstance(spec, (list, tuple)):
+        return make_param(name, "choice", values=list(spec))
+    if isinstance(spec, str):
+        head, sep, rest = spec.strip().partition(":")
+        if sep and head.strip().lower() in SCALES:
+            scale = head.strip().lower()
+            if scale == "choice":
+                return make_param(name, "choice", values=[v for v in rest.split(",") if v.strip()])
+            bounds = rest.split(":")
+            if len(bounds) != 2:
+                raise SpaceError(f"{name}: write {scale}:MIN:MAX, got {spec!r}")
+            return make_param(name, scale, bounds[0], bounds[1])
+        if sep:
+            raise SpaceError(f"{name}: unknown scale {head.strip()!r} in {spec!r}; known: {', '.join(SCALES)}")
+    return make_param(name, "choice", values=[spec])
+
+
+def param_from_json(data: dict) -> Param:
+    """Read back :meth:`Param.to_json` (no domain checks: sweep.json was checked when written)."""
+    scale = data["scale"]
+    if scale == "choice":
+        return Choice(tuple(data["values"]))
+    return SCALES[scale](data["min"], data["max"])
+
+
+# --------------------------------------------------------------------------- the space
+
+
+class SearchSpace:
+    """An ordered mapping of parameter name to :class:`Param`.
+
+    >>> space = default_space()
+    >>> list(space)
+    ['lr', 'beta', 'units', 'layers', 'batch_norm']
+    >>> space.describe()[:2]
+    ['lr=log:0.0001:1', 'beta=log1m:0.9:0.999']
+    """
+
+    def __init__(self, params: dict[str, Param] | None = None):
+        self.params: dict[str, Param] = dict(params or {})
+
+    def __getitem__(self, name: str) -> Param:
+        return self.params[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.params
+
+    def items(self):
+        return self.params.items()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSpace) and self.params == other.params
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({self.params!r})"
+
+    def updated(self, other: "SearchSpace") -> "SearchSpace":
+        """This space with ``other``'s parameters added or replacing ours."""
+        return SearchSpace({**self.params, **other.params})
+
+    def describe(self) -> list[str]:
+        return [f"{name}={param.spec()}" for name, param in self.params.items()]
+
+    def to_json(self) -> dict:
+        return {name: param.to_json() for name, param in self.params.items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SearchSpace":
+        return cls({name: param_from_json(spec) for name, spec in data.items()})
+
+
+def default_space() -> SearchSpace:
+    """The course's example: lr on a log scale, β on 1 - β's log scale, a few sizes, batch norm."""
+    return parse_param_args([
+        "lr=log:1e-4:1",
+        "beta=log1m:0.9:0.999",
+        "units=int:50:100",
+        "layers=int:2:4",
+        "batch_norm=choice:true,false",
+    ])
+
+
+def parse_mapping(data: dict, source: str = "space") -> SearchSpace:
+    """A space from a parsed file: ``{name: spec}``, optionally under a ``params`` table."""
+    if not isinstance(data, dict):
+        raise SpaceError(f"{source}: expected a table of parameters")
+    if "params" in data:
+        extra = set(data) - {"params"}
+        if extra:
+            raise SpaceError(f"{source}: unexpected top-level key(s) {', '.join(sorted(extra))} next to [params]")
+        data = data["params"]
+        if not isinstance(data, dict):
+            raise SpaceError(f"{source}: [params] must be a table")
+    if not data:
+        raise SpaceError(f"{source}: no parameters")
+    params: dict[str, Param] = {}
+    for raw_name, spec in data.items():
+        name = _canonical_name(raw_name)
+        if name in params:
+            raise SpaceError(f"{source}: {name} is given twice")
+        params[name] = parse_spec(name, spec)
+    return SearchSpace(params)
+
+
+def parse_space_file(path: Path | str) -> SearchSpace:
+    """A space from a ``.toml`` or ``.json`` file (``.yaml`` too when PyYAML is installed).
+
+    A TOML space::
+
+        [params]
+        lr = "log:1e-4:1"                                  # the command-line form, or
+        beta = { scale = "log1m", min = 0.9, max = 0.999 }
+        units = { scale = "int", min = 50, max = 100 }
+        optimizer = ["adam", "momentum"]                   # a list is a choice
+        decay = "none"                                     # a single value is fixed
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SpaceError(f"cannot read the space file {path}: {e.strerror or e}") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml  # type: ignore[import-not-found]
+            except ImportError:
+                raise SpaceError(f"{path}: YAML needs PyYAML (pip install pyyaml); or write the space as TOML or JSON") from None
+            data = yaml.safe_load(text)
+        else:
+            raise SpaceError(f"{path}: unknown space file type {suffix or '(none)'}; use .toml or .json")
+    except SpaceError:
+        raise
+    except Exception as e:  # tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError
+        raise SpaceError(f"{path}: not valid {suffix.lstrip('.').upper()}: {e}") from None
+    return parse_mapping(data, str(path))
+
+
+def parse_param_args(items: Iterable[str]) -> SearchSpace:
+    """A space from ``NAME=SPEC`` strings (``--param lr=log:1e-4:1``)."""
+    params: dict[str, Param] = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not spec.strip():
+            raise SpaceError(f"--param wants NAME=SPEC (for example lr=log:1e-4:1), got {item!r}")
+        key = _canonical_name(name)
+        params[key] = parse_spec(key, spec)
+    return SearchSpace(params)
+
+
+def build_space(space_file: Path | str | None = None, param_args: Iterable[str] = ()) -> SearchSpace:
+    """The sweep's space: the file (or the default space), then each ``--param`` on top."""
+    base = parse_space_file(space_file) if space_file else default_space()
+    return base.updated(parse_param_args(param_args))
+
+
+# --------------------------------------------------------------------------- from a sample to a trial
+
+
+def resolve_trial(params: dict[str, Any]) -> dict[str, Any]:
+    """A sampled configuration as the trainer will run it, checked the way ``panda train`` checks.
+
+    Plain sgd has no β, so a sampled β is dropped when the optimizer is sgd.
+
+    >>> resolve_trial({"optimizer": "sgd", "lr": 0.1, "beta": 0.95})
+    {'optimizer': 'sgd', 'lr': 0.1}
+    >>> resolve_trial({"decay": "exponential", "decay_rate": 2.0})
+    Traceback (most recent call last):
+    ...
+    trainer.search.space.SpaceError: exponential decay needs a rate in (0, 1], got 2.0
+    """
+    out = dict(params)
+    if out.get("optimizer") == "sgd":
+        out.pop("beta", None)
+    known = {k: v for k, v in out.items() if k in DOMAINS}
+    try:
+        Hyperparameters(**known).validate()
+    except (ValueError, TypeError) as e:
+        raise SpaceError(str(e)) from None
+    return out
+
+
+def train_flags(params: dict[str, Any]) -> list[str]:
+    """The ``panda train`` flags for a configuration.
+
+    >>> train_flags({"lr": 0.003, "batch_norm": False, "batch_size": 32})
+    ['--lr', '0.003', '--no-batch-norm', '--batch-size', '32']
+    """
+    flags: list[str] = []
+    for name, value in params.items():
+        domain = DOMAINS[name]
+        if domain.kind == "bool":
+            flags.append(domain.flag if value else "--no-" + domain.flag[2:])
+        else:
+            flags += [domain.flag, repr(value) if isinstance(value, float) else str(value)]
+    return flags
