@@ -377,6 +377,23 @@ def render_sweep(sweep_path: Path, *, runs_root: Path | str | None = None,
     live()
 
 
+def render_sweeps(runs_root: Path, *, on_babysit: Callable[[str], None] | None = None) -> None:
+    """The Sweeps page: pick one of the sweeps under ``runs_root`` (``?sweep=NAME``) and draw it."""
+    import streamlit as st
+
+    runs_root = Path(runs_root)
+    found = sorted(p.name for p in runs_root.iterdir() if SweepDir.is_sweep(p)) if runs_root.is_dir() else []
+    if not found:
+        st.info(f"No sweeps in `{runs_root}` yet. Start one with "
+                f"`panda sweep --run-dir {runs_root} --name my-sweep --trials 8 --parallel 2`.")
+        return
+    wanted = st.query_params.get("sweep")
+    chosen = st.sidebar.selectbox(f"Sweep ({len(found)} in {runs_root.name}/)", found,
+                                  index=found.index(wanted) if wanted in found else len(found) - 1)
+    st.query_params["sweep"] = chosen
+    render_sweep(runs_root / chosen, runs_root=runs_root, on_babysit=on_babysit)
+
+
 def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> None:
     import streamlit as st
 
@@ -433,7 +450,7 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
                                     + (f"{view.trials[n][SCORE]:.4f}" if isinstance(view.trials[n].get(SCORE), (int, float)) else "no score"))
         live = view.trials[chosen].get("state") in ("running", "stopping")
         button_col.markdown("&nbsp;")
-        if button_col.button("🐼 Babysit this trial", key=f"sweep-babysit-{view.name}", type="primary",
+        if button_col.button("Babysit this trial", icon=":material/visibility:", key=f"sweep-babysit-{view.name}", type="primary",
                              help="open it in the single-run view" + (" — it is still running, so the controls work" if live else "")):
             on_babysit(trial_key(view, chosen, runs_root))
 

@@ -169,3 +169,44 @@ def test_no_tensorflow_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_the_sweeps_page_lists_sweeps_and_opens_the_chosen_one(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    make_sweep(tmp_path, n=6)
+    second = make_sweep(tmp_path / "more", n=3).path.rename(tmp_path / "s2")
+    (tmp_path / "plain-run").mkdir()
+
+    def app(root: str) -> None:
+        from pathlib import Path
+
+        from app.sweep_page import render_sweeps
+
+        render_sweeps(Path(root))
+
+    at = AppTest.from_function(app, args=(str(tmp_path),), default_timeout=60)
+    at.query_params["sweep"] = "s1"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox[0].options == ["s1", "s2"]
+    assert at.sidebar.selectbox[0].value == "s1" and len(at.dataframe[0].value) == 6
+    at.sidebar.selectbox[0].select("s2").run()
+    assert at.query_params["sweep"] == "s2"
+    assert len(at.dataframe[0].value) == 3 and second.name == "s2"
+
+
+def test_the_sweeps_page_without_sweeps_says_how_to_start_one(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    def app(root: str) -> None:
+        from pathlib import Path
+
+        from app.sweep_page import render_sweeps
+
+        render_sweeps(Path(root))
+
+    at = AppTest.from_function(app, args=(str(tmp_path),), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    assert "panda sweep" in at.info[0].value

@@ -1,0 +1,373 @@
+"""Plotly figures of a run: pure functions from a :class:`~app.data.RunView` to a ``Figure``.
+
+Every chart shares one x axis, epochs (fractional for events and mini-batches, placed by their
+optimizer step), so an intervention sits at the same x on every chart. Each intervention —
+a learning-rate, beta or batch-size change, a pause, resume, rewind, stop or divergence — is a
+dotted vertical line plus a marker at the top whose hover says what happened, who asked and when.
+
+Long runs are decimated before drawing (min/max per bucket for raw curves, so spikes survive;
+bucket means for smoothed ones): a browser draws a few thousand points per trace no matter how
+many records the run has.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from app.data import RunView
+
+#: Colour-blind-safe (Okabe–Ito) colours, readable on a projector.
+TRAIN = "#0072B2"
+VALIDATION = "#D55E00"
+LEARNING_RATE = "#009E73"
+BATCH_RAW = "#56B4E9"
+BATCH_SMOOTH = "#0072B2"
+FONT_SIZE = 15
+CHART_HEIGHT = 330
+#: Most points drawn per trace.
+MAX_POINTS = 2000
+
+
+@dataclass(frozen=True)
+class Kind:
+    label: str
+    symbol: str
+    color: str
+
+
+#: How each kind of intervention is drawn.
+KINDS = {
+    "lr": Kind("learning rate", "triangle-down", "#E69F00"),
+    "beta": Kind("beta", "diamond", "#CC79A7"),
+    "batch_size": Kind("batch size", "square", "#56B4E9"),
+    "pause": Kind("pause", "square", "#6B7280"),
+    "resume": Kind("resume", "triangle-right", "#009E73"),
+    "rewind": Kind("rewind", "circle", "#7B3294"),
+    "diverged": Kind("divergence", "x", "#C00000"),
+    "checkpoint": Kind("checkpoint", "star", "#999933"),
+    "stop": Kind("stop", "square", "#111827"),
+    "restart": Kind("restart", "circle-open", "#374151"),
+}
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Something that changed the course of a run, placed on the epoch axis."""
+
+    x: float
+    kind: str
+    text: str
+    detail: str
+    time: float
+
+
+# --------------------------------------------------------------------------- decimation
+
+
+def decimate_minmax(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` points that keep every bucket's minimum and maximum (spikes stay)."""
+    ok = np.isfinite(y)
+    if not ok.all():
+        x, y = x[ok], y[ok]
+    n = len(y)
+    if n <= max_points:
+        return x, y
+    buckets = max_points // 2
+    size = math.ceil(n / buckets)
+    full = (n // size) * size
+    ys = y[:full].reshape(-1, size)
+    base = np.arange(0, full, size)
+    lo = base + ys.argmin(axis=1)
+    hi = base + ys.argmax(axis=1)
+    idx = np.sort(np.concatenate([lo, hi, np.arange(full, n)]))
+    idx = idx[np.concatenate([[True], np.diff(idx) > 0])]
+    return x[idx], y[idx]
+
+
+def decimate_mean(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` points, each the mean of a bucket (for an already smooth curve)."""
+    ok = np.isfinite(y)
+    if not ok.all():
+        x, y = x[ok], y[ok]
+    n = len(y)
+    if n <= max_points:
+        return x, y
+    size = math.ceil(n / max_points)
+    full = (n // size) * size
+    xm = x[:full].reshape(-1, size).mean(axis=1)
+    ym = y[:full].reshape(-1, size).mean(axis=1)
+    if full < n:
+        xm = np.append(xm, x[full:].mean())
+        ym = np.append(ym, y[full:].mean())
+    return xm, ym
+
+
+# --------------------------------------------------------------------------- the epoch axis
+
+
+def steps_to_epochs(view: RunView, steps: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Fractional epochs for optimizer steps, interpolated between the epochs' closing steps."""
+    steps = np.asarray(steps, dtype=float)
+    ends = view.epochs["step"]
+    epochs = view.epochs["epoch"]
+    ok = np.isfinite(ends)
+    ends, epochs = ends[ok], epochs[ok]
+    if len(ends) == 0:
+        return np.zeros_like(steps)
+    xp = np.concatenate([[0.0], ends]) if ends[0] > 0 else ends
+    fp = np.concatenate([[0.0], epochs]) if ends[0] > 0 else epochs
+    out = np.interp(steps, xp, fp)
+    if len(xp) >= 2:
+        per_epoch = max((xp[-1] - xp[-2]) / max(fp[-1] - fp[-2], 1.0), 1.0)
+        beyond = steps > xp[-1]
+        out[beyond] = fp[-1] + (steps[beyond] - xp[-1]) / per_epoch
+    return out
+
+
+def _position(view: RunView, event: dict) -> float:
+    step = event.get("step")
+    if isinstance(step, (int, float)) and not isinstance(step, bool) and view.n_epochs:
+        return float(steps_to_epochs(view, [step])[0])
+    epoch = event.get("epoch")
+    return float(epoch) if isinstance(epoch, (int, float)) else 0.0
+
+
+# --------------------------------------------------------------------------- interventions
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "—" if value is None else str(value)
+
+
+def _clock(t) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "?"
+
+
+def interventions(view: RunView) -> list[Intervention]:
+    """The run's interventions on its current history (those undone by a rewind are dropped)."""
+    sources = {c.get("id"): c for c in view.commands}
+    hparams: dict = {}
+    out: list[Intervention] = []
+
+    def add(kind: str, event: dict, text: str, extra: str = "") -> None:
+        x = _position(view, event)
+        command = sources.get(event.get("command_id")) or {}
+        who = f" by {command['source']}" if command.get("source") else ""
+        detail = (f"<b>{text}</b><br>epoch {x:.2f}, step {event.get('step', '?')}"
+                  f"<br>{_clock(event.get('time'))}{who}" + (f"<br>{extra}" if extra else ""))
+        out.append(Intervention(x, kind, text, detail, float(event.get("time") or 0.0)))
+
+    for event in view.events:
+        name = event.get("event")
+        new = event.get("hparams") if isinstance(event.get("hparams"), dict) else None
+        if name == "started":
+            if event.get("resumed_from"):
+                add("restart", event, f"restarted from {event['resumed_from']}")
+        elif name == "applied":
+            cmd = event.get("cmd")
+            if cmd in ("set_lr", "scale_lr") and new:
+                how = f" (×{_fmt(event.get('value'))})" if cmd == "scale_lr" else ""
+                add("lr", event, f"learning rate {_fmt(hparams.get('lr'))} → {_fmt(new.get('lr'))}{how}")
+            elif cmd == "set_beta" and new:
+                add("beta", event, f"beta {_fmt(hparams.get('beta'))} → {_fmt(new.get('beta'))}")
+            elif cmd == "set_batch_size" and new:
+                add("batch_size", event, f"batch size {_fmt(hparams.get('batch_size'))} → {_fmt(new.get('batch_size'))}",
+                    "from the next epoch")
+            elif cmd == "checkpoint":
+                add("checkpoint", event, f"checkpoint {event.get('checkpoint', '')}".strip())
+            elif cmd == "stop":
+                add("stop", event, "stop requested")
+        elif name == "paused":
+            add("pause", event, "paused")
+        elif name == "resumed":
+            add("resume", event, "resumed")
+        elif name in ("rewound", "diverged"):
+            x = _position(view, event)
+            out = [i for i in out if i.x <= x + 1e-9]  # what happened after that point was undone
+            if name == "rewound":
+                add("rewind", event, f"rewound to {event.get('checkpoint')} (epoch {event.get('to_epoch')})",
+                    f"branch {event.get('branch')}")
+            else:
+                add("diverged", event, "diverged", f"{event.get('reason', '')}<br>rolled back to "
+                    f"{event.get('checkpoint')} (branch {event.get('branch')})")
+        if new:
+            hparams = new
+    return out
+
+
+def _interventions(items: Iterable[Intervention]) -> tuple[list[dict], list[dict]]:
+    """Marker traces (one per kind, on a hidden 0..1 axis, so they sit at the top) and dotted lines."""
+    by_kind: dict[str, list[Intervention]] = {}
+    for item in items:
+        by_kind.setdefault(item.kind, []).append(item)
+    traces, shapes = [], []
+    for kind, group in by_kind.items():
+        style = KINDS[kind]
+        traces.append(dict(
+            type="scatter", x=[i.x for i in group], y=[1.0] * len(group), yaxis="y2", mode="markers",
+            name=style.label, showlegend=False,  # the page explains the symbols once, under the charts
+            marker=dict(symbol=style.symbol, size=13, color=style.color, line=dict(width=1, color="white")),
+            hovertext=[i.detail for i in group], hoverinfo="text", cliponaxis=False,
+        ))
+        shapes += [dict(type="line", xref="x", yref="paper", x0=i.x, x1=i.x, y0=0, y1=1,
+                        line=dict(color=style.color, width=1.5, dash="dot"), layer="below")
+                   for i in group]
+    return traces, shapes
+
+
+# --------------------------------------------------------------------------- figures
+#
+# Figures are assembled as plain dicts and wrapped without validation: Plotly's object model costs
+# tens of milliseconds per figure, the dicts well under one, and a live page redraws every second.
+
+_TEMPLATE: dict | None = None
+
+
+def _template() -> dict:
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        import plotly.io as pio
+
+        _TEMPLATE = pio.templates["plotly_white"].to_plotly_json()
+    return _TEMPLATE
+
+
+def _layout(title: str, y_title: str, revision: str, *, height: int = CHART_HEIGHT, **extra) -> dict:
+    layout = dict(
+        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=FONT_SIZE + 3)),
+        height=height,
+        margin=dict(l=10, r=10, t=60, b=10),
+        font=dict(size=FONT_SIZE),
+        template=_template(),
+        hovermode="closest",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1, font=dict(size=FONT_SIZE - 2)),
+        xaxis=dict(title=dict(text="epoch", standoff=6), rangemode="tozero", zeroline=False),
+        yaxis=dict(title=dict(text=y_title)),
+        uirevision=revision,  # keep the user's zoom and hidden traces across live updates
+    )
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(layout.get(key), dict):
+            layout[key] = {**layout[key], **value}
+        else:
+            layout[key] = value
+    return layout
+
+
+def _figure(traces: list[dict], layout: dict, view: RunView | None = None, *, markers: bool = True,
+            empty: bool = False) -> go.Figure:
+    if markers and view is not None:
+        marker_traces, shapes = _interventions(interventions(view))
+        traces = traces + marker_traces
+        layout["shapes"] = shapes
+        layout["yaxis2"] = dict(overlaying="y", range=[0, 1.04], visible=False, fixedrange=True)
+    if empty:
+        layout["annotations"] = [dict(text="waiting for the first epoch…", showarrow=False, xref="paper",
+                                      yref="paper", x=0.5, y=0.5, font=dict(size=FONT_SIZE + 1, color="#6B7280"))]
+    return go.Figure(dict(data=traces, layout=layout), _validate=False)
+
+
+def _line(x, y, name: str, color: str, *, width: float = 2.5, fmt: str = ".4g", **kw) -> dict:
+    return dict(type="scatter", x=x, y=y, name=name, mode="lines", line=dict(color=color, width=width),
+                hovertemplate=f"{name}: %{{y:{fmt}}}<br>epoch %{{x:.0f}}<extra></extra>", **kw)
+
+
+def loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
+    """Training and validation loss per epoch."""
+    e = view.epochs
+    traces = [_line(*decimate_minmax(e["epoch"], e[column]), name, color)
+              for column, name, color in (("loss", "train", TRAIN), ("val_loss", "validation", VALIDATION))]
+    layout = _layout("Loss", "loss", f"loss-{view.name}-{log_y}", yaxis=dict(type="log" if log_y else "linear"))
+    return _figure(traces, layout, view, empty=view.n_epochs == 0)
+
+
+def accuracy_figure(view: RunView) -> go.Figure:
+    """Training and validation accuracy per epoch."""
+    e = view.epochs
+    traces = [_line(*decimate_minmax(e["epoch"], e[column]), name, color, fmt=".2%")
+              for column, name, color in (("accuracy", "train", TRAIN), ("val_accuracy", "validation", VALIDATION))]
+    layout = _layout("Accuracy", "accuracy", f"acc-{view.name}", yaxis=dict(tickformat=".0%"))
+    return _figure(traces, layout, view, empty=view.n_epochs == 0)
+
+
+def learning_rate_series(view: RunView) -> tuple[np.ndarray, np.ndarray]:
+    """The learning rate over epochs as steps: set at the start, changed by commands and decay."""
+    # (x, order, lr): an epoch record gives the rate at the *end* of its epoch, so at the same x it
+    # comes before the commands that changed it; commands keep their journal order.
+    points: list[tuple[float, int, float]] = []
+    e = view.epochs
+    points += [(float(x), 0, float(y)) for x, y in zip(e["epoch"], e["lr"]) if np.isfinite(y)]
+    for i, event in enumerate(view.events, 1):
+        hp = event.get("hparams")
+        if event.get("event") in ("started", "applied") and isinstance(hp, dict) and isinstance(hp.get("lr"), (int, float)):
+            x = _position(view, event) if event.get("event") == "applied" else float(event.get("epoch") or 0)
+            points.append((x, i, float(hp["lr"])))
+    if view.last_epoch is None and view.status and isinstance((view.status.get("hparams") or {}).get("lr"), (int, float)):
+        points.append((float(view.status.get("epoch") or 0), len(view.events) + 1, float(view.status["hparams"]["lr"])))
+    if not points:
+        return np.array([]), np.array([])
+    points.sort(key=lambda p: (p[0], p[1]))
+    x, _, y = np.array(points).T
+    return decimate_minmax(x, y)
+
+
+def learning_rate_figure(view: RunView) -> go.Figure:
+    """The learning rate α on a log axis."""
+    x, y = learning_rate_series(view)
+    trace = dict(type="scatter", x=x, y=y, name="learning rate", mode="lines",
+                 line=dict(color=LEARNING_RATE, width=2.5, shape="hv"),
+                 hovertemplate="α = %{y:.3g}<br>epoch %{x:.2f}<extra></extra>")
+    layout = _layout("Learning rate α", "α (log)", f"lr-{view.name}",
+                     yaxis=dict(type="log", exponentformat="power", minorloglabels="none"))
+    return _figure([trace], layout, view)
+
+
+def batch_loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
+    """Sampled mini-batch losses: raw (faint) and smoothed with an exponential moving average."""
+    b = view.batches
+    x = steps_to_epochs(view, b["step"])
+    rx, ry = decimate_minmax(x, b["loss"], MAX_POINTS)
+    sx, sy = decimate_mean(x, b["smooth"], MAX_POINTS // 2)
+    traces = [
+        dict(type="scatter", x=rx, y=ry, name="batch loss", mode="lines", opacity=0.45,
+             line=dict(color=BATCH_RAW, width=1), hovertemplate="batch loss %{y:.4g}<br>epoch %{x:.2f}<extra></extra>"),
+        _line(sx, sy, "smoothed", BATCH_SMOOTH),
+    ]
+    layout = _layout("Mini-batch loss", "loss", f"batch-{view.name}-{log_y}", yaxis=dict(type="log" if log_y else "linear"))
+    return _figure(traces, layout, view, empty=len(b["step"]) == 0)
+
+
+def overlay_figure(views: Sequence[RunView], column: str = "val_loss", *, highlight: str | None = None,
+                   log_y: bool = False, max_points: int = 500) -> go.Figure:
+    """One metric of many runs on one chart (comparisons, sweeps)."""
+    traces = []
+    for view in views:
+        x, y = decimate_minmax(view.epochs["epoch"], view.epochs[column], max_points)
+        strong = view.name == highlight
+        traces.append(dict(
+            type="scatter", x=x, y=y, name=view.name, mode="lines", line=dict(width=3.5 if strong else 1.8),
+            opacity=1.0 if strong or highlight is None else 0.6,
+            hovertemplate=f"{view.name}<br>{column} %{{y:.4g}}<br>epoch %{{x:.0f}}<extra></extra>",
+        ))
+    label = column.replace("_", " ")
+    yaxis = dict(type="log" if log_y else "linear")
+    if column.endswith("accuracy"):
+        yaxis["tickformat"] = ".0%"
+    layout = _layout(f"{label} — {len(views)} runs", label, f"overlay-{column}-{log_y}", height=CHART_HEIGHT + 60,
+                     yaxis=yaxis, showlegend=len(views) <= 12)
+    return _figure(traces, layout, markers=False)
+
+
+def legend_markdown() -> str:
+    """One line that explains the intervention symbols (Streamlit markdown colours)."""
+    return " &nbsp; ".join([
+        ":orange[▼] learning rate", ":violet[◆] β", ":blue[■] batch size", ":gray[■] pause", ":green[▶] resume",
+        ":violet[●] rewind", ":red[✕] divergence", ":gray[★] checkpoint",
+    ]) + " &nbsp;—&nbsp; hover a marker for who, when and what"

@@ -1,0 +1,288 @@
+"""The ``panda`` command: the trainer's commands plus the dashboard's (``app``, ``demo``).
+
+``panda app`` serves :mod:`app.dashboard` with Streamlit in a child process. Streamlit reads
+``.streamlit/config.toml`` only from the working directory, so the project's settings are passed
+as flags as well: ``panda app`` behaves the same from any folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+from trainer import cli as trainer_cli
+
+from app.auth import ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN, is_local, new_token
+
+DASHBOARD = Path(__file__).resolve().parent / "dashboard.py"
+PROJECT_CONFIG = Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml"
+DEFAULT_PORT = 8501
+#: Used when the project's config file is not there (an installed wheel): the settings that matter.
+FALLBACK_CONFIG = {
+    "server": {"address": "127.0.0.1", "headless": True, "runOnSave": False, "fileWatcherType": "none"},
+    "browser": {"gatherUsageStats": False},
+    "client": {"toolbarMode": "viewer"},
+}
+
+
+def streamlit_flags(config_path: Path = PROJECT_CONFIG) -> list[str]:
+    """The project's Streamlit settings as command-line flags (``--section.option=value``)."""
+    try:
+        config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        config = FALLBACK_CONFIG
+    flags = []
+    for section, options in config.items():
+        for option, value in options.items():
+            if f"{section}.{option}" in ("server.address", "server.port"):
+                continue  # always given by the command
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            flags.append(f"--{section}.{option}={value}")
+    return flags
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(host: str, start: int = DEFAULT_PORT, tries: int = 50) -> int:
+    for port in range(start, start + tries):
+        if port_free(host, port):
+            return port
+    raise OSError(f"no free port in {start}..{start + tries - 1}")
+
+
+def lan_addresses() -> list[str]:
+    """This machine's addresses an audience can reach (best effort, no traffic sent)."""
+    found = []
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))  # picks the outgoing interface; sends nothing
+            found.append(s.getsockname()[0])
+    except OSError:
+        pass
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            if info[4][0] not in found and not info[4][0].startswith("127."):
+                found.append(info[4][0])
+    except OSError:
+        pass
+    return found or [socket.gethostname()]
+
+
+class Server:
+    """The Streamlit server, as a child process of this command."""
+
+    def __init__(self, run_dir: Path, host: str, port: int, token: str | None, present: bool):
+        self.host, self.port = host, port
+        env = {**os.environ, ENV_RUN_DIR: str(run_dir.resolve()), ENV_PRESENT: "1" if present else "0"}
+        env.pop(ENV_TOKEN, None)
+        if token:
+            env[ENV_TOKEN] = token
+        self.argv = [
+            sys.executable, "-m", "streamlit", "run", str(DASHBOARD), *streamlit_flags(),
+            f"--server.address={host}", f"--server.port={port}",
+            *(["--client.showErrorDetails=none"] if present else []),
+            # Streamlit looks up a public IP to print when none is set; Panda sends nothing out.
+            f"--browser.serverAddress={lan_addresses()[0] if host in ('0.0.0.0', '', '::') else host}",
+        ]
+        self.process = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        probe_host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        url = f"http://{'[' + probe_host + ']' if ':' in probe_host else probe_host}:{self.port}/_stcore/health"
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return True
+            except OSError:
+                pass
+            pause.wait(0.2)
+        return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _urls(host: str, port: int, token: str | None, present: bool) -> list[str]:
+    hosts = lan_addresses() if host in ("0.0.0.0", "", "::") else [host]
+    lines = []
+    for h in hosts:
+        base = f"http://{h}:{port}/"
+        if token:
+            lines.append(f"  watch:  {base}")
+            lines.append(f"  steer:  {base}?token={token}   (presenter only; the token leaves the address bar once used)")
+        else:
+            lines.append(f"  {base}")
+    return lines
+
+
+def _serve(args, run_dir: Path) -> tuple[Server, str | None] | None:
+    present = bool(getattr(args, "present", False))
+    host = args.host or ("0.0.0.0" if present else "127.0.0.1")
+    token = getattr(args, "token", None) or os.environ.get(ENV_TOKEN) or None
+    if present and not token:
+        token = new_token()
+    if not present and not is_local(host) and not token:
+        print(f"panda: error: refusing to serve on {host} without a token: anyone who can reach it could steer "
+              "your runs. Use --present (prints a presenter token) or --token TOKEN.", file=sys.stderr)
+        return None
+    probe = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    try:
+        port = args.port or pick_port(probe)
+        if args.port and not port_free(probe, port):
+            raise OSError(f"port {port} is in use (leave --port out to use a free one)")
+    except OSError as e:
+        print(f"panda: error: {e}", file=sys.stderr)
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    server = Server(run_dir, host, port, token, present)
+    if not server.wait_ready():
+        server.stop()
+        print(f"panda: error: the dashboard did not start on {host}:{port}", file=sys.stderr)
+        return None
+    print(f"Panda dashboard for {run_dir.resolve()}:", flush=True)
+    for line in _urls(host, port, token, present):
+        print(line, flush=True)
+    if present:
+        print("Viewers see everything live; only the presenter's URL (or the token typed in the sidebar) can steer.",
+              flush=True)
+    print("Ctrl-C stops the dashboard.", flush=True)
+    return server, token
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _wait(server: Server) -> int:
+    """Until Ctrl-C (or SIGTERM), then stop the server: it never outlives this command."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return server.process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def cmd_app(args) -> int:
+    served = _serve(args, Path(args.run_dir))
+    if served is None:
+        return 2
+    return _wait(served[0])
+
+
+def cmd_demo(args) -> int:
+    from app.controls import SOURCE
+    from app.launch import start_run
+    from trainer.hparams import Hyperparameters
+    from trainer.rundir import RunDir
+
+    run_dir = Path(args.run_dir)
+    name = time.strftime("demo-%Y%m%d-%H%M%S")
+    launch = start_run(run_dir, name, Hyperparameters(), epochs=args.epochs, pace=args.pace)
+    print(f"Training {run_dir / name} in the background (pid {launch.pid}, log {launch.log_path}).", flush=True)
+    served = _serve(args, run_dir)
+    if served is None:
+        _stop_trainer(RunDir(run_dir / name), launch.pid, SOURCE)
+        return 2
+    code = _wait(served[0])
+    if args.keep_training:
+        print(f"The trainer keeps going (pid {launch.pid}); stop it with: panda ctl {run_dir / name} stop", flush=True)
+    else:
+        _stop_trainer(RunDir(run_dir / name), launch.pid, SOURCE)
+    return code
+
+
+def _stop_trainer(run, pid: int, source: str, timeout: float = 20.0) -> None:
+    """Ask the demo's trainer to stop cleanly (checkpoint, finish); terminate it if it does not."""
+    try:
+        if run.exists():
+            run.send_command("stop", source=source)
+        else:
+            os.killpg(pid, signal.SIGTERM)  # still loading: nothing to save
+    except (OSError, ProcessLookupError):
+        pass
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print(f"Stopped the demo trainer; continue it with: panda train --resume {run.path}", flush=True)
+            return
+        pause.wait(0.2)
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (OSError, ProcessLookupError):
+        pass
+
+
+def _add_serving(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", default="runs", help="folder that holds runs (default: runs)")
+    p.add_argument("--port", type=int, help=f"port (default: the first free one from {DEFAULT_PORT})")
+    p.add_argument("--host", help="address to serve on (default 127.0.0.1; 0.0.0.0 with --present)")
+    p.add_argument("--present", action="store_true",
+                   help="lecture mode: serve on all interfaces; viewers watch, only the presenter token steers")
+    p.add_argument("--token", help="presenter token (default: $PANDA_TOKEN, or a random one with --present)")
+
+
+def add_commands(subparsers) -> None:
+    """Register ``panda app`` and ``panda demo``."""
+    p = subparsers.add_parser(
+        "app", help="serve the dashboard in the browser",
+        description="Watch runs live and steer them. Example: panda app --run-dir runs. "
+        "For a lecture: panda app --present (prints the viewers' URL and the presenter's).",
+    )
+    _add_serving(p)
+    p.set_defaults(func=cmd_app)
+
+    p = subparsers.add_parser(
+        "demo", help="train on the bundled digits in the background and open the dashboard",
+        description="Start a paced trainer on the bundled digits data and the dashboard; prints the URL. "
+        "Ctrl-C stops both (the run is checkpointed: panda train --resume continues it).",
+    )
+    _add_serving(p)
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--pace", type=float, default=0.5, help="minimum seconds per epoch (default 0.5)")
+    p.add_argument("--keep-training", action="store_true", help="leave the trainer running after Ctrl-C")
+    p.set_defaults(func=cmd_demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, subparsers = trainer_cli.build_parser()
+    add_commands(subparsers)
+    return trainer_cli.run(parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Steering a run from the dashboard: checked commands out, the trainer's answers back.
+
+A control never acts on the trainer directly: it appends one command (a fresh id, ``source
+"dashboard"``) to the run's ``commands.jsonl`` and remembers the id; the trainer answers each id
+exactly once in ``events.jsonl``. So the page can show *pending* until the answer arrives, then
+*applied* or *rejected* with the trainer's reason. Appends are single ``O_APPEND`` writes, so two
+tabs (or the CLI) sending at once interleave whole lines: nothing lost, nothing doubled.
+
+Values are checked here first with :mod:`trainer.commands`, so an obviously bad value is refused in
+the page instead of travelling to the trainer to be rejected there.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from trainer import commands as cmds
+from trainer.rundir import LIVE_STATES, RunDir
+
+#: The command source the journal shows for the dashboard.
+SOURCE = "dashboard"
+#: The learning-rate input's range (a log scale).
+LR_MIN, LR_MAX = 1e-5, 1.0
+#: One-click learning-rate factors.
+LR_NUDGES = (0.1, 0.5, 2.0)
+
+
+def log_scale(low: float, high: float, mantissas=(1, 2, 3, 5)) -> list[float]:
+    """Round values spaced about evenly on a log scale: 1e-5, 2e-5, 3e-5, 5e-5, 1e-4, ..."""
+    out = []
+    for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        for m in mantissas:
+            value = float(f"{m}e{exponent}")
+            if low * (1 - 1e-9) <= value <= high * (1 + 1e-9):
+                out.append(value)
+    return out
+
+
+LR_CHOICES = log_scale(LR_MIN, LR_MAX)
+BETA_CHOICES = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
+BATCH_CHOICES = [2**k for k in range(0, 13)]
+
+
+def nearest(choices: list[float], value: float | None, *, log: bool = False) -> float:
+    """The choice closest to ``value`` (on a log scale if asked), for a slider's starting point."""
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value) or (log and value <= 0):
+        return choices[len(choices) // 2]
+    key = (lambda c: abs(math.log(c) - math.log(value))) if log else (lambda c: abs(c - value))
+    return min(choices, key=key)
+
+
+def beta_nudge(beta: float, factor: float) -> float:
+    """Scale the *memory* 1 − β: ``factor`` 0.5 averages over twice as many steps."""
+    return round(1.0 - (1.0 - beta) * factor, 6)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A command this page sent, to follow until the trainer answers it."""
+
+    id: str
+    run: str
+    cmd: str
+    value: object
+    time: float
+
+    @property
+    def label(self) -> str:
+        value = "" if self.value is None else f" {cmds_value(self.value)}"
+        return f"{self.cmd}{value}"
+
+
+def cmds_value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def controllable(state: str) -> bool:
+    """Whether a trainer in ``state`` reads commands (a finished, failed or silent one does not)."""
+    return state in LIVE_STATES
+
+
+def check(cmd: str, value=None, *, hparams: dict | None = None, checkpoints: list[str] | None = None):
+    """The value a command will carry, or :class:`trainer.commands.CommandError` with the reason.
+
+    Beyond :func:`trainer.commands.validate`, it refuses what the trainer certainly would: a beta
+    for plain SGD, a learning-rate factor that leads out of range, an unknown checkpoint.
+    """
+    hparams = hparams or {}
+    command = cmds.validate({"id": "check", "cmd": cmd, "value": value})
+    if cmd == "set_beta" and hparams.get("optimizer") == "sgd":
+        raise cmds.CommandError("plain sgd has no beta; start a run with momentum, rmsprop or adam")
+    if cmd == "scale_lr" and isinstance(hparams.get("lr"), (int, float)):
+        cmds.check_lr(hparams["lr"] * command.value)
+    if cmd == "rewind" and checkpoints is not None and str(command.value) not in checkpoints and not str(command.value).isdigit():
+        raise cmds.CommandError(f"no checkpoint named {command.value!r}")
+    return command.value
+
+
+def send(run: RunDir, cmd: str, value=None, *, hparams: dict | None = None,
+         checkpoints: list[str] | None = None) -> Sent:
+    """Check, then append one command for the trainer; returns what to follow."""
+    value = check(cmd, value, hparams=hparams, checkpoints=checkpoints)
+    command_id = run.send_command(cmd, value, source=SOURCE)
+    return Sent(id=command_id, run=str(run.path), cmd=cmd, value=value, time=time.time())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str  # "pending", "applied" or "rejected"
+    text: str
+
+
+def outcome(sent: Sent, answers: dict[str, dict], run_state: str, now: float | None = None) -> Outcome:
+    """What became of a sent command, in words for the page."""
+    answer = answers.get(sent.id)
+    if answer is None:
+        waited = (now or time.time()) - sent.time
+        if controllable(run_state) and run_state != "not answering":
+            return Outcome("pending", f"{sent.label}: waiting for the trainer… ({waited:.0f} s)")
+        return Outcome("pending", f"{sent.label}: queued — the trainer is {run_state}")
+    latency = max((answer.get("time") or sent.time) - sent.time, 0.0)
+    if answer.get("event") == "applied":
+        return Outcome("applied", f"{sent.label}: applied at epoch {answer.get('epoch')}, "
+                                  f"step {answer.get('step')} ({latency:.1f} s)")
+    return Outcome("rejected", f"{sent.label}: rejected — {answer.get('reason') or 'no reason given'}")

@@ -1,0 +1,59 @@
+"""The form that starts a new run: the main hyperparameters, then a background trainer."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from app import controls
+from app.launch import LaunchError, start_run
+from trainer.hparams import DEFAULT_BETA, OPTIMIZERS, Hyperparameters
+
+
+def _lr_label(value: float) -> str:
+    return f"{value:g}"
+
+
+def new_run_form(ctx, *, key: str, expanded_title: str = "Start the run") -> None:
+    """Render the form; on submit, launch the trainer and select its run."""
+    defaults = Hyperparameters()
+    disabled = not ctx.can_steer
+    with st.form(key=f"{key}-form", border=False):
+        name = st.text_input("Run name", value=time.strftime("run-%Y%m%d-%H%M%S"), key=f"{key}-name")
+        left, right = st.columns(2)
+        optimizer = left.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(defaults.optimizer), key=f"{key}-opt")
+        epochs = right.number_input("Epochs", min_value=1, max_value=100_000, value=60, step=10, key=f"{key}-epochs")
+        lr = st.select_slider("Learning rate α", options=controls.LR_CHOICES, format_func=_lr_label,
+                              value=controls.nearest(controls.LR_CHOICES, defaults.lr, log=True), key=f"{key}-lr")
+        left, right = st.columns(2)
+        beta = left.select_slider("β (momentum, ρ, β₁; ignored by sgd)", options=controls.BETA_CHOICES,
+                                  value=DEFAULT_BETA, key=f"{key}-beta")
+        batch_size = right.select_slider("Batch size", options=controls.BATCH_CHOICES, value=defaults.batch_size,
+                                         key=f"{key}-batch")
+        left, middle, right = st.columns(3)
+        layers = left.number_input("Hidden layers", min_value=0, max_value=20, value=defaults.layers, key=f"{key}-layers")
+        units = middle.number_input("Units per layer", min_value=1, max_value=4096, value=defaults.units, key=f"{key}-units")
+        seed = right.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key=f"{key}-seed")
+        left, right = st.columns(2)
+        batch_norm = left.checkbox("Batch norm", value=defaults.batch_norm, key=f"{key}-bn")
+        pace = right.number_input("Pace (min. seconds per epoch)", min_value=0.0, max_value=60.0, value=0.5, step=0.5,
+                                  key=f"{key}-pace", help="Slows a fast run down so a room can follow it; 0 = full speed")
+        submitted = st.form_submit_button(expanded_title, type="primary", disabled=disabled, icon=":material/rocket_launch:")
+    if disabled:
+        st.caption(":material/lock: Read-only view: starting runs needs the presenter token.")
+    if not submitted:
+        return
+    hparams = Hyperparameters(
+        optimizer=optimizer, lr=float(lr), beta=None if optimizer == "sgd" else float(beta),
+        batch_size=int(batch_size), layers=int(layers), units=int(units), batch_norm=bool(batch_norm),
+    )
+    try:
+        launch = start_run(ctx.store.root, name, hparams, epochs=int(epochs), seed=int(seed), pace=float(pace))
+    except (LaunchError, OSError) as e:
+        st.error(f"Not started: {e}")
+        return
+    ctx.store.launches[launch.name] = launch
+    st.session_state["run"] = launch.name
+    st.session_state.pop("run_picker", None)
+    st.rerun()

@@ -1,0 +1,68 @@
+"""How far a run is and how long it has left, in words a page can show."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from app.data import RunView
+
+#: Epochs over which the time per epoch is averaged for the ETA.
+ETA_WINDOW = 10
+
+
+def epochs_done(view: RunView) -> tuple[int, int | None]:
+    status = view.status or {}
+    done = status.get("epoch")
+    if not isinstance(done, int):
+        done = int(view.epochs["epoch"][-1]) if view.n_epochs else 0
+    total = status.get("epochs") or (view.config or {}).get("epochs")
+    return done, (int(total) if isinstance(total, (int, float)) else None)
+
+
+def seconds_per_epoch(view: RunView) -> float | None:
+    """Wall time per epoch over the last few epochs (pace and validation included)."""
+    times = view.epochs["time"][-(ETA_WINDOW + 1):]
+    times = times[np.isfinite(times)]
+    if len(times) >= 2:
+        return float((times[-1] - times[0]) / (len(times) - 1))
+    seconds = view.epochs["epoch_seconds"][-1:] if view.n_epochs else []
+    if len(seconds) and math.isfinite(seconds[0]):
+        return max(float(seconds[0]), float((view.config or {}).get("pace") or 0.0))
+    return None
+
+
+def eta_seconds(view: RunView, state: str) -> float | None:
+    done, total = epochs_done(view)
+    if total is None or state not in ("running", "starting"):
+        return None
+    per_epoch = seconds_per_epoch(view)
+    if per_epoch is None:
+        return None
+    return max(total - done, 0) * per_epoch
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def heartbeat_age(view: RunView, at: float | None = None) -> float | None:
+    beat = (view.status or {}).get("heartbeat")
+    if not isinstance(beat, (int, float)):
+        return None
+    return max((at or time.time()) - beat, 0.0)
+
+
+def age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s ago" if seconds < 10 else f"{seconds:.0f} s ago"
+    return f"{duration(seconds)} ago"

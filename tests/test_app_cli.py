@@ -1,0 +1,56 @@
+"""``panda app`` and ``panda demo``: safe defaults, refused exposure, the trainer's command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import cli
+from app.launch import LaunchError, train_argv
+from trainer.hparams import Hyperparameters
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_the_projects_streamlit_settings_travel_as_flags():
+    flags = cli.streamlit_flags()
+    for expected in ("--server.headless=true", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"):
+        assert expected in flags
+    assert not any(f.startswith(("--server.address", "--server.port")) for f in flags)  # given per command
+
+
+def test_flags_fall_back_to_safe_defaults_without_the_config_file(tmp_path):
+    flags = cli.streamlit_flags(tmp_path / "missing.toml")
+    assert "--server.headless=true" in flags and "--browser.gatherUsageStats=false" in flags
+
+
+def test_a_public_bind_without_a_token_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PANDA_TOKEN", raising=False)
+    code = cli.main(["app", "--run-dir", str(tmp_path), "--host", "0.0.0.0"])
+    assert code == 2
+    assert "refusing to serve on 0.0.0.0 without a token" in capsys.readouterr().err
+
+
+def test_parser_knows_app_and_demo():
+    parser, subparsers = cli.trainer_cli.build_parser()
+    cli.add_commands(subparsers)
+    args = parser.parse_args(["app", "--present", "--port", "9000"])
+    assert args.present and args.port == 9000 and args.run_dir == "runs" and args.func is cli.cmd_app
+    args = parser.parse_args(["demo"])
+    assert args.epochs == 60 and args.pace == 0.5 and args.func is cli.cmd_demo
+
+
+def test_the_new_run_form_becomes_a_checked_panda_train_command(tmp_path):
+    argv = train_argv(tmp_path, "r1", Hyperparameters(optimizer="momentum", lr=0.01, beta=0.95, batch_size=32,
+                                                      batch_norm=False), epochs=7, pace=0.5)
+    assert argv[:5] == ["train", "--run-dir", str(tmp_path), "--name", "r1"]
+    joined = " ".join(argv)
+    for part in ("--optimizer momentum", "--lr 0.01", "--beta 0.95", "--batch-size 32", "--no-batch-norm",
+                 "--epochs 7", "--pace 0.5", "--quiet"):
+        assert part in joined
+    parser, _ = cli.trainer_cli.build_parser()
+    parsed = parser.parse_args(argv)  # the trainer's own parser accepts it
+    assert parsed.lr == 0.01 and parsed.beta == 0.95 and parsed.batch_norm is False
+    with pytest.raises(LaunchError, match="sgd has no beta"):
+        train_argv(tmp_path, "r2", Hyperparameters(optimizer="sgd", beta=0.9), epochs=3)
+    with pytest.raises(LaunchError, match="run name"):
+        train_argv(tmp_path, "../escape", Hyperparameters(), epochs=3)

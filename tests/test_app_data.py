@@ -1,0 +1,142 @@
+"""The dashboard's data layer: incremental, tolerant of bad lines, rewinds and deleted folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from app.data import SMOOTHING, RunData, RunStore
+from conftest_app import batch_records, epoch_record, make_run, wait_until, write_status
+from trainer.rundir import append_jsonl
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def run(tmp_path):
+    return make_run(tmp_path, "demo", epochs_done=10)
+
+
+def test_reads_everything_once_then_only_what_was_appended(run):
+    data = RunData(run.path, watch=False)
+    view = data.view()
+    assert list(view.epochs["epoch"]) == list(range(1, 11))
+    assert len(view.batches["step"]) == sum(len(batch_records(e)) for e in range(1, 11))
+    first = data.records_read
+    assert data.refresh(force=True) is False  # nothing new: nothing parsed
+    assert data.records_read == first
+    append_jsonl(run.metrics_path, epoch_record(11))
+    assert data.refresh(force=True) is True
+    assert data.records_read == first + 1  # one line parsed, not the whole file again
+    assert data.view().epochs["epoch"][-1] == 11
+
+
+def test_torn_line_waits_for_its_newline_and_malformed_lines_are_counted(run):
+    data = RunData(run.path, watch=False)
+    with open(run.metrics_path, "a") as f:
+        f.write('{"epoch": 11, "loss": 0.1')  # a writer mid-append
+    data.refresh(force=True)
+    assert data.view().n_epochs == 10
+    assert data.view().malformed_total == 0
+    with open(run.metrics_path, "a") as f:
+        f.write(', "step": 220}\nnot json at all\n[1, 2]\n')
+    data.refresh(force=True)
+    view = data.view()
+    assert view.epochs["epoch"][-1] == 11
+    assert view.malformed == {"metrics.jsonl": 2}
+
+
+def test_rewind_replaces_the_history_after_the_checkpoint(run):
+    data = RunData(run.path, watch=False)
+    before = data.view()
+    # rewind to epoch 6: the trainer writes epoch 7 again, on branch 1, from step 120
+    append_jsonl(run.batches_path, *batch_records(7, branch=1))
+    append_jsonl(run.metrics_path, {**epoch_record(7, branch=1), "loss": 9.0})
+    view = data.view()
+    assert list(view.epochs["epoch"]) == [1, 2, 3, 4, 5, 6, 7]
+    assert view.epochs["loss"][-1] == 9.0 and view.epochs["branch"][-1] == 1
+    assert view.batches["step"].max() <= 7 * 20
+    assert np.all(np.diff(view.batches["step"]) > 0)
+    # the snapshot taken before the rewind is untouched
+    assert list(before.epochs["epoch"]) == list(range(1, 11))
+    # the smoothed curve continues from the cut, as if the undone batches never happened
+    fresh = RunData(run.path, watch=False).view()
+    np.testing.assert_allclose(view.batches["smooth"], fresh.batches["smooth"])
+
+
+def test_smoothing_is_a_debiased_moving_average(tmp_path):
+    run = make_run(tmp_path, "s", epochs_done=1)
+    view = RunData(run.path, watch=False).view()
+    losses = view.batches["loss"]
+    ema, expected = 0.0, []
+    for i, x in enumerate(losses, 1):
+        ema = SMOOTHING * ema + (1 - SMOOTHING) * x
+        expected.append(ema / (1 - SMOOTHING**i))
+    np.testing.assert_allclose(view.batches["smooth"], expected)
+    assert view.batches["smooth"][0] == pytest.approx(losses[0])
+
+
+def test_watcher_ingests_appends_without_a_refresh(run):
+    data = RunData(run.path, watch=True)
+    try:
+        assert data.watching
+        append_jsonl(run.metrics_path, epoch_record(11))
+        # only look at the ingested state: no refresh() call from here
+        assert wait_until(lambda: data.epochs.last("epoch") == 11, timeout=5)
+        assert data.refresh() is False  # already read by the watcher: nothing left to do
+    finally:
+        data.close()
+
+
+def test_deleted_folder_keeps_the_data_and_a_new_run_under_that_name_is_read_afresh(run, tmp_path):
+    data = RunData(run.path, watch=True)
+    try:
+        shutil.rmtree(run.path)
+        assert wait_until(lambda: data.view().missing, timeout=5)
+        view = data.view()
+        assert view.n_epochs == 10 and view.state() == "deleted"
+        assert not data.watching
+        make_run(tmp_path, "demo", epochs_done=3)
+        assert wait_until(lambda: not data.view().missing, timeout=10)
+        assert list(data.view().epochs["epoch"]) == [1, 2, 3]
+    finally:
+        data.close()
+
+
+def test_replaced_log_is_read_again_from_the_start(run):
+    data = RunData(run.path, watch=False)
+    events = len(data.view().events)
+    tmp = run.path / "events.new"
+    tmp.write_text(open(run.events_path).read())
+    os.replace(tmp, run.events_path)
+    data.refresh(force=True)
+    assert len(data.view().events) == events  # not doubled
+
+
+def test_store_lists_runs_newest_first_with_their_state(tmp_path):
+    make_run(tmp_path, "old", state="finished")
+    live = make_run(tmp_path, "live")
+    make_run(tmp_path, "gone", heartbeat=time.time() - 60)
+    (tmp_path / ".panda").mkdir()
+    store = RunStore(tmp_path, watch=False)
+    listed = store.runs()
+    assert [r.name for r in listed] == ["gone", "live", "old"]  # newest first
+    runs = {r.name: r for r in listed}
+    assert set(runs) == {"old", "live", "gone"}
+    assert runs["old"].state == "finished"
+    assert runs["live"].state == "running"
+    assert runs["gone"].state == "not answering"
+    write_status(live, state="paused", epoch=10)
+    assert {r.name: r.state for r in store.runs()}["live"] == "paused"
+    assert store.run(live.path) is store.run(live.path)  # one reader per run, shared
+
+
+def test_killed_trainer_reads_as_not_answering(tmp_path):
+    run = make_run(tmp_path, "killed", pid=2**22 + 12345)  # a pid that does not exist
+    view = RunData(run.path, watch=False).view()
+    assert view.status["state"] == "running"
+    assert view.state() == "not answering"
