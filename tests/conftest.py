@@ -74,9 +74,9 @@ def start_trainer(tmp_path):
     started: list[TrainerThread] = []
 
     def factory(name: str = "run", epochs: int = 5, pace: float = 0.0, checkpoint_every: int = 5,
-                divergence_factor: float = 10.0, **hparams) -> TrainerThread:
+                divergence_factor: float = 10.0, jit: bool | None = None, **hparams) -> TrainerThread:
         config = TrainConfig(hparams=Hyperparameters(**hparams), epochs=epochs, pace=pace,
-                             checkpoint_every=checkpoint_every, divergence_factor=divergence_factor)
+                             checkpoint_every=checkpoint_every, divergence_factor=divergence_factor, jit=jit)
         t = TrainerThread(Trainer.create(tmp_path / name, config, verbose=False)).start()
         started.append(t)
         return t

@@ -188,3 +188,33 @@ def test_status_json_is_always_whole(start_trainer):
     wait_for(read, t.run.path, what="the finished state")
     assert {"running", "finished"} <= seen
     assert t.join() == "finished"
+
+
+def test_the_xla_step_used_on_gpus_is_steerable_too(start_trainer):
+    t = start_trainer(epochs=30, pace=0.1, jit=True)
+    run = t.run
+    wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
+    answer = t.send("set_lr", 0.0005)
+    later = wait_for(lambda: metrics_after(run, answer["step"]), run.path, what="an epoch after the change")
+    assert later[0]["lr"] == pytest.approx(0.0005)
+    assert float(t.trainer.optimizer.learning_rate.numpy()) == pytest.approx(0.0005)
+    assert t.trainer.train_step.experimental_get_tracing_count() == 1
+    t.send("stop")
+    assert t.join() == "finished"
+
+
+def test_a_crash_inside_training_is_journaled_as_failed(start_trainer):
+    t = start_trainer(epochs=50, pace=0.1)
+    run = t.run
+    wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
+
+    def broken_step(iterator):  # stands in for an out-of-memory or a data error mid-run
+        raise RuntimeError("device lost")
+
+    t.trainer.train_step = broken_step
+    assert t.join() == "failed"
+    failed = wait_for(lambda: [e for e in run.read_events() if e["event"] == "failed"], run.path, what="failed event")
+    assert failed[0]["error"] == "RuntimeError: device lost" and "Traceback" in failed[0]["traceback"]
+    status = run.read_status()
+    assert status["state"] == "failed" and "device lost" in status["message"]
+    assert run.liveness() == "failed"

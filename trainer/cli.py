@@ -67,7 +67,13 @@ def _add_train(subparsers) -> None:
     p.add_argument("--resume", metavar="RUN_PATH", help="continue a stopped or killed run from its last checkpoint")
     p.add_argument("--run-dir", default="runs", help="folder that holds runs (default: runs)")
     p.add_argument("--name", help="the run's folder name (default: the time now); never overwritten")
-    p.add_argument("--dataset", default="digits", help="'digits' (bundled, offline) or a .npz file with x_train, y_train[, x_val, y_val]")
+    p.add_argument("--dataset", default="digits", help="'digits' (bundled, offline); tfds:NAME (a TensorFlow Datasets set on disk: "
+                   "tfds:mnist, tfds:cifar10, ...); a folder of images, one sub-folder per class; a .csv file (see --label); "
+                   "or a .npz file with x_train, y_train[, x_val, y_val]")
+    p.add_argument("--data-dir", metavar="FOLDER", help="where the tfds: data set is on disk (TFDS's data_dir); nothing is downloaded")
+    p.add_argument("--label", metavar="COLUMN", help="the class column of a .csv data set (default: label)")
+    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="mlp (any data) or cnn (images: conv, batch norm, ReLU, pooling)")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN/tensorboard/")
     p.add_argument("--val-split", type=float, default=0.2, help="validation fraction when the data has none (default 0.2)")
     p.add_argument("--epochs", type=_positive_int, default=None, help="epochs to train (default 30); with --resume, a new total")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
@@ -85,7 +91,8 @@ def _add_train(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pace", type=_non_negative_float, default=0.0, metavar="SECONDS", help="minimum seconds per epoch, for demos")
     p.add_argument("--checkpoint-every", type=_positive_int, default=5, metavar="EPOCHS", help="keep a checkpoint every N epochs")
-    p.add_argument("--divergence-factor", type=float, default=10.0, help="a loss this many times the best so far counts as diverged")
+    p.add_argument("--divergence-factor", type=float, default=10.0, help="an epoch loss this many times the best so far (floored at ln(classes)/10) counts as diverged")
+    p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None, help="XLA-compile the training step (default: on with a GPU, as Keras does)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines on stdout")
     p.set_defaults(func=cmd_train)
 
@@ -111,6 +118,21 @@ def _add_status(subparsers) -> None:
     p.set_defaults(func=cmd_status)
 
 
+def _add_export(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="write a run's metrics and journal of interventions as CSV or Parquet",
+        description="Write RUN_PATH's epoch metrics (metrics.csv) and its journal of interventions: every "
+        "command with its answer and latency, pauses, rewinds, divergences (journal.csv); .parquet with "
+        "--format parquet.",
+    )
+    p.add_argument("run_path", metavar="RUN_PATH")
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    p.add_argument("--out", metavar="FOLDER", help="where to write (default: RUN_PATH/export)")
+    p.add_argument("--all-branches", action="store_true", help="every epoch ever trained, not only the current history after rewinds")
+    p.set_defaults(func=cmd_export)
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     parser = argparse.ArgumentParser(
         prog="panda",
@@ -120,6 +142,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     _add_train(subparsers)
     _add_ctl(subparsers)
     _add_status(subparsers)
+    _add_export(subparsers)
     try:
         from trainer.search.cli import add_sweep_command
     except ImportError:
@@ -168,7 +191,8 @@ def cmd_train(args) -> int:
             config = TrainConfig(
                 hparams=hparams, dataset=args.dataset, epochs=args.epochs or 30, seed=args.seed,
                 pace=args.pace, checkpoint_every=args.checkpoint_every, val_split=args.val_split,
-                divergence_factor=args.divergence_factor, argv=sys.argv[1:],
+                divergence_factor=args.divergence_factor, jit=args.jit, model=args.model,
+                data_dir=args.data_dir, label=args.label, tensorboard=args.tensorboard, argv=sys.argv[1:],
             )
             trainer = Trainer.create(Path(args.run_dir) / name, config, verbose=not args.quiet)
     except (DataError, ValueError) as e:
@@ -214,6 +238,19 @@ def cmd_ctl(args) -> int:
             watcher.wait(timeout=min(left, 1.0))
 
 
+def cmd_export(args) -> int:
+    from trainer.export import ExportError, export_run
+
+    try:
+        written = export_run(args.run_path, args.format, args.out, all_branches=args.all_branches)
+    except ExportError as e:
+        print(f"panda export: error: {e}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
 def format_status(run: RunDir) -> str:
     status = run.read_status() or {}
     state = run.liveness(status)
@@ -226,10 +263,9 @@ def format_status(run: RunDir) -> str:
         )
         last = status.get("last") or {}
         if last:
-            lines.append(
-                f"  loss {last.get('loss'):.4f}, val_loss {last.get('val_loss'):.4f}, "
-                f"val_accuracy {last.get('val_accuracy'):.4f}"
-            )
+            shown = [f"{k} {last[k]:.4f}" for k in ("loss", "val_loss", "val_accuracy") if isinstance(last.get(k), (int, float))]
+            if shown:  # a Keras fit without validation data has no val_* values
+                lines.append("  " + ", ".join(shown))
         if status.get("message"):
             lines.append(f"  {status['message']}")
         if status.get("checkpoint"):

@@ -5,9 +5,8 @@ one flag for new commands, count the step. Metrics accumulate on the device in v
 read once per epoch. Everything the user may change mid-run (learning rate, beta) is a
 ``tf.Variable`` changed with ``.assign``, so the step is traced once for the whole run.
 
-    >>> trainer = Trainer.create("runs/demo", TrainConfig(epochs=5))   # doctest: +SKIP
-    >>> trainer.run()                                                   # doctest: +SKIP
-    'finished'
+    trainer = Trainer.create("runs/demo", TrainConfig(epochs=5))
+    trainer.run()   # -> "finished"
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import sys
 import threading
 import time
@@ -32,11 +30,12 @@ import tensorflow as tf  # noqa: E402
 
 import trainer  # noqa: E402
 from trainer import commands as cmds  # noqa: E402
+from trainer import steering  # noqa: E402
 from trainer.checkpoints import CheckpointError, CheckpointStore  # noqa: E402
 from trainer.data import Dataset, load_dataset, pipeline  # noqa: E402
 from trainer.hparams import Hyperparameters  # noqa: E402
 from trainer.inbox import CommandInbox, Received  # noqa: E402
-from trainer.model import build_mlp  # noqa: E402
+from trainer.model import build_model, check_model  # noqa: E402
 from trainer.optimizers import make_optimizer  # noqa: E402
 from trainer.rundir import (  # noqa: E402
     HEARTBEAT_SECONDS, LIVE_STATES, RunDir, RunDirError, append_jsonl, current_line, now,
@@ -60,6 +59,11 @@ class TrainConfig:
     checkpoint_every: int = 5
     val_split: float = 0.2
     divergence_factor: float = 10.0
+    jit: bool | None = None  # XLA-compile the step; None: when a GPU is present, as Keras does
+    model: str = "mlp"  # "mlp" or "cnn" (trainer.model.MODELS)
+    data_dir: str | None = None  # where tfds: data sets are on disk
+    label: str | None = None  # the class column of a .csv data set
+    tensorboard: bool = False  # also write TensorBoard event files (RUN/tensorboard/)
     argv: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -110,8 +114,13 @@ class Trainer:
         self._stop_heartbeat = threading.Event()
 
         keras.utils.set_random_seed(config.seed)
-        self.model = build_mlp(data.n_features, data.n_classes, self.hp.layers, self.hp.units,
-                               self.hp.batch_norm, self.hp.dropout)
+        self.model = build_model(config.model, data.input_shape, data.n_classes, self.hp.layers, self.hp.units,
+                                 self.hp.batch_norm, self.hp.dropout)
+        self._tb = None
+        if config.tensorboard:
+            from trainer.tensorboard import TensorBoardLog
+
+            self._tb = TensorBoardLog(run.path)
         self.optimizer, self.knobs = make_optimizer(self.hp.optimizer, self.hp.lr, self.hp.beta,
                                                     self.hp.beta2, self.hp.epsilon)
         self.optimizer.build(self.model.trainable_variables)
@@ -127,10 +136,10 @@ class Trainer:
         self._loss_fn = loss_fn
         acc = {k: tf.Variable(0.0, trainable=False, name=k) for k in ("loss_sum", "correct", "count", "gnorm_sum", "steps")}
         self._acc = acc
+        jit = self.config.jit if self.config.jit is not None else bool(tf.config.list_physical_devices("GPU"))
 
-        @tf.function
-        def train_step(iterator):
-            x, y = next(iterator)
+        @tf.function(jit_compile=jit)
+        def step_on_batch(x, y):
             with tf.GradientTape() as tape:
                 logits = model(x, training=True)
                 loss = loss_fn(y, logits)
@@ -150,6 +159,12 @@ class Trainer:
             return loss
 
         @tf.function
+        def train_step(iterator):
+            """One optimizer step on the iterator's next batch; the batch never visits Python."""
+            x, y = next(iterator)
+            return step_on_batch(x, y)
+
+        @tf.function
         def eval_step(x, y):
             logits = model(x, training=False)  # batch norm uses its running statistics
             loss = loss_fn(y, logits)
@@ -167,11 +182,12 @@ class Trainer:
         run = RunDir(run_path)
         if run.path.exists():
             raise RunDirError(f"{run.path} already exists; choose another --name")
-        data = load_dataset(config.dataset, config.val_split, config.seed)
+        data = load_dataset(config.dataset, config.val_split, config.seed, data_dir=config.data_dir, label=config.label)
+        check_model(config.model, data.input_shape)
         run.create()
         devices = _configure_devices()
         run.write_config({
-            "name": run.name, "created": now(), **config.to_dict(), "dataset": data.describe(),
+            "name": run.name, "created": now(), "trainer": "panda-train", **config.to_dict(), "dataset": data.describe(),
             "dataset_spec": config.dataset,
             "versions": {"panda": trainer.__version__, "python": platform.python_version(),
                          "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
@@ -193,12 +209,15 @@ class Trainer:
         status = run.read_status() or {}
         if run.liveness(status) in LIVE_STATES:
             raise RunDirError(f"{run.path} is still training (pid {status.get('pid')}); stop it first")
+        if saved.get("trainer") == "keras-callback":
+            raise RunDirError(f"{run.path} was made by PandaCallback in a Keras model.fit; continue it there "
+                              f"with PandaCallback({str(run.path)!r}, resume=True)")
         config = TrainConfig.from_dict({**saved, "dataset": saved.get("dataset_spec", "digits")})
         if epochs is not None:
             config.epochs = epochs
         for path in (run.metrics_path, run.batches_path, run.events_path):
             repair_jsonl_tail(path)
-        data = load_dataset(config.dataset, config.val_split, config.seed)
+        data = load_dataset(config.dataset, config.val_split, config.seed, data_dir=config.data_dir, label=config.label)
         _configure_devices()
         self = cls(run, config, data, verbose)
         meta = self.store.latest()
@@ -243,12 +262,10 @@ class Trainer:
         return self.rundir.append_event(event, epoch=self.epoch, step=self.step, **fields)
 
     def _status(self) -> dict:
-        return {
-            "name": self.rundir.name, "state": self.state, "epoch": self.epoch, "epochs": self.config.epochs,
-            "step": self.step, "branch": self.branch, "pid": os.getpid(), "host": socket.gethostname(),
-            "heartbeat": now(), "started": self.started, "hparams": self._hparams(),
-            "last": self.last_metrics, "message": self.message, "checkpoint": self.latest_checkpoint,
-        }
+        return steering.status_record(
+            self.rundir, state=self.state, epoch=self.epoch, epochs=self.config.epochs, step=self.step,
+            branch=self.branch, started=self.started, hparams=self._hparams(), last=self.last_metrics,
+            message=self.message, checkpoint=self.latest_checkpoint)
 
     def _write_status(self) -> None:
         with self._status_lock:
@@ -296,10 +313,14 @@ class Trainer:
             return f"the training loss became {loss}"
         if val_loss is not None and not math.isfinite(val_loss):
             return f"the validation loss became {val_loss}"
-        reference = self.best_loss if self.best_loss is not None else math.log(self.data.n_classes)
+        # Near-zero best losses make ordinary noise look like a 10x jump, so the reference never
+        # drops below a tenth of a uniform guess's loss, ln(classes): with the default factor of
+        # 10, a run is diverged once it does worse than guessing.
+        chance = math.log(self.data.n_classes)
+        reference = max(self.best_loss if self.best_loss is not None else chance, chance / 10)
         limit = self.config.divergence_factor * reference
         if loss > limit:
-            return f"the training loss {loss:.4g} is over {self.config.divergence_factor:g}x the best so far ({reference:.4g})"
+            return f"the training loss {loss:.4g} is over {self.config.divergence_factor:g}x the reference ({reference:.4g}, the best so far or chance/10)"
         return None
 
     def _diverge(self, reason: str) -> None:
@@ -332,20 +353,15 @@ class Trainer:
                     self._handle(item)
 
     def _answer(self, item: Received, ok: bool, reason: str | None = None, **extra) -> None:
-        info = CommandInbox.describe(item)
-        if ok:
-            self._event("applied", **info, hparams=self._hparams(), received_time=item.time,
-                        received_step=item.step, **extra)
-        else:
-            self._event("rejected", **info, reason=reason, received_time=item.time, received_step=item.step)
+        steering.answer(self.rundir, item, ok, epoch=self.epoch, step=self.step, hparams=self._hparams(),
+                        reason=reason, **extra)
+        if not ok:
+            info = CommandInbox.describe(item)
             self._say(f"rejected {info['cmd']} {info['value'] if info['value'] is not None else ''}: {reason}")
 
     def _handle(self, item: Received) -> None:
         try:
-            command = cmds.validate(item.record)
-            if command.id in self._seen_ids:
-                raise cmds.CommandError(f"duplicate command id {command.id!r}")
-            self._seen_ids.add(command.id)
+            command = steering.check_command(item, self._seen_ids)
             applied = getattr(self, f"_do_{command.cmd}")(command.value)
         except (cmds.CommandError, CheckpointError) as e:
             self._answer(item, False, str(e))
@@ -481,6 +497,8 @@ class Trainer:
         self.best_loss = record["loss"] if self.best_loss is None else min(self.best_loss, record["loss"])
         self.last_metrics = record
         self._write_status()
+        if self._tb is not None:
+            self._tb.epoch(record, batches)
         self._say(
             f"epoch {self.epoch:>3}/{self.config.epochs}  loss {record['loss']:.4f}  acc {record['accuracy']:.4f}"
             + (f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}" if val_loss is not None else "")
@@ -553,6 +571,8 @@ class Trainer:
             heartbeat.join(timeout=5)
             self._inbox.stop()
             self._restore_signal_handlers()
+            if self._tb is not None:
+                self._tb.close()
         return self.state
 
     def _finish(self, reason: str) -> None:

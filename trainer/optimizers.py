@@ -5,7 +5,7 @@ next step without retracing. A Python float would be baked into the graph as a c
 
 >>> import tensorflow as tf
 >>> opt, knobs = make_optimizer("momentum", lr=0.1, beta=0.9)
->>> knobs.beta.assign(0.5).numpy(), type(knobs.lr).__name__
+>>> float(knobs.beta.assign(0.5)), type(knobs.lr).__name__
 (0.5, 'Variable')
 """
 

@@ -22,10 +22,10 @@ the new file, never half of one.
 
 Example::
 
-    >>> run = RunDir("runs/demo")                                # doctest: +SKIP
-    >>> command_id = run.send_command("set_lr", 0.01)            # doctest: +SKIP
-    >>> run.read_status()["state"]                               # doctest: +SKIP
-    'running'
+    run = RunDir("runs/demo")
+    command_id = run.send_command("set_lr", 0.01)
+    run.answer_to(command_id)      # -> {"event": "applied", ...} once the trainer applied it
+    run.read_status()["state"]     # -> "running"
 """
 
 from __future__ import annotations

@@ -1,0 +1,590 @@
+"""``PandaCallback``: babysit any compiled Keras 3 model's ``fit`` through a Panda run directory.
+
+::
+
+    from trainer import PandaCallback
+
+    model.fit(x, y, epochs=20, validation_split=0.2, callbacks=[PandaCallback("runs/my-run")])
+
+The run directory is the same contract ``panda train`` writes (docs/run-directory.md): config,
+status heartbeat, one metrics record per epoch, sampled batch losses, the journal, checkpoints of
+the model and its optimizer. The dashboard, ``panda ctl``, ``panda status`` and ``panda export``
+read it like any other run, and the same commands steer it, applied at batch boundaries:
+
+* ``set_lr`` / ``scale_lr`` assign ``model.optimizer.learning_rate`` (rejected, with the reason,
+  when the optimizer was compiled with a ``LearningRateSchedule``: the schedule owns the rate);
+* ``pause`` blocks ``fit`` at the next batch boundary, waiting on the command file (no CPU),
+  and ``resume`` lets it go on; ``stop`` checkpoints and sets ``model.stop_training``;
+* ``checkpoint`` saves now; ``rewind`` restores a checkpoint's weights and optimizer state (the
+  epoch Keras is in goes on from there, recorded as the checkpoint's epoch + 1 on a new branch);
+* ``set_beta`` and ``set_batch_size`` are rejected: a Keras optimizer's betas are constants in
+  its compiled step, and ``fit``'s batch size belongs to its data.
+
+A non-finite loss rolls the model back to the last checkpoint and pauses (state ``diverged``),
+as ``panda train`` does; lower the learning rate and ``resume``.
+
+Which run directory (the rule for "a run that belongs to another run"):
+
+* a path that does not exist, or an empty folder: a new run;
+* an existing run without ``resume=True``: refused (:class:`RunDirError`), nothing is touched;
+* ``resume=True``: continues the run — only one made by ``PandaCallback`` (not ``panda train``),
+  not live in another process, and made for the same model: the same layer types, weight shapes
+  and optimizer (:func:`model_signature`). It restores the newest checkpoint and the journal's
+  learning rate, and counts epochs on from there. ``resume=True`` on a new path starts a run;
+* calling ``fit`` again with the same callback object continues its run.
+
+Errors are raised in ``on_train_begin``, before the first batch. Only the TensorFlow backend is
+supported (checkpoints are ``tf.train.Checkpoint``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import trainer  # noqa: E402
+from trainer import commands as cmds  # noqa: E402
+from trainer import steering  # noqa: E402
+from trainer.checkpoints import CheckpointError, CheckpointStore  # noqa: E402
+from trainer.inbox import CommandInbox, Received  # noqa: E402
+from trainer.rundir import (  # noqa: E402
+    HEARTBEAT_SECONDS, LIVE_STATES, RunDir, RunDirError, append_jsonl, current_line, now,
+    repair_jsonl_tail,
+)
+
+#: ``config.json``'s ``trainer`` for runs this callback makes.
+TRAINER_NAME = "keras-callback"
+#: At most this many mini-batch losses are logged per epoch (as ``panda train`` does).
+BATCH_SAMPLES_PER_EPOCH = 50
+#: Keras log keys that mean "accuracy", in order of preference.
+ACCURACY_KEYS = ("accuracy", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy", "acc",
+                 "compile_metrics")
+
+
+def _float(value) -> float | None:
+    """A Python float from a number, numpy or TensorFlow scalar or Keras variable; else ``None``."""
+    if value is None or isinstance(value, (str, bool)):
+        return None
+    try:
+        return float(np.asarray(value).item())
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def answered_in(events: list[dict]) -> tuple[set[str], set[int]]:
+    """Command ids answered in a journal, and the lines of malformed commands rejected in it."""
+    ids = {e["command_id"] for e in events if e.get("command_id") and e.get("event") in ("applied", "rejected")}
+    lines = {e["line"] for e in events if e.get("event") == "rejected" and e.get("command_id") is None and e.get("line")}
+    return ids, lines
+
+
+def model_signature(model: keras.Model) -> dict:
+    """What makes a checkpoint of ``model`` restorable: layer types, weight shapes, optimizer.
+
+    Names are left out: Keras numbers them per process (``dense_3``), so the same architecture
+    built in another process has the same signature.
+    """
+    layers = [[type(layer).__name__, [list(map(int, w.shape)) for w in layer.weights]] for layer in model.layers]
+    optimizer = type(model.optimizer).__name__ if getattr(model, "optimizer", None) is not None else None
+    digest = hashlib.sha256(json.dumps([layers, optimizer]).encode()).hexdigest()[:16]
+    return {"sha": digest, "class": type(model).__name__, "name": model.name, "optimizer": optimizer,
+            "layers": len(model.layers), "params": int(model.count_params())}
+
+
+def accuracy_of(logs: dict, prefix: str = "") -> float | None:
+    """The accuracy in Keras ``logs``, whatever the compiled metric was called."""
+    for key in ACCURACY_KEYS:
+        value = logs.get(prefix + key)
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+class PandaCallback(keras.callbacks.Callback):
+    """Turns ``model.fit`` into a Panda run at ``run_path`` (see the module's documentation).
+
+    Args:
+        run_path: the run directory (``runs/my-run``).
+        resume: continue the existing run at ``run_path`` instead of refusing it.
+        tensorboard: also write TensorBoard event files to ``run_path/tensorboard/``.
+        checkpoint_every: keep the end-of-epoch checkpoint of every N-th epoch (and the last 3).
+        dataset: a name for the data, shown in config.json (default: ``model.fit``).
+        verbose: print a line per command and per epoch.
+    """
+
+    def __init__(self, run_path: Path | str, *, resume: bool = False, tensorboard: bool = False,
+                 checkpoint_every: int = 5, dataset: str | None = None, verbose: bool = False):
+        super().__init__()
+        if int(checkpoint_every) < 1:
+            raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+        self.rundir = RunDir(run_path)
+        self.resume = resume
+        self.tensorboard = tensorboard
+        self.checkpoint_every = int(checkpoint_every)
+        self.dataset = dataset
+        self.verbose = verbose
+        self.state = "starting"
+        self.message: str | None = None
+        self.epoch = 0
+        self.step = 0
+        self.branch = 0
+        self.epochs: int | None = None
+        self.batch_size: int | None = None
+        self.last_metrics: dict | None = None
+        self.latest_checkpoint: str | None = None
+        self.started = now()
+        self.store: CheckpointStore | None = None
+        self._opened = False
+        self._signature: dict | None = None
+        self._seen_ids: set[str] = set()
+        self._inbox: CommandInbox | None = None
+        self._tb = None
+        self._status_lock = threading.Lock()
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat_thread: threading.Thread | None = None
+        self._stop_requested = False
+        self._cut_short = False
+        self._check_path()
+
+    # ------------------------------------------------------------------ which run
+
+    def _check_path(self) -> None:
+        """Refuse, before any training, a path that holds something other than our run."""
+        path = self.rundir.path
+        if not path.exists():
+            return
+        if not path.is_dir():
+            raise RunDirError(f"{path} is a file, not a run directory")
+        if not any(path.iterdir()):
+            return  # an empty folder: a new run
+        if not self.rundir.exists():
+            raise RunDirError(f"{path} is not empty and is not a Panda run; choose another run directory")
+        config = self.rundir.read_config()
+        if not self.resume:
+            raise RunDirError(f"{path} already holds a run ({config.get('name')}); pass resume=True to continue "
+                              f"it, or choose another run directory")
+        if config.get("trainer") != TRAINER_NAME:
+            raise RunDirError(f"{path} belongs to another run: it was made by `panda train`, not by PandaCallback; "
+                              f"continue it with `panda train --resume {path}`")
+        status = self.rundir.read_status() or {}
+        if self.rundir.liveness(status) in LIVE_STATES and status.get("pid") != os.getpid():
+            raise RunDirError(f"{path} is still training (pid {status.get('pid')}); stop it first")
+
+    def _check_model(self, config: dict) -> None:
+        stored = config.get("model_signature") or {}
+        if stored.get("sha") != self._signature["sha"]:
+            raise RunDirError(
+                f"{self.rundir.path} belongs to another model: it was made for {stored.get('class')} "
+                f"{stored.get('name')!r} ({stored.get('layers')} layers, {stored.get('params')} parameters, "
+                f"optimizer {stored.get('optimizer')}), this is {self._signature['class']} {self._signature['name']!r} "
+                f"({self._signature['layers']} layers, {self._signature['params']} parameters, optimizer "
+                f"{self._signature['optimizer']}); its checkpoints cannot be restored into this model")
+
+    # ------------------------------------------------------------------ hyperparameters
+
+    @property
+    def optimizer(self):
+        return self.model.optimizer
+
+    def _schedule(self):
+        lr = getattr(self.optimizer, "_learning_rate", None)
+        return lr if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule) else None
+
+    def _lr(self) -> float | None:
+        lr = _float(self.optimizer.learning_rate)
+        return float(f"{lr:.7g}") if lr is not None and math.isfinite(lr) else lr  # float32 -> the value set
+
+    def _hparams(self) -> dict:
+        opt = self.optimizer
+        beta = next((getattr(opt, k) for k in ("beta_1", "momentum", "rho") if hasattr(opt, k)), None)
+        schedule = self._schedule()
+        return {
+            "optimizer": type(opt).__name__.lower(), "lr": self._lr(), "beta": _float(beta),
+            "beta2": _float(getattr(opt, "beta_2", None)), "epsilon": _float(getattr(opt, "epsilon", None)),
+            "batch_size": self.batch_size, "decay": type(schedule).__name__ if schedule else "none",
+            "decay_rate": None, "layers": None, "units": None, "batch_norm": None, "dropout": None,
+        }
+
+    # ------------------------------------------------------------------ journal and status
+
+    def _event(self, event: str, **fields) -> dict:
+        return self.rundir.append_event(event, epoch=self.epoch, step=self.step, **fields)
+
+    def _status(self) -> dict:
+        return steering.status_record(
+            self.rundir, state=self.state, epoch=self.epoch, epochs=self.epochs, step=self.step,
+            branch=self.branch, started=self.started, hparams=self._hparams(), last=self.last_metrics,
+            message=self.message, checkpoint=self.latest_checkpoint)
+
+    def _write_status(self) -> None:
+        with self._status_lock:
+            self.rundir.write_status(self._status())
+
+    def _set_state(self, state: str, message: str | None = None) -> None:
+        self.state, self.message = state, message
+        self._write_status()
+
+    def _heartbeat(self) -> None:
+        while not self._stop_heartbeat.wait(HEARTBEAT_SECONDS):
+            try:
+                self._write_status()
+                self._inbox.poll()  # a safety net under the file watcher
+            except Exception:  # the folder may be gone, a variable mid-update: try again next beat
+                pass
+
+    def _say(self, text: str) -> None:
+        if self.verbose:
+            print(f"panda: {text}", flush=True)
+
+    # ------------------------------------------------------------------ opening the run
+
+    def _create(self) -> None:
+        path = self.rundir.path
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        self.rundir.create()
+        input_shape = getattr(self.model, "input_shape", None)
+        output_shape = getattr(self.model, "output_shape", None)
+        n_features = None
+        if isinstance(input_shape, tuple) and all(isinstance(d, int) for d in input_shape[1:]):
+            n_features = int(math.prod(input_shape[1:]))
+        n_classes = output_shape[-1] if isinstance(output_shape, tuple) and isinstance(output_shape[-1], int) else None
+        self.rundir.write_config({
+            "name": self.rundir.name, "created": now(), "trainer": TRAINER_NAME, "model": "keras",
+            "model_signature": self._signature, "hparams": self._hparams(),
+            "dataset": {"name": self.dataset or "model.fit", "n_train": None, "n_val": None,
+                        "n_features": n_features, "n_classes": n_classes, "source": "model.fit"},
+            "epochs": self.epochs, "seed": None, "pace": 0.0, "checkpoint_every": self.checkpoint_every,
+            "tensorboard": self.tensorboard,
+            "versions": {"panda": trainer.__version__, "python": platform.python_version(),
+                         "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
+            "devices": [d.name.replace("/physical_device:", "") for d in tf.config.list_physical_devices()],
+            "argv": sys.argv[1:],
+        })
+        self._write_status()
+        self.store = CheckpointStore(self.rundir, model=self.model, optimizer=self.optimizer)
+        meta = self.store.save(epoch=0, step=self.step, branch=0, reason="initial", hparams=self._hparams())
+        self.latest_checkpoint = meta["name"]
+        self._inbox = CommandInbox(self.rundir, lambda: self.step)
+        self._event("started", pid=os.getpid(), resumed_from=None, hparams=self._hparams())
+
+    def _reopen(self) -> None:
+        """Continue the run at the path (``resume=True``): newest checkpoint, journal's learning rate."""
+        run = self.rundir
+        self._check_model(run.read_config())
+        for path in (run.metrics_path, run.batches_path, run.events_path):
+            repair_jsonl_tail(path)
+        self.store = CheckpointStore(run, model=self.model, optimizer=self.optimizer)
+        meta = self.store.latest()
+        if meta is None:
+            raise RunDirError(f"{run.path} has no checkpoint to resume from")
+        try:
+            self.store.restore(meta)
+        except (CheckpointError, AssertionError, ValueError) as e:
+            raise RunDirError(f"cannot restore {meta['name']} of {run.path} into this model: {e}") from None
+        self.epoch, self.step, self.branch = meta["epoch"], meta["step"], meta.get("branch", 0)
+        self.latest_checkpoint = meta["name"]
+        events = run.read_events()
+        lr = (meta.get("hparams") or {}).get("lr")
+        for event in events:
+            if isinstance(event.get("hparams"), dict) and event["hparams"].get("lr") is not None:
+                lr = event["hparams"]["lr"]
+        if lr is not None and self._schedule() is None:
+            self.optimizer.learning_rate.assign(lr)
+        line = current_line(run.read_metrics())
+        self.last_metrics = line[-1] if line else None
+        answered, bad_lines = answered_in(events)
+        self._seen_ids |= answered
+        self._inbox = CommandInbox(run, lambda: self.step, answered, bad_lines)
+        self._event("started", pid=os.getpid(), resumed_from=meta["name"], hparams=self._hparams())
+        self._say(f"resuming {run.path} from {meta['name']} (epoch {self.epoch}, step {self.step})")
+
+    # ------------------------------------------------------------------ Keras hooks
+
+    def on_train_begin(self, logs=None):
+        if keras.backend.backend() != "tensorflow":
+            raise RuntimeError(f"PandaCallback needs Keras's TensorFlow backend, not {keras.backend.backend()!r}")
+        if getattr(self.model, "optimizer", None) is None:
+            raise RuntimeError("PandaCallback needs a compiled model: call model.compile(...) before fit")
+        if not self.optimizer.built:
+            self.optimizer.build(self.model.trainable_variables)  # slots exist before the first checkpoint
+        signature = model_signature(self.model)
+        if self._opened and signature["sha"] != self._signature["sha"]:
+            raise RunDirError(f"this PandaCallback already belongs to the run of model {self._signature['name']!r}; "
+                              f"give model {signature['name']!r} its own PandaCallback")
+        self._signature = signature
+        self._stop_requested = self._cut_short = False
+        planned = self.params.get("epochs") if isinstance(self.params, dict) else None
+        if not self._opened:
+            self.step = int(self.optimizer.iterations.numpy())
+            self._check_path()  # the path may have changed since the callback was made
+            if self.rundir.exists() and self.resume:
+                self._reopen()
+            else:
+                self.epochs = self.epoch + planned if planned else None
+                self._create()
+            self._opened = True
+        else:  # fit called again with the same callback: the run goes on
+            answered, bad_lines = answered_in(self.rundir.read_events())
+            self._inbox = CommandInbox(self.rundir, lambda: self.step, answered | self._seen_ids, bad_lines)
+            self._event("started", pid=os.getpid(), resumed_from=self.latest_checkpoint, hparams=self._hparams())
+        if planned:
+            self.epochs = self.epoch + planned
+        if self.tensorboard and self._tb is None:
+            from trainer.tensorboard import TensorBoardLog
+
+            self._tb = TensorBoardLog(self.rundir.path)
+        self._inbox.start()
+        self._stop_heartbeat.clear()
+        self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="panda-heartbeat", daemon=True)
+        self._heartbeat_thread.start()
+        self._set_state("running")
+        self._handle_commands()  # commands sent before fit started (a pause waits here)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
+        self._paused_seconds = 0.0
+        self._batches_in_epoch = 0
+        self._last_mean: float | None = None
+        self._last_seen: int | None = None
+        self._samples: list[dict] = []
+        steps = self.params.get("steps") if isinstance(self.params, dict) else None
+        self._sample_every = max(1, math.ceil((steps or getattr(self, "_last_epoch_batches", 1)) / BATCH_SAMPLES_PER_EPOCH))
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        self.step = int(self.optimizer.iterations.numpy())
+        self._batches_in_epoch += 1
+        k = self._batches_in_epoch
+        mean = _float(logs.get("loss"))
+        seen = self._samples_seen()
+        if self.batch_size is None and k == 1:
+            self.batch_size = seen
+        if mean is not None:
+            # Keras logs the epoch's running mean, weighted by batch size; undo it for this batch's loss
+            if self._last_mean is None:
+                batch_loss = mean
+            elif seen and self._last_seen and seen > self._last_seen:
+                batch_loss = (mean * seen - self._last_mean * self._last_seen) / (seen - self._last_seen)
+            else:
+                batch_loss = k * mean - (k - 1) * self._last_mean
+            self._last_mean, self._last_seen = mean, seen
+            if (k - 1) % self._sample_every == 0:
+                self._samples.append({"epoch": self.epoch + 1, "step": self.step,
+                                      "loss": batch_loss if math.isfinite(batch_loss) else None, "branch": self.branch})
+            if not math.isfinite(mean):
+                self._diverge(f"the training loss became {mean}")
+        if self._inbox.ready.is_set() or self.state in ("paused", "diverged"):
+            self._handle_commands()
+        if self._stop_requested:
+            self._cut_short = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        self._last_epoch_batches = max(1, self._batches_in_epoch)
+        if self._cut_short or self._batches_in_epoch == 0:
+            return  # a stop cut the epoch short, or a rewind left nothing of it: no record, as panda train does
+        seconds = time.perf_counter() - self._epoch_started - self._paused_seconds
+        loss, val_loss = _float(logs.get("loss")), _float(logs.get("val_loss"))
+        for what, value in (("training", loss), ("validation", val_loss)):
+            if value is not None and not math.isfinite(value):
+                self._diverge(f"the {what} loss became {value}")
+                self._handle_commands()
+                return
+        samples = self._samples_seen()
+        record = {
+            "epoch": self.epoch + 1, "branch": self.branch, "step": self.step, "lr": self._lr(),
+            "beta": self._hparams()["beta"], "batch_size": self.batch_size,
+            "loss": loss, "accuracy": accuracy_of(logs), "val_loss": val_loss, "val_accuracy": accuracy_of(logs, "val_"),
+            "grad_norm": None, "epoch_seconds": seconds,
+            "samples_per_second": samples / seconds if samples and seconds > 0 else None,
+            "time": now(), "logs": {k: _float(v) for k, v in logs.items()},
+        }
+        self.epoch = record["epoch"]
+        record = self._save("epoch", metrics=record)["metrics"]
+        append_jsonl(self.rundir.batches_path, *self._samples, sync=False)
+        append_jsonl(self.rundir.metrics_path, record)
+        self.store.prune(self.checkpoint_every)
+        self.last_metrics = record
+        self._write_status()
+        if self._tb is not None:
+            self._tb.epoch(record, self._samples)
+        self._say(f"epoch {self.epoch}  loss {loss:.4f}" + (f"  val_loss {val_loss:.4f}" if val_loss is not None else ""))
+        if self._inbox.ready.is_set() or self.state in ("paused", "diverged"):
+            self._handle_commands()
+        if self._stop_requested:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        try:
+            if self._stop_requested:
+                self._set_state("stopping")
+                meta = self._save("stop")
+                self._event("checkpoint_saved", checkpoint=meta["name"], reason="stop")
+                self._finish("stopped")
+            else:
+                self._finish("completed")
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the heartbeat and the command watcher (``on_train_end`` does; call it if ``fit`` raised)."""
+        self._stop_heartbeat.set()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(timeout=5)
+            self._heartbeat_thread = None
+        if self._inbox is not None:
+            self._inbox.stop()
+        if self._tb is not None:
+            self._tb.flush()
+        if self.state in LIVE_STATES and self._opened:
+            self._event("failed", error="model.fit ended without finishing the run", traceback=None)
+            self._set_state("failed", "model.fit ended without finishing the run")
+
+    def _finish(self, reason: str) -> None:
+        for item in self._inbox.drain():
+            steering.answer(self.rundir, item, False, epoch=self.epoch, step=self.step, hparams=self._hparams(),
+                            reason=f"the run {reason} before this command was applied")
+        self._event("finished", reason=reason)
+        self._set_state("finished", "stopped by the user" if reason == "stopped" else None)
+        self._say(f"finished ({reason}) at epoch {self.epoch}, step {self.step}: {self.rundir.path}")
+
+    def _samples_seen(self) -> int | None:
+        """Examples trained on this epoch: Keras weights its loss mean by batch size."""
+        tracker = getattr(self.model, "_loss_tracker", None)
+        count = getattr(tracker, "count", None)
+        try:
+            return int(round(float(count.numpy()))) if count is not None else None
+        except Exception:
+            return None
+
+    # ------------------------------------------------------------------ checkpoints, rollback
+
+    def _save(self, reason: str, metrics: dict | None = None) -> dict:
+        meta = self.store.save(epoch=self.epoch, step=self.step, branch=self.branch, reason=reason,
+                               hparams=self._hparams(), metrics=metrics)
+        self.latest_checkpoint = meta["name"]
+        return meta
+
+    def _next_branch(self) -> int:
+        highest = max([m.get("branch", 0) for m in self.rundir.list_checkpoints()] + [self.branch])
+        for record in self.rundir.read_metrics():
+            highest = max(highest, record.get("branch", 0))
+        return highest + 1
+
+    def _restore(self, meta: dict) -> None:
+        """Weights and optimizer state from ``meta``; the learning rate in force now stays."""
+        lr = self._lr()
+        self.store.restore(meta)
+        if lr is not None and self._schedule() is None:
+            self.optimizer.learning_rate.assign(lr)
+        self.epoch, self.branch = meta["epoch"], self._next_branch()
+        self.step = int(self.optimizer.iterations.numpy())
+        self.latest_checkpoint = meta["name"]
+        self.last_metrics = meta.get("metrics")
+        self.model.reset_metrics()  # the epoch's running means start again from the restored weights
+        self._batches_in_epoch, self._last_mean, self._last_seen, self._samples = 0, None, None, []
+
+    def _diverge(self, reason: str) -> None:
+        lr = self._lr()
+        meta = self.store.latest()
+        self._restore(meta)
+        self._event("diverged", reason=reason, checkpoint=meta["name"], branch=self.branch, lr=lr)
+        self._say(f"diverged: {reason}; rolled back to {meta['name']}; paused — lower the learning rate and resume")
+        self._set_state("diverged", f"{reason}; rolled back to {meta['name']}. Lower the learning rate, then resume.")
+
+    # ------------------------------------------------------------------ commands
+
+    def _handle_commands(self) -> None:
+        for item in self._inbox.drain():
+            self._handle(item)
+        started = time.perf_counter()
+        while self.state in ("paused", "diverged") and not self._stop_requested:
+            if self._inbox.wait(HEARTBEAT_SECONDS):  # blocks on the watcher's event: no CPU
+                for item in self._inbox.drain():
+                    self._handle(item)
+        if hasattr(self, "_paused_seconds"):
+            self._paused_seconds += time.perf_counter() - started
+
+    def _handle(self, item: Received) -> None:
+        try:
+            command = steering.check_command(item, self._seen_ids)
+            applied = getattr(self, f"_do_{command.cmd}")(command.value)
+        except (cmds.CommandError, CheckpointError) as e:
+            steering.answer(self.rundir, item, False, epoch=self.epoch, step=self.step, hparams=self._hparams(),
+                            reason=str(e))
+            self._say(f"rejected {CommandInbox.describe(item)['cmd']}: {e}")
+            return
+        steering.answer(self.rundir, item, True, epoch=self.epoch, step=self.step, hparams=self._hparams(),
+                        **(applied or {}))
+        self._write_status()
+        if command.cmd in ("pause", "resume"):
+            self._event("paused" if command.cmd == "pause" else "resumed", command_id=command.id)
+
+    def _set_lr(self, value: float) -> None:
+        schedule = self._schedule()
+        if schedule is not None:
+            raise cmds.CommandError(
+                f"the optimizer's learning rate follows a {type(schedule).__name__} schedule, which cannot be "
+                f"steered; compile with a float learning rate to steer it")
+        self.optimizer.learning_rate.assign(value)
+        self._say(f"learning rate -> {value:g} at step {self.step}")
+
+    def _do_set_lr(self, value: float):
+        self._set_lr(value)
+
+    def _do_scale_lr(self, factor: float):
+        if self._schedule() is not None:
+            self._set_lr(0.0)  # raises with the reason
+        self._set_lr(cmds.check_lr(self._lr() * factor))
+
+    def _do_set_beta(self, value: float):
+        raise cmds.CommandError("set_beta is not supported for a Keras model.fit: the optimizer's beta is a "
+                                "constant in its compiled step")
+
+    def _do_set_batch_size(self, value: int):
+        raise cmds.CommandError("set_batch_size is not supported for a Keras model.fit: the batch size belongs to "
+                                "the data given to fit")
+
+    def _do_pause(self, _):
+        if self.state == "paused":
+            raise cmds.CommandError("already paused")
+        if self.state == "diverged":
+            raise cmds.CommandError("already paused after divergence; resume when ready")
+        self.state = "paused"
+        self._say(f"paused at epoch {self.epoch}, step {self.step}")
+
+    def _do_resume(self, _):
+        if self.state not in ("paused", "diverged"):
+            raise cmds.CommandError(f"not paused (state is {self.state})")
+        self.state, self.message = "running", None
+        self._say(f"resumed at step {self.step}")
+
+    def _do_stop(self, _):
+        self._stop_requested = True
+
+    def _do_checkpoint(self, _):
+        meta = self._save("command")
+        self._event("checkpoint_saved", checkpoint=meta["name"], reason="command")
+        return {"checkpoint": meta["name"]}
+
+    def _do_rewind(self, spec: str):
+        meta = self.store.find(spec)
+        self._restore(meta)
+        self._event("rewound", checkpoint=meta["name"], to_epoch=meta["epoch"], branch=self.branch)
+        self._say(f"rewound to {meta['name']} (epoch {meta['epoch']}), branch {self.branch}")
+        return {"checkpoint": meta["name"], "to_epoch": meta["epoch"], "branch": self.branch}
