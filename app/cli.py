@@ -72,12 +72,6 @@ def lan_addresses() -> list[str]:
     """This machine's addresses an audience can reach (best effort, no traffic sent)."""
     found = []
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("10.255.255.255", 1))  # picks the outgoing interface; sends nothing
-            found.append(s.getsockname()[0])
-    except OSError:
-        pass
-    try:
         for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
             if info[4][0] not in found and not info[4][0].startswith("127."):
                 found.append(info[4][0])

@@ -211,7 +211,7 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
             with st.expander("Traceback"):
                 st.code(failure["traceback"], language="text")
     elif state == "finished":
-        how = "stopped by the user" if status.get("message") == "stopped by the user" else "completed"
+        how = status.get("message") or "completed"  # the trainer says why it stopped early
         st.success(f"Finished: {how} at epoch {status.get('epoch')}.", icon=":material/flag:")
 
 

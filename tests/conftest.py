@@ -16,10 +16,14 @@ from trainer.rundir import RunDir  # noqa: E402
 from trainer.watch import FileWatcher  # noqa: E402
 
 
-def wait_for(predicate: Callable[[], Any], folder: Path | str, timeout: float = 60.0, what: str = "condition") -> Any:
-    """Return ``predicate()``'s first truthy value, re-checking whenever a file in ``folder`` changes."""
+def wait_for(predicate: Callable[[], Any], folder: Path | str, timeout: float = 60.0, what: str = "condition",
+             recursive: bool = False) -> Any:
+    """Return ``predicate()``'s first truthy value, re-checking whenever a file in ``folder`` changes.
+
+    The 0.5 s re-check is only a backstop for a missed notification, never the way to wait.
+    """
     deadline = time.monotonic() + timeout
-    with FileWatcher(folder, None) as watcher:
+    with FileWatcher(folder, None, recursive=recursive) as watcher:
         while True:
             value = predicate()
             if value:

@@ -7,15 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
-from watchdog.events import FileSystemEventHandler
-from watchdog.observers import Observer
 
+import conftest
 from trainer.rundir import RunDir, iter_runs
 from trainer.search.sweepdir import SweepDir
 
@@ -23,30 +21,8 @@ PANDA = [sys.executable, "-m", "trainer"]
 
 
 def wait_for(predicate, root: Path, timeout: float, what: str):
-    """Re-check ``predicate`` whenever anything under ``root`` changes, until it is truthy."""
-    changed = threading.Event()
-
-    class Handler(FileSystemEventHandler):
-        def on_any_event(self, event):
-            changed.set()
-
-    observer = Observer()
-    observer.schedule(Handler(), str(root), recursive=True)
-    observer.start()
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-            changed.wait(min(left, 1.0))  # new subfolders are watched too; 1 s is only a backstop
-            changed.clear()
-    finally:
-        observer.stop()
-        observer.join(timeout=5)
+    """Re-check ``predicate`` whenever anything under ``root`` (subfolders too) changes."""
+    return conftest.wait_for(predicate, root, timeout, what, recursive=True)
 
 
 def overlap(trials: dict) -> int:

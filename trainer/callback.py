@@ -561,17 +561,11 @@ class PandaCallback(keras.callbacks.Callback):
                                 "the data given to fit")
 
     def _do_pause(self, _):
-        if self.state == "paused":
-            raise cmds.CommandError("already paused")
-        if self.state == "diverged":
-            raise cmds.CommandError("already paused after divergence; resume when ready")
-        self.state = "paused"
+        self.state = steering.after_pause(self.state)
         self._say(f"paused at epoch {self.epoch}, step {self.step}")
 
     def _do_resume(self, _):
-        if self.state not in ("paused", "diverged"):
-            raise cmds.CommandError(f"not paused (state is {self.state})")
-        self.state, self.message = "running", None
+        self.state, self.message = steering.after_resume(self.state), None
         self._say(f"resumed at step {self.step}")
 
     def _do_stop(self, _):

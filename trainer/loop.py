@@ -345,8 +345,6 @@ class Trainer:
     def _handle_commands(self) -> None:
         for item in self._inbox.drain():
             self._handle(item)
-        if self._stop_requested == "signal":
-            self._stop_requested = "command"
         while self.state in ("paused", "diverged") and not self._stop_requested:
             if self._inbox.wait(HEARTBEAT_SECONDS):
                 for item in self._inbox.drain():
@@ -390,17 +388,11 @@ class Trainer:
         self.hp.batch_size = value  # the next epoch builds its pipeline with it
 
     def _do_pause(self, _):
-        if self.state == "paused":
-            raise cmds.CommandError("already paused")
-        if self.state == "diverged":
-            raise cmds.CommandError("already paused after divergence; resume when ready")
-        self.state = "paused"
+        self.state = steering.after_pause(self.state)
         self._say(f"paused at epoch {self.epoch}, step {self.step}")
 
     def _do_resume(self, _):
-        if self.state not in ("paused", "diverged"):
-            raise cmds.CommandError(f"not paused (state is {self.state})")
-        self.state, self.message = "running", None
+        self.state, self.message = steering.after_resume(self.state), None
         self._say(f"resumed at step {self.step}")
 
     def _do_stop(self, _):
@@ -559,7 +551,7 @@ class Trainer:
                 self._set_state("stopping")
                 meta = self._save("stop", metrics=None)
                 self._event("checkpoint_saved", checkpoint=meta["name"], reason="stop")
-                self._finish("stopped")
+                self._finish("stopped" if self._stop_requested == "command" else "interrupted")
             else:
                 self._finish("completed")
         except Exception as e:
@@ -579,5 +571,6 @@ class Trainer:
         for item in self._inbox.drain():
             self._answer(item, False, f"the run {reason} before this command was applied")
         self._event("finished", reason=reason)
-        self._set_state("finished", "stopped by the user" if reason == "stopped" else None)
+        messages = {"stopped": "stopped by the user", "interrupted": "interrupted by Ctrl-C or SIGTERM"}
+        self._set_state("finished", messages.get(reason))
         self._say(f"finished ({reason}) at epoch {self.epoch}, step {self.step}: {self.rundir.path}")

@@ -34,6 +34,22 @@ def check_command(item: Received, seen_ids: set[str]) -> cmds.Command:
     return command
 
 
+def after_pause(state: str) -> str:
+    """The state a ``pause`` command leads to from ``state``; refuses a pause that cannot apply."""
+    if state == "paused":
+        raise cmds.CommandError("already paused")
+    if state == "diverged":
+        raise cmds.CommandError("already paused after divergence; resume when ready")
+    return "paused"
+
+
+def after_resume(state: str) -> str:
+    """The state a ``resume`` command leads to from ``state`` (also out of a divergence)."""
+    if state not in ("paused", "diverged"):
+        raise cmds.CommandError(f"not paused (state is {state})")
+    return "running"
+
+
 def answer(run: RunDir, item: Received, ok: bool, *, epoch: int, step: int, hparams: dict,
            reason: str | None = None, **extra: Any) -> dict:
     """Write the ``applied`` or ``rejected`` event for ``item`` (the fields of docs/run-directory.md)."""

@@ -43,16 +43,18 @@ class _Handler(FileSystemEventHandler):
 class FileWatcher:
     """Sets :attr:`changed` (and calls ``on_change``) whenever one of ``names`` in ``folder`` changes.
 
-    ``names=None`` watches every file in the folder.
+    ``names=None`` watches every file in the folder; ``recursive=True`` also those in subfolders,
+    including subfolders made later.
     """
 
-    def __init__(self, folder: Path | str, names: Iterable[str] | None, on_change: Callable[[], None] | None = None):
+    def __init__(self, folder: Path | str, names: Iterable[str] | None, on_change: Callable[[], None] | None = None,
+                 recursive: bool = False):
         self.folder = Path(folder)
         self.changed = threading.Event()
         self._callback = on_change
         self._observer = Observer()
         self._observer.daemon = True
-        self._observer.schedule(_Handler(None if names is None else set(names), self._notify), str(self.folder), recursive=False)
+        self._observer.schedule(_Handler(None if names is None else set(names), self._notify), str(self.folder), recursive=recursive)
 
     def _notify(self) -> None:
         self.changed.set()
