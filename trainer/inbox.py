@@ -70,11 +70,16 @@ class CommandInbox:
                 self.ready.set()
 
     def drain(self) -> list[Received]:
+        """Every command received so far, oldest first.
+
+        The flag is cleared *before* the file is read: a line that lands after the read sets it
+        again, so no command waits for the next heartbeat (a lost wake-up).
+        """
+        self.ready.clear()
         self.poll()
         with self._lock:
             items = list(self._queue)
             self._queue.clear()
-            self.ready.clear()
         return items
 
     def wait(self, timeout: float) -> bool:
