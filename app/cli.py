@@ -207,38 +207,36 @@ def cmd_demo(args) -> int:
     print(f"Training {run_dir / name} in the background (pid {launch.pid}, log {launch.log_path}).", flush=True)
     served = _serve(args, run_dir)
     if served is None:
-        _stop_trainer(RunDir(run_dir / name), launch.pid, SOURCE)
+        _stop_trainer(RunDir(run_dir / name), launch.process, SOURCE)
         return 2
     code = _wait(served[0])
     if args.keep_training:
         print(f"The trainer keeps going (pid {launch.pid}); stop it with: panda ctl {run_dir / name} stop", flush=True)
     else:
-        _stop_trainer(RunDir(run_dir / name), launch.pid, SOURCE)
+        _stop_trainer(RunDir(run_dir / name), launch.process, SOURCE)
     return code
 
 
-def _stop_trainer(run, pid: int, source: str, timeout: float = 20.0) -> None:
+def _stop_trainer(run, process: subprocess.Popen, source: str, timeout: float = 20.0) -> None:
     """Ask the demo's trainer to stop cleanly (checkpoint, finish); terminate it if it does not."""
+    from trainer.rundir import LIVE_STATES
+
+    if process.poll() is not None or (run.exists() and run.liveness() not in LIVE_STATES):
+        print(f"The demo run is {run.liveness() if run.exists() else 'gone'}: {run.path}", flush=True)
+        return
     try:
         if run.exists():
             run.send_command("stop", source=source)
         else:
-            os.killpg(pid, signal.SIGTERM)  # still loading: nothing to save
+            os.killpg(process.pid, signal.SIGTERM)  # still loading: nothing to save
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        print(f"The demo trainer did not stop in {timeout:g}s and was terminated: {run.path}", flush=True)
     except (OSError, ProcessLookupError):
         pass
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            print(f"Stopped the demo trainer; continue it with: panda train --resume {run.path}", flush=True)
-            return
-        pause.wait(0.2)
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (OSError, ProcessLookupError):
-        pass
+    else:
+        print(f"Stopped the demo trainer; continue it with: panda train --resume {run.path}", flush=True)
 
 
 def _add_serving(p: argparse.ArgumentParser) -> None:
