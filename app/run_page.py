@@ -10,7 +10,6 @@ way that enables or disables controls, the live fragment reruns the whole page o
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 

@@ -119,7 +119,7 @@ def refresh_cost(root: Path, repeats: int = 30) -> None:
         return time.perf_counter() - t, size
 
     first, size = page_refresh()
-    print(f"refresh cost, 1 run with 5,000 epochs and 200,000 batch records:")
+    print("refresh cost, 1 run with 5,000 epochs and 200,000 batch records:")
     print(f"  first load (parse all files): {ms(load)}; first draw of the 4 charts: {ms(first)} "
           f"({size / 1e3:.0f} kB of figure JSON)")
     idle = [page_refresh()[0] for _ in range(repeats)]

@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from conftest_app import HPARAMS, make_run, wait_until, write_status
-from trainer.rundir import RunDir, append_jsonl, atomic_write_json
+from trainer.rundir import RunDir, atomic_write_json
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from app import sweep_page as page
 from trainer.rundir import RunDir, append_jsonl

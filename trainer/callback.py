@@ -45,7 +45,6 @@ import math
 import os
 import platform
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -59,9 +58,9 @@ import trainer  # noqa: E402
 from trainer import commands as cmds  # noqa: E402
 from trainer import steering  # noqa: E402
 from trainer.checkpoints import CheckpointError, CheckpointStore  # noqa: E402
-from trainer.inbox import CommandInbox, Received  # noqa: E402
+from trainer.inbox import CommandInbox  # noqa: E402
 from trainer.rundir import (  # noqa: E402
-    HEARTBEAT_SECONDS, LIVE_STATES, RunDir, RunDirError, append_jsonl, current_line, now,
+    LIVE_STATES, RunDir, RunDirError, append_jsonl, current_line, now,
     repair_jsonl_tail,
 )
 
@@ -82,13 +81,6 @@ def _float(value) -> float | None:
         return float(np.asarray(value).item())
     except (TypeError, ValueError, AttributeError):
         return None
-
-
-def answered_in(events: list[dict]) -> tuple[set[str], set[int]]:
-    """Command ids answered in a journal, and the lines of malformed commands rejected in it."""
-    ids = {e["command_id"] for e in events if e.get("command_id") and e.get("event") in ("applied", "rejected")}
-    lines = {e["line"] for e in events if e.get("event") == "rejected" and e.get("command_id") is None and e.get("line")}
-    return ids, lines
 
 
 def model_signature(model: keras.Model) -> dict:
@@ -113,7 +105,7 @@ def accuracy_of(logs: dict, prefix: str = "") -> float | None:
     return None
 
 
-class PandaCallback(keras.callbacks.Callback):
+class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
     """Turns ``model.fit`` into a Panda run at ``run_path`` (see the module's documentation).
 
     Args:
@@ -125,37 +117,25 @@ class PandaCallback(keras.callbacks.Callback):
         verbose: print a line per command and per epoch.
     """
 
+    say_prefix = "panda: "
+
     def __init__(self, run_path: Path | str, *, resume: bool = False, tensorboard: bool = False,
                  checkpoint_every: int = 5, dataset: str | None = None, verbose: bool = False):
         super().__init__()
         if int(checkpoint_every) < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
-        self.rundir = RunDir(run_path)
+        self._init_steering(RunDir(run_path), verbose)
         self.resume = resume
         self.tensorboard = tensorboard
         self.checkpoint_every = int(checkpoint_every)
         self.dataset = dataset
-        self.verbose = verbose
-        self.state = "starting"
-        self.message: str | None = None
-        self.epoch = 0
-        self.step = 0
-        self.branch = 0
         self.epochs: int | None = None
         self.batch_size: int | None = None
-        self.last_metrics: dict | None = None
-        self.latest_checkpoint: str | None = None
-        self.started = now()
         self.store: CheckpointStore | None = None
         self._opened = False
         self._signature: dict | None = None
-        self._seen_ids: set[str] = set()
         self._inbox: CommandInbox | None = None
         self._tb = None
-        self._status_lock = threading.Lock()
-        self._stop_heartbeat = threading.Event()
-        self._heartbeat_thread: threading.Thread | None = None
-        self._stop_requested = False
         self._cut_short = False
         self._check_path()
 
@@ -218,37 +198,6 @@ class PandaCallback(keras.callbacks.Callback):
             "decay_rate": None, "layers": None, "units": None, "batch_norm": None, "dropout": None,
         }
 
-    # ------------------------------------------------------------------ journal and status
-
-    def _event(self, event: str, **fields) -> dict:
-        return self.rundir.append_event(event, epoch=self.epoch, step=self.step, **fields)
-
-    def _status(self) -> dict:
-        return steering.status_record(
-            self.rundir, state=self.state, epoch=self.epoch, epochs=self.epochs, step=self.step,
-            branch=self.branch, started=self.started, hparams=self._hparams(), last=self.last_metrics,
-            message=self.message, checkpoint=self.latest_checkpoint)
-
-    def _write_status(self) -> None:
-        with self._status_lock:
-            self.rundir.write_status(self._status())
-
-    def _set_state(self, state: str, message: str | None = None) -> None:
-        self.state, self.message = state, message
-        self._write_status()
-
-    def _heartbeat(self) -> None:
-        while not self._stop_heartbeat.wait(HEARTBEAT_SECONDS):
-            try:
-                self._write_status()
-                self._inbox.poll()  # a safety net under the file watcher
-            except Exception:  # the folder may be gone, a variable mid-update: try again next beat
-                pass
-
-    def _say(self, text: str) -> None:
-        if self.verbose:
-            print(f"panda: {text}", flush=True)
-
     # ------------------------------------------------------------------ opening the run
 
     def _create(self) -> None:
@@ -306,7 +255,7 @@ class PandaCallback(keras.callbacks.Callback):
             self.optimizer.learning_rate.assign(lr)
         line = current_line(run.read_metrics())
         self.last_metrics = line[-1] if line else None
-        answered, bad_lines = answered_in(events)
+        answered, bad_lines = steering.answered_in(events)
         self._seen_ids |= answered
         self._inbox = CommandInbox(run, lambda: self.step, answered, bad_lines)
         self._event("started", pid=os.getpid(), resumed_from=meta["name"], hparams=self._hparams())
@@ -326,7 +275,7 @@ class PandaCallback(keras.callbacks.Callback):
             raise RunDirError(f"this PandaCallback already belongs to the run of model {self._signature['name']!r}; "
                               f"give model {signature['name']!r} its own PandaCallback")
         self._signature = signature
-        self._stop_requested = self._cut_short = False
+        self._stop_requested, self._cut_short = None, False
         planned = self.params.get("epochs") if isinstance(self.params, dict) else None
         if not self._opened:
             self.step = int(self.optimizer.iterations.numpy())
@@ -338,7 +287,7 @@ class PandaCallback(keras.callbacks.Callback):
                 self._create()
             self._opened = True
         else:  # fit called again with the same callback: the run goes on
-            answered, bad_lines = answered_in(self.rundir.read_events())
+            answered, bad_lines = steering.answered_in(self.rundir.read_events())
             self._inbox = CommandInbox(self.rundir, lambda: self.step, answered | self._seen_ids, bad_lines)
             self._event("started", pid=os.getpid(), resumed_from=self.latest_checkpoint, hparams=self._hparams())
         if planned:
@@ -348,9 +297,7 @@ class PandaCallback(keras.callbacks.Callback):
 
             self._tb = TensorBoardLog(self.rundir.path)
         self._inbox.start()
-        self._stop_heartbeat.clear()
-        self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="panda-heartbeat", daemon=True)
-        self._heartbeat_thread.start()
+        self._start_heartbeat()
         self._set_state("running")
         self._handle_commands()  # commands sent before fit started (a pause waits here)
 
@@ -432,10 +379,7 @@ class PandaCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         try:
             if self._stop_requested:
-                self._set_state("stopping")
-                meta = self._save("stop")
-                self._event("checkpoint_saved", checkpoint=meta["name"], reason="stop")
-                self._finish("stopped")
+                self._stop_with_checkpoint()
             else:
                 self._finish("completed")
         finally:
@@ -443,10 +387,7 @@ class PandaCallback(keras.callbacks.Callback):
 
     def close(self) -> None:
         """Stop the heartbeat and the command watcher (``on_train_end`` does; call it if ``fit`` raised)."""
-        self._stop_heartbeat.set()
-        if self._heartbeat_thread is not None:
-            self._heartbeat_thread.join(timeout=5)
-            self._heartbeat_thread = None
+        self._end_heartbeat()
         if self._inbox is not None:
             self._inbox.stop()
         if self._tb is not None:
@@ -454,14 +395,6 @@ class PandaCallback(keras.callbacks.Callback):
         if self.state in LIVE_STATES and self._opened:
             self._event("failed", error="model.fit ended without finishing the run", traceback=None)
             self._set_state("failed", "model.fit ended without finishing the run")
-
-    def _finish(self, reason: str) -> None:
-        for item in self._inbox.drain():
-            steering.answer(self.rundir, item, False, epoch=self.epoch, step=self.step, hparams=self._hparams(),
-                            reason=f"the run {reason} before this command was applied")
-        self._event("finished", reason=reason)
-        self._set_state("finished", "stopped by the user" if reason == "stopped" else None)
-        self._say(f"finished ({reason}) at epoch {self.epoch}, step {self.step}: {self.rundir.path}")
 
     def _samples_seen(self) -> int | None:
         """Examples trained on this epoch: Keras weights its loss mean by batch size."""
@@ -474,20 +407,8 @@ class PandaCallback(keras.callbacks.Callback):
 
     # ------------------------------------------------------------------ checkpoints, rollback
 
-    def _save(self, reason: str, metrics: dict | None = None) -> dict:
-        meta = self.store.save(epoch=self.epoch, step=self.step, branch=self.branch, reason=reason,
-                               hparams=self._hparams(), metrics=metrics)
-        self.latest_checkpoint = meta["name"]
-        return meta
-
-    def _next_branch(self) -> int:
-        highest = max([m.get("branch", 0) for m in self.rundir.list_checkpoints()] + [self.branch])
-        for record in self.rundir.read_metrics():
-            highest = max(highest, record.get("branch", 0))
-        return highest + 1
-
-    def _restore(self, meta: dict) -> None:
-        """Weights and optimizer state from ``meta``; the learning rate in force now stays."""
+    def _rewind_to(self, meta: dict) -> None:
+        """Weights and optimizer state from ``meta``, on a new branch; the learning rate in force stays."""
         lr = self._lr()
         self.store.restore(meta)
         if lr is not None and self._schedule() is None:
@@ -499,41 +420,7 @@ class PandaCallback(keras.callbacks.Callback):
         self.model.reset_metrics()  # the epoch's running means start again from the restored weights
         self._batches_in_epoch, self._last_mean, self._last_seen, self._samples = 0, None, None, []
 
-    def _diverge(self, reason: str) -> None:
-        lr = self._lr()
-        meta = self.store.latest()
-        self._restore(meta)
-        self._event("diverged", reason=reason, checkpoint=meta["name"], branch=self.branch, lr=lr)
-        self._say(f"diverged: {reason}; rolled back to {meta['name']}; paused — lower the learning rate and resume")
-        self._set_state("diverged", f"{reason}; rolled back to {meta['name']}. Lower the learning rate, then resume.")
-
     # ------------------------------------------------------------------ commands
-
-    def _handle_commands(self) -> None:
-        for item in self._inbox.drain():
-            self._handle(item)
-        started = time.perf_counter()
-        while self.state in ("paused", "diverged") and not self._stop_requested:
-            if self._inbox.wait(HEARTBEAT_SECONDS):  # blocks on the watcher's event: no CPU
-                for item in self._inbox.drain():
-                    self._handle(item)
-        if hasattr(self, "_paused_seconds"):
-            self._paused_seconds += time.perf_counter() - started
-
-    def _handle(self, item: Received) -> None:
-        try:
-            command = steering.check_command(item, self._seen_ids)
-            applied = getattr(self, f"_do_{command.cmd}")(command.value)
-        except (cmds.CommandError, CheckpointError) as e:
-            steering.answer(self.rundir, item, False, epoch=self.epoch, step=self.step, hparams=self._hparams(),
-                            reason=str(e))
-            self._say(f"rejected {CommandInbox.describe(item)['cmd']}: {e}")
-            return
-        steering.answer(self.rundir, item, True, epoch=self.epoch, step=self.step, hparams=self._hparams(),
-                        **(applied or {}))
-        self._write_status()
-        if command.cmd in ("pause", "resume"):
-            self._event("paused" if command.cmd == "pause" else "resumed", command_id=command.id)
 
     def _set_lr(self, value: float) -> None:
         schedule = self._schedule()
@@ -559,26 +446,3 @@ class PandaCallback(keras.callbacks.Callback):
     def _do_set_batch_size(self, value: int):
         raise cmds.CommandError("set_batch_size is not supported for a Keras model.fit: the batch size belongs to "
                                 "the data given to fit")
-
-    def _do_pause(self, _):
-        self.state = steering.after_pause(self.state)
-        self._say(f"paused at epoch {self.epoch}, step {self.step}")
-
-    def _do_resume(self, _):
-        self.state, self.message = steering.after_resume(self.state), None
-        self._say(f"resumed at step {self.step}")
-
-    def _do_stop(self, _):
-        self._stop_requested = True
-
-    def _do_checkpoint(self, _):
-        meta = self._save("command")
-        self._event("checkpoint_saved", checkpoint=meta["name"], reason="command")
-        return {"checkpoint": meta["name"]}
-
-    def _do_rewind(self, spec: str):
-        meta = self.store.find(spec)
-        self._restore(meta)
-        self._event("rewound", checkpoint=meta["name"], to_epoch=meta["epoch"], branch=self.branch)
-        self._say(f"rewound to {meta['name']} (epoch {meta['epoch']}), branch {self.branch}")
-        return {"checkpoint": meta["name"], "to_epoch": meta["epoch"], "branch": self.branch}

@@ -14,17 +14,13 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from trainer.rundir import CHECKPOINT_META, RunDir, _fsync_dir, atomic_write_json, now
+from trainer.rundir import CHECKPOINT_META, CheckpointError, RunDir, _fsync_dir, atomic_write_json, now
 
 PREFIX = "ckpt"
 #: Checkpoints taken for these reasons are kept forever; ``epoch`` ones are pruned.
 KEPT_REASONS = ("initial", "command", "stop")
 #: How many of the newest ``epoch`` checkpoints are always kept.
 KEEP_LAST = 3
-
-
-class CheckpointError(Exception):
-    """A checkpoint that does not exist or cannot be restored."""
 
 
 class CheckpointStore:

@@ -31,10 +31,10 @@ import tensorflow as tf  # noqa: E402
 import trainer  # noqa: E402
 from trainer import commands as cmds  # noqa: E402
 from trainer import steering  # noqa: E402
-from trainer.checkpoints import CheckpointError, CheckpointStore  # noqa: E402
+from trainer.checkpoints import CheckpointStore  # noqa: E402
 from trainer.data import Dataset, load_dataset, pipeline  # noqa: E402
 from trainer.hparams import Hyperparameters  # noqa: E402
-from trainer.inbox import CommandInbox, Received  # noqa: E402
+from trainer.inbox import CommandInbox  # noqa: E402
 from trainer.model import build_model, check_model  # noqa: E402
 from trainer.optimizers import make_optimizer  # noqa: E402
 from trainer.rundir import (  # noqa: E402
@@ -87,31 +87,19 @@ def _configure_devices() -> list[str]:
     return [d.name.replace("/physical_device:", "") for d in tf.config.list_physical_devices()]
 
 
-class Trainer:
+class Trainer(steering.SteeredRun):
     """One run: owns its run directory, model, optimizer and the loop that trains them."""
 
     # ------------------------------------------------------------------ construction
 
     def __init__(self, run: RunDir, config: TrainConfig, data: Dataset, verbose: bool = True):
-        self.rundir = run
+        self._init_steering(run, verbose)
         self.config = config
         self.data = data
-        self.verbose = verbose
         self.hp = Hyperparameters.from_dict(config.hparams.to_dict())
-        self.state = "starting"
-        self.message: str | None = None
-        self.epoch = 0
-        self.step = 0
-        self.branch = 0
         self.best_loss: float | None = None
         self.lr0, self.lr0_epoch = self.hp.lr, 0  # decay restarts whenever the user sets lr
-        self.last_metrics: dict | None = None
-        self.latest_checkpoint: str | None = None
-        self.started = now()
-        self._status_lock = threading.Lock()
-        self._stop_requested: str | None = None  # "command" | "signal"
         self._abort_epoch = False
-        self._stop_heartbeat = threading.Event()
 
         keras.utils.set_random_seed(config.seed)
         self.model = build_model(config.model, data.input_shape, data.n_classes, self.hp.layers, self.hp.units,
@@ -233,8 +221,7 @@ class Trainer:
         self.last_metrics = line[-1] if line else None
         finite = [r["loss"] for r in line if isinstance(r.get("loss"), (int, float))]
         self.best_loss = min(finite) if finite else None
-        answered = {e["command_id"] for e in events if e.get("command_id") and e.get("event") in ("applied", "rejected")}
-        bad_lines = {e["line"] for e in events if e.get("event") == "rejected" and e.get("command_id") is None and e.get("line")}
+        answered, bad_lines = steering.answered_in(events)
         self._inbox = CommandInbox(run, lambda: self.step, answered, bad_lines)
         self._event("started", pid=os.getpid(), resumed_from=meta["name"], hparams=self._hparams())
         self._say(f"resuming {run.path} from {meta['name']} (epoch {self.epoch}, step {self.step})")
@@ -258,35 +245,9 @@ class Trainer:
     def _hparams(self) -> dict:
         return {**self.hp.to_dict(), "lr0": self.lr0, "lr0_epoch": self.lr0_epoch}
 
-    def _event(self, event: str, **fields) -> dict:
-        return self.rundir.append_event(event, epoch=self.epoch, step=self.step, **fields)
-
-    def _status(self) -> dict:
-        return steering.status_record(
-            self.rundir, state=self.state, epoch=self.epoch, epochs=self.config.epochs, step=self.step,
-            branch=self.branch, started=self.started, hparams=self._hparams(), last=self.last_metrics,
-            message=self.message, checkpoint=self.latest_checkpoint)
-
-    def _write_status(self) -> None:
-        with self._status_lock:
-            self.rundir.write_status(self._status())
-
-    def _set_state(self, state: str, message: str | None = None) -> None:
-        self.state = state
-        self.message = message
-        self._write_status()
-
-    def _heartbeat(self) -> None:
-        while not self._stop_heartbeat.wait(HEARTBEAT_SECONDS):
-            try:
-                self._write_status()
-                self._inbox.poll()  # a safety net under the file watcher
-            except OSError:
-                pass  # the folder may be gone; the loop will find out
-
-    def _say(self, text: str) -> None:
-        if self.verbose:
-            print(text, flush=True)
+    @property
+    def epochs(self) -> int:
+        return self.config.epochs
 
     # ------------------------------------------------------------------ knobs and checkpoints
 
@@ -300,12 +261,6 @@ class Trainer:
         self.epoch, self.step, self.branch = meta["epoch"], meta["step"], meta.get("branch", 0)
         self.latest_checkpoint = meta["name"]
         self._apply_knobs()  # the checkpoint holds old hyperparameters; the user's current ones win
-
-    def _save(self, reason: str, metrics: dict | None = None) -> dict:
-        meta = self.store.save(epoch=self.epoch, step=self.step, branch=self.branch, reason=reason,
-                               hparams=self._hparams(), metrics=metrics)
-        self.latest_checkpoint = meta["name"]
-        return meta
 
     def _divergence(self, loss: float, val_loss: float | None = None) -> str | None:
         """Why the current state must not be kept, or ``None`` when it is fine."""
@@ -323,51 +278,14 @@ class Trainer:
             return f"the training loss {loss:.4g} is over {self.config.divergence_factor:g}x the reference ({reference:.4g}, the best so far or chance/10)"
         return None
 
-    def _diverge(self, reason: str) -> None:
-        """Roll back to the last good checkpoint, then wait paused for the user."""
-        lr = self.hp.lr
-        meta = self.store.latest()
+    def _rewind_to(self, meta: dict) -> None:
+        """Restore ``meta`` on a new branch; the epoch in progress is dropped."""
         self._restore(meta)
         self.branch = self._next_branch()
+        self.last_metrics = meta.get("metrics")
         self._abort_epoch = True
-        self._event("diverged", reason=reason, checkpoint=meta["name"], branch=self.branch, lr=lr)
-        self._say(f"diverged: {reason}; rolled back to {meta['name']} (epoch {self.epoch}); paused — lower the learning rate and resume")
-        self._set_state("diverged", f"{reason}; rolled back to {meta['name']}. Lower the learning rate, then resume.")
-
-    def _next_branch(self) -> int:
-        highest = max([m.get("branch", 0) for m in self.rundir.list_checkpoints()] + [self.branch])
-        for record in self.rundir.read_metrics():
-            highest = max(highest, record.get("branch", 0))
-        return highest + 1
 
     # ------------------------------------------------------------------ commands
-
-    def _handle_commands(self) -> None:
-        for item in self._inbox.drain():
-            self._handle(item)
-        while self.state in ("paused", "diverged") and not self._stop_requested:
-            if self._inbox.wait(HEARTBEAT_SECONDS):
-                for item in self._inbox.drain():
-                    self._handle(item)
-
-    def _answer(self, item: Received, ok: bool, reason: str | None = None, **extra) -> None:
-        steering.answer(self.rundir, item, ok, epoch=self.epoch, step=self.step, hparams=self._hparams(),
-                        reason=reason, **extra)
-        if not ok:
-            info = CommandInbox.describe(item)
-            self._say(f"rejected {info['cmd']} {info['value'] if info['value'] is not None else ''}: {reason}")
-
-    def _handle(self, item: Received) -> None:
-        try:
-            command = steering.check_command(item, self._seen_ids)
-            applied = getattr(self, f"_do_{command.cmd}")(command.value)
-        except (cmds.CommandError, CheckpointError) as e:
-            self._answer(item, False, str(e))
-            return
-        self._answer(item, True, **(applied or {}))
-        self._write_status()
-        if command.cmd in ("pause", "resume"):
-            self._event("paused" if command.cmd == "pause" else "resumed", command_id=command.id)
 
     def _do_set_lr(self, value: float):
         self.hp.lr = self.lr0 = value
@@ -387,36 +305,13 @@ class Trainer:
     def _do_set_batch_size(self, value: int):
         self.hp.batch_size = value  # the next epoch builds its pipeline with it
 
-    def _do_pause(self, _):
-        self.state = steering.after_pause(self.state)
-        self._say(f"paused at epoch {self.epoch}, step {self.step}")
-
-    def _do_resume(self, _):
-        self.state, self.message = steering.after_resume(self.state), None
-        self._say(f"resumed at step {self.step}")
-
-    def _do_stop(self, _):
-        self._stop_requested = "command"
-
     def _do_checkpoint(self, _):
         loss = float(self._acc["loss_sum"].numpy() / max(self._acc["count"].numpy(), 1.0))
         reason = self._divergence(loss) if self._acc["count"].numpy() else None
         if reason is not None:
             self._diverge(reason)
             raise cmds.CommandError(f"not saved: {reason}")
-        meta = self._save("command")
-        self._event("checkpoint_saved", checkpoint=meta["name"], reason="command")
-        return {"checkpoint": meta["name"]}
-
-    def _do_rewind(self, spec: str):
-        meta = self.store.find(spec)
-        self._restore(meta)
-        self.branch = self._next_branch()
-        self._abort_epoch = True
-        self.last_metrics = meta.get("metrics")
-        self._event("rewound", checkpoint=meta["name"], to_epoch=meta["epoch"], branch=self.branch)
-        self._say(f"rewound to {meta['name']} (epoch {meta['epoch']}), branch {self.branch}")
-        return {"checkpoint": meta["name"], "to_epoch": meta["epoch"], "branch": self.branch}
+        return super()._do_checkpoint(None)
 
     # ------------------------------------------------------------------ the loop
 
@@ -438,13 +333,11 @@ class Trainer:
         iterator = iter(self._train_dataset())
         ready = self._inbox.ready
         train_step = self.train_step
-        paused = 0.0
+        self._paused_seconds = 0.0
         start = time.perf_counter()
         for i in range(steps):
             if ready.is_set():
-                t = time.perf_counter()
                 self._handle_commands()
-                paused += time.perf_counter() - t
                 if self._abort_epoch or self._stop_requested:
                     return None
             loss = train_step(iterator)
@@ -452,7 +345,7 @@ class Trainer:
             if i % every == 0:
                 samples.append((self.step, loss))
         stats = {k: float(v.numpy()) for k, v in self._acc.items()}  # waits for the device once
-        seconds = time.perf_counter() - start - paused
+        seconds = time.perf_counter() - start - self._paused_seconds
         batch_records = [{"epoch": self.epoch + 1, "step": s, "loss": float(l.numpy()), "branch": self.branch} for s, l in samples]
         return {
             "epoch": self.epoch + 1, "branch": self.branch, "step": self.step,
@@ -527,11 +420,9 @@ class Trainer:
 
     def run(self) -> str:
         """Train until done, stopped or failed; returns the final state."""
-        self._seen_ids: set[str] = set()
         self._install_signal_handlers()
         self._inbox.start()
-        heartbeat = threading.Thread(target=self._heartbeat, name="panda-heartbeat", daemon=True)
-        heartbeat.start()
+        self._start_heartbeat()
         try:
             self._set_state("running")
             self._say(f"training {self.rundir.path} on {self.data.name} ({len(self.data.x_train)} train / "
@@ -548,10 +439,7 @@ class Trainer:
                 if self._inbox.ready.is_set() or self.state in ("paused", "diverged"):
                     self._handle_commands()
             if self._stop_requested:
-                self._set_state("stopping")
-                meta = self._save("stop", metrics=None)
-                self._event("checkpoint_saved", checkpoint=meta["name"], reason="stop")
-                self._finish("stopped" if self._stop_requested == "command" else "interrupted")
+                self._stop_with_checkpoint()
             else:
                 self._finish("completed")
         except Exception as e:
@@ -559,18 +447,9 @@ class Trainer:
             self._set_state("failed", f"{type(e).__name__}: {e}")
             print(f"panda: training failed: {type(e).__name__}: {e}", file=sys.stderr)
         finally:
-            self._stop_heartbeat.set()
-            heartbeat.join(timeout=5)
+            self._end_heartbeat()
             self._inbox.stop()
             self._restore_signal_handlers()
             if self._tb is not None:
                 self._tb.close()
         return self.state
-
-    def _finish(self, reason: str) -> None:
-        for item in self._inbox.drain():
-            self._answer(item, False, f"the run {reason} before this command was applied")
-        self._event("finished", reason=reason)
-        messages = {"stopped": "stopped by the user", "interrupted": "interrupted by Ctrl-C or SIGTERM"}
-        self._set_state("finished", messages.get(reason))
-        self._say(f"finished ({reason}) at epoch {self.epoch}, step {self.step}: {self.rundir.path}")

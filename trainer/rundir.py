@@ -66,6 +66,10 @@ class RunDirError(Exception):
     """A run directory is missing, unreadable or not a Panda run."""
 
 
+class CheckpointError(Exception):
+    """A checkpoint that does not exist or cannot be restored."""
+
+
 # --------------------------------------------------------------------------- low-level writes
 
 

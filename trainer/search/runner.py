@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from trainer.rundir import JsonlTail, RunDir, current_line
 from trainer.search.refine import DEFAULT_MARGIN, narrow, top_trials
