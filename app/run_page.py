@@ -1,8 +1,8 @@
 """The single-run page: pick a run, watch it live, steer it.
 
-Three fragments keep the page live without rerunning the whole script: the run picker (every
-2 s), the run's status, charts and journal (every second), and the answers to this tab's
-commands (every second). The controls form a fragment of their own that reruns only when used,
+Four fragments keep the page live without rerunning the whole script: the run picker and the
+rewind list (every 2 s), the run's status, charts and journal (every second), and the answers to
+this tab's commands (every second). The other controls form a fragment of their own that reruns only when used,
 so a slider being dragged is never redrawn under the pointer. When a run's state changes in a
 way that enables or disables controls, the live fragment reruns the whole page once.
 """
@@ -306,21 +306,29 @@ def _sync(key: str, seen_key: str, value, choices, *, log: bool = False) -> None
         st.session_state[key] = controls.nearest(choices, value, log=log)
 
 
-@st.fragment
-def controls_panel(ctx: Context) -> None:
+def _steered(ctx: Context) -> tuple[str, RunView, str, bool] | None:
+    """The chosen run, its view and state, and whether its controls are off; ``None`` before it exists."""
     name = st.session_state.get("run")
     path = ctx.store.path_of(name) if name else None
     if path is None or not ((path / "config.json").exists() or ctx.store.is_open(path)):
-        return  # a run still being launched: nothing to steer yet
+        return None  # a run still being launched: nothing to steer yet
     view = ctx.store.run(path).view()
     state = view.state()
-    hp = (view.status or {}).get("hparams") or (view.config or {}).get("hparams") or {}
     live = controls.controllable(state) and state != "not answering"
-    off = not (live and ctx.can_steer)
+    return name, view, state, not (live and ctx.can_steer)
+
+
+@st.fragment
+def controls_panel(ctx: Context) -> None:
+    steered = _steered(ctx)
+    if steered is None:
+        return
+    name, view, state, off = steered
+    hp = (view.status or {}).get("hparams") or (view.config or {}).get("hparams") or {}
     st.subheader("Steer")
     if not ctx.can_steer:
         st.caption(":material/lock: Read-only: steering needs the presenter token.")
-    elif not live:
+    elif off:
         st.caption(f"The run is **{state}**: nothing to steer.")
 
     run_row = st.columns(2)
@@ -377,7 +385,17 @@ def controls_panel(ctx: Context) -> None:
         if col.button(label, key=f"scale_batch-{factor:g}", disabled=off or current_batch is None, width="stretch"):
             _send(ctx, view, "set_batch_size", max(1, int(current_batch * factor)))
 
-    # rewind
+    if st.session_state.get("control_error"):
+        st.error(st.session_state["control_error"])
+
+
+@st.fragment(run_every=PICKER_EVERY)
+def rewind_panel(ctx: Context) -> None:
+    """Rewind to a checkpoint; its own fragment so the list keeps up with a training run."""
+    steered = _steered(ctx)
+    if steered is None:
+        return
+    name, view, _, off = steered
     checkpoints = RunDir(view.path).list_checkpoints() if not view.missing else []
     names = [c["name"] for c in checkpoints]
     labels = {c["name"]: f"{c['name']} · epoch {c.get('epoch')} ({c.get('reason')})" for c in checkpoints}
@@ -387,9 +405,8 @@ def controls_panel(ctx: Context) -> None:
                               placeholder="no checkpoint yet")
     if row[1].button("Rewind", key="rewind", icon=":material/history:", disabled=off or not target, width="stretch"):
         _send(ctx, view, "rewind", target, checkpoints=names)
-
-    if st.session_state.get("control_error"):
-        st.error(st.session_state["control_error"])
+        if st.session_state.get("control_error"):
+            st.error(st.session_state.pop("control_error"))
 
 
 @st.fragment(run_every=LIVE_EVERY)
@@ -445,6 +462,7 @@ def render(ctx: Context) -> None:
         if ctx.access.needs_token and not ctx.can_steer:
             token_box()
         controls_panel(ctx)
+        rewind_panel(ctx)
         answers_panel(ctx)
         with st.expander("Start a new run", icon=":material/add_circle:", expanded=False):
             new_run_form(ctx, key="sidebar-new")
