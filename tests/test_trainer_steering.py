@@ -218,3 +218,13 @@ def test_a_crash_inside_training_is_journaled_as_failed(start_trainer):
     status = run.read_status()
     assert status["state"] == "failed" and "device lost" in status["message"]
     assert run.liveness() == "failed"
+
+
+def test_old_epoch_checkpoints_are_pruned_and_the_store_agrees_with_the_disk(start_trainer):
+    t = start_trainer(epochs=12, checkpoint_every=4)
+    assert t.join() == "finished"
+    on_disk = t.run.list_checkpoints()
+    kept = [(m["reason"], m["epoch"]) for m in on_disk]
+    assert kept == [("initial", 0), ("epoch", 4), ("epoch", 8), ("epoch", 10), ("epoch", 11), ("epoch", 12)]
+    assert [m["name"] for m in t.trainer.store.checkpoints] == [m["name"] for m in on_disk]
+    assert not [p for p in t.run.checkpoints_path.iterdir() if p.name.startswith(".")], "no half-written leftovers"
