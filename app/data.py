@@ -149,10 +149,9 @@ class _Tail:
     replaced: bool = False
 
     def read(self) -> list[tuple[int, dict | None]]:
-        before_inode, before_offset = self.tail._inode, self.tail.offset
+        restarts = self.tail.restarts
         lines = self.tail.read_new_lines()
-        if before_inode is not None and (self.tail._inode != before_inode or self.tail.offset < before_offset
-                                         or (lines and lines[0][0] == 1 and before_offset > 0)):
+        if self.tail.restarts != restarts:
             self.replaced = True
         return lines
 

@@ -12,6 +12,7 @@ log10 bins in its histogram (flat when the sampler did its job), 1 - β in power
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from trainer.rundir import RunDirError, current_line
+from trainer.rundir import JsonlTail, RunDirError, current_line
 from trainer.search.sweepdir import FINAL_STATES, SweepDir
 
 SCORE = "best_val_accuracy"
@@ -89,6 +90,31 @@ class SweepView:
         return self.hparams.get(trial, {}).get(param)
 
 
+class TrialCurves:
+    """Each trial's current history, read incrementally: a refresh parses only appended lines.
+
+    One instance serves every tab of the server (a lock guards it); a metrics file that was
+    replaced or cut is read again from the start.
+    """
+
+    def __init__(self) -> None:
+        self._logs: dict[str, tuple[JsonlTail, list[dict]]] = {}
+        self._lock = threading.Lock()
+
+    def current_line(self, run) -> list[dict]:
+        with self._lock:
+            tail, records = self._logs.setdefault(str(run.metrics_path), (JsonlTail(run.metrics_path), []))
+            restarts = tail.restarts
+            new = tail.read_new()
+            if tail.restarts != restarts:
+                records.clear()
+            records.extend(new)
+            return current_line(records)
+
+
+_CURVES = TrialCurves()
+
+
 def load_sweep(path: Path | str) -> SweepView:
     """Read ``sweep.json``, ``trials.jsonl`` and every trial's metrics (current history)."""
     sweep = SweepDir(path)
@@ -99,7 +125,7 @@ def load_sweep(path: Path | str) -> SweepView:
         run = sweep.trial_run(name)
         if not run.exists():
             continue
-        view.curves[name] = current_line(run.read_metrics())
+        view.curves[name] = _CURVES.current_line(run)
         try:
             view.hparams[name] = run.read_config().get("hparams") or {}
         except RunDirError:

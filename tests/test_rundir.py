@@ -42,9 +42,15 @@ def test_tail_starts_over_when_the_file_is_replaced_or_truncated(tmp_path):
     append_jsonl(path, {"a": 1}, {"a": 2})
     tail = JsonlTail(path)
     assert len(tail.read_new()) == 2
+    assert tail.restarts == 0
     path.unlink()
     append_jsonl(path, {"b": 1})
     assert tail.read_new() == [{"b": 1}]
+    assert tail.restarts == 1
+    with open(path, "w") as f:  # cut short
+        f.write("{}\n")
+    assert tail.read_new() == [{}]
+    assert tail.restarts == 2
 
 
 def test_non_finite_numbers_are_written_as_null_so_lines_stay_strict_json(tmp_path):

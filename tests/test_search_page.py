@@ -209,3 +209,22 @@ def test_the_sweeps_page_without_sweeps_says_how_to_start_one(tmp_path):
     at.run()
     assert not at.exception, at.exception
     assert "panda sweep" in at.info[0].value
+
+
+def test_trial_curves_read_only_what_was_appended_and_start_over_on_a_new_file(tmp_path):
+    from trainer.rundir import RunDir, append_jsonl
+
+    run = RunDir(tmp_path / "t").create()
+    curves = page.TrialCurves()
+    append_jsonl(run.metrics_path, {"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.6})
+    assert [r["epoch"] for r in curves.current_line(run)] == [1, 2]
+    append_jsonl(run.metrics_path, {"epoch": 3, "val_accuracy": 0.7})
+    offset = curves._logs[str(run.metrics_path)][0].offset
+    assert [r["epoch"] for r in curves.current_line(run)] == [1, 2, 3]
+    assert curves._logs[str(run.metrics_path)][0].offset > offset, "the new line was read from where the last read ended"
+    append_jsonl(run.metrics_path, {"epoch": 2, "val_accuracy": 0.9, "branch": 1})  # a rewind
+    assert [(r["epoch"], r.get("branch", 0)) for r in curves.current_line(run)] == [(1, 0), (2, 1)]
+    replacement = run.path / "new.jsonl"
+    append_jsonl(replacement, {"epoch": 1, "val_accuracy": 0.1})
+    replacement.replace(run.metrics_path)
+    assert [r["val_accuracy"] for r in curves.current_line(run)] == [0.1]

@@ -179,6 +179,8 @@ class JsonlTail:
     offset: int = 0
     malformed: int = 0
     lines_read: int = 0
+    #: How often the file was found replaced or cut and read again from the start.
+    restarts: int = 0
     _inode: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -193,6 +195,7 @@ class JsonlTail:
             with open(self.path, "rb") as f:
                 st = os.fstat(f.fileno())
                 if st.st_ino != self._inode or st.st_size < self.offset:
+                    self.restarts += self._inode is not None
                     self._inode, self.offset, self.lines_read = st.st_ino, 0, 0
                 if st.st_size == self.offset:
                     return []
