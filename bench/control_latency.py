@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _trainer import trainer_process
 
-from trainer.rundir import JsonlTail, RunDir  # noqa: E402
-from trainer.watch import FileWatcher  # noqa: E402
+from trainer.rundir import JsonlTail
+from trainer.watch import FileWatcher
 
 
 def percentile(values, q):
@@ -33,33 +30,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=200)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        run = RunDir(Path(tmp) / "latency")
-        proc = subprocess.Popen([sys.executable, "-m", "trainer", "train", "--run-dir", tmp, "--name", "latency",
-                                 "--epochs", "100000", "--quiet"], stderr=subprocess.DEVNULL)
-        try:
-            with FileWatcher(tmp, None) as w:
-                while (run.read_status() or {}).get("state") != "running" if run.path.exists() else True:
-                    w.wait(1.0)
-            events = JsonlTail(run.events_path)
-            ms, steps = [], []
-            rng = random.Random(0)
-            with FileWatcher(run.path, [run.events_path.name]) as watcher:
-                for i in range(args.commands):
-                    time.sleep(rng.uniform(0.0, 0.05))  # land at an arbitrary point of a step
-                    command_id = run.send_command("set_lr", 10 ** rng.uniform(-4, -2), source="bench")
-                    answer = None
-                    while answer is None:
-                        answer = next((e for e in events.read_new() if e.get("command_id") == command_id), None)
-                        if answer is None:
-                            watcher.wait(1.0)
-                    assert answer["event"] == "applied", answer
-                    sent = next(c for c in reversed(run.read_commands()) if c["id"] == command_id)
-                    ms.append((answer["time"] - sent["time"]) * 1000)
-                    steps.append(answer["step"] - answer["received_step"])
-        finally:
-            proc.terminate()
-            proc.wait(60)
+    with tempfile.TemporaryDirectory() as tmp, trainer_process(tmp, "latency") as (run, _):
+        events = JsonlTail(run.events_path)
+        ms, steps = [], []
+        rng = random.Random(0)
+        with FileWatcher(run.path, [run.events_path.name]) as watcher:
+            for _ in range(args.commands):
+                time.sleep(rng.uniform(0.0, 0.05))  # land at an arbitrary point of a step
+                command_id = run.send_command("set_lr", 10 ** rng.uniform(-4, -2), source="bench")
+                answer = None
+                while answer is None:
+                    answer = next((e for e in events.read_new() if e.get("command_id") == command_id), None)
+                    if answer is None:
+                        watcher.wait(1.0)
+                assert answer["event"] == "applied", answer
+                sent = next(c for c in reversed(run.read_commands()) if c["id"] == command_id)
+                ms.append((answer["time"] - sent["time"]) * 1000)
+                steps.append(answer["step"] - answer["received_step"])
     print(f"{len(ms)} set_lr commands to a trainer training flat out on digits (batch 64)")
     print(f"latency ms:    p50 {percentile(ms, 50):.1f}  p95 {percentile(ms, 95):.1f}  max {max(ms):.1f}")
     print(f"latency steps: p50 {percentile(steps, 50)}  p95 {percentile(steps, 95)}  max {max(steps)}")
