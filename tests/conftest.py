@@ -69,6 +69,14 @@ class TrainerThread:
         return answer(self.run, self.run.send_command(cmd, value, source="test"))
 
 
+def stop_leftovers(started) -> None:
+    """Stop, through their run directories, the trainers a failed test left running."""
+    for t in started:
+        if t.thread.is_alive():
+            t.run.send_command("stop", source="test-teardown")
+            t.thread.join(60)
+
+
 @pytest.fixture
 def start_trainer(tmp_path):
     """Factory: ``start_trainer(epochs=5, pace=0.0, **hparams)`` -> a running TrainerThread."""
@@ -86,7 +94,4 @@ def start_trainer(tmp_path):
         return t
 
     yield factory
-    for t in started:
-        if t.thread.is_alive():
-            t.run.send_command("stop", source="test-teardown")
-            t.thread.join(60)
+    stop_leftovers(started)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import answer, event_of, wait_for
+from conftest import answer, event_of, stop_leftovers, wait_for
 from trainer.rundir import RunDir, RunDirError, current_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,10 +82,7 @@ def fits():
         return t
 
     yield factory
-    for t in started:
-        if t.thread.is_alive():
-            t.run.send_command("stop", source="test-teardown")
-            t.thread.join(60)
+    stop_leftovers(started)
 
 
 def test_a_cnn_fit_becomes_a_complete_panda_run(tmp_path, digits_images):

@@ -60,7 +60,7 @@ from trainer import steering  # noqa: E402
 from trainer.checkpoints import CheckpointError, CheckpointStore  # noqa: E402
 from trainer.inbox import CommandInbox  # noqa: E402
 from trainer.rundir import (  # noqa: E402
-    LIVE_STATES, RunDir, RunDirError, append_jsonl, current_line, now,
+    LIVE_STATES, RunDir, RunDirError, now,
     repair_jsonl_tail,
 )
 
@@ -135,7 +135,6 @@ class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
         self._opened = False
         self._signature: dict | None = None
         self._inbox: CommandInbox | None = None
-        self._tb = None
         self._cut_short = False
         self._check_path()
 
@@ -225,8 +224,7 @@ class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
         })
         self._write_status()
         self.store = CheckpointStore(self.rundir, model=self.model, optimizer=self.optimizer)
-        meta = self.store.save(epoch=0, step=self.step, branch=0, reason="initial", hparams=self._hparams())
-        self.latest_checkpoint = meta["name"]
+        self._save("initial")  # epoch 0, branch 0: a divergence in the first epoch rolls back to here
         self._inbox = CommandInbox(self.rundir, lambda: self.step)
         self._event("started", pid=os.getpid(), resumed_from=None, hparams=self._hparams())
 
@@ -253,8 +251,7 @@ class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
                 lr = event["hparams"]["lr"]
         if lr is not None and self._schedule() is None:
             self.optimizer.learning_rate.assign(lr)
-        line = current_line(run.read_metrics())
-        self.last_metrics = line[-1] if line else None
+        self._history_after_crash(meta)
         answered, bad_lines = steering.answered_in(events)
         self._seen_ids |= answered
         self._inbox = CommandInbox(run, lambda: self.step, answered, bad_lines)
@@ -361,15 +358,7 @@ class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
             "samples_per_second": samples / seconds if samples and seconds > 0 else None,
             "time": now(), "logs": {k: _float(v) for k, v in logs.items()},
         }
-        self.epoch = record["epoch"]
-        record = self._save("epoch", metrics=record)["metrics"]
-        append_jsonl(self.rundir.batches_path, *self._samples, sync=False)
-        append_jsonl(self.rundir.metrics_path, record)
-        self.store.prune(self.checkpoint_every)
-        self.last_metrics = record
-        self._write_status()
-        if self._tb is not None:
-            self._tb.epoch(record, self._samples)
+        record = self._commit_epoch(record, self._samples, self.checkpoint_every)
         self._say(f"epoch {self.epoch}  loss {loss:.4f}" + (f"  val_loss {val_loss:.4f}" if val_loss is not None else ""))
         if self._inbox.ready.is_set() or self.state in ("paused", "diverged"):
             self._handle_commands()

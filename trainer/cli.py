@@ -32,15 +32,23 @@ CTL_ACTIONS = {
 }
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (``panda train`` and ``panda sweep`` share it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
+def non_negative_float(text: str) -> float:
+    """An argparse type: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
@@ -76,7 +84,7 @@ def _add_train(subparsers) -> None:
     p.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="mlp (any data) or cnn (images: conv, batch norm, ReLU, pooling)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN/tensorboard/")
     p.add_argument("--val-split", type=float, default=0.2, help="validation fraction when the data has none (default 0.2)")
-    p.add_argument("--epochs", type=_positive_int, default=None, help="epochs to train (default 30); with --resume, a new total")
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs to train (default 30); with --resume, a new total")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     p.add_argument("--lr", type=_checked(cmds.check_lr), default=d.lr, help=f"learning rate alpha (default {d.lr})")
     p.add_argument("--beta", type=_checked(cmds.check_beta), default=None, help="momentum / rho / Adam beta1 (default 0.9)")
@@ -84,14 +92,14 @@ def _add_train(subparsers) -> None:
     p.add_argument("--epsilon", type=float, default=d.epsilon)
     p.add_argument("--batch-size", type=_checked(cmds.check_batch_size), default=d.batch_size)
     p.add_argument("--decay", choices=DECAYS, default=d.decay, help="learning-rate decay per epoch")
-    p.add_argument("--decay-rate", type=_non_negative_float, default=d.decay_rate)
+    p.add_argument("--decay-rate", type=non_negative_float, default=d.decay_rate)
     p.add_argument("--layers", type=int, default=d.layers, help="hidden layers")
-    p.add_argument("--units", type=_positive_int, default=d.units, help="units per hidden layer")
+    p.add_argument("--units", type=positive_int, default=d.units, help="units per hidden layer")
     p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=d.batch_norm, help="Dense -> BatchNorm -> ReLU")
     p.add_argument("--dropout", type=float, default=d.dropout)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pace", type=_non_negative_float, default=0.0, metavar="SECONDS", help="minimum seconds per epoch, for demos")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=5, metavar="EPOCHS", help="keep a checkpoint every N epochs")
+    p.add_argument("--pace", type=non_negative_float, default=0.0, metavar="SECONDS", help="minimum seconds per epoch, for demos")
+    p.add_argument("--checkpoint-every", type=positive_int, default=5, metavar="EPOCHS", help="keep a checkpoint every N epochs")
     p.add_argument("--divergence-factor", type=float, default=10.0, help="an epoch loss this many times the best so far (floored at ln(classes)/10) counts as diverged")
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None, help="XLA-compile the training step (default: on with a GPU, as Keras does)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines on stdout")

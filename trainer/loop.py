@@ -38,7 +38,7 @@ from trainer.inbox import CommandInbox  # noqa: E402
 from trainer.model import build_model, check_model  # noqa: E402
 from trainer.optimizers import make_optimizer  # noqa: E402
 from trainer.rundir import (  # noqa: E402
-    HEARTBEAT_SECONDS, LIVE_STATES, RunDir, RunDirError, append_jsonl, current_line, now,
+    HEARTBEAT_SECONDS, LIVE_STATES, RunDir, RunDirError, now,
     repair_jsonl_tail,
 )
 
@@ -104,7 +104,6 @@ class Trainer(steering.SteeredRun):
         keras.utils.set_random_seed(config.seed)
         self.model = build_model(config.model, data.input_shape, data.n_classes, self.hp.layers, self.hp.units,
                                  self.hp.batch_norm, self.hp.dropout)
-        self._tb = None
         if config.tensorboard:
             from trainer.tensorboard import TensorBoardLog
 
@@ -121,7 +120,6 @@ class Trainer(steering.SteeredRun):
     def _build_steps(self) -> None:
         model, optimizer = self.model, self.optimizer
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self._loss_fn = loss_fn
         acc = {k: tf.Variable(0.0, trainable=False, name=k) for k in ("loss_sum", "correct", "count", "gnorm_sum", "steps")}
         self._acc = acc
         jit = self.config.jit if self.config.jit is not None else bool(tf.config.list_physical_devices("GPU"))
@@ -183,8 +181,7 @@ class Trainer(steering.SteeredRun):
         })
         self = cls(run, config, data, verbose)
         self._write_status()
-        meta = self.store.save(epoch=0, step=0, branch=0, reason="initial", hparams=self._hparams())
-        self.latest_checkpoint = meta["name"]
+        self._save("initial")  # a divergence in the first epoch rolls back to here
         self._inbox = CommandInbox(run, lambda: self.step)
         self._event("started", pid=os.getpid(), resumed_from=None, hparams=self._hparams())
         return self
@@ -214,11 +211,7 @@ class Trainer(steering.SteeredRun):
         self._restore(meta)
         events = run.read_events()
         self._restore_hparams(events, meta)
-        line = current_line(run.read_metrics())
-        if meta.get("metrics") and (not line or (line[-1]["epoch"], line[-1].get("branch", 0)) != (meta["epoch"], meta["branch"])):
-            append_jsonl(run.metrics_path, meta["metrics"])  # the crash fell between checkpoint and record
-            line.append(meta["metrics"])
-        self.last_metrics = line[-1] if line else None
+        line = self._history_after_crash(meta)
         finite = [r["loss"] for r in line if isinstance(r.get("loss"), (int, float))]
         self.best_loss = min(finite) if finite else None
         answered, bad_lines = steering.answered_in(events)
@@ -373,17 +366,9 @@ class Trainer(steering.SteeredRun):
         if reason is not None:
             self._diverge(reason)
             return
-        self.epoch = record["epoch"]
         record.update(val_loss=val_loss, val_accuracy=val_accuracy, time=now())
-        record = self._save("epoch", metrics=record)["metrics"]
-        append_jsonl(self.rundir.batches_path, *batches, sync=False)
-        append_jsonl(self.rundir.metrics_path, record)
-        self.store.prune(self.config.checkpoint_every)
+        record = self._commit_epoch(record, batches, self.config.checkpoint_every)
         self.best_loss = record["loss"] if self.best_loss is None else min(self.best_loss, record["loss"])
-        self.last_metrics = record
-        self._write_status()
-        if self._tb is not None:
-            self._tb.epoch(record, batches)
         self._say(
             f"epoch {self.epoch:>3}/{self.config.epochs}  loss {record['loss']:.4f}  acc {record['accuracy']:.4f}"
             + (f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}" if val_loss is not None else "")

@@ -26,7 +26,7 @@ from typing import Any
 
 from trainer import commands as cmds
 from trainer.inbox import CommandInbox, Received
-from trainer.rundir import HEARTBEAT_SECONDS, CheckpointError, RunDir, now
+from trainer.rundir import HEARTBEAT_SECONDS, CheckpointError, RunDir, append_jsonl, current_line, now
 
 #: ``status.json``'s ``message`` for a run that ended early, by the ``finished`` event's reason.
 FINISH_MESSAGES = {"stopped": "stopped by the user", "interrupted": "interrupted by Ctrl-C or SIGTERM"}
@@ -90,6 +90,7 @@ class SteeredRun:
         self.started = now()
         self.last_metrics: dict | None = None
         self.latest_checkpoint: str | None = None
+        self._tb = None  # a trainer.tensorboard.TensorBoardLog when asked for
         self._stop_requested: str | None = None  # "command" or "signal"
         self._seen_ids: set[str] = set()
         self._paused_seconds = 0.0  # time spent in _handle_commands, kept out of epoch timings
@@ -206,6 +207,37 @@ class SteeredRun:
                                hparams=self._hparams(), metrics=metrics)
         self.latest_checkpoint = meta["name"]
         return meta
+
+    def _commit_epoch(self, record: dict, batches: list[dict], keep_every: int) -> dict:
+        """Make a finished epoch durable, in the order ``--resume`` relies on.
+
+        The checkpoint (which holds the record) lands before the record is appended, so a crash
+        in between loses nothing: ``--resume`` appends the record from the checkpoint.
+        """
+        self.epoch = record["epoch"]
+        record = self._save("epoch", metrics=record)["metrics"]
+        append_jsonl(self.rundir.batches_path, *batches, sync=False)
+        append_jsonl(self.rundir.metrics_path, record)
+        self.store.prune(keep_every)
+        self.last_metrics = record
+        self._write_status()
+        if self._tb is not None:
+            self._tb.epoch(record, batches)
+        return record
+
+    def _history_after_crash(self, meta: dict) -> list[dict]:
+        """The run's current history when resuming from checkpoint ``meta``.
+
+        A crash between an epoch's checkpoint and its record leaves the record only inside the
+        checkpoint (see :meth:`_commit_epoch`): it is appended now, so every epoch is there once.
+        """
+        line = current_line(self.rundir.read_metrics())
+        record = meta.get("metrics")
+        if record and (not line or (line[-1]["epoch"], line[-1].get("branch", 0)) != (meta["epoch"], meta["branch"])):
+            append_jsonl(self.rundir.metrics_path, record)
+            line.append(record)
+        self.last_metrics = line[-1] if line else None
+        return line
 
     def _next_branch(self) -> int:
         """A branch number no checkpoint or record has used yet."""

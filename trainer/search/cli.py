@@ -11,39 +11,19 @@ Every argument is checked, and round 1 sampled and checked, before anything is w
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
 import time
 from pathlib import Path
 
+from trainer.cli import non_negative_float, positive_int
 from trainer.search.refine import DEFAULT_MARGIN
 from trainer.search.runner import Progress, SweepRunner, SweepSettings, plan_round, summarize
 from trainer.search.samplers import SAMPLERS
 from trainer.search.space import SpaceError, build_space
 from trainer.search.stopping import STOPPERS
 from trainer.search.sweepdir import SweepDir
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def add_sweep_command(subparsers) -> None:
@@ -63,24 +43,24 @@ def add_sweep_command(subparsers) -> None:
     )
     p.add_argument("--run-dir", default="runs", help="folder that holds runs (default: runs)")
     p.add_argument("--name", help="the sweep's folder name (default: sweep-<time>); never overwritten")
-    p.add_argument("--trials", type=_positive_int, default=8, help="trials per round (default 8)")
-    p.add_argument("--parallel", type=_positive_int, default=2, metavar="P", help="trainers at once (default 2)")
+    p.add_argument("--trials", type=positive_int, default=8, help="trials per round (default 8)")
+    p.add_argument("--parallel", type=positive_int, default=2, metavar="P", help="trainers at once (default 2)")
     p.add_argument("--space", metavar="FILE", help="search space file (.toml or .json; .yaml with PyYAML installed)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
                    help="add or replace one parameter: lr=log:1e-4:1, beta=log1m:0.9:0.999, units=int:50:100, "
                    "dropout=float:0:0.5, optimizer=choice:adam,momentum, or a fixed value: decay=none (repeatable)")
-    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs per trial (default 10)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per trial (default 10)")
     p.add_argument("--dataset", default="digits", help="as for panda train (default digits)")
-    p.add_argument("--rounds", type=_positive_int, default=1, help="coarse-to-fine rounds (default 1)")
-    p.add_argument("--keep", type=_positive_int, default=3, metavar="K", help="narrow each new round around the best K trials (default 3)")
-    p.add_argument("--margin", type=_non_negative_float, default=DEFAULT_MARGIN,
+    p.add_argument("--rounds", type=positive_int, default=1, help="coarse-to-fine rounds (default 1)")
+    p.add_argument("--keep", type=positive_int, default=3, metavar="K", help="narrow each new round around the best K trials (default 3)")
+    p.add_argument("--margin", type=non_negative_float, default=DEFAULT_MARGIN,
                    help=f"padding around the best trials, as a fraction of each range in its scale (default {DEFAULT_MARGIN})")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial's weights (default 0)")
     p.add_argument("--sampler", choices=list(SAMPLERS), default="random", help="random search (default) or a grid, for comparison")
     p.add_argument("--early-stop", choices=list(STOPPERS), default="none",
                    help="stop hopeless trials: median stopping rule or successive halving (default none)")
-    p.add_argument("--grace", type=_positive_int, default=2, metavar="EPOCHS", help="epochs before early stopping may judge a trial (default 2)")
-    p.add_argument("--pace", type=_non_negative_float, default=None, metavar="SECONDS", help="passed to every trial: minimum seconds per epoch")
+    p.add_argument("--grace", type=positive_int, default=2, metavar="EPOCHS", help="epochs before early stopping may judge a trial (default 2)")
+    p.add_argument("--pace", type=non_negative_float, default=None, metavar="SECONDS", help="passed to every trial: minimum seconds per epoch")
     p.add_argument("--dry-run", action="store_true", help="print round 1's configurations, one JSON object a line; train nothing")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_sweep)
