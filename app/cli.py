@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from trainer import cli as trainer_cli
+from trainer.search.cli import add_sweep
 
 from app.auth import ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN, is_local, new_token
 
@@ -198,12 +199,12 @@ def cmd_app(args) -> int:
 def cmd_demo(args) -> int:
     from app.controls import SOURCE
     from app.launch import start_run
-    from trainer.hparams import Hyperparameters
+    from trainer.config import TrainConfig
     from trainer.rundir import RunDir
 
     run_dir = Path(args.run_dir)
     name = time.strftime("demo-%Y%m%d-%H%M%S")
-    launch = start_run(run_dir, name, Hyperparameters(), epochs=args.epochs, pace=args.pace)
+    launch = start_run(run_dir, name, TrainConfig(epochs=args.epochs, pace=args.pace))
     print(f"Training {run_dir / name} in the background (pid {launch.pid}, log {launch.log_path}).", flush=True)
     served = _serve(args, run_dir)
     if served is None:
@@ -248,8 +249,8 @@ def _add_serving(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="presenter token (default: $PANDA_TOKEN, or a random one with --present)")
 
 
-def add_commands(subparsers) -> None:
-    """Register ``panda app`` and ``panda demo``."""
+def add_app(subparsers) -> None:
+    """``panda app``: serve the dashboard."""
     p = subparsers.add_parser(
         "app", help="serve the dashboard in the browser",
         description="Watch runs live and steer them. Example: panda app --run-dir runs. "
@@ -258,6 +259,9 @@ def add_commands(subparsers) -> None:
     _add_serving(p)
     p.set_defaults(func=cmd_app)
 
+
+def add_demo(subparsers) -> None:
+    """``panda demo``: a paced trainer on the bundled digits, and the dashboard."""
     p = subparsers.add_parser(
         "demo", help="train on the bundled digits in the background and open the dashboard",
         description="Start a paced trainer on the bundled digits data and the dashboard; prints the URL. "
@@ -270,10 +274,12 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+#: Every ``panda`` subcommand, in the order ``panda --help`` lists them: the one registry.
+PANDA_COMMANDS = {**trainer_cli.TRAINER_COMMANDS, "sweep": add_sweep, "app": add_app, "demo": add_demo}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser, subparsers = trainer_cli.build_parser()
-    add_commands(subparsers)
-    return trainer_cli.run(parser, argv)
+    return trainer_cli.run(trainer_cli.build_parser(PANDA_COMMANDS), argv)
 
 
 if __name__ == "__main__":

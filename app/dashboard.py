@@ -7,11 +7,7 @@ steer, and the navigation, so another page (a sweep's trials) is one more ``st.P
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script by Streamlit: make ``app`` and ``trainer`` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import streamlit as st
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import controls
 from app.launch import LaunchError, start_run
+from trainer.config import TrainConfig
 from trainer.hparams import DEFAULT_BETA, OPTIMIZERS, Hyperparameters
 
 
@@ -49,7 +50,8 @@ def new_run_form(ctx, *, key: str, expanded_title: str = "Start the run") -> Non
         batch_size=int(batch_size), layers=int(layers), units=int(units), batch_norm=bool(batch_norm),
     )
     try:
-        launch = start_run(ctx.store.root, name, hparams, epochs=int(epochs), seed=int(seed), pace=float(pace))
+        launch = start_run(ctx.store.root, name.strip(),
+                           TrainConfig(hparams=hparams, epochs=int(epochs), seed=int(seed), pace=float(pace)))
     except (LaunchError, OSError) as e:
         st.error(f"Not started: {e}")
         return

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer.rundir import RunDir  # noqa: E402
-from trainer.watch import FileWatcher  # noqa: E402
+from trainer.config import TrainConfig, trainer_argv
+from trainer.rundir import RunDir
+from trainer.watch import FileWatcher
 
 
 def wait_until(predicate: Callable[[], object], folder: Path | str, timeout: float = 120.0) -> None:
@@ -29,8 +28,7 @@ def wait_until(predicate: Callable[[], object], folder: Path | str, timeout: flo
 def trainer_process(folder: Path | str, name: str) -> Iterator[tuple[RunDir, subprocess.Popen]]:
     """A trainer training digits flat out (no pace, many epochs) until the block ends."""
     run = RunDir(Path(folder) / name)
-    proc = subprocess.Popen([sys.executable, "-m", "trainer", "train", "--run-dir", str(folder), "--name", name,
-                             "--epochs", "100000", "--quiet"], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(trainer_argv(folder, name, TrainConfig(epochs=100_000)), stderr=subprocess.DEVNULL)
     try:
         wait_until(run.metrics_path.exists, folder)
         wait_until(lambda: len(run.read_metrics()) >= 3, run.path)

@@ -23,13 +23,12 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import plotly.io  # noqa: E402
+import plotly.io
 
-from app import charts  # noqa: E402
-from app.data import RunData  # noqa: E402
-from trainer.rundir import RunDir, append_jsonl  # noqa: E402
+from app import charts
+from app.data import RunData
+from trainer.rundir import RunDir, append_jsonl
 
 HPARAMS = {"optimizer": "adam", "lr": 0.003, "beta": 0.9, "batch_size": 64}
 

@@ -30,12 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trainer.rundir import RunDir  # noqa: E402
-from trainer.search.runner import SweepRunner, SweepSettings  # noqa: E402
-from trainer.search.space import parse_param_args  # noqa: E402
-from trainer.search.sweepdir import SweepDir  # noqa: E402
+from trainer.rundir import RunDir
+from trainer.search.runner import SweepRunner, SweepSettings
+from trainer.search.space import parse_param_args
+from trainer.search.sweepdir import SweepDir
 
 FIXED = ["lr=0.003", "beta=0.9", "units=64", "layers=2", "batch_norm=true", "batch_size=64"]
 

@@ -21,15 +21,14 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from trainer.hparams import Hyperparameters  # noqa: E402
-from trainer.loop import TrainConfig, Trainer  # noqa: E402
-from trainer.model import build_mlp  # noqa: E402
-from trainer.optimizers import make_optimizer  # noqa: E402
+from trainer.hparams import Hyperparameters
+from trainer.loop import TrainConfig, Trainer
+from trainer.model import build_mlp
+from trainer.optimizers import make_optimizer
 
 
 def synthetic(n_train=60_000, n_val=10_000, features=784, classes=10, seed=0):

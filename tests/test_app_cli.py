@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app import cli
-from app.launch import LaunchError, train_argv
+from app.launch import LaunchError, start_run
+from trainer.config import TrainConfig, trainer_argv
 from trainer.hparams import Hyperparameters
 
 pytestmark = pytest.mark.timeout(60)
@@ -31,26 +32,29 @@ def test_a_public_bind_without_a_token_is_refused(tmp_path, capsys, monkeypatch)
 
 
 def test_parser_knows_app_and_demo():
-    parser, subparsers = cli.trainer_cli.build_parser()
-    cli.add_commands(subparsers)
+    parser = cli.trainer_cli.build_parser(cli.PANDA_COMMANDS)
     args = parser.parse_args(["app", "--present", "--port", "9000"])
     assert args.present and args.port == 9000 and args.run_dir == "runs" and args.func is cli.cmd_app
     args = parser.parse_args(["demo"])
     assert args.epochs == 60 and args.pace == 0.5 and args.func is cli.cmd_demo
+    assert list(cli.PANDA_COMMANDS) == ["train", "ctl", "status", "export", "sweep", "app", "demo"]
 
 
 def test_the_new_run_form_becomes_a_checked_panda_train_command(tmp_path):
-    argv = train_argv(tmp_path, "r1", Hyperparameters(optimizer="momentum", lr=0.01, beta=0.95, batch_size=32,
-                                                      batch_norm=False), epochs=7, pace=0.5)
+    config = TrainConfig(hparams=Hyperparameters(optimizer="momentum", lr=0.01, beta=0.95, batch_size=32,
+                                                 batch_norm=False), epochs=7, pace=0.5)
+    argv = trainer_argv(tmp_path, "r1", config, program=())
     assert argv[:5] == ["train", "--run-dir", str(tmp_path), "--name", "r1"]
     joined = " ".join(argv)
     for part in ("--optimizer momentum", "--lr 0.01", "--beta 0.95", "--batch-size 32", "--no-batch-norm",
                  "--epochs 7", "--pace 0.5", "--quiet"):
         assert part in joined
-    parser, _ = cli.trainer_cli.build_parser()
-    parsed = parser.parse_args(argv)  # the trainer's own parser accepts it
+    parser = cli.trainer_cli.build_parser()
+    parsed = parser.parse_args(argv)  # the trainer's own parser accepts it, and reads back the same configuration
     assert parsed.lr == 0.01 and parsed.beta == 0.95 and parsed.batch_norm is False
-    with pytest.raises(LaunchError, match="sgd has no beta"):
-        train_argv(tmp_path, "r2", Hyperparameters(optimizer="sgd", beta=0.9), epochs=3)
+    assert TrainConfig.from_args(parsed).to_dict() == {**config.to_dict(), "argv": []}
+    with pytest.raises(ValueError, match="sgd has no beta"):
+        trainer_argv(tmp_path, "r2", TrainConfig(hparams=Hyperparameters(optimizer="sgd", beta=0.9), epochs=3))
     with pytest.raises(LaunchError, match="run name"):
-        train_argv(tmp_path, "../escape", Hyperparameters(), epochs=3)
+        start_run(tmp_path, "../escape", TrainConfig(epochs=3))
+    assert not (tmp_path / "r2").exists() and list(tmp_path.iterdir()) == []

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from app.launch import start_run
+from trainer.config import TrainConfig
 from conftest_app import wait_until
 from trainer.hparams import Hyperparameters
 from trainer.rundir import RunDir
@@ -45,7 +46,7 @@ def _points(page, key: str) -> int:
 @pytest.fixture
 def trainer(tmp_path):
     """A real trainer on digits, paced so the page can be watched, started as the app would."""
-    launch = start_run(tmp_path, "live", Hyperparameters(optimizer="momentum", lr=1e-2), epochs=500, pace=0.4)
+    launch = start_run(tmp_path, "live", TrainConfig(hparams=Hyperparameters(optimizer="momentum", lr=1e-2), epochs=500, pace=0.4))
     run = RunDir(tmp_path / "live")
     yield run, launch
     if launch.process.poll() is None:

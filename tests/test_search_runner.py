@@ -194,7 +194,7 @@ def test_dry_run_prints_one_json_object_a_line_and_writes_nothing(tmp_path):
     import subprocess
 
     result = subprocess.run(
-        [sys.executable, "-m", "trainer", "sweep", "--run-dir", str(tmp_path), "--name", "s", "--trials", "5",
+        [sys.executable, "-m", "app", "sweep", "--run-dir", str(tmp_path), "--name", "s", "--trials", "5",
          "--seed", "9", "--param", "optimizer=choice:sgd,adam", "--dry-run"],
         capture_output=True, text=True, timeout=60,
     )

@@ -99,9 +99,9 @@ def test_param_args_override_the_file_and_the_default(tmp_path):
         ("units=int:100:50", "units: range min 100 > max 50"),
         ("decay_rate=log:0:1", "decay_rate: a log scale needs positive bounds"),
         ("epsilon=log:-1:1", "epsilon: a log scale needs positive bounds"),
-        ("beta=log1m:0.9:1.0", r"beta: max must be in \(0, 1\)"),
-        ("beta=float:0:0.9", r"beta: min must be in \(0, 1\)"),
-        ("beta2=choice:0.9,1.5", r"beta2: value must be in \(0, 1\)"),
+        ("beta=log1m:0.9:1.0", r"beta: max must be in \[0, 1\)"),
+        ("beta=float:-0.1:0.9", r"beta: min must be in \[0, 1\)"),
+        ("beta2=choice:0.9,1.5", r"beta2: value must be in \[0, 1\)"),
         ("learning_rate=log:1e-4:1", "unknown parameter 'learning_rate' \\(did you mean 'lr'\\?\\)"),
         ("colour=red", "unknown parameter 'colour'"),
         ("units=float:50:100", "units: cannot be searched on a float scale"),
@@ -152,14 +152,14 @@ def test_sgd_trials_drop_beta_and_flags_match_panda_train():
 
     from trainer.cli import build_parser
 
-    parser, _ = build_parser()
+    parser = build_parser()
     args = parser.parse_args(["train", *train_flags({"lr": 0.00123456, "beta": 0.99, "batch_size": 32, "batch_norm": False, "layers": 3})])
     assert (args.lr, args.beta, args.batch_size, args.batch_norm, args.layers) == (0.00123456, 0.99, 32, False, 3)
 
 
 def test_cli_refuses_bad_input_before_anything_is_written(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "trainer", "sweep", "--run-dir", str(tmp_path), "--name", "s", "--param", "lr=log:1:1e-4"],
+        [sys.executable, "-m", "app", "sweep", "--run-dir", str(tmp_path), "--name", "s", "--param", "lr=log:1:1e-4"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2
@@ -169,7 +169,7 @@ def test_cli_refuses_bad_input_before_anything_is_written(tmp_path):
 
 def test_cli_refuses_a_missing_data_file_before_any_trial(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "trainer", "sweep", "--run-dir", str(tmp_path), "--name", "s", "--dataset", str(tmp_path / "nope.npz")],
+        [sys.executable, "-m", "app", "sweep", "--run-dir", str(tmp_path), "--name", "s", "--dataset", str(tmp_path / "nope.npz")],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2 and "no data file" in result.stderr

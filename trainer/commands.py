@@ -2,7 +2,11 @@
 
 Clients append commands to ``commands.jsonl``; the trainer checks each with :func:`validate`
 before acting and answers every one in ``events.jsonl``. Clients may call :func:`validate` too, to
-refuse bad input before it reaches the file, but the trainer never trusts that they did.
+refuse bad input before it reaches the file, but the trainer never trusts that they did: any JSON
+value at all gives a :class:`Command` or a :class:`CommandError`, never another exception.
+
+The hyperparameter commands (``set_lr``, ``set_beta``, ``set_batch_size``) check their value with
+the hyperparameter's own entry in :data:`trainer.hparams.HYPERPARAMETERS`.
 
 >>> validate({"id": "c-1", "cmd": "set_lr", "value": "0.01"})
 Command(id='c-1', cmd='set_lr', value=0.01)
@@ -10,18 +14,27 @@ Command(id='c-1', cmd='set_lr', value=0.01)
 Traceback (most recent call last):
 ...
 trainer.commands.CommandError: learning rate must be > 0, got -1.0
+>>> validate({"id": "c-3", "cmd": "rewind", "value": "²"})
+Traceback (most recent call last):
+...
+trainer.commands.CommandError: rewind needs a checkpoint name (ckpt-00007) or an epoch number, got '²'
 """
 
 from __future__ import annotations
 
-import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-#: The largest learning rate accepted; anything above is a typo, not a choice.
-MAX_LR = 10.0
-#: The largest batch size accepted.
-MAX_BATCH_SIZE = 1 << 20
+from trainer.hparams import MAX_BATCH_SIZE, MAX_LR, STEERABLE  # noqa: F401  (MAX_*: re-exported limits)
+from trainer.options import Option, OptionError, short_repr
+
+#: A command id: 1 to 128 visible characters (no control characters), unique within a run.
+ID_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+#: A rewind target: a checkpoint's name or an epoch number (ASCII digits).
+CHECKPOINT_PATTERN = re.compile(r"^(ckpt-[0-9]{1,9}|[0-9]{1,9})$")
+#: The largest factor ``scale_lr`` takes (the result must still be a valid learning rate).
+MAX_SCALE = 1e6
 
 
 class CommandError(ValueError):
@@ -30,70 +43,45 @@ class CommandError(ValueError):
 
 @dataclass(frozen=True)
 class Command:
+    """One checked line of ``commands.jsonl``."""
+
     id: str
     cmd: str
     value: Any = None
 
 
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool):
-        raise CommandError(f"{what} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise CommandError(f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise CommandError(f"{what} must be finite, got {number}")
-    return number
+def _checked(opt: Option) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        try:
+            return opt.check(value)
+        except OptionError as e:
+            raise CommandError(str(e)) from None
+
+    check.__name__ = f"check_{opt.name}"
+    return check
 
 
-def check_lr(value: Any) -> float:
-    lr = _number(value, "learning rate")
-    if lr <= 0:
-        raise CommandError(f"learning rate must be > 0, got {lr}")
-    if lr > MAX_LR:
-        raise CommandError(f"learning rate {lr} is absurd (the limit is {MAX_LR})")
-    return lr
-
-
-def check_scale(value: Any) -> float:
-    factor = _number(value, "scale factor")
-    if factor <= 0:
-        raise CommandError(f"scale factor must be > 0, got {factor}")
-    return factor
-
-
-def check_beta(value: Any) -> float:
-    beta = _number(value, "beta")
-    if not 0.0 <= beta < 1.0:
-        raise CommandError(f"beta must be in [0, 1), got {beta}")
-    return beta
-
-
-def check_batch_size(value: Any) -> int:
-    size = _number(value, "batch size")
-    if size != int(size):
-        raise CommandError(f"batch size must be a whole number, got {value!r}")
-    if size < 1:
-        raise CommandError(f"batch size must be at least 1, got {int(size)}")
-    if size > MAX_BATCH_SIZE:
-        raise CommandError(f"batch size {int(size)} is absurd (the limit is {MAX_BATCH_SIZE})")
-    return int(size)
+check_lr = _checked(STEERABLE["set_lr"])
+check_beta = _checked(STEERABLE["set_beta"])
+check_batch_size = _checked(STEERABLE["set_batch_size"])
+check_scale = _checked(Option("float", "", label="scale factor", name="scale", low=0, low_open=True, high=MAX_SCALE))
 
 
 def check_checkpoint_name(value: Any) -> str:
-    if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value).strip() == "":
-        raise CommandError(f"rewind needs a checkpoint name, got {value!r}")
-    return str(value).strip()
+    """A checkpoint name (``ckpt-00007``) or an epoch number (``7``), as text."""
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if text is None or not CHECKPOINT_PATTERN.match(text):
+        raise CommandError(f"rewind needs a checkpoint name (ckpt-00007) or an epoch number, got {short_repr(value)}")
+    return text
 
 
 def _no_value(value: Any) -> None:
     if value is not None:
-        raise CommandError(f"this command takes no value, got {value!r}")
+        raise CommandError("this command takes no value")
     return None
 
 
-#: name -> value checker. ``None`` value means the command takes none.
+#: Every command: its name -> the check of its value (``_no_value``: it takes none).
 COMMANDS: dict[str, Callable[[Any], Any]] = {
     "set_lr": check_lr,
     "scale_lr": check_scale,
@@ -107,20 +95,24 @@ COMMANDS: dict[str, Callable[[Any], Any]] = {
 }
 
 #: Commands that carry a value.
-VALUED = ("set_lr", "scale_lr", "set_beta", "set_batch_size", "rewind")
+VALUED = tuple(name for name, check in COMMANDS.items() if check is not _no_value)
+
+
+def valid_id(value: Any) -> str | None:
+    """``value`` if it is a valid command id, else ``None``."""
+    return value if isinstance(value, str) and ID_PATTERN.match(value) else None
 
 
 def validate(record: Any) -> Command:
     """Check one line of ``commands.jsonl``; raise :class:`CommandError` with the reason."""
     if not isinstance(record, dict):
         raise CommandError("a command must be a JSON object")
-    command_id = record.get("id")
-    if not isinstance(command_id, str) or not command_id:
-        raise CommandError("a command needs a non-empty string 'id'")
+    command_id = valid_id(record.get("id"))
+    if command_id is None:
+        raise CommandError("a command needs an 'id': a string of 1 to 128 characters, no control characters")
     name = record.get("cmd")
-    if name not in COMMANDS:
-        known = ", ".join(COMMANDS)
-        raise CommandError(f"unknown command {name!r} (known: {known})")
+    if not isinstance(name, str) or name not in COMMANDS:
+        raise CommandError(f"unknown command {short_repr(name)} (known: {', '.join(COMMANDS)})")
     if name in VALUED and record.get("value") is None:
         raise CommandError(f"{name} needs a value")
     return Command(command_id, name, COMMANDS[name](record.get("value")))

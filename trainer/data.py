@@ -144,8 +144,6 @@ def load_digits(val_split: float = 0.2, seed: int = 0) -> Dataset:
 
 
 def load_npz(path: Path, val_split: float = 0.2, seed: int = 0) -> Dataset:
-    if not path.exists():
-        raise DataError(f"data file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -177,8 +175,6 @@ def load_csv(path: Path, label: str | None, val_split: float = 0.2, seed: int = 
     """A CSV table with a header: ``label`` is the class column, the rest numeric features."""
     import pandas as pd
 
-    if not path.is_file():
-        raise DataError(f"data file {path} does not exist")
     try:
         table = pd.read_csv(path)
     except Exception as e:  # ParserError, EmptyDataError, UnicodeDecodeError
@@ -320,9 +316,9 @@ def load_tfds(name: str, data_dir: str | None, val_split: float = 0.2, seed: int
                    list(getattr(label_feature, "names", None) or []) or None)
 
 
-def load_dataset(spec: str, val_split: float = 0.2, seed: int = 0, *, data_dir: str | None = None,
-                 label: str | None = None) -> Dataset:
-    """``digits``, ``tfds:NAME``, an image folder, a ``.csv`` or an ``.npz`` file (see the module)."""
+def check_spec(spec: str, *, data_dir: str | None = None, label: str | None = None) -> str:
+    """The data-set kind ``spec`` names (``digits``, ``tfds``, ``csv``, ``npz``, ``folder``), checked
+    without loading anything: what ``panda train`` and ``panda sweep`` both refuse up front."""
     spec = str(spec)
     is_tfds = spec.startswith("tfds:")
     if data_dir is not None and not is_tfds:
@@ -332,17 +328,33 @@ def load_dataset(spec: str, val_split: float = 0.2, seed: int = 0, *, data_dir: 
     if label is not None and not is_csv:
         raise DataError("--label only applies to .csv data sets")
     if spec == "digits":
-        return load_digits(val_split, seed)
+        return "digits"
     if is_tfds:
-        return load_tfds(spec[len("tfds:"):], data_dir, val_split, seed)
-    if is_csv:
-        return load_csv(path, label, val_split, seed)
-    if path.suffix == ".npz":
-        return load_npz(path, val_split, seed)
+        if not spec[len("tfds:"):].strip():
+            raise DataError("tfds: needs a data set name, e.g. tfds:mnist")
+        return "tfds"
+    if is_csv or path.suffix == ".npz":
+        if not path.is_file():
+            raise DataError(f"no data file at {path}: it does not exist")
+        return "csv" if is_csv else "npz"
     if path.is_dir() or spec.endswith(("/", "\\")):
-        return load_image_folder(path, val_split, seed)
+        return "folder"
     raise DataError(f"unknown data set {spec!r}: use 'digits', tfds:NAME, an image folder, "
                     f"or a path to a .csv or .npz file")
+
+
+def load_dataset(spec: str, val_split: float = 0.2, seed: int = 0, *, data_dir: str | None = None,
+                 label: str | None = None) -> Dataset:
+    """``digits``, ``tfds:NAME``, an image folder, a ``.csv`` or an ``.npz`` file (see the module)."""
+    spec = str(spec)
+    kind = check_spec(spec, data_dir=data_dir, label=label)
+    if kind == "digits":
+        return load_digits(val_split, seed)
+    if kind == "tfds":
+        return load_tfds(spec[len("tfds:"):], data_dir, val_split, seed)
+    loaders = {"csv": lambda p: load_csv(p, label, val_split, seed), "npz": lambda p: load_npz(p, val_split, seed),
+               "folder": lambda p: load_image_folder(p, val_split, seed)}
+    return loaders[kind](Path(spec))
 
 
 def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None, shuffle: bool):

@@ -1,70 +1,72 @@
-"""Hyperparameters of a run, and the learning-rate decay schedules of the course.
+"""Hyperparameters of a run: the one table of every knob, and the course's decay schedules.
 
-Pure Python (no TensorFlow), so clients can read and validate them cheaply.
+Each field of :class:`Hyperparameters` is declared with :func:`~trainer.options.option`: its
+kind, range, help text, whether a sweep may search it, which optimizers it applies to and which
+command changes it mid-run. ``panda train``'s flags, the validation of commands and configs, the
+search space, the dashboard's controls and the trainer's command line all come from
+:data:`HYPERPARAMETERS`. Pure Python (no TensorFlow), so clients can read and validate cheaply.
 
 >>> hp = Hyperparameters(lr=0.1, decay="inverse", decay_rate=1.0)
 >>> [round(hp.decayed_lr(0.1, t), 4) for t in range(4)]   # alpha0 / (1 + rate * t)
 [0.1, 0.05, 0.0333, 0.025]
+>>> HYPERPARAMETERS["lr"].steer, HYPERPARAMETERS["lr"].range_text
+('set_lr', '(0, 10]')
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from trainer import commands
+from trainer.options import Option, OptionError, defaults_of, option, options_of
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 DECAYS = ("none", "inverse", "exponential")
+#: Optimizers with a β (momentum's β, RMSprop's ρ, Adam's β₁).
+WITH_BETA = ("momentum", "rmsprop", "adam")
 DEFAULT_BETA = 0.9
+#: The largest learning rate accepted; anything above is a typo, not a choice.
+MAX_LR = 10.0
+#: The largest batch size accepted.
+MAX_BATCH_SIZE = 1 << 20
 
 
 @dataclass
 class Hyperparameters:
-    """Everything that shapes a run. ``lr``, ``beta`` and ``batch_size`` may change while it trains."""
+    """Everything that shapes a run. Fields with ``steer`` may change while it trains."""
 
-    optimizer: str = "adam"
-    lr: float = 3e-3
-    beta: float | None = None  # momentum beta, RMSprop rho, Adam beta1; None for sgd
-    beta2: float = 0.999
-    epsilon: float = 1e-7
-    batch_size: int = 64
-    decay: str = "none"
-    decay_rate: float = 0.0
-    layers: int = 2
-    units: int = 64
-    batch_norm: bool = True
-    dropout: float = 0.0
+    optimizer: str = option("adam", "choice", "the optimizer", choices=OPTIMIZERS, search=True)
+    lr: float = option(3e-3, "float", "learning rate alpha", label="learning rate", low=0, low_open=True,
+                       high=MAX_LR, steer="set_lr", search=True)
+    beta: float | None = option(None, "float", "momentum beta / RMSprop rho / Adam beta1 (default 0.9; none for sgd)",
+                                low=0, high=1, high_open=True, optional=True, steer="set_beta",
+                                optimizers=WITH_BETA, search=True)
+    beta2: float = option(0.999, "float", "Adam's beta2", low=0, high=1, high_open=True, optimizers=("adam",),
+                          search=True)
+    epsilon: float = option(1e-7, "float", "the optimizer's epsilon", low=0, low_open=True,
+                            optimizers=("rmsprop", "adam"), search=True)
+    batch_size: int = option(64, "int", "mini-batch size", label="batch size", low=1, high=MAX_BATCH_SIZE,
+                             steer="set_batch_size", search=True)
+    decay: str = option("none", "choice", "learning-rate decay per epoch", choices=DECAYS, search=True)
+    decay_rate: float = option(0.0, "float", "the decay's rate", label="decay rate", low=0, search=True)
+    layers: int = option(2, "int", "hidden layers", low=0, high=64, search=True)
+    units: int = option(64, "int", "units per hidden layer", low=1, high=16384, search=True)
+    batch_norm: bool = option(True, "bool", "Dense -> BatchNorm -> ReLU", search=True)
+    dropout: float = option(0.0, "float", "dropout after each hidden layer", low=0, high=1, high_open=True,
+                            search=True)
 
     def __post_init__(self) -> None:
-        if self.beta is None and self.optimizer != "sgd":
+        if self.beta is None and self.optimizer in WITH_BETA:
             self.beta = DEFAULT_BETA
 
     def validate(self) -> "Hyperparameters":
-        """Raise ``ValueError`` naming the first bad value."""
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
-        if self.decay not in DECAYS:
-            raise ValueError(f"unknown decay {self.decay!r} (choose from {', '.join(DECAYS)})")
-        self.lr = commands.check_lr(self.lr)
-        if self.beta is not None:
-            if self.optimizer == "sgd":
-                raise ValueError("plain sgd has no beta; use --optimizer momentum")
-            self.beta = commands.check_beta(self.beta)
-        self.beta2 = commands.check_beta(self.beta2)
-        if not self.epsilon > 0:
-            raise ValueError(f"epsilon must be > 0, got {self.epsilon}")
-        self.batch_size = commands.check_batch_size(self.batch_size)
-        if not self.decay_rate >= 0:
-            raise ValueError(f"decay rate must be >= 0, got {self.decay_rate}")
+        """Check every value against :data:`HYPERPARAMETERS`; ``ValueError`` names the first bad one."""
+        for name, opt in HYPERPARAMETERS.items():
+            setattr(self, name, opt.check(getattr(self, name)))
+        if self.beta is not None and self.optimizer not in WITH_BETA:
+            raise OptionError("beta", "does not apply: plain sgd has no beta; use --optimizer momentum")
         if self.decay == "exponential" and not 0 < self.decay_rate <= 1:
-            raise ValueError(f"exponential decay needs a rate in (0, 1], got {self.decay_rate}")
-        if self.layers < 0:
-            raise ValueError(f"layers must be >= 0, got {self.layers}")
-        if self.units < 1:
-            raise ValueError(f"units must be >= 1, got {self.units}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise OptionError("exponential decay", f"needs a rate in (0, 1], got {self.decay_rate}")
         return self
 
     def decayed_lr(self, lr0: float, epochs_since: int) -> float:
@@ -80,5 +82,12 @@ class Hyperparameters:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Hyperparameters":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in HYPERPARAMETERS})
+
+
+#: The table: every hyperparameter, by name.
+HYPERPARAMETERS: dict[str, Option] = options_of(Hyperparameters)
+#: Each hyperparameter's default (``beta``'s is ``None``: the optimizer decides).
+DEFAULTS: dict[str, Any] = defaults_of(Hyperparameters)
+#: Hyperparameters a command may change mid-run, by command name (``set_lr`` -> lr's option).
+STEERABLE: dict[str, Option] = {opt.steer: opt for opt in HYPERPARAMETERS.values() if opt.steer}

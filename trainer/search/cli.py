@@ -11,22 +11,25 @@ Every argument is checked, and round 1 sampled and checked, before anything is w
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
 import time
 from pathlib import Path
 
-from trainer.cli import non_negative_float, positive_int
-from trainer.search.refine import DEFAULT_MARGIN
-from trainer.search.runner import Progress, SweepRunner, SweepSettings, plan_round, summarize
-from trainer.search.samplers import SAMPLERS
-from trainer.search.space import SpaceError, build_space
-from trainer.search.stopping import STOPPERS
+from trainer.config import RUN_DEFAULTS, add_train_flags, check_name
+from trainer.data import DataError
+from trainer.options import add_flags, argparse_type, defaults_of
+from trainer.search.runner import SWEEP_OPTIONS, Progress, SweepRunner, SweepSettings, check_space, plan_round, summarize
+from trainer.search.space import DOMAINS, SpaceError, build_space
 from trainer.search.sweepdir import SweepDir
 
+#: ``panda train`` options a sweep passes to every trial (``--epochs`` and ``--seed`` are the sweep's own).
+TRIAL_OPTIONS = ("data_dir", "label", "model", "val_split", "pace", "checkpoint_every", "divergence_factor")
 
-def add_sweep_command(subparsers) -> None:
+
+def add_sweep(subparsers) -> None:
     """Register ``panda sweep`` on the ``panda`` parser."""
     p = subparsers.add_parser(
         "sweep",
@@ -34,33 +37,20 @@ def add_sweep_command(subparsers) -> None:
         description="Sample hyperparameter configurations (each on its own scale: lr log-uniform, "
         "beta with 1-beta log-uniform, ...), train them as separate runs under RUN_DIR/NAME, P at a "
         "time, and optionally zoom in on the best over several rounds. Any trial is a normal run "
-        "directory: open, watch and steer it like any run. Parameters: lr, beta, beta2, epsilon, "
-        "batch_size, units, layers, dropout, decay, decay_rate, optimizer, batch_norm. "
+        "directory: open, watch and steer it like any run. Parameters: " + ", ".join(DOMAINS) + ". "
         "Default space: lr=log:1e-4:1 beta=log1m:0.9:0.999 units=int:50:100 layers=int:2:4 "
         "batch_norm=choice:true,false.",
         epilog="Example: panda sweep --run-dir runs --name s1 --trials 16 --parallel 2 "
         "--param lr=log:1e-4:1 --param optimizer=choice:adam,momentum --rounds 2 --keep 3",
     )
     p.add_argument("--run-dir", default="runs", help="folder that holds runs (default: runs)")
-    p.add_argument("--name", help="the sweep's folder name (default: sweep-<time>); never overwritten")
-    p.add_argument("--trials", type=positive_int, default=8, help="trials per round (default 8)")
-    p.add_argument("--parallel", type=positive_int, default=2, metavar="P", help="trainers at once (default 2)")
+    p.add_argument("--name", type=argparse_type(check_name, "name"), help="the sweep's folder name (default: sweep-<time>); never overwritten")
     p.add_argument("--space", metavar="FILE", help="search space file (.toml or .json; .yaml with PyYAML installed)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
                    help="add or replace one parameter: lr=log:1e-4:1, beta=log1m:0.9:0.999, units=int:50:100, "
                    "dropout=float:0:0.5, optimizer=choice:adam,momentum, or a fixed value: decay=none (repeatable)")
-    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per trial (default 10)")
-    p.add_argument("--dataset", default="digits", help="as for panda train (default digits)")
-    p.add_argument("--rounds", type=positive_int, default=1, help="coarse-to-fine rounds (default 1)")
-    p.add_argument("--keep", type=positive_int, default=3, metavar="K", help="narrow each new round around the best K trials (default 3)")
-    p.add_argument("--margin", type=non_negative_float, default=DEFAULT_MARGIN,
-                   help=f"padding around the best trials, as a fraction of each range in its scale (default {DEFAULT_MARGIN})")
-    p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial's weights (default 0)")
-    p.add_argument("--sampler", choices=list(SAMPLERS), default="random", help="random search (default) or a grid, for comparison")
-    p.add_argument("--early-stop", choices=list(STOPPERS), default="none",
-                   help="stop hopeless trials: median stopping rule or successive halving (default none)")
-    p.add_argument("--grace", type=positive_int, default=2, metavar="EPOCHS", help="epochs before early stopping may judge a trial (default 2)")
-    p.add_argument("--pace", type=non_negative_float, default=None, metavar="SECONDS", help="passed to every trial: minimum seconds per epoch")
+    add_flags(p, SWEEP_OPTIONS, defaults_of(SweepSettings))
+    add_train_flags(p, only=TRIAL_OPTIONS)  # passed to every trial, checked as panda train checks them
     p.add_argument("--dry-run", action="store_true", help="print round 1's configurations, one JSON object a line; train nothing")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_sweep)
@@ -77,19 +67,11 @@ class _Terminate(Exception):
 def cmd_sweep(args) -> int:
     try:
         space = build_space(args.space, args.param)
-        settings = SweepSettings(
-            trials=args.trials, parallel=args.parallel, epochs=args.epochs, dataset=args.dataset,
-            rounds=args.rounds, keep=args.keep, margin=args.margin, seed=args.seed, sampler=args.sampler,
-            early_stop=args.early_stop, grace=args.grace,
-            train_args=["--pace", repr(args.pace)] if args.pace else [],
-        ).validate()
-        from trainer.search.runner import check_space
-
+        run_options = {k: getattr(args, k) for k in TRIAL_OPTIONS if getattr(args, k) != RUN_DEFAULTS[k]}
+        settings = SweepSettings(**{k: getattr(args, k) for k in SWEEP_OPTIONS}, run_options=run_options).validate()
         check_space(space)
-        if args.dataset != "digits" and not Path(args.dataset).is_file():
-            raise ValueError(f"--dataset: no data file {args.dataset} (use 'digits' or an .npz file)")
         first_round = plan_round(space, settings, 1)
-    except (SpaceError, ValueError) as e:
+    except (SpaceError, DataError, ValueError) as e:
         _fail(args, str(e))
         return 2  # not reached: exit() raises
 

@@ -26,50 +26,60 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from trainer.config import TrainConfig, trainer_argv
+from trainer.hparams import Hyperparameters
+from trainer.options import MAX_INT, option, options_of
 from trainer.rundir import JsonlTail, RunDir, current_line
 from trainer.search.refine import DEFAULT_MARGIN, narrow, top_trials
 from trainer.search.samplers import SAMPLERS, make_sampler
-from trainer.search.space import SearchSpace, SpaceError, resolve_trial, train_flags
+from trainer.search.space import SearchSpace, SpaceError, resolve_trial
 from trainer.search.stopping import STOPPERS, make_stopper
 from trainer.search.sweepdir import FINAL_STATES, SweepDir
 
-#: How every trial is started; tests and benchmarks may substitute another program.
-TRAINER_COMMAND = [sys.executable, "-m", "trainer", "train"]
 #: Seconds a trial gets to checkpoint and exit after Ctrl-C before it is killed.
 KILL_GRACE_SECONDS = 20.0
 
 
 @dataclass
 class SweepSettings:
-    """Everything about a sweep except its space. Stored in ``sweep.json``."""
+    """Everything about a sweep except its space: ``panda sweep``'s options. Stored in ``sweep.json``."""
 
-    trials: int = 8  # per round
-    parallel: int = 2
-    epochs: int = 10
-    dataset: str = "digits"
-    rounds: int = 1
-    keep: int = 3
-    margin: float = DEFAULT_MARGIN
-    seed: int = 0
-    sampler: str = "random"
-    early_stop: str = "none"
-    grace: int = 2
-    train_args: list[str] = field(default_factory=list)  # extra ``panda train`` flags for every trial
+    trials: int = option(8, "int", "trials per round", low=1, high=100_000)
+    parallel: int = option(2, "int", "trainers at once", low=1, high=1024, metavar="P")
+    epochs: int = option(10, "int", "epochs per trial", low=1, high=10_000_000)
+    dataset: str = option("digits", "text", "as for panda train", metavar="SPEC")
+    rounds: int = option(1, "int", "coarse-to-fine rounds", low=1, high=1000)
+    keep: int = option(3, "int", "narrow each new round around the best K trials", low=1, high=100_000, metavar="K")
+    margin: float = option(DEFAULT_MARGIN, "float", "padding around the best trials, as a fraction of each range in "
+                           "its scale", low=0, high=10)
+    seed: int = option(0, "int", "seeds the sampler and every trial's weights", low=0, high=MAX_INT)
+    sampler: str = option("random", "choice", "random search (default) or a grid, for comparison",
+                          choices=tuple(SAMPLERS))
+    early_stop: str = option("none", "choice", "stop hopeless trials: median stopping rule or successive halving",
+                             label="early stopping rule", choices=tuple(STOPPERS))
+    grace: int = option(2, "int", "epochs before early stopping may judge a trial", low=1, high=MAX_INT,
+                        metavar="EPOCHS")
+    #: Every trial's other ``panda train`` options (data_dir, label, model, pace, ...): TrainConfig's names.
+    run_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "SweepSettings":
-        for name in ("trials", "parallel", "epochs", "rounds", "keep", "grace"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.margin >= 0:
-            raise ValueError(f"--margin must be >= 0, got {self.margin}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
-        if self.early_stop not in STOPPERS:
-            raise ValueError(f"unknown early stopping rule {self.early_stop!r}; known: {', '.join(STOPPERS)}")
+        """Check every option, and a trial's configuration as ``panda train`` checks it."""
+        for name, opt in SWEEP_OPTIONS.items():
+            setattr(self, name, opt.check(getattr(self, name)))
+        self.trial_config({}).validate()
         return self
+
+    def trial_config(self, params: dict[str, Any]) -> TrainConfig:
+        """The configuration a trial with sampled ``params`` trains."""
+        return TrainConfig(hparams=Hyperparameters(**params), dataset=self.dataset, epochs=self.epochs,
+                           seed=self.seed, **self.run_options)
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+#: ``panda sweep``'s own options, by name.
+SWEEP_OPTIONS = options_of(SweepSettings)
 
 
 def trial_name(index: int) -> str:
@@ -85,14 +95,10 @@ class TrialPlan:
     round: int
     params: dict[str, Any]
 
-    def argv(self, sweep_path: Path, settings: SweepSettings, command: list[str] | None = None) -> list[str]:
-        """The trainer's command line for this trial."""
-        return [
-            *(command or TRAINER_COMMAND),
-            "--run-dir", str(sweep_path), "--name", self.name,
-            "--dataset", settings.dataset, "--epochs", str(settings.epochs), "--seed", str(settings.seed),
-            *train_flags(self.params), *settings.train_args, "--quiet",
-        ]
+    def argv(self, sweep_path: Path, settings: SweepSettings, program: list[str] | None = None) -> list[str]:
+        """The trainer's command line for this trial (:func:`trainer.config.trainer_argv`)."""
+        return trainer_argv(sweep_path, self.name, settings.trial_config(self.params),
+                            program=None if program is None else tuple(program))
 
 
 def check_space(space: SearchSpace) -> None:
@@ -217,7 +223,7 @@ class SweepRunner:
         self.space = space
         self.settings = settings.validate()
         check_space(space)
-        self.command = list(command or TRAINER_COMMAND)
+        self.command = command  # the trainer program; None: python -m trainer (tests substitute a stand-in)
         self.progress = progress or Progress(enabled=False)
         self.poll_seconds = poll_seconds
         self.kill_grace = kill_grace

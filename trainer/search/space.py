@@ -40,8 +40,8 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
 
-from trainer import commands
-from trainer.hparams import DECAYS, OPTIMIZERS, Hyperparameters
+from trainer.hparams import HYPERPARAMETERS, Hyperparameters
+from trainer.options import Option, OptionError, to_flags
 
 
 class SpaceError(ValueError):
@@ -307,57 +307,9 @@ SCALES: dict[str, type[Param]] = {
 
 # --------------------------------------------------------------------------- what each name accepts
 
-
-@dataclass(frozen=True)
-class Domain:
-    """What values a hyperparameter accepts, and on which scales it may be searched."""
-
-    kind: str  # "float", "int", "category" or "bool"
-    check: Callable[[Any], None]  # raises ValueError with the reason
-    flag: str  # the ``panda train`` flag
-    options: tuple = ()
-
-    @property
-    def scales(self) -> tuple[str, ...]:
-        return {
-            "float": ("log", "log1m", "float", "choice"),
-            "int": ("int", "choice"),
-        }.get(self.kind, ("choice",))
-
-
-def _interval(lo: float, hi: float, lo_open: bool, hi_open: bool, text: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        ok_lo = value > lo if lo_open else value >= lo
-        ok_hi = value < hi if hi_open else value <= hi
-        if not (ok_lo and ok_hi):
-            raise ValueError(f"must be in {text}, got {value:g}")
-
-    return check
-
-
-def _one_of(options: tuple) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if value not in options or isinstance(value, bool) != isinstance(options[0], bool):
-            raise ValueError(f"must be one of {', '.join(map(_format_value, options))}, got {_format_value(value)}")
-
-    return check
-
-
-#: Every hyperparameter a sweep may vary: the fields of :class:`~trainer.hparams.Hyperparameters`.
-DOMAINS: dict[str, Domain] = {
-    "lr": Domain("float", _interval(0, commands.MAX_LR, True, False, f"(0, {commands.MAX_LR:g}]"), "--lr"),
-    "beta": Domain("float", _interval(0, 1, True, True, "(0, 1)"), "--beta"),
-    "beta2": Domain("float", _interval(0, 1, True, True, "(0, 1)"), "--beta2"),
-    "epsilon": Domain("float", _interval(0, math.inf, True, True, "(0, inf)"), "--epsilon"),
-    "dropout": Domain("float", _interval(0, 1, False, True, "[0, 1)"), "--dropout"),
-    "decay_rate": Domain("float", _interval(0, math.inf, False, True, "[0, inf)"), "--decay-rate"),
-    "batch_size": Domain("int", _interval(1, commands.MAX_BATCH_SIZE, False, False, f"[1, {commands.MAX_BATCH_SIZE}]"), "--batch-size"),
-    "units": Domain("int", _interval(1, math.inf, False, True, "[1, inf)"), "--units"),
-    "layers": Domain("int", _interval(0, math.inf, False, True, "[0, inf)"), "--layers"),
-    "optimizer": Domain("category", _one_of(OPTIMIZERS), "--optimizer", OPTIMIZERS),
-    "decay": Domain("category", _one_of(DECAYS), "--decay", DECAYS),
-    "batch_norm": Domain("bool", _one_of((True, False)), "--batch-norm", (True, False)),
-}
+#: Every hyperparameter a sweep may vary, with its range and kind: the searchable entries of the
+#: one table, :data:`trainer.hparams.HYPERPARAMETERS`.
+DOMAINS: dict[str, Option] = {name: opt for name, opt in HYPERPARAMETERS.items() if opt.search}
 
 
 #: Names people reach for, only used to suggest the right one.
@@ -376,44 +328,31 @@ def _canonical_name(name: str) -> str:
 
 
 def _coerce(name: str, raw: Any) -> Any:
-    """A value from a file or the command line, as the type ``name`` takes."""
-    kind = DOMAINS[name].kind
-    text = raw.strip() if isinstance(raw, str) else None
+    """A value from a file or the command line, as the type ``name`` takes (its range is checked later)."""
+    opt = DOMAINS[name]
+    if opt.kind == "choice":
+        if isinstance(raw, str):
+            return raw.strip().lower()
+        raise SpaceError(f"{name}: expected a name, got {raw!r}")
     try:
-        if kind == "bool":
-            if isinstance(raw, bool):
-                return raw
-            if text is not None and text.lower() in ("true", "on", "yes", "1"):
-                return True
-            if text is not None and text.lower() in ("false", "off", "no", "0"):
-                return False
-            raise ValueError
-        if kind == "category":
-            if isinstance(raw, str):
-                return text.lower()
-            raise ValueError
-        if isinstance(raw, bool):
-            raise ValueError
-        number = float(raw)
-        if not math.isfinite(number):
-            raise ValueError
-        if kind == "int":
-            if number != int(number):
-                raise SpaceError(f"{name}: takes whole numbers, got {raw}")
-            return int(number)
-        return number
-    except (TypeError, ValueError) as e:
-        if isinstance(e, SpaceError):
-            raise
-        want = {"bool": "true or false", "category": "a name", "int": "a whole number", "float": "a number"}[kind]
+        if opt.kind == "bool":
+            return opt.check(raw)
+        return Option(opt.kind, "", name=name).check(raw)  # the type alone: no range yet
+    except OptionError as e:
+        if opt.kind == "int" and "whole number" in e.reason:
+            raise SpaceError(f"{name}: takes whole numbers, got {raw}") from None
+        want = {"bool": "true or false", "int": "a whole number", "float": "a number"}[opt.kind]
         raise SpaceError(f"{name}: expected {want}, got {raw!r}") from None
 
 
 def _check_value(name: str, value: Any, what: str = "value") -> None:
     try:
         DOMAINS[name].check(value)
-    except ValueError as e:
-        raise SpaceError(f"{name}: {what} {e}") from None
+    except OptionError as e:
+        opt = DOMAINS[name]
+        rule = f"one of {', '.join(map(_format_value, opt.choices))}" if opt.kind == "choice" else opt.range_text
+        raise SpaceError(f"{name}: {what} must be {'' if opt.kind == 'choice' else 'in '}{rule}, "
+                         f"got {_format_value(value)}") from None
 
 
 def make_param(name: str, scale: str, low: Any = None, high: Any = None, values: Iterable | None = None) -> Param:
@@ -426,7 +365,7 @@ def make_param(name: str, scale: str, low: Any = None, high: Any = None, values:
     >>> make_param("beta", "log1m", 0.9, 1.5)
     Traceback (most recent call last):
     ...
-    trainer.search.space.SpaceError: beta: max must be in (0, 1), got 1.5
+    trainer.search.space.SpaceError: beta: max must be in [0, 1), got 1.5
     """
     domain = DOMAINS[name]
     scale = str(scale).strip().lower()
@@ -679,16 +618,9 @@ def resolve_trial(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_flags(params: dict[str, Any]) -> list[str]:
-    """The ``panda train`` flags for a configuration.
+    """The ``panda train`` flags for a sampled configuration (from the one table of options).
 
     >>> train_flags({"lr": 0.003, "batch_norm": False, "batch_size": 32})
     ['--lr', '0.003', '--no-batch-norm', '--batch-size', '32']
     """
-    flags: list[str] = []
-    for name, value in params.items():
-        domain = DOMAINS[name]
-        if domain.kind == "bool":
-            flags.append(domain.flag if value else "--no-" + domain.flag[2:])
-        else:
-            flags += [domain.flag, repr(value) if isinstance(value, float) else str(value)]
-    return flags
+    return to_flags(HYPERPARAMETERS, params)
