@@ -226,5 +226,5 @@ def test_old_epoch_checkpoints_are_pruned_and_the_store_agrees_with_the_disk(sta
     on_disk = t.run.list_checkpoints()
     kept = [(m["reason"], m["epoch"]) for m in on_disk]
     assert kept == [("initial", 0), ("epoch", 4), ("epoch", 8), ("epoch", 10), ("epoch", 11), ("epoch", 12)]
-    assert [m["name"] for m in t.trainer.store.checkpoints] == [m["name"] for m in on_disk]
+    assert [m["name"] for m in t.trainer.steering.store.checkpoints] == [m["name"] for m in on_disk]
     assert not [p for p in t.run.checkpoints_path.iterdir() if p.name.startswith(".")], "no half-written leftovers"

@@ -43,8 +43,6 @@ import hashlib
 import json
 import math
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
@@ -52,22 +50,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-import trainer  # noqa: E402
 from trainer import commands as cmds  # noqa: E402
-from trainer import steering  # noqa: E402
 from trainer.checkpoints import CheckpointError, CheckpointStore  # noqa: E402
-from trainer.inbox import CommandInbox  # noqa: E402
-from trainer.rundir import (  # noqa: E402
-    LIVE_STATES, RunDir, RunDirError, now,
-    repair_jsonl_tail,
-)
+from trainer.devices import run_record  # noqa: E402
+from trainer.rundir import LIVE_STATES, RunDir, RunDirError, now  # noqa: E402
+from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 
 #: ``config.json``'s ``trainer`` for runs this callback makes.
 TRAINER_NAME = "keras-callback"
-#: At most this many mini-batch losses are logged per epoch (as ``panda train`` does).
-BATCH_SAMPLES_PER_EPOCH = 50
 #: Keras log keys that mean "accuracy", in order of preference.
 ACCURACY_KEYS = ("accuracy", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy", "acc",
                  "compile_metrics")
@@ -105,7 +96,7 @@ def accuracy_of(logs: dict, prefix: str = "") -> float | None:
     return None
 
 
-class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
+class PandaCallback(keras.callbacks.Callback):
     """Turns ``model.fit`` into a Panda run at ``run_path`` (see the module's documentation).
 
     Args:
@@ -117,26 +108,25 @@ class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
         verbose: print a line per command and per epoch.
     """
 
-    say_prefix = "panda: "
-
     def __init__(self, run_path: Path | str, *, resume: bool = False, tensorboard: bool = False,
                  checkpoint_every: int = 5, dataset: str | None = None, verbose: bool = False):
         super().__init__()
         if int(checkpoint_every) < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
-        self._init_steering(RunDir(run_path), verbose)
+        self.steering = Steering(RunDir(run_path), self, verbose=verbose, say_prefix="panda: ")
         self.resume = resume
         self.tensorboard = tensorboard
         self.checkpoint_every = int(checkpoint_every)
         self.dataset = dataset
-        self.epochs: int | None = None
         self.batch_size: int | None = None
-        self.store: CheckpointStore | None = None
         self._opened = False
         self._signature: dict | None = None
-        self._inbox: CommandInbox | None = None
         self._cut_short = False
         self._check_path()
+
+    @property
+    def rundir(self) -> RunDir:
+        return self.steering.rundir
 
     # ------------------------------------------------------------------ which run
 
@@ -186,7 +176,7 @@ class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
         lr = _float(self.optimizer.learning_rate)
         return float(f"{lr:.7g}") if lr is not None and math.isfinite(lr) else lr  # float32 -> the value set
 
-    def _hparams(self) -> dict:
+    def hparams(self) -> dict:
         opt = self.optimizer
         beta = next((getattr(opt, k) for k in ("beta_1", "momentum", "rho") if hasattr(opt, k)), None)
         schedule = self._schedule()
@@ -210,53 +200,69 @@ class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
         if isinstance(input_shape, tuple) and all(isinstance(d, int) for d in input_shape[1:]):
             n_features = int(math.prod(input_shape[1:]))
         n_classes = output_shape[-1] if isinstance(output_shape, tuple) and isinstance(output_shape[-1], int) else None
-        self.rundir.write_config({
-            "name": self.rundir.name, "created": now(), "trainer": TRAINER_NAME, "model": "keras",
-            "model_signature": self._signature, "hparams": self._hparams(),
-            "dataset": {"name": self.dataset or "model.fit", "n_train": None, "n_val": None,
-                        "n_features": n_features, "n_classes": n_classes, "source": "model.fit"},
-            "epochs": self.epochs, "seed": None, "pace": 0.0, "checkpoint_every": self.checkpoint_every,
-            "tensorboard": self.tensorboard,
-            "versions": {"panda": trainer.__version__, "python": platform.python_version(),
-                         "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
-            "devices": [d.name.replace("/physical_device:", "") for d in tf.config.list_physical_devices()],
-            "argv": sys.argv[1:],
-        })
-        self._write_status()
-        self.store = CheckpointStore(self.rundir, model=self.model, optimizer=self.optimizer)
-        self._save("initial")  # epoch 0, branch 0: a divergence in the first epoch rolls back to here
-        self._inbox = CommandInbox(self.rundir, lambda: self.step)
-        self._event("started", pid=os.getpid(), resumed_from=None, hparams=self._hparams())
+        self.steering.store = CheckpointStore(self.rundir, model=self.model, optimizer=self.optimizer)
+        self.steering.open_new(run_record(
+            self.rundir.name, TRAINER_NAME, model="keras", model_signature=self._signature, hparams=self.hparams(),
+            dataset={"name": self.dataset or "model.fit", "n_train": None, "n_val": None,
+                     "n_features": n_features, "n_classes": n_classes, "source": "model.fit"},
+            epochs=self.steering.epochs, seed=None, pace=0.0, checkpoint_every=self.checkpoint_every,
+            tensorboard=self.tensorboard))
 
     def _reopen(self) -> None:
         """Continue the run at the path (``resume=True``): newest checkpoint, journal's learning rate."""
         run = self.rundir
         self._check_model(run.read_config())
-        for path in (run.metrics_path, run.batches_path, run.events_path):
-            repair_jsonl_tail(path)
-        self.store = CheckpointStore(run, model=self.model, optimizer=self.optimizer)
-        meta = self.store.latest()
-        if meta is None:
-            raise RunDirError(f"{run.path} has no checkpoint to resume from")
+        self.steering.store = CheckpointStore(run, model=self.model, optimizer=self.optimizer)
         try:
-            self.store.restore(meta)
-        except (CheckpointError, AssertionError, ValueError) as e:
-            raise RunDirError(f"cannot restore {meta['name']} of {run.path} into this model: {e}") from None
-        self.epoch, self.step, self.branch = meta["epoch"], meta["step"], meta.get("branch", 0)
-        self.latest_checkpoint = meta["name"]
-        events = run.read_events()
-        lr = (meta.get("hparams") or {}).get("lr")
-        for event in events:
-            if isinstance(event.get("hparams"), dict) and event["hparams"].get("lr") is not None:
-                lr = event["hparams"]["lr"]
+            self.steering.reopen()
+        except CheckpointError as e:
+            raise RunDirError(f"cannot restore the newest checkpoint of {run.path} into this model: {e}") from None
+
+    # ------------------------------------------------------------------ the Steerable side
+
+    def restore(self, meta: dict) -> None:
+        """Weights and optimizer state from ``meta``; the learning rate in force stays."""
+        lr = self._lr()
+        try:
+            self.steering.store.restore(meta)
+        except (AssertionError, ValueError) as e:
+            raise CheckpointError(str(e)) from None
         if lr is not None and self._schedule() is None:
             self.optimizer.learning_rate.assign(lr)
-        self._history_after_crash(meta)
-        answered, bad_lines = steering.answered_in(events)
-        self._seen_ids |= answered
-        self._inbox = CommandInbox(run, lambda: self.step, answered, bad_lines)
-        self._event("started", pid=os.getpid(), resumed_from=meta["name"], hparams=self._hparams())
-        self._say(f"resuming {run.path} from {meta['name']} (epoch {self.epoch}, step {self.step})")
+
+    def restore_hparams(self, latest: dict) -> None:
+        if latest.get("lr") is not None and self._schedule() is None:
+            self.optimizer.learning_rate.assign(latest["lr"])
+
+    def after_rewind(self, meta: dict) -> None:
+        self.steering.step = int(self.optimizer.iterations.numpy())
+        self.model.reset_metrics()  # the epoch's running means start again from the restored weights
+        self._batches_in_epoch, self._last_mean, self._last_seen, self._samples = 0, None, None, []
+
+    def refuse_checkpoint(self) -> str | None:
+        return None  # a non-finite loss is caught at the batch that produced it
+
+    def set_lr(self, value: float) -> None:
+        schedule = self._schedule()
+        if schedule is not None:
+            raise cmds.CommandError(
+                f"the optimizer's learning rate follows a {type(schedule).__name__} schedule, which cannot be "
+                f"steered; compile with a float learning rate to steer it")
+        self.optimizer.learning_rate.assign(value)
+        self.steering.say(f"learning rate -> {value:g} at step {self.steering.step}")
+
+    def scale_lr(self, factor: float) -> None:
+        if self._schedule() is not None:
+            self.set_lr(0.0)  # raises with the reason
+        self.set_lr(cmds.check_lr(self._lr() * factor))
+
+    def set_beta(self, value: float) -> None:
+        raise cmds.CommandError("set_beta is not supported for a Keras model.fit: the optimizer's beta is a "
+                                "constant in its compiled step")
+
+    def set_batch_size(self, value: int) -> None:
+        raise cmds.CommandError("set_batch_size is not supported for a Keras model.fit: the batch size belongs to "
+                                "the data given to fit")
 
     # ------------------------------------------------------------------ Keras hooks
 
@@ -272,35 +278,34 @@ class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
             raise RunDirError(f"this PandaCallback already belongs to the run of model {self._signature['name']!r}; "
                               f"give model {signature['name']!r} its own PandaCallback")
         self._signature = signature
-        self._stop_requested, self._cut_short = None, False
+        steering = self.steering
+        steering.stop_requested, self._cut_short = None, False
         planned = self.params.get("epochs") if isinstance(self.params, dict) else None
         if not self._opened:
-            self.step = int(self.optimizer.iterations.numpy())
+            steering.step = int(self.optimizer.iterations.numpy())
             self._check_path()  # the path may have changed since the callback was made
             if self.rundir.exists() and self.resume:
                 self._reopen()
             else:
-                self.epochs = self.epoch + planned if planned else None
+                steering.epochs = steering.epoch + planned if planned else None
                 self._create()
             self._opened = True
         else:  # fit called again with the same callback: the run goes on
-            answered, bad_lines = steering.answered_in(self.rundir.read_events())
-            self._inbox = CommandInbox(self.rundir, lambda: self.step, answered | self._seen_ids, bad_lines)
-            self._event("started", pid=os.getpid(), resumed_from=self.latest_checkpoint, hparams=self._hparams())
+            steering.reattach()
         if planned:
-            self.epochs = self.epoch + planned
-        if self.tensorboard and self._tb is None:
+            steering.epochs = steering.epoch + planned
+        if self.tensorboard and steering.tb is None:
             from trainer.tensorboard import TensorBoardLog
 
-            self._tb = TensorBoardLog(self.rundir.path)
-        self._inbox.start()
-        self._start_heartbeat()
-        self._set_state("running")
-        self._handle_commands()  # commands sent before fit started (a pause waits here)
+            steering.tb = TensorBoardLog(self.rundir.path)
+        steering.inbox.start()
+        steering.start_heartbeat()
+        steering.set_state("running")
+        steering.handle_commands()  # commands sent before fit started (a pause waits here)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_started = time.perf_counter()
-        self._paused_seconds = 0.0
+        self.steering.paused_seconds = 0.0
         self._batches_in_epoch = 0
         self._last_mean: float | None = None
         self._last_seen: int | None = None
@@ -309,8 +314,9 @@ class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
         self._sample_every = max(1, math.ceil((steps or getattr(self, "_last_epoch_batches", 1)) / BATCH_SAMPLES_PER_EPOCH))
 
     def on_train_batch_end(self, batch, logs=None):
+        steering = self.steering
         logs = logs or {}
-        self.step = int(self.optimizer.iterations.numpy())
+        steering.step = int(self.optimizer.iterations.numpy())
         self._batches_in_epoch += 1
         k = self._batches_in_epoch
         mean = _float(logs.get("loss"))
@@ -327,63 +333,65 @@ class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
                 batch_loss = k * mean - (k - 1) * self._last_mean
             self._last_mean, self._last_seen = mean, seen
             if (k - 1) % self._sample_every == 0:
-                self._samples.append({"epoch": self.epoch + 1, "step": self.step,
-                                      "loss": batch_loss if math.isfinite(batch_loss) else None, "branch": self.branch})
+                self._samples.append({"epoch": steering.epoch + 1, "step": steering.step,
+                                      "loss": batch_loss if math.isfinite(batch_loss) else None,
+                                      "branch": steering.branch})
             if not math.isfinite(mean):
-                self._diverge(f"the training loss became {mean}")
-        if self._inbox.ready.is_set() or self.state in ("paused", "diverged"):
-            self._handle_commands()
-        if self._stop_requested:
+                steering.diverge(f"the training loss became {mean}")
+        if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged"):
+            steering.handle_commands()
+        if steering.stop_requested:
             self._cut_short = True
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        steering = self.steering
         logs = dict(logs or {})
         self._last_epoch_batches = max(1, self._batches_in_epoch)
         if self._cut_short or self._batches_in_epoch == 0:
             return  # a stop cut the epoch short, or a rewind left nothing of it: no record, as panda train does
-        seconds = time.perf_counter() - self._epoch_started - self._paused_seconds
+        seconds = time.perf_counter() - self._epoch_started - steering.paused_seconds
         loss, val_loss = _float(logs.get("loss")), _float(logs.get("val_loss"))
         for what, value in (("training", loss), ("validation", val_loss)):
             if value is not None and not math.isfinite(value):
-                self._diverge(f"the {what} loss became {value}")
-                self._handle_commands()
+                steering.diverge(f"the {what} loss became {value}")
+                steering.handle_commands()
                 return
         samples = self._samples_seen()
         record = {
-            "epoch": self.epoch + 1, "branch": self.branch, "step": self.step, "lr": self._lr(),
-            "beta": self._hparams()["beta"], "batch_size": self.batch_size,
+            "epoch": steering.epoch + 1, "branch": steering.branch, "step": steering.step, "lr": self._lr(),
+            "beta": self.hparams()["beta"], "batch_size": self.batch_size,
             "loss": loss, "accuracy": accuracy_of(logs), "val_loss": val_loss, "val_accuracy": accuracy_of(logs, "val_"),
             "grad_norm": None, "epoch_seconds": seconds,
             "samples_per_second": samples / seconds if samples and seconds > 0 else None,
             "time": now(), "logs": {k: _float(v) for k, v in logs.items()},
         }
-        record = self._commit_epoch(record, self._samples, self.checkpoint_every)
-        self._say(f"epoch {self.epoch}  loss {loss:.4f}" + (f"  val_loss {val_loss:.4f}" if val_loss is not None else ""))
-        if self._inbox.ready.is_set() or self.state in ("paused", "diverged"):
-            self._handle_commands()
-        if self._stop_requested:
+        steering.commit_epoch(record, self._samples, self.checkpoint_every)
+        steering.say(f"epoch {steering.epoch}  loss {loss:.4f}" + (f"  val_loss {val_loss:.4f}" if val_loss is not None else ""))
+        if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged"):
+            steering.handle_commands()
+        if steering.stop_requested:
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
         try:
-            if self._stop_requested:
-                self._stop_with_checkpoint()
+            if self.steering.stop_requested:
+                self.steering.stop_with_checkpoint()
             else:
-                self._finish("completed")
+                self.steering.finish("completed")
         finally:
             self.close()
 
     def close(self) -> None:
         """Stop the heartbeat and the command watcher (``on_train_end`` does; call it if ``fit`` raised)."""
-        self._end_heartbeat()
-        if self._inbox is not None:
-            self._inbox.stop()
-        if self._tb is not None:
-            self._tb.flush()
-        if self.state in LIVE_STATES and self._opened:
-            self._event("failed", error="model.fit ended without finishing the run", traceback=None)
-            self._set_state("failed", "model.fit ended without finishing the run")
+        steering = self.steering
+        steering.end_heartbeat()
+        if steering.inbox is not None:
+            steering.inbox.stop()
+        if steering.tb is not None:
+            steering.tb.flush()
+        if steering.state in LIVE_STATES and self._opened:
+            steering.fail("model.fit ended without finishing the run")
 
     def _samples_seen(self) -> int | None:
         """Examples trained on this epoch: Keras weights its loss mean by batch size."""
@@ -393,45 +401,3 @@ class PandaCallback(keras.callbacks.Callback, steering.SteeredRun):
             return int(round(float(count.numpy()))) if count is not None else None
         except Exception:
             return None
-
-    # ------------------------------------------------------------------ checkpoints, rollback
-
-    def _rewind_to(self, meta: dict) -> None:
-        """Weights and optimizer state from ``meta``, on a new branch; the learning rate in force stays."""
-        lr = self._lr()
-        self.store.restore(meta)
-        if lr is not None and self._schedule() is None:
-            self.optimizer.learning_rate.assign(lr)
-        self.epoch, self.branch = meta["epoch"], self._next_branch()
-        self.step = int(self.optimizer.iterations.numpy())
-        self.latest_checkpoint = meta["name"]
-        self.last_metrics = meta.get("metrics")
-        self.model.reset_metrics()  # the epoch's running means start again from the restored weights
-        self._batches_in_epoch, self._last_mean, self._last_seen, self._samples = 0, None, None, []
-
-    # ------------------------------------------------------------------ commands
-
-    def _set_lr(self, value: float) -> None:
-        schedule = self._schedule()
-        if schedule is not None:
-            raise cmds.CommandError(
-                f"the optimizer's learning rate follows a {type(schedule).__name__} schedule, which cannot be "
-                f"steered; compile with a float learning rate to steer it")
-        self.optimizer.learning_rate.assign(value)
-        self._say(f"learning rate -> {value:g} at step {self.step}")
-
-    def _do_set_lr(self, value: float):
-        self._set_lr(value)
-
-    def _do_scale_lr(self, factor: float):
-        if self._schedule() is not None:
-            self._set_lr(0.0)  # raises with the reason
-        self._set_lr(cmds.check_lr(self._lr() * factor))
-
-    def _do_set_beta(self, value: float):
-        raise cmds.CommandError("set_beta is not supported for a Keras model.fit: the optimizer's beta is a "
-                                "constant in its compiled step")
-
-    def _do_set_batch_size(self, value: int):
-        raise cmds.CommandError("set_batch_size is not supported for a Keras model.fit: the batch size belongs to "
-                                "the data given to fit")

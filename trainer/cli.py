@@ -131,10 +131,11 @@ def cmd_train(args) -> int:
 def cmd_ctl(args) -> int:
     run = RunDir(args.run_path).require()
     name = CTL_ACTIONS[args.action]
-    try:
-        value = cmds.validate({"id": "ctl", "cmd": name, "value": args.value}).value
-    except cmds.CommandError as e:
-        args.parser.exit(2, f"panda ctl: error: {args.action}: {e}\n")
+    if name not in cmds.VALUED and args.value is not None:
+        args.parser.exit(2, f"panda ctl: error: {args.action} takes no value\n")
+    if name in cmds.VALUED and args.value is None:
+        args.parser.exit(2, f"panda ctl: error: {args.action} needs a value\n")
+    value = _json_value(args.value)  # the trainer checks it and answers with its reason
     events = JsonlTail(run.events_path)
     events.read_new()  # skip the past: the answer can only come after the command is sent
     with FileWatcher(run.path, [run.events_path.name]) as watcher:
@@ -157,6 +158,21 @@ def cmd_ctl(args) -> int:
                 print(f"panda ctl: no answer within {args.wait:g}s (trainer is {state}); command {command_id} stays queued", file=sys.stderr)
                 return 1
             watcher.wait(timeout=min(left, 1.0))
+
+
+def _json_value(text: str | None):
+    """A command-line value as JSON would carry it: a number when it reads as one, else the text.
+
+    >>> _json_value("1e-3"), _json_value("128"), _json_value("ckpt-00003"), _json_value("nan")
+    (0.001, 128, 'ckpt-00003', 'nan')
+    """
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
 
 
 def cmd_export(args) -> int:

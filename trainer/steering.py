@@ -1,11 +1,16 @@
-"""What every Panda trainer does alike when steered: :class:`SteeredRun`.
+"""What every Panda trainer does alike when steered: :class:`Steering`, owned by each trainer.
 
 Two trainers write run directories: :class:`trainer.loop.Trainer` (``panda train``, its own
 loop) and :class:`trainer.callback.PandaCallback` (any Keras ``model.fit``). They differ in how
-steps happen and what a hyperparameter change touches; everything else — the journal, the
-``status.json`` heartbeat, answering each command exactly once, pause and resume, stop,
-checkpoints, rewinds and divergence rollbacks — lives here once, so a client (the dashboard,
-``panda ctl``, a sweep) cannot tell the two apart. Pure Python, no TensorFlow.
+steps happen and what a hyperparameter change touches, which each says through the small
+:class:`Steerable` protocol; everything else — the journal, the ``status.json`` heartbeat,
+answering each command exactly once, pause and resume, stop, checkpoints, rewinds, divergence
+rollbacks, opening a new run and resuming one after a crash — lives here once, so a client (the
+dashboard, ``panda ctl``, a sweep) cannot tell the two apart. Pure Python, no TensorFlow.
+
+A command reaches its handler through one explicit table, :meth:`Steering.handlers`: a
+``set_lr`` line in ``commands.jsonl`` is checked by :func:`trainer.commands.validate`, looked up
+there, and calls the trainer's ``set_lr``, which assigns the ``tf.Variable``.
 
 >>> from trainer.inbox import Received
 >>> check_command(Received(1, {"id": "c-1", "cmd": "set_lr", "value": 0.1}, 0.0, 0), set())
@@ -22,14 +27,44 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from trainer import commands as cmds
 from trainer.inbox import CommandInbox, Received
-from trainer.rundir import HEARTBEAT_SECONDS, CheckpointError, RunDir, append_jsonl, current_line, now
+from trainer.rundir import (
+    HEARTBEAT_SECONDS, CheckpointError, RunDir, RunDirError, append_jsonl, current_line, now, repair_jsonl_tail,
+)
 
 #: ``status.json``'s ``message`` for a run that ended early, by the ``finished`` event's reason.
 FINISH_MESSAGES = {"stopped": "stopped by the user", "interrupted": "interrupted by Ctrl-C or SIGTERM"}
+#: At most this many mini-batch losses are logged per epoch, by either trainer.
+BATCH_SAMPLES_PER_EPOCH = 50
+#: Hyperparameters the journal carries forward across a restart (the user's latest word wins).
+RESUMED_HPARAMS = ("lr", "beta", "batch_size", "lr0", "lr0_epoch")
+
+
+class Steerable(Protocol):
+    """What a trainer offers its :class:`Steering`: the parts that differ between trainers."""
+
+    def hparams(self) -> dict:
+        """The hyperparameters in force, for status and events."""
+
+    def restore(self, meta: dict) -> None:
+        """Load checkpoint ``meta``'s weights and optimizer state (the hyperparameters in force stay)."""
+
+    def restore_hparams(self, latest: dict) -> None:
+        """Put back the hyperparameters the journal last recorded (``--resume``)."""
+
+    def after_rewind(self, meta: dict) -> None:
+        """Drop the epoch in progress after a rewind or rollback to ``meta``."""
+
+    def refuse_checkpoint(self) -> str | None:
+        """Why the current state must not be saved now (it diverged), or ``None``."""
+
+    def set_lr(self, value: float) -> None: ...
+    def scale_lr(self, factor: float) -> None: ...
+    def set_beta(self, value: float) -> None: ...
+    def set_batch_size(self, value: int) -> None: ...
 
 
 def check_command(item: Received, seen_ids: set[str]) -> cmds.Command:
@@ -59,77 +94,145 @@ def after_resume(state: str) -> str:
 
 def answered_in(events: list[dict]) -> tuple[set[str], set[int]]:
     """Command ids answered in a journal, and the lines of malformed commands rejected in it."""
-    ids = {e["command_id"] for e in events if e.get("command_id") and e.get("event") in ("applied", "rejected")}
-    lines = {e["line"] for e in events if e.get("event") == "rejected" and e.get("command_id") is None and e.get("line")}
+    ids = {e["command_id"] for e in events
+           if isinstance(e.get("command_id"), str) and e.get("event") in ("applied", "rejected")}
+    lines = {e["line"] for e in events if e.get("event") == "rejected" and e.get("command_id") is None
+             and isinstance(e.get("line"), int)}
     return ids, lines
 
 
-class SteeredRun:
-    """The steering half of a trainer: journal, status, commands, checkpoints, rollbacks.
+def last_hparams(events: list[dict], meta: dict) -> dict:
+    """The hyperparameters in force when the process ended: the journal's last word, else the checkpoint's."""
+    latest = meta.get("hparams") or {}
+    for event in events:
+        if isinstance(event.get("hparams"), dict):
+            latest = event["hparams"]
+    return {k: latest[k] for k in RESUMED_HPARAMS if latest.get(k) is not None}
 
-    A subclass calls :meth:`_init_steering`, sets ``store`` (a
-    :class:`~trainer.checkpoints.CheckpointStore`), ``_inbox`` (a
-    :class:`~trainer.inbox.CommandInbox`) and ``epochs`` (planned, or ``None``), and provides:
 
-    * ``_hparams()``: the hyperparameters in force, for status and events;
-    * ``_rewind_to(meta)``: restore checkpoint ``meta`` and start a new branch of the history;
-    * ``_do_set_lr``, ``_do_scale_lr``, ``_do_set_beta``, ``_do_set_batch_size``.
+class Steering:
+    """The steering half of a trainer: journal, status, commands, checkpoints, rollbacks, resume.
+
+    The trainer makes one, gives it a :class:`~trainer.checkpoints.CheckpointStore` (``store``)
+    and the planned number of epochs (``epochs``), then calls :meth:`open_new` or
+    :meth:`reopen`, and :meth:`handle_commands` whenever ``inbox.ready`` is set.
     """
 
-    #: Put before every line :meth:`_say` prints.
-    say_prefix = ""
-
-    def _init_steering(self, rundir: RunDir, verbose: bool) -> None:
+    def __init__(self, rundir: RunDir, trainer: Steerable, *, verbose: bool = True, say_prefix: str = ""):
         self.rundir = rundir
+        self.trainer = trainer
         self.verbose = verbose
+        self.say_prefix = say_prefix
         self.state = "starting"
         self.message: str | None = None
         self.epoch = 0
         self.step = 0
         self.branch = 0
+        self.epochs: int | None = None
         self.started = now()
         self.last_metrics: dict | None = None
         self.latest_checkpoint: str | None = None
-        self._tb = None  # a trainer.tensorboard.TensorBoardLog when asked for
-        self._stop_requested: str | None = None  # "command" or "signal"
-        self._seen_ids: set[str] = set()
-        self._paused_seconds = 0.0  # time spent in _handle_commands, kept out of epoch timings
+        self.store = None  # a trainer.checkpoints.CheckpointStore, set by the trainer
+        self.inbox: CommandInbox | None = None
+        self.tb = None  # a trainer.tensorboard.TensorBoardLog when asked for
+        self.stop_requested: str | None = None  # "command" or "signal"
+        self.abort_epoch = False  # a rewind or rollback dropped the epoch in progress
+        self.seen_ids: set[str] = set()
+        self.paused_seconds = 0.0  # time spent in handle_commands, kept out of epoch timings
         self._status_lock = threading.Lock()
         self._stop_heartbeat = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
 
+    def handlers(self) -> dict[str, Callable[[Any], dict | None]]:
+        """Every command and what carries it out: the one route from a command to its effect."""
+        t = self.trainer
+        return {
+            "set_lr": t.set_lr,
+            "scale_lr": t.scale_lr,
+            "set_beta": t.set_beta,
+            "set_batch_size": t.set_batch_size,
+            "pause": self._pause,
+            "resume": self._resume,
+            "stop": self._stop,
+            "checkpoint": self._checkpoint,
+            "rewind": self._rewind,
+        }
+
+    # ------------------------------------------------------------------ opening a run
+
+    def open_new(self, config: dict) -> None:
+        """A new run: write ``config.json`` and the first status, checkpoint epoch 0, start the inbox."""
+        self.rundir.write_config(config)
+        self.write_status()
+        self.save("initial")  # a divergence in the first epoch rolls back to here
+        self.inbox = CommandInbox(self.rundir, lambda: self.step)
+        self.event("started", pid=os.getpid(), resumed_from=None, hparams=self.trainer.hparams())
+
+    def reopen(self) -> list[dict]:
+        """Continue after a stop or crash: newest checkpoint, the journal's hyperparameters, every epoch once.
+
+        Returns the run's current history (the epochs of :func:`~trainer.rundir.current_line`).
+        """
+        run = self.rundir
+        for path in (run.metrics_path, run.batches_path, run.events_path):
+            repair_jsonl_tail(path)
+        meta = self.store.latest()
+        if meta is None:
+            raise RunDirError(f"{run.path} has no checkpoint to resume from")
+        self.trainer.restore(meta)
+        self._moved_to(meta)
+        events = run.read_events()
+        self.trainer.restore_hparams(last_hparams(events, meta))
+        line = self._history_after_crash(meta)
+        answered, bad_lines = answered_in(events)
+        self.seen_ids |= answered
+        self.inbox = CommandInbox(run, lambda: self.step, answered, bad_lines)
+        self.event("started", pid=os.getpid(), resumed_from=meta["name"], hparams=self.trainer.hparams())
+        self.say(f"resuming {run.path} from {meta['name']} (epoch {self.epoch}, step {self.step})")
+        return line
+
+    def reattach(self) -> None:
+        """The same process trains the same run again (``fit`` called twice): a fresh inbox, a journal line."""
+        answered, bad_lines = answered_in(self.rundir.read_events())
+        self.inbox = CommandInbox(self.rundir, lambda: self.step, answered | self.seen_ids, bad_lines)
+        self.event("started", pid=os.getpid(), resumed_from=self.latest_checkpoint, hparams=self.trainer.hparams())
+
+    def _moved_to(self, meta: dict) -> None:
+        self.epoch, self.step, self.branch = meta["epoch"], meta["step"], meta.get("branch", 0)
+        self.latest_checkpoint = meta["name"]
+
     # ------------------------------------------------------------------ journal and status
 
-    def _event(self, event: str, **fields: Any) -> dict:
+    def event(self, event: str, **fields: Any) -> dict:
         return self.rundir.append_event(event, epoch=self.epoch, step=self.step, **fields)
 
-    def _status(self) -> dict:
+    def status(self) -> dict:
         return {
             "name": self.rundir.name, "state": self.state, "epoch": self.epoch, "epochs": self.epochs,
             "step": self.step, "branch": self.branch, "pid": os.getpid(), "host": socket.gethostname(),
-            "heartbeat": now(), "started": self.started, "hparams": self._hparams(), "last": self.last_metrics,
+            "heartbeat": now(), "started": self.started, "hparams": self.trainer.hparams(), "last": self.last_metrics,
             "message": self.message, "checkpoint": self.latest_checkpoint,
         }
 
-    def _write_status(self) -> None:
+    def write_status(self) -> None:
         with self._status_lock:
-            self.rundir.write_status(self._status())
+            self.rundir.write_status(self.status())
 
-    def _set_state(self, state: str, message: str | None = None) -> None:
+    def set_state(self, state: str, message: str | None = None) -> None:
         self.state, self.message = state, message
-        self._write_status()
+        self.write_status()
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         if self.verbose:
             print(f"{self.say_prefix}{text}", flush=True)
 
-    def _start_heartbeat(self) -> None:
+    def start_heartbeat(self) -> None:
         """Refresh ``status.json`` every second from a thread, and re-read the command file."""
         self._stop_heartbeat.clear()
         self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="panda-heartbeat", daemon=True)
         self._heartbeat_thread.start()
 
-    def _end_heartbeat(self) -> None:
+    def end_heartbeat(self) -> None:
         self._stop_heartbeat.set()
         if self._heartbeat_thread is not None:
             self._heartbeat_thread.join(timeout=5)
@@ -138,98 +241,111 @@ class SteeredRun:
     def _heartbeat(self) -> None:
         while not self._stop_heartbeat.wait(HEARTBEAT_SECONDS):
             try:
-                self._write_status()
-                self._inbox.poll()  # a safety net under the file watcher
+                self.write_status()
+                self.inbox.poll()  # a safety net under the file watcher
             except Exception:  # the folder may be gone, a variable mid-update: try again next beat
                 pass
 
     # ------------------------------------------------------------------ commands
 
-    def _handle_commands(self) -> None:
+    def handle_commands(self) -> None:
         """Apply what arrived; while paused, wait on the inbox (no CPU) and keep obeying."""
         started = time.perf_counter()
-        for item in self._inbox.drain():
+        for item in self.inbox.drain():
             self._handle(item)
-        while self.state in ("paused", "diverged") and not self._stop_requested:
-            if self._inbox.wait(HEARTBEAT_SECONDS):
-                for item in self._inbox.drain():
+        while self.state in ("paused", "diverged") and not self.stop_requested:
+            if self.inbox.wait(HEARTBEAT_SECONDS):
+                for item in self.inbox.drain():
                     self._handle(item)
-        self._paused_seconds += time.perf_counter() - started
+        self.paused_seconds += time.perf_counter() - started
 
     def _handle(self, item: Received) -> None:
         try:
-            command = check_command(item, self._seen_ids)
-            applied = getattr(self, f"_do_{command.cmd}")(command.value)
+            command = check_command(item, self.seen_ids)
+            applied = self.handlers()[command.cmd](command.value)
         except (cmds.CommandError, CheckpointError) as e:
-            self._answer(item, False, str(e))
+            self.answer(item, False, str(e))
             return
-        self._answer(item, True, **(applied or {}))
-        self._write_status()
+        self.answer(item, True, **(applied or {}))
+        self.write_status()
         if command.cmd in ("pause", "resume"):
-            self._event("paused" if command.cmd == "pause" else "resumed", command_id=command.id)
+            self.event("paused" if command.cmd == "pause" else "resumed", command_id=command.id)
 
-    def _answer(self, item: Received, ok: bool, reason: str | None = None, **extra: Any) -> dict:
+    def answer(self, item: Received, ok: bool, reason: str | None = None, **extra: Any) -> dict:
         """The ``applied`` or ``rejected`` event for ``item`` (the fields of docs/run-directory.md)."""
         info = CommandInbox.describe(item)
         stamps = {"received_time": item.time, "received_step": item.step}
         if ok:
-            return self._event("applied", **info, hparams=self._hparams(), **stamps, **extra)
-        self._say(f"rejected {info['cmd']} {info['value'] if info['value'] is not None else ''}: {reason}")
-        return self._event("rejected", **info, reason=reason, **stamps)
+            return self.event("applied", **info, hparams=self.trainer.hparams(), **stamps, **extra)
+        self.say(f"rejected {info['cmd']} {info['value'] if info['value'] is not None else ''}: {reason}")
+        return self.event("rejected", **info, reason=reason, **stamps)
 
-    def _do_pause(self, _) -> None:
+    def _pause(self, _) -> None:
         self.state = after_pause(self.state)
-        self._say(f"paused at epoch {self.epoch}, step {self.step}")
+        self.say(f"paused at epoch {self.epoch}, step {self.step}")
 
-    def _do_resume(self, _) -> None:
+    def _resume(self, _) -> None:
         self.state, self.message = after_resume(self.state), None
-        self._say(f"resumed at step {self.step}")
+        self.say(f"resumed at step {self.step}")
 
-    def _do_stop(self, _) -> None:
-        self._stop_requested = "command"
+    def _stop(self, _) -> None:
+        self.stop_requested = "command"
 
-    def _do_checkpoint(self, _) -> dict:
-        meta = self._save("command")
-        self._event("checkpoint_saved", checkpoint=meta["name"], reason="command")
+    def _checkpoint(self, _) -> dict:
+        reason = self.trainer.refuse_checkpoint()
+        if reason is not None:
+            self.diverge(reason)
+            raise cmds.CommandError(f"not saved: {reason}")
+        meta = self.save("command")
+        self.event("checkpoint_saved", checkpoint=meta["name"], reason="command")
         return {"checkpoint": meta["name"]}
 
-    def _do_rewind(self, spec: str) -> dict:
+    def _rewind(self, spec: str) -> dict:
         meta = self.store.find(spec)
-        self._rewind_to(meta)
-        self._event("rewound", checkpoint=meta["name"], to_epoch=meta["epoch"], branch=self.branch)
-        self._say(f"rewound to {meta['name']} (epoch {meta['epoch']}), branch {self.branch}")
+        self.rewind_to(meta)
+        self.event("rewound", checkpoint=meta["name"], to_epoch=meta["epoch"], branch=self.branch)
+        self.say(f"rewound to {meta['name']} (epoch {meta['epoch']}), branch {self.branch}")
         return {"checkpoint": meta["name"], "to_epoch": meta["epoch"], "branch": self.branch}
 
     # ------------------------------------------------------------------ checkpoints and endings
 
-    def _save(self, reason: str, metrics: dict | None = None) -> dict:
+    def save(self, reason: str, metrics: dict | None = None) -> dict:
         meta = self.store.save(epoch=self.epoch, step=self.step, branch=self.branch, reason=reason,
-                               hparams=self._hparams(), metrics=metrics)
+                               hparams=self.trainer.hparams(), metrics=metrics)
         self.latest_checkpoint = meta["name"]
         return meta
 
-    def _commit_epoch(self, record: dict, batches: list[dict], keep_every: int) -> dict:
+    def rewind_to(self, meta: dict) -> None:
+        """Restore ``meta`` on a new branch of the history; the epoch in progress is dropped."""
+        self.trainer.restore(meta)
+        self._moved_to(meta)
+        self.branch = self._next_branch()
+        self.last_metrics = meta.get("metrics")
+        self.abort_epoch = True
+        self.trainer.after_rewind(meta)
+
+    def commit_epoch(self, record: dict, batches: list[dict], keep_every: int) -> dict:
         """Make a finished epoch durable, in the order ``--resume`` relies on.
 
         The checkpoint (which holds the record) lands before the record is appended, so a crash
         in between loses nothing: ``--resume`` appends the record from the checkpoint.
         """
         self.epoch = record["epoch"]
-        record = self._save("epoch", metrics=record)["metrics"]
+        record = self.save("epoch", metrics=record)["metrics"]
         append_jsonl(self.rundir.batches_path, *batches, sync=False)
         append_jsonl(self.rundir.metrics_path, record)
         self.store.prune(keep_every)
         self.last_metrics = record
-        self._write_status()
-        if self._tb is not None:
-            self._tb.epoch(record, batches)
+        self.write_status()
+        if self.tb is not None:
+            self.tb.epoch(record, batches)
         return record
 
     def _history_after_crash(self, meta: dict) -> list[dict]:
         """The run's current history when resuming from checkpoint ``meta``.
 
         A crash between an epoch's checkpoint and its record leaves the record only inside the
-        checkpoint (see :meth:`_commit_epoch`): it is appended now, so every epoch is there once.
+        checkpoint (see :meth:`commit_epoch`): it is appended now, so every epoch is there once.
         """
         line = current_line(self.rundir.read_metrics())
         record = meta.get("metrics")
@@ -243,30 +359,36 @@ class SteeredRun:
         """A branch number no checkpoint or record has used yet."""
         highest = max([m.get("branch", 0) for m in self.rundir.list_checkpoints()] + [self.branch])
         for record in self.rundir.read_metrics():
-            highest = max(highest, record.get("branch", 0))
+            branch = record.get("branch", 0)
+            highest = max(highest, branch if isinstance(branch, int) else 0)
         return highest + 1
 
-    def _diverge(self, reason: str) -> None:
+    def diverge(self, reason: str) -> None:
         """Roll back to the last good checkpoint, then wait paused for the user."""
-        lr = self._hparams().get("lr")
+        lr = self.trainer.hparams().get("lr")
         meta = self.store.latest()
-        self._rewind_to(meta)
-        self._event("diverged", reason=reason, checkpoint=meta["name"], branch=self.branch, lr=lr)
-        self._say(f"diverged: {reason}; rolled back to {meta['name']} (epoch {self.epoch}); paused — "
-                  f"lower the learning rate and resume")
-        self._set_state("diverged", f"{reason}; rolled back to {meta['name']}. Lower the learning rate, then resume.")
+        self.rewind_to(meta)
+        self.event("diverged", reason=reason, checkpoint=meta["name"], branch=self.branch, lr=lr)
+        self.say(f"diverged: {reason}; rolled back to {meta['name']} (epoch {self.epoch}); paused — "
+                 f"lower the learning rate and resume")
+        self.set_state("diverged", f"{reason}; rolled back to {meta['name']}. Lower the learning rate, then resume.")
 
-    def _stop_with_checkpoint(self) -> None:
+    def stop_with_checkpoint(self) -> None:
         """The end of a run asked to stop: checkpoint, then finish (``--resume`` continues it)."""
-        self._set_state("stopping")
-        meta = self._save("stop")
-        self._event("checkpoint_saved", checkpoint=meta["name"], reason="stop")
-        self._finish("stopped" if self._stop_requested == "command" else "interrupted")
+        self.set_state("stopping")
+        meta = self.save("stop")
+        self.event("checkpoint_saved", checkpoint=meta["name"], reason="stop")
+        self.finish("stopped" if self.stop_requested == "command" else "interrupted")
 
-    def _finish(self, reason: str) -> None:
+    def finish(self, reason: str) -> None:
         """Answer what is still queued, journal the end, and say so."""
-        for item in self._inbox.drain():
-            self._answer(item, False, f"the run {reason} before this command was applied")
-        self._event("finished", reason=reason)
-        self._set_state("finished", FINISH_MESSAGES.get(reason))
-        self._say(f"finished ({reason}) at epoch {self.epoch}, step {self.step}: {self.rundir.path}")
+        for item in self.inbox.drain():
+            self.answer(item, False, f"the run {reason} before this command was applied")
+        self.event("finished", reason=reason)
+        self.set_state("finished", FINISH_MESSAGES.get(reason))
+        self.say(f"finished ({reason}) at epoch {self.epoch}, step {self.step}: {self.rundir.path}")
+
+    def fail(self, error: str, traceback: str | None = None) -> None:
+        """Journal and show a failure (the run can still be resumed from its last checkpoint)."""
+        self.event("failed", error=error, traceback=traceback)
+        self.set_state("failed", error)
