@@ -1,4 +1,4 @@
-"""The sweep page's data and figures, on a sweep folder synthesized through RunDir and SweepDir."""
+"""The Sweeps page (data, figures, page), on a sweep folder synthesized through RunDir and SweepDir."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app import sweep_page as page
+from app import sweep_charts, sweep_data
 from trainer.rundir import RunDir, append_jsonl
 from trainer.search.runner import SweepSettings
 from trainer.search.samplers import RandomSampler
@@ -42,49 +42,49 @@ def make_sweep(root: Path, n: int = 24, epochs: int = 4, running: int = 0) -> Sw
 
 def test_load_and_table(tmp_path):
     sweep = make_sweep(tmp_path, n=10, running=2)
-    view = page.load_sweep(sweep.path)
+    view = sweep_data.load_sweep(sweep.path)
     assert view.searched() == ["lr", "beta", "units", "optimizer"]  # decay is fixed
-    frame = page.trials_frame(view)
+    frame = sweep_data.trials_frame(view)
     assert len(frame) == 10 and list(frame.columns[:4]) == ["trial", "round", "state", "best_val_accuracy"]
     assert {"lr", "beta", "units", "optimizer"} <= set(frame.columns) and "decay" not in frame.columns
     scores = list(frame["best_val_accuracy"])
     assert scores == sorted(scores, reverse=True)  # best first
-    assert frame.loc[0, "trial"] == page.best_trial(view)
+    assert frame.loc[0, "trial"] == sweep_data.best_trial(view)
     # running trials get their best so far from their metrics
     running = frame[frame["state"] == "running"]
     assert len(running) == 2 and running["best_val_accuracy"].notna().all()
     # sgd trials have no beta
     sgd = frame[frame["optimizer"] == "sgd"]
     assert len(sgd) and sgd["beta"].isna().all()
-    assert page.counts(view)["running"] == 2 and page.counts(view)["finished"] == 8
+    assert sweep_data.counts(view)["running"] == 2 and sweep_data.counts(view)["finished"] == 8
 
 
 def test_curves_overlay_every_trial_and_highlight_the_best(tmp_path):
-    view = page.load_sweep(make_sweep(tmp_path, n=6).path)
-    fig = page.curves_figure(view)
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=6).path)
+    fig = sweep_charts.curves_figure(view)
     assert len(fig.data) == 6
-    best = page.best_trial(view)
+    best = sweep_data.best_trial(view)
     assert fig.data[-1].name == best and fig.data[-1].line.width > fig.data[0].line.width
     assert list(fig.data[-1].x) == [1, 2, 3, 4]
     assert fig.layout.xaxis.title.text == "epoch"
 
 
 def test_score_against_lr_uses_a_log_axis(tmp_path):
-    view = page.load_sweep(make_sweep(tmp_path, n=12).path)
-    fig = page.score_vs_param_figure(view, "lr")
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=12).path)
+    fig = sweep_charts.score_vs_param_figure(view, "lr")
     assert fig.layout.xaxis.type == "log"
     xs = np.concatenate([np.array(t.x, dtype=float) for t in fig.data])
     assert len(xs) == 12 and xs.min() >= 1e-4 and xs.max() <= 1
-    units = page.score_vs_param_figure(view, "units")
+    units = sweep_charts.score_vs_param_figure(view, "units")
     assert units.layout.xaxis.type == "linear"
-    beta = page.score_vs_param_figure(view, "beta")  # plotted as 1 - beta, on a reversed log axis
+    beta = sweep_charts.score_vs_param_figure(view, "beta")  # plotted as 1 - beta, on a reversed log axis
     assert beta.layout.xaxis.type == "log" and beta.layout.xaxis.autorange == "reversed"
     assert all(0 < x <= 0.1 + 1e-9 for t in beta.data for x in t.x)
 
 
 def test_parallel_coordinates_one_axis_per_searched_parameter_plus_the_score(tmp_path):
-    view = page.load_sweep(make_sweep(tmp_path, n=12).path)
-    fig = page.parallel_coordinates_figure(view)
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=12).path)
+    fig = sweep_charts.parallel_coordinates_figure(view)
     dims = fig.data[0].dimensions
     assert [d.label for d in dims] == ["lr (log scale)", "beta (1 − beta, log)", "units", "optimizer", "best val_accuracy"]
     lr = dims[0]
@@ -96,8 +96,8 @@ def test_parallel_coordinates_one_axis_per_searched_parameter_plus_the_score(tmp
 
 
 def test_histograms_bin_log_parameters_in_log_space(tmp_path):
-    view = page.load_sweep(make_sweep(tmp_path, n=400, epochs=1).path)
-    fig = page.histograms_figure(view, bins=4)
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=400, epochs=1).path)
+    fig = sweep_charts.histograms_figure(view, bins=4)
     lr = fig.data[0]
     # four log10 bins over [1e-4, 1], one per decade, each holding about a quarter (5-sigma binomial)
     assert np.allclose(np.array(lr.x, dtype=float), [-3.5, -2.5, -1.5, -0.5])
@@ -113,10 +113,10 @@ def test_histograms_bin_log_parameters_in_log_space(tmp_path):
 
 
 def test_trial_key_is_relative_to_the_dashboards_run_folder(tmp_path):
-    view = page.load_sweep(make_sweep(tmp_path, n=2).path)
-    assert page.trial_key(view, "trial-0001") == "s1/trial-0001"
-    assert page.trial_key(view, "trial-0001", runs_root=tmp_path / "s1") == "trial-0001"
-    assert page.trial_key(view, "trial-0001", runs_root="/elsewhere") == str(view.path / "trial-0001")
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=2).path)
+    assert sweep_data.trial_key(view, "trial-0001") == "s1/trial-0001"
+    assert sweep_data.trial_key(view, "trial-0001", runs_root=tmp_path / "s1") == "trial-0001"
+    assert sweep_data.trial_key(view, "trial-0001", runs_root="/elsewhere") == str(view.path / "trial-0001")
 
 
 def test_the_page_renders_and_babysit_opens_the_trial(tmp_path):
@@ -136,7 +136,7 @@ def test_the_page_renders_and_babysit_opens_the_trial(tmp_path):
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 4
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 8
-    best = page.best_trial(page.load_sweep(sweep.path))
+    best = sweep_data.best_trial(sweep_data.load_sweep(sweep.path))
     assert at.selectbox[0].value == best
     at.button[0].click().run()
     assert not at.exception, at.exception
@@ -168,6 +168,26 @@ def test_no_tensorflow_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_data_and_figures_import_no_streamlit():
+    import subprocess
+    import sys
+
+    code = ("import sys, app.sweep_data; plotly = 'plotly' in sys.modules; import app.sweep_charts; "
+            "print(plotly, 'streamlit' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False False"
+
+
+def test_the_page_keeps_one_reader_per_sweep_and_the_data_layer_none(tmp_path):
+    from app import sweep_page
+
+    assert not [name for name, v in vars(sweep_data).items() if isinstance(v, sweep_data.TrialCurves)]
+    sweep = make_sweep(tmp_path, n=2)
+    assert sweep_page.trial_curves(str(sweep.path)) is sweep_page.trial_curves(str(sweep.path))
+    assert sweep_page.trial_curves(str(sweep.path)) is not sweep_page.trial_curves(str(tmp_path))
 
 
 def test_the_sweeps_page_lists_sweeps_and_opens_the_chosen_one(tmp_path):
@@ -215,7 +235,7 @@ def test_trial_curves_read_only_what_was_appended_and_start_over_on_a_new_file(t
     from trainer.rundir import RunDir, append_jsonl
 
     run = RunDir(tmp_path / "t").create()
-    curves = page.TrialCurves()
+    curves = sweep_data.TrialCurves()
     append_jsonl(run.metrics_path, {"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.6})
     assert [r["epoch"] for r in curves.current_line(run)] == [1, 2]
     append_jsonl(run.metrics_path, {"epoch": 3, "val_accuracy": 0.7})
