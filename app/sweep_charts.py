@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.sweep_data import SCORE, SweepView, best_trial
+from app.sweep_data import SCORE, STEERABLE, SweepView, best_trial, steering_text
 
 #: Colour-blind-safe (Okabe–Ito) colours per trial state.
 STATE_COLORS = {
@@ -28,8 +28,11 @@ STATE_COLORS = {
 }
 BEST_COLOR = "#D55E00"
 OTHER_COLOR = "rgba(0, 114, 178, 0.35)"
+STEERED_COLOR = "#111827"
 FONT_SIZE = 14
 CHART_HEIGHT = 360
+#: Up to this many trials in a histogram bar, its axis ticks every trial (1, 2, 3, never 2.5).
+FEW_TRIALS = 10
 
 
 # --------------------------------------------------------------------------- scales on axes
@@ -141,7 +144,11 @@ def parallel_coordinates_figure(view: SweepView) -> go.Figure:
 
 
 def score_vs_param_figure(view: SweepView, param: str = "lr") -> go.Figure:
-    """Best validation accuracy against one hyperparameter; a log x axis for a log-scale one."""
+    """Best validation accuracy against one hyperparameter; a log x axis for a log-scale one.
+
+    Each trial sits at its sampled value. A trial steered by hand is ringed (the hover says
+    what was done), and when ``param`` itself was moved, a dotted line runs to where it is now.
+    """
     fig = go.Figure()
     by_state: dict[str, list[str]] = {}
     for name, t in view.trials.items():
@@ -154,17 +161,45 @@ def score_vs_param_figure(view: SweepView, param: str = "lr") -> go.Figure:
             marker={"size": 11, "color": STATE_COLORS.get(state, "#374151"), "line": {"width": 1, "color": "white"}},
             hovertemplate=f"%{{text}}<br>{param} %{{x:.4g}}<br>best val_accuracy %{{y:.4f}}<extra></extra>",
         ))
+    _mark_steered(fig, view, param, [n for names in by_state.values() for n in names if view.is_steered(n)])
     scale = view.scale(param)
     log_axis = scale == "log" or (scale is None and param == "lr")
     fig.update_xaxes(title=_axis_title(view, param), type="log" if log_axis else "linear")
     if scale == "log1m":
         # β near 1 on a reversed log axis of 1 - β: plot 1 - β, label it as β
         for trace in fig.data:
-            trace.x = [1 - x for x in trace.x]
+            trace.x = [None if x is None else 1 - x for x in trace.x]
             trace.hovertemplate = trace.hovertemplate.replace("%{x:.4g}", "1 − %{x:.3g}")
         fig.update_xaxes(type="log", autorange="reversed", title=f"1 − {param} (log scale; right is closer to 1)")
     fig.update_yaxes(title="best val_accuracy")
     return _layout(fig, f"Score against {param}")
+
+
+def _mark_steered(fig: go.Figure, view: SweepView, param: str, steered: list[str]) -> None:
+    """A sweep's plan is only its start: show where a hand took over, so a score is not read as the sample's."""
+    if not steered:
+        return
+    fig.add_trace(go.Scatter(
+        x=[view.value(n, param) for n in steered], y=[view.trials[n][SCORE] for n in steered],
+        mode="markers", name="steered by hand", text=steered, customdata=[steering_text(view.steering[n]) for n in steered],
+        marker={"size": 20, "symbol": "circle-open", "color": STEERED_COLOR, "line": {"width": 2}},
+        hovertemplate=f"%{{text}} (steered by hand)<br>{param} %{{x:.4g}} sampled<br>%{{customdata}}<extra></extra>",
+    ))
+    if param not in STEERABLE:
+        return
+    moved = [n for n in steered if view.current(n, param) is not None and view.current(n, param) != view.value(n, param)]
+    xs: list = []
+    ys: list = []
+    for n in moved:  # one dotted segment per trial, from the sampled value to the current one
+        xs += [view.value(n, param), view.current(n, param), None]
+        ys += [view.trials[n][SCORE]] * 2 + [None]
+    if moved:
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines+markers", name=f"{param} now", text=[n for n in moved for _ in range(3)],
+            line={"dash": "dot", "width": 1.5, "color": STEERED_COLOR},
+            marker={"symbol": "diamond", "size": [0, 11, 0] * len(moved), "color": STEERED_COLOR},
+            hovertemplate=f"%{{text}}<br>{param} %{{x:.4g}}<extra></extra>",
+        ))
 
 
 def histograms_figure(view: SweepView, bins: int = 12) -> go.Figure:
@@ -190,6 +225,7 @@ def histograms_figure(view: SweepView, bins: int = 12) -> go.Figure:
             heights = [sum(1 for v in finite if v == k) for k in range(len(labels))]
             fig.add_trace(go.Bar(x=labels, y=heights, marker_color="#0072B2", showlegend=False,
                                  hovertemplate="%{x}: %{y} trials<extra></extra>"), row=row, col=col)
+            _whole_counts(fig, max(heights, default=0), row, col)
             continue
         if scale == "int" and finite:
             edges = np.arange(min(finite) - 0.5, max(finite) + 1.5, max(1, math.ceil((max(finite) - min(finite) + 1) / bins)))
@@ -207,8 +243,13 @@ def histograms_figure(view: SweepView, bins: int = 12) -> go.Figure:
         centers = (edges[:-1] + edges[1:]) / 2
         fig.add_trace(go.Bar(x=centers, y=heights, width=np.diff(edges) * 0.95, marker_color="#0072B2", showlegend=False,
                              hovertemplate="%{y} trials<extra></extra>"), row=row, col=col)
+        _whole_counts(fig, int(heights.max(initial=0)), row, col)
         if ticks:
             fig.update_xaxes(tickvals=ticks["tickvals"], ticktext=ticks["ticktext"], row=row, col=col)
     fig.update_yaxes(title_text="trials", col=1)
     return _layout(fig, "Sampled values, each on its own scale", height=260 * rows + 80)
 
+
+def _whole_counts(fig: go.Figure, most: int, row: int, col: int) -> None:
+    """Count axes in whole trials: Plotly would tick a bar of 2 at 0.5, 1, 1.5."""
+    fig.update_yaxes(tickformat="d", rangemode="tozero", dtick=1 if most <= FEW_TRIALS else None, row=row, col=col)

@@ -248,3 +248,97 @@ def test_trial_curves_read_only_what_was_appended_and_start_over_on_a_new_file(t
     append_jsonl(replacement, {"epoch": 1, "val_accuracy": 0.1})
     replacement.replace(run.metrics_path)
     assert [r["val_accuracy"] for r in curves.current_line(run)] == [0.1]
+
+
+# --------------------------------------------------------------------------- steering, notes, counts
+
+
+def steer(sweep: SweepDir, name: str, *events: dict, status: dict | None = None) -> RunDir:
+    """Append trainer events to a trial (as the trainer answers commands) and its status.json."""
+    run = sweep.trial_run(name)
+    for event in events:
+        run.append_event(event.pop("event"), **event)
+    if status is not None:
+        run.write_status({"state": "finished", "pid": 1, "heartbeat": 0, **status})
+    return run
+
+
+def test_hand_steered_trials_show_sampled_and_current_values_and_are_marked(tmp_path):
+    sweep = make_sweep(tmp_path, n=6)
+    trials = sweep.trials()
+    sampled = {name: t["params"]["lr"] for name, t in trials.items()}
+    steer(sweep, "trial-0001", {"event": "applied", "cmd": "set_lr", "value": 0.5, "epoch": 2, "hparams": {"lr": 0.5}},
+          status={"hparams": {"lr": 0.5, "beta": 0.9, "batch_size": 64}})
+    steer(sweep, "trial-0002", {"event": "applied", "cmd": "pause"}, {"event": "rejected", "cmd": "set_beta", "value": 0.5},
+          {"event": "resumed"})  # not steered: a pause changes no hyperparameter, a rejected command changes nothing
+    steer(sweep, "trial-0003", {"event": "applied", "cmd": "rewind", "value": "epoch-0002", "epoch": 4})
+    steer(sweep, "trial-0004", {"event": "applied", "cmd": "set_batch_size", "value": 128, "epoch": 1},
+          status={"hparams": {"lr": sampled["trial-0004"], "batch_size": 128}})
+    run5 = steer(sweep, "trial-0005", {"event": "applied", "cmd": "scale_lr", "value": 0.1, "epoch": 3})
+    # no status.json: the last epoch of its history says where α is
+    append_jsonl(run5.metrics_path, {"epoch": 5, "val_accuracy": 0.1, "lr": sampled["trial-0005"] / 10})
+
+    curves = sweep_data.TrialCurves()
+    view = sweep_data.load_sweep(sweep.path, curves)
+    frame = sweep_data.trials_frame(view).set_index("trial")
+    assert {"lr", "lr now", "batch_size", "batch_size now", "steered"} <= set(frame.columns)
+    assert list(frame.columns).index("steered") < list(frame.columns).index("note")
+    assert frame.loc["trial-0001", "lr"] == sampled["trial-0001"] and frame.loc["trial-0001", "lr now"] == 0.5
+    assert frame.loc["trial-0004", "batch_size now"] == 128
+    assert math.isclose(frame.loc["trial-0005", "lr now"], sampled["trial-0005"] / 10)
+    assert frame.loc["trial-0006", "lr now"] == frame.loc["trial-0006", "lr"] == sampled["trial-0006"]  # untouched
+    assert frame["steered"].to_dict() == {"trial-0001": True, "trial-0002": False, "trial-0003": True,
+                                          "trial-0004": True, "trial-0005": True, "trial-0006": False}
+    # events are read incrementally: a later nudge shows on the next refresh
+    steer(sweep, "trial-0002", {"event": "applied", "cmd": "set_beta", "value": 0.95, "epoch": 5})
+    view = sweep_data.load_sweep(sweep.path, curves)
+    assert sweep_data.trials_frame(view).set_index("trial").loc["trial-0002", "steered"]
+    assert "set_beta 0.95 at epoch 5" in sweep_data.steering_text(view.steering["trial-0002"])
+
+    fig = sweep_charts.score_vs_param_figure(view, "lr")
+    marked = [t for t in fig.data if t.name == "steered by hand"]
+    assert len(marked) == 1 and set(marked[0].text) == {"trial-0001", "trial-0002", "trial-0003", "trial-0004", "trial-0005"}
+    assert np.allclose(sorted(marked[0].x), sorted(sampled[n] for n in marked[0].text))  # ringed where they were sampled
+    now = [t for t in fig.data if t.name == "lr now"]
+    assert len(now) == 1 and 0.5 in now[0].x  # and a line to where α is now
+    beta = sweep_charts.score_vs_param_figure(view, "beta")  # 1 - β axis: the marks move with the points
+    assert all(x is None or 0 < x <= 0.1 + 1e-9 for t in beta.data for x in t.x)
+
+
+def test_the_page_shows_the_steered_column(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    sweep = make_sweep(tmp_path, n=3)
+    steer(sweep, "trial-0002", {"event": "applied", "cmd": "set_lr", "value": 0.5, "epoch": 2},
+          status={"hparams": {"lr": 0.5}})
+
+    def app(path: str) -> None:
+        from pathlib import Path
+
+        from app.sweep_page import render_sweep
+
+        render_sweep(Path(path))
+
+    at = AppTest.from_function(app, args=(str(sweep.path),), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value.set_index("trial")
+    assert table["steered"].to_dict() == {"trial-0001": False, "trial-0002": True, "trial-0003": False}
+    assert table.loc["trial-0002", "lr now"] == 0.5
+    assert len(at.get("plotly_chart")) == 4
+
+
+def test_an_empty_note_is_an_empty_string(tmp_path):
+    sweep = make_sweep(tmp_path, n=3)
+    sweep.append_trial({"trial": "trial-0003", "state": "failed", "error": "exit code 1"})
+    frame = sweep_data.trials_frame(sweep_data.load_sweep(sweep.path)).set_index("trial")
+    assert frame["note"].to_dict() == {"trial-0001": "", "trial-0002": "", "trial-0003": "exit code 1"}
+
+
+def test_histograms_count_whole_trials(tmp_path):
+    fig = sweep_charts.histograms_figure(sweep_data.load_sweep(make_sweep(tmp_path, n=3).path))
+    yaxes = [fig.layout[k] for k in ("yaxis", "yaxis2", "yaxis3", "yaxis4")]  # four searched parameters
+    for axis in yaxes:  # three trials: ticks at 0, 1, 2, 3, never 0.5
+        assert axis.tickformat == "d" and axis.dtick == 1
+    many = sweep_charts.histograms_figure(sweep_data.load_sweep(make_sweep(tmp_path / "more", n=400, epochs=1).path), bins=4)
+    assert many.layout.yaxis.tickformat == "d" and many.layout.yaxis.dtick is None  # ~100 a bar: Plotly's own whole steps
