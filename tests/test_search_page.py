@@ -1,4 +1,4 @@
-"""The sweep page's data and figures, on a sweep folder synthesized through RunDir and SweepDir."""
+"""The Sweeps page (data, figures, page), on a sweep folder synthesized through RunDir and SweepDir."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app import sweep_page as page
+from app import sweep_charts, sweep_data
 from trainer.rundir import RunDir, append_jsonl
 from trainer.search.runner import SweepSettings
 from trainer.search.samplers import RandomSampler
@@ -42,49 +42,49 @@ def make_sweep(root: Path, n: int = 24, epochs: int = 4, running: int = 0) -> Sw
 
 def test_load_and_table(tmp_path):
     sweep = make_sweep(tmp_path, n=10, running=2)
-    view = page.load_sweep(sweep.path)
+    view = sweep_data.load_sweep(sweep.path)
     assert view.searched() == ["lr", "beta", "units", "optimizer"]  # decay is fixed
-    frame = page.trials_frame(view)
+    frame = sweep_data.trials_frame(view)
     assert len(frame) == 10 and list(frame.columns[:4]) == ["trial", "round", "state", "best_val_accuracy"]
     assert {"lr", "beta", "units", "optimizer"} <= set(frame.columns) and "decay" not in frame.columns
     scores = list(frame["best_val_accuracy"])
     assert scores == sorted(scores, reverse=True)  # best first
-    assert frame.loc[0, "trial"] == page.best_trial(view)
+    assert frame.loc[0, "trial"] == sweep_data.best_trial(view)
     # running trials get their best so far from their metrics
     running = frame[frame["state"] == "running"]
     assert len(running) == 2 and running["best_val_accuracy"].notna().all()
     # sgd trials have no beta
     sgd = frame[frame["optimizer"] == "sgd"]
     assert len(sgd) and sgd["beta"].isna().all()
-    assert page.counts(view)["running"] == 2 and page.counts(view)["finished"] == 8
+    assert sweep_data.counts(view)["running"] == 2 and sweep_data.counts(view)["finished"] == 8
 
 
 def test_curves_overlay_every_trial_and_highlight_the_best(tmp_path):
-    view = page.load_sweep(make_sweep(tmp_path, n=6).path)
-    fig = page.curves_figure(view)
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=6).path)
+    fig = sweep_charts.curves_figure(view)
     assert len(fig.data) == 6
-    best = page.best_trial(view)
+    best = sweep_data.best_trial(view)
     assert fig.data[-1].name == best and fig.data[-1].line.width > fig.data[0].line.width
     assert list(fig.data[-1].x) == [1, 2, 3, 4]
     assert fig.layout.xaxis.title.text == "epoch"
 
 
 def test_score_against_lr_uses_a_log_axis(tmp_path):
-    view = page.load_sweep(make_sweep(tmp_path, n=12).path)
-    fig = page.score_vs_param_figure(view, "lr")
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=12).path)
+    fig = sweep_charts.score_vs_param_figure(view, "lr")
     assert fig.layout.xaxis.type == "log"
     xs = np.concatenate([np.array(t.x, dtype=float) for t in fig.data])
     assert len(xs) == 12 and xs.min() >= 1e-4 and xs.max() <= 1
-    units = page.score_vs_param_figure(view, "units")
+    units = sweep_charts.score_vs_param_figure(view, "units")
     assert units.layout.xaxis.type == "linear"
-    beta = page.score_vs_param_figure(view, "beta")  # plotted as 1 - beta, on a reversed log axis
+    beta = sweep_charts.score_vs_param_figure(view, "beta")  # plotted as 1 - beta, on a reversed log axis
     assert beta.layout.xaxis.type == "log" and beta.layout.xaxis.autorange == "reversed"
     assert all(0 < x <= 0.1 + 1e-9 for t in beta.data for x in t.x)
 
 
 def test_parallel_coordinates_one_axis_per_searched_parameter_plus_the_score(tmp_path):
-    view = page.load_sweep(make_sweep(tmp_path, n=12).path)
-    fig = page.parallel_coordinates_figure(view)
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=12).path)
+    fig = sweep_charts.parallel_coordinates_figure(view)
     dims = fig.data[0].dimensions
     assert [d.label for d in dims] == ["lr (log scale)", "beta (1 − beta, log)", "units", "optimizer", "best val_accuracy"]
     lr = dims[0]
@@ -96,8 +96,8 @@ def test_parallel_coordinates_one_axis_per_searched_parameter_plus_the_score(tmp
 
 
 def test_histograms_bin_log_parameters_in_log_space(tmp_path):
-    view = page.load_sweep(make_sweep(tmp_path, n=400, epochs=1).path)
-    fig = page.histograms_figure(view, bins=4)
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=400, epochs=1).path)
+    fig = sweep_charts.histograms_figure(view, bins=4)
     lr = fig.data[0]
     # four log10 bins over [1e-4, 1], one per decade, each holding about a quarter (5-sigma binomial)
     assert np.allclose(np.array(lr.x, dtype=float), [-3.5, -2.5, -1.5, -0.5])
@@ -113,10 +113,10 @@ def test_histograms_bin_log_parameters_in_log_space(tmp_path):
 
 
 def test_trial_key_is_relative_to_the_dashboards_run_folder(tmp_path):
-    view = page.load_sweep(make_sweep(tmp_path, n=2).path)
-    assert page.trial_key(view, "trial-0001") == "s1/trial-0001"
-    assert page.trial_key(view, "trial-0001", runs_root=tmp_path / "s1") == "trial-0001"
-    assert page.trial_key(view, "trial-0001", runs_root="/elsewhere") == str(view.path / "trial-0001")
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=2).path)
+    assert sweep_data.trial_key(view, "trial-0001") == "s1/trial-0001"
+    assert sweep_data.trial_key(view, "trial-0001", runs_root=tmp_path / "s1") == "trial-0001"
+    assert sweep_data.trial_key(view, "trial-0001", runs_root="/elsewhere") == str(view.path / "trial-0001")
 
 
 def test_the_page_renders_and_babysit_opens_the_trial(tmp_path):
@@ -136,7 +136,7 @@ def test_the_page_renders_and_babysit_opens_the_trial(tmp_path):
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 4
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 8
-    best = page.best_trial(page.load_sweep(sweep.path))
+    best = sweep_data.best_trial(sweep_data.load_sweep(sweep.path))
     assert at.selectbox[0].value == best
     at.button[0].click().run()
     assert not at.exception, at.exception
@@ -168,6 +168,26 @@ def test_no_tensorflow_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_data_and_figures_import_no_streamlit():
+    import subprocess
+    import sys
+
+    code = ("import sys, app.sweep_data; plotly = 'plotly' in sys.modules; import app.sweep_charts; "
+            "print(plotly, 'streamlit' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False False"
+
+
+def test_the_page_keeps_one_reader_per_sweep_and_the_data_layer_none(tmp_path):
+    from app import sweep_page
+
+    assert not [name for name, v in vars(sweep_data).items() if isinstance(v, sweep_data.TrialCurves)]
+    sweep = make_sweep(tmp_path, n=2)
+    assert sweep_page.trial_curves(str(sweep.path)) is sweep_page.trial_curves(str(sweep.path))
+    assert sweep_page.trial_curves(str(sweep.path)) is not sweep_page.trial_curves(str(tmp_path))
 
 
 def test_the_sweeps_page_lists_sweeps_and_opens_the_chosen_one(tmp_path):
@@ -215,7 +235,7 @@ def test_trial_curves_read_only_what_was_appended_and_start_over_on_a_new_file(t
     from trainer.rundir import RunDir, append_jsonl
 
     run = RunDir(tmp_path / "t").create()
-    curves = page.TrialCurves()
+    curves = sweep_data.TrialCurves()
     append_jsonl(run.metrics_path, {"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.6})
     assert [r["epoch"] for r in curves.current_line(run)] == [1, 2]
     append_jsonl(run.metrics_path, {"epoch": 3, "val_accuracy": 0.7})
@@ -228,3 +248,97 @@ def test_trial_curves_read_only_what_was_appended_and_start_over_on_a_new_file(t
     append_jsonl(replacement, {"epoch": 1, "val_accuracy": 0.1})
     replacement.replace(run.metrics_path)
     assert [r["val_accuracy"] for r in curves.current_line(run)] == [0.1]
+
+
+# --------------------------------------------------------------------------- steering, notes, counts
+
+
+def steer(sweep: SweepDir, name: str, *events: dict, status: dict | None = None) -> RunDir:
+    """Append trainer events to a trial (as the trainer answers commands) and its status.json."""
+    run = sweep.trial_run(name)
+    for event in events:
+        run.append_event(event.pop("event"), **event)
+    if status is not None:
+        run.write_status({"state": "finished", "pid": 1, "heartbeat": 0, **status})
+    return run
+
+
+def test_hand_steered_trials_show_sampled_and_current_values_and_are_marked(tmp_path):
+    sweep = make_sweep(tmp_path, n=6)
+    trials = sweep.trials()
+    sampled = {name: t["params"]["lr"] for name, t in trials.items()}
+    steer(sweep, "trial-0001", {"event": "applied", "cmd": "set_lr", "value": 0.5, "epoch": 2, "hparams": {"lr": 0.5}},
+          status={"hparams": {"lr": 0.5, "beta": 0.9, "batch_size": 64}})
+    steer(sweep, "trial-0002", {"event": "applied", "cmd": "pause"}, {"event": "rejected", "cmd": "set_beta", "value": 0.5},
+          {"event": "resumed"})  # not steered: a pause changes no hyperparameter, a rejected command changes nothing
+    steer(sweep, "trial-0003", {"event": "applied", "cmd": "rewind", "value": "epoch-0002", "epoch": 4})
+    steer(sweep, "trial-0004", {"event": "applied", "cmd": "set_batch_size", "value": 128, "epoch": 1},
+          status={"hparams": {"lr": sampled["trial-0004"], "batch_size": 128}})
+    run5 = steer(sweep, "trial-0005", {"event": "applied", "cmd": "scale_lr", "value": 0.1, "epoch": 3})
+    # no status.json: the last epoch of its history says where α is
+    append_jsonl(run5.metrics_path, {"epoch": 5, "val_accuracy": 0.1, "lr": sampled["trial-0005"] / 10})
+
+    curves = sweep_data.TrialCurves()
+    view = sweep_data.load_sweep(sweep.path, curves)
+    frame = sweep_data.trials_frame(view).set_index("trial")
+    assert {"lr", "lr now", "batch_size", "batch_size now", "steered"} <= set(frame.columns)
+    assert list(frame.columns).index("steered") < list(frame.columns).index("note")
+    assert frame.loc["trial-0001", "lr"] == sampled["trial-0001"] and frame.loc["trial-0001", "lr now"] == 0.5
+    assert frame.loc["trial-0004", "batch_size now"] == 128
+    assert math.isclose(frame.loc["trial-0005", "lr now"], sampled["trial-0005"] / 10)
+    assert frame.loc["trial-0006", "lr now"] == frame.loc["trial-0006", "lr"] == sampled["trial-0006"]  # untouched
+    assert frame["steered"].to_dict() == {"trial-0001": True, "trial-0002": False, "trial-0003": True,
+                                          "trial-0004": True, "trial-0005": True, "trial-0006": False}
+    # events are read incrementally: a later nudge shows on the next refresh
+    steer(sweep, "trial-0002", {"event": "applied", "cmd": "set_beta", "value": 0.95, "epoch": 5})
+    view = sweep_data.load_sweep(sweep.path, curves)
+    assert sweep_data.trials_frame(view).set_index("trial").loc["trial-0002", "steered"]
+    assert "set_beta 0.95 at epoch 5" in sweep_data.steering_text(view.steering["trial-0002"])
+
+    fig = sweep_charts.score_vs_param_figure(view, "lr")
+    marked = [t for t in fig.data if t.name == "steered by hand"]
+    assert len(marked) == 1 and set(marked[0].text) == {"trial-0001", "trial-0002", "trial-0003", "trial-0004", "trial-0005"}
+    assert np.allclose(sorted(marked[0].x), sorted(sampled[n] for n in marked[0].text))  # ringed where they were sampled
+    now = [t for t in fig.data if t.name == "lr now"]
+    assert len(now) == 1 and 0.5 in now[0].x  # and a line to where α is now
+    beta = sweep_charts.score_vs_param_figure(view, "beta")  # 1 - β axis: the marks move with the points
+    assert all(x is None or 0 < x <= 0.1 + 1e-9 for t in beta.data for x in t.x)
+
+
+def test_the_page_shows_the_steered_column(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    sweep = make_sweep(tmp_path, n=3)
+    steer(sweep, "trial-0002", {"event": "applied", "cmd": "set_lr", "value": 0.5, "epoch": 2},
+          status={"hparams": {"lr": 0.5}})
+
+    def app(path: str) -> None:
+        from pathlib import Path
+
+        from app.sweep_page import render_sweep
+
+        render_sweep(Path(path))
+
+    at = AppTest.from_function(app, args=(str(sweep.path),), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value.set_index("trial")
+    assert table["steered"].to_dict() == {"trial-0001": False, "trial-0002": True, "trial-0003": False}
+    assert table.loc["trial-0002", "lr now"] == 0.5
+    assert len(at.get("plotly_chart")) == 4
+
+
+def test_an_empty_note_is_an_empty_string(tmp_path):
+    sweep = make_sweep(tmp_path, n=3)
+    sweep.append_trial({"trial": "trial-0003", "state": "failed", "error": "exit code 1"})
+    frame = sweep_data.trials_frame(sweep_data.load_sweep(sweep.path)).set_index("trial")
+    assert frame["note"].to_dict() == {"trial-0001": "", "trial-0002": "", "trial-0003": "exit code 1"}
+
+
+def test_histograms_count_whole_trials(tmp_path):
+    fig = sweep_charts.histograms_figure(sweep_data.load_sweep(make_sweep(tmp_path, n=3).path))
+    yaxes = [fig.layout[k] for k in ("yaxis", "yaxis2", "yaxis3", "yaxis4")]  # four searched parameters
+    for axis in yaxes:  # three trials: ticks at 0, 1, 2, 3, never 0.5
+        assert axis.tickformat == "d" and axis.dtick == 1
+    many = sweep_charts.histograms_figure(sweep_data.load_sweep(make_sweep(tmp_path / "more", n=400, epochs=1).path), bins=4)
+    assert many.layout.yaxis.tickformat == "d" and many.layout.yaxis.dtick is None  # ~100 a bar: Plotly's own whole steps
