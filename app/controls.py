@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from trainer import commands as cmds
+from trainer.records import Answer
 from trainer.rundir import LIVE_STATES, RunDir
 
 #: The command source the journal shows for the dashboard.
@@ -114,14 +115,13 @@ class Outcome:
 
 def outcome(sent: Sent, answers: dict[str, dict], run_state: str, now: float | None = None) -> Outcome:
     """What became of a sent command, in words for the page."""
-    answer = answers.get(sent.id)
+    answer = Answer.from_json(answers.get(sent.id))
     if answer is None:
         waited = (now or time.time()) - sent.time
         if controllable(run_state) and run_state != "not answering":
             return Outcome("pending", f"{sent.label}: waiting for the trainer… ({waited:.0f} s)")
         return Outcome("pending", f"{sent.label}: queued — the trainer is {run_state}")
-    latency = max((answer.get("time") or sent.time) - sent.time, 0.0)
-    if answer.get("event") == "applied":
-        return Outcome("applied", f"{sent.label}: applied at epoch {answer.get('epoch')}, "
-                                  f"step {answer.get('step')} ({latency:.1f} s)")
-    return Outcome("rejected", f"{sent.label}: rejected — {answer.get('reason') or 'no reason given'}")
+    latency = max((answer.time or sent.time) - sent.time, 0.0)
+    if answer.applied:
+        return Outcome("applied", f"{sent.label}: applied at epoch {answer.epoch}, step {answer.step} ({latency:.1f} s)")
+    return Outcome("rejected", f"{sent.label}: rejected — {answer.reason or 'no reason given'}")

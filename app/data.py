@@ -36,6 +36,7 @@ from trainer.rundir import (
     JsonlTail,
     RunDir,
     iter_runs,
+    kept_before,
     read_json,
 )
 from trainer.watch import FileWatcher
@@ -342,8 +343,7 @@ class RunData:
 
     def _cut(self, columns: Columns, key: str, value: float) -> int:
         """Drop rows whose ``key`` is >= ``value`` (a rewind's replaced history); returns the new size."""
-        keys = columns.column(key)
-        size = int(np.searchsorted(keys, value, side="left"))
+        size = kept_before(columns.column(key), value)
         if size < columns.size:
             # Copy first, so snapshots handed out earlier keep their (old) rows untouched.
             fresh = Columns(columns.names, capacity=columns._data.shape[1])

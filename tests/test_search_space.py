@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -174,3 +175,39 @@ def test_cli_refuses_a_missing_data_file_before_any_trial(tmp_path):
     )
     assert result.returncode == 2 and "no data file" in result.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_sweep_accepts_every_data_set_panda_train_accepts(tmp_path):
+    """The drift bug: `panda sweep --dataset` refused tfds: names and image folders that `panda train` takes."""
+    folder = tmp_path / "photos"
+    (folder / "cats").mkdir(parents=True)
+    for spec, extra in (("tfds:mnist", ["--data-dir", str(tmp_path)]), (str(folder) + "/", []), ("digits", [])):
+        result = subprocess.run(
+            [sys.executable, "-m", "app", "sweep", "--run-dir", str(tmp_path), "--name", "s", "--trials", "2",
+             "--dataset", spec, *extra, "--dry-run"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (spec, result.stderr)
+        assert len(result.stdout.splitlines()) == 2
+    refused = subprocess.run([sys.executable, "-m", "app", "sweep", "--run-dir", str(tmp_path), "--dataset", "digits",
+                              "--label", "y", "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--label only applies to .csv" in refused.stderr
+
+
+def test_one_table_rules_commands_flags_and_search_ranges():
+    """Each hyperparameter's range is written once: a command, a flag and a search range agree on it."""
+    import argparse
+
+    from trainer.commands import CommandError, validate
+    from trainer.config import add_train_flags
+    from trainer.hparams import HYPERPARAMETERS, STEERABLE, Hyperparameters
+
+    parser = argparse.ArgumentParser()
+    add_train_flags(parser)
+    for command, opt in STEERABLE.items():
+        bad = opt.high * 2 if opt.high is not None else -1
+        with pytest.raises(CommandError):
+            validate({"id": "x", "cmd": command, "value": bad})
+        with pytest.raises(SystemExit):
+            parser.parse_args([opt.flag, str(bad)])
+        with pytest.raises(SpaceError):
+            parse_param_args([f"{opt.name}=choice:{bad}"])
+    assert set(HYPERPARAMETERS) == {f.name for f in dataclasses.fields(Hyperparameters)}

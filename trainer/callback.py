@@ -148,9 +148,9 @@ class PandaCallback(keras.callbacks.Callback):
         if config.get("trainer") != TRAINER_NAME:
             raise RunDirError(f"{path} belongs to another run: it was made by `panda train`, not by PandaCallback; "
                               f"continue it with `panda train --resume {path}`")
-        status = self.rundir.read_status() or {}
-        if self.rundir.liveness(status) in LIVE_STATES and status.get("pid") != os.getpid():
-            raise RunDirError(f"{path} is still training (pid {status.get('pid')}); stop it first")
+        status = self.rundir.status()
+        if self.rundir.liveness(status) in LIVE_STATES and status.pid != os.getpid():
+            raise RunDirError(f"{path} is still training (pid {status.pid}); stop it first")
 
     def _check_model(self, config: dict) -> None:
         stored = config.get("model_signature") or {}

@@ -16,6 +16,7 @@ from pathlib import Path
 from trainer import commands as cmds
 from trainer.config import RUN_DEFAULTS, TrainConfig, add_train_flags, check_name
 from trainer.options import argparse_type
+from trainer.records import Answer
 from trainer.rundir import RunDir, RunDirError, current_line, JsonlTail
 from trainer.watch import FileWatcher
 
@@ -146,11 +147,12 @@ def cmd_ctl(args) -> int:
         deadline = time.monotonic() + args.wait
         while True:
             for event in events.read_new():
-                if event.get("command_id") == command_id and event.get("event") in ("applied", "rejected"):
-                    if event["event"] == "applied":
-                        print(f"applied {args.action} at epoch {event.get('epoch')}, step {event.get('step')}")
+                answer = Answer.from_json(event)
+                if answer is not None and answer.command_id == command_id:
+                    if answer.applied:
+                        print(f"applied {args.action} at epoch {answer.epoch}, step {answer.step}")
                         return 0
-                    print(f"panda ctl: rejected: {event.get('reason')}", file=sys.stderr)
+                    print(f"panda ctl: rejected: {answer.reason}", file=sys.stderr)
                     return 1
             left = deadline - time.monotonic()
             if left <= 0:
@@ -189,24 +191,22 @@ def cmd_export(args) -> int:
 
 
 def format_status(run: RunDir) -> str:
-    status = run.read_status() or {}
-    state = run.liveness(status)
-    lines = [f"{run.name}: {state}"]
+    status = run.status()
+    lines = [f"{run.name}: {run.liveness(status)}"]
     if status:
-        lines.append(f"  epoch {status.get('epoch', 0)}/{status.get('epochs', '?')}, step {status.get('step', 0)}")
-        hp = status.get("hparams") or {}
-        lines.append(
-            "  " + ", ".join(f"{k}={hp[k]}" for k in ("optimizer", "lr", "beta", "batch_size") if k in hp)
-        )
-        last = status.get("last") or {}
-        if last:
-            shown = [f"{k} {last[k]:.4f}" for k in ("loss", "val_loss", "val_accuracy") if isinstance(last.get(k), (int, float))]
-            if shown:  # a Keras fit without validation data has no val_* values
-                lines.append("  " + ", ".join(shown))
-        if status.get("message"):
-            lines.append(f"  {status['message']}")
-        if status.get("checkpoint"):
-            lines.append(f"  latest checkpoint: {status['checkpoint']}")
+        lines.append(f"  epoch {status.epoch}/{status.epochs or '?'}, step {status.step}")
+        hp = status.hparams
+        lines.append("  " + ", ".join(f"{k}={hp[k]:.6g}" if isinstance(hp.get(k), float) else f"{k}={hp[k]}"
+                                      for k in ("optimizer", "lr", "beta", "batch_size") if k in hp))
+        last = status.last or {}
+        shown = [f"{k} {last[k]:.4f}" for k in ("loss", "val_loss", "val_accuracy")
+                 if isinstance(last.get(k), (int, float)) and not isinstance(last.get(k), bool)]
+        if shown:  # a Keras fit without validation data has no val_* values
+            lines.append("  " + ", ".join(shown))
+        if status.message:
+            lines.append(f"  {status.message}")
+        if status.checkpoint:
+            lines.append(f"  latest checkpoint: {status.checkpoint}")
     return "\n".join(lines)
 
 

@@ -140,9 +140,9 @@ class Trainer:
         """Continue a stopped or killed run from its newest checkpoint."""
         run = RunDir(run_path).require()
         saved = run.read_config()
-        status = run.read_status() or {}
+        status = run.status()
         if run.liveness(status) in LIVE_STATES:
-            raise RunDirError(f"{run.path} is still training (pid {status.get('pid')}); stop it first")
+            raise RunDirError(f"{run.path} is still training (pid {status.pid}); stop it first")
         if saved.get("trainer") == "keras-callback":
             raise RunDirError(f"{run.path} was made by PandaCallback in a Keras model.fit; continue it there "
                               f"with PandaCallback({str(run.path)!r}, resume=True)")

@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -38,7 +39,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
+
+from trainer.records import Status
 
 SCHEMA_VERSION = 1
 
@@ -238,14 +241,28 @@ def current_line(metrics: list[dict]) -> list[dict]:
     [1, 2]
     """
     line: list[dict] = []
+    epochs: list[int] = []
     for record in metrics:
         epoch = record.get("epoch")
-        if not isinstance(epoch, int):
+        if not isinstance(epoch, int) or isinstance(epoch, bool):
             continue
-        while line and line[-1]["epoch"] >= epoch:
-            line.pop()
+        kept = kept_before(epochs, epoch)
+        del line[kept:], epochs[kept:]
         line.append(record)
+        epochs.append(epoch)
     return line
+
+
+def kept_before(keys: Sequence[float], key: float) -> int:
+    """The rewind rule: a record replaces every earlier record of the same or a later key.
+
+    ``keys`` is the current history's (increasing) epochs or steps; the result is how many of
+    them a new record with ``key`` keeps. The dashboard's incremental columns cut with it too.
+
+    >>> kept_before([1, 2, 3, 4], 3), kept_before([1, 2], 3)
+    (2, 2)
+    """
+    return bisect.bisect_left(keys, key)
 
 
 # --------------------------------------------------------------------------- the run directory
@@ -339,10 +356,21 @@ class RunDir:
         atomic_write_json(self.config_path, {"schema_version": SCHEMA_VERSION, **config})
 
     def read_status(self) -> dict | None:
-        return read_json(self.status_path)
+        """``status.json`` as written (raw JSON); :meth:`status` is the typed, checked view."""
+        try:
+            return read_json(self.status_path)
+        except ValueError:  # replaced atomically, so only a foreign writer leaves it unparseable
+            return None
 
-    def write_status(self, status: dict) -> None:
-        atomic_write_json(self.status_path, {"schema_version": SCHEMA_VERSION, **status})
+    def status(self) -> "Status | None":
+        """``status.json`` as a :class:`~trainer.records.Status`, or ``None`` before the first one."""
+        raw = self.read_status()
+        return None if raw is None else Status.from_json(raw)
+
+    def write_status(self, status: "Status | dict") -> None:
+        """Replace ``status.json`` (a dict is read as a :class:`~trainer.records.Status` first)."""
+        status = Status.from_json(status) if isinstance(status, dict) else status
+        atomic_write_json(self.status_path, {"schema_version": SCHEMA_VERSION, **status.to_json()})
 
     # logs
     def read_metrics(self) -> list[dict]:
@@ -392,18 +420,19 @@ class RunDir:
         return out
 
     # liveness
-    def liveness(self, status: dict | None = None, at: float | None = None) -> str:
+    def liveness(self, status: "Status | dict | None" = None, at: float | None = None) -> str:
         """``state`` from status.json, or ``"not answering"`` when a live state has gone stale."""
-        status = self.read_status() if status is None else status
-        if not status:
+        status = self.status() if status is None else status
+        if isinstance(status, dict):
+            status = Status.from_json(status) if status else None
+        if status is None:
             return "starting" if self.exists() else "missing"
-        state = status.get("state", "unknown")
-        if state not in LIVE_STATES:
-            return state
-        age = (at or now()) - float(status.get("heartbeat") or 0)
-        if age > STALE_AFTER_SECONDS or not pid_alive(status.get("pid"), status.get("host")):
+        if status.state not in LIVE_STATES:
+            return status.state
+        age = (at or now()) - status.heartbeat
+        if age > STALE_AFTER_SECONDS or not pid_alive(status.pid, status.host):
             return "not answering"
-        return state
+        return status.state
 
 
 def iter_runs(root: Path | str) -> Iterator[RunDir]:

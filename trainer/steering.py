@@ -31,6 +31,7 @@ from typing import Any, Callable, Protocol
 
 from trainer import commands as cmds
 from trainer.inbox import CommandInbox, Received
+from trainer.records import Status
 from trainer.rundir import (
     HEARTBEAT_SECONDS, CheckpointError, RunDir, RunDirError, append_jsonl, current_line, now, repair_jsonl_tail,
 )
@@ -206,13 +207,13 @@ class Steering:
     def event(self, event: str, **fields: Any) -> dict:
         return self.rundir.append_event(event, epoch=self.epoch, step=self.step, **fields)
 
-    def status(self) -> dict:
-        return {
-            "name": self.rundir.name, "state": self.state, "epoch": self.epoch, "epochs": self.epochs,
-            "step": self.step, "branch": self.branch, "pid": os.getpid(), "host": socket.gethostname(),
-            "heartbeat": now(), "started": self.started, "hparams": self.trainer.hparams(), "last": self.last_metrics,
-            "message": self.message, "checkpoint": self.latest_checkpoint,
-        }
+    def status(self) -> Status:
+        return Status(
+            name=self.rundir.name, state=self.state, epoch=self.epoch, epochs=self.epochs, step=self.step,
+            branch=self.branch, pid=os.getpid(), host=socket.gethostname(), heartbeat=now(), started=self.started,
+            hparams=self.trainer.hparams(), last=self.last_metrics, message=self.message,
+            checkpoint=self.latest_checkpoint,
+        )
 
     def write_status(self) -> None:
         with self._status_lock:

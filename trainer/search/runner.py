@@ -29,6 +29,7 @@ from typing import IO, Any
 from trainer.config import TrainConfig, trainer_argv
 from trainer.hparams import Hyperparameters
 from trainer.options import MAX_INT, option, options_of
+from trainer.records import Status
 from trainer.rundir import JsonlTail, RunDir, current_line
 from trainer.search.refine import DEFAULT_MARGIN, narrow, top_trials
 from trainer.search.samplers import SAMPLERS, make_sampler
@@ -357,10 +358,10 @@ class SweepRunner:
                 continue
             if trial.stop_reason or trial.diverged:
                 continue
-            status = trial.run.read_status() or {}
-            if status.get("state") == "diverged":
+            status = trial.run.status()
+            if status is not None and status.state == "diverged":
                 # A diverged trainer waits, paused, for a person; a sweep cannot babysit it.
-                trial.diverged = status.get("message") or "diverged"
+                trial.diverged = status.message or "diverged"
                 trial.run.send_command("stop", source="sweep")
                 self._record(name, state="stopping", reason=f"diverged: {trial.diverged}")
                 continue
@@ -394,8 +395,8 @@ class SweepRunner:
         trial.log.close()
         del self.running[name]
         rc = trial.process.returncode
-        status = trial.run.read_status() or {}
-        run_state = status.get("state")
+        status = trial.run.status() or Status()
+        run_state = status.state
         scores = [(v, i + 1) for i, v in enumerate(trial.curve) if v is not None]
         best, best_epoch = max(scores) if scores else (None, None)
         error = reason = None
@@ -403,11 +404,11 @@ class SweepRunner:
             state, reason = "interrupted", "Ctrl-C"
         elif run_state == "failed" or (rc != 0 and rc != 3 and run_state != "finished"):
             state = "failed"
-            error = status.get("message") if run_state == "failed" else None
+            error = status.message if run_state == "failed" else None
             error = error or _log_error(self.sweep.log_path(name))
             error = error or (f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}")
         elif trial.diverged or run_state == "diverged" or rc == 3:
-            state, reason = "diverged", trial.diverged or status.get("message")
+            state, reason = "diverged", trial.diverged or status.message
         elif trial.stop_reason:
             state, reason = "stopped", trial.stop_reason
         else:
