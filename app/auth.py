@@ -8,7 +8,7 @@ A session proves it with the token typed into the sidebar, or with the *one-time
 presenter's URL (``?code=...``) that ``panda app`` prints. The token itself never goes into a URL:
 removing a query parameter pushes a new browser-history entry, it does not rewrite the old one,
 so a token in the address would come back with the Back button. A code is worth one session,
-and only for :data:`CODE_TTL` seconds after the server started: the history entry it leaves
+and only for :data:`CODE_TTL` seconds after the first page load: the history entry it leaves
 behind is dead.
 
 The token reaches the server through the environment (``$PANDA_TOKEN``, or ``--token-file``), never

@@ -54,6 +54,7 @@ def new_run_form(ctx, *, key: str, expanded_title: str = "Start the run") -> Non
         launch = ctx.steer.start_run(name.strip(),
                                      TrainConfig(hparams=hparams, epochs=int(epochs), seed=int(seed), pace=float(pace)))
     except NotPresenter as e:
+        st.session_state["refused_writes"] = st.session_state.get("refused_writes", 0) + 1
         st.error(str(e), icon=":material/lock:")
         return
     except (LaunchError, OSError) as e:

@@ -61,8 +61,8 @@ class Context:
 
 def read_only(error: NotPresenter) -> None:
     """What a refused write shows: "Read-only view", once per session however many writes were refused."""
-    if not st.session_state.get("_refused_shown"):
-        st.session_state["_refused_shown"] = True
+    refused = st.session_state["refused_writes"] = st.session_state.get("refused_writes", 0) + 1
+    if refused == 1:
         st.error(str(error), icon=":material/lock:")
 
 
