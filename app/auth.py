@@ -1,9 +1,18 @@
 """Who may steer: the presenter token.
 
 Served on localhost, the dashboard trusts its user. Served to a room (``panda app --present``, or
-any non-local address), everyone can watch but only a browser that shows the presenter token —
-printed by ``panda app`` as part of the presenter's URL, or typed into the sidebar — may send
-commands or start runs. Tokens are compared in constant time.
+any non-local address), everyone can watch but only a browser session that proved it is the
+presenter may send commands or start runs. Tokens and codes are compared in constant time.
+
+A session proves it with the token typed into the sidebar, or with the *one-time code* in the
+presenter's URL (``?code=...``) that ``panda app`` prints. The token itself never goes into a URL:
+removing a query parameter pushes a new browser-history entry, it does not rewrite the old one,
+so a token in the address would come back with the Back button. A code is worth one session,
+and only for :data:`CODE_TTL` seconds after the first page load: the history entry it leaves
+behind is dead.
+
+The token reaches the server through the environment (``$PANDA_TOKEN``, or ``--token-file``), never
+the command line, where ``ps`` shows it to every user; trainers the dashboard starts get neither.
 """
 
 from __future__ import annotations
@@ -11,17 +20,35 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import threading
+import time
+from pathlib import Path
 
 #: Environment variables through which ``panda app`` hands its settings to the Streamlit script.
 ENV_TOKEN = "PANDA_TOKEN"
 ENV_PRESENT = "PANDA_PRESENT"
 ENV_RUN_DIR = "PANDA_RUN_DIR"
+#: The presenter URL's one-time code, from ``panda app`` to the Streamlit script.
+ENV_CODE = "PANDA_PRESENTER_CODE"
+#: What a process the dashboard starts must not inherit.
+SECRET_ENV = (ENV_TOKEN, ENV_CODE)
+#: Seconds after the server started during which the presenter URL's code works.
+CODE_TTL = 15 * 60
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 def new_token() -> str:
     return secrets.token_urlsafe(12)
+
+
+def read_token_file(path: str | Path) -> str:
+    """The token in ``path`` (its first line, stripped); ``ValueError`` when there is none."""
+    text = Path(path).expanduser().read_text(encoding="utf-8")
+    token = (text.splitlines() or [""])[0].strip()
+    if not token:
+        raise ValueError(f"no token in {path}")
+    return token
 
 
 def is_local(host: str) -> bool:
@@ -53,3 +80,29 @@ class Access:
 
     def can_steer(self, given: str | None) -> bool:
         return not self.needs_token or token_matches(self.token, given)
+
+
+class OneTimeCode:
+    """The presenter URL's code: accepted once, and only until ``expires`` (a ``time.time()``).
+
+    One instance serves the whole server (the dashboard caches it), so a second browser that
+    shows the same code — someone who read it off the screen, or the Back button — gets nothing.
+    """
+
+    def __init__(self, code: str | None, expires: float):
+        self._code = code or None
+        self.expires = expires
+        self._lock = threading.Lock()
+
+    @property
+    def spent(self) -> bool:
+        return self._code is None
+
+    def redeem(self, given: str | None, now: float | None = None) -> bool:
+        with self._lock:
+            if self._code is None or not given or (now or time.time()) > self.expires:
+                return False
+            if not token_matches(self._code, given):
+                return False
+            self._code = None
+            return True

@@ -22,7 +22,7 @@ from pathlib import Path
 from trainer import cli as trainer_cli
 from trainer.search.cli import add_sweep
 
-from app.auth import ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN, is_local, new_token
+from app.auth import CODE_TTL, ENV_CODE, ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN, is_local, new_token, read_token_file
 
 DASHBOARD = Path(__file__).resolve().parent / "dashboard.py"
 PROJECT_CONFIG = Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml"
@@ -84,12 +84,16 @@ def lan_addresses() -> list[str]:
 class Server:
     """The Streamlit server, as a child process of this command."""
 
-    def __init__(self, run_dir: Path, host: str, port: int, token: str | None, present: bool):
+    def __init__(self, run_dir: Path, host: str, port: int, token: str | None, present: bool, code: str | None = None):
         self.host, self.port = host, port
+        # The secrets travel in the environment (readable by this user only), never as arguments.
         env = {**os.environ, ENV_RUN_DIR: str(run_dir.resolve()), ENV_PRESENT: "1" if present else "0"}
         env.pop(ENV_TOKEN, None)
+        env.pop(ENV_CODE, None)
         if token:
             env[ENV_TOKEN] = token
+            if code:
+                env[ENV_CODE] = code
         self.argv = [
             sys.executable, "-m", "streamlit", "run", str(DASHBOARD), *streamlit_flags(),
             f"--server.address={host}", f"--server.port={port}",
@@ -126,29 +130,61 @@ class Server:
                 self.process.wait()
 
 
-def _urls(host: str, port: int, token: str | None, present: bool) -> list[str]:
+def _urls(host: str, port: int, token: str | None, present: bool, code: str | None = None) -> list[str]:
     hosts = lan_addresses() if host in ("0.0.0.0", "", "::") else [host]
     lines = []
     for h in hosts:
         base = f"http://{h}:{port}/"
         if token:
             lines.append(f"  watch:  {base}")
-            lines.append(f"  steer:  {base}?token={token}   (presenter only; the token leaves the address bar once used)")
+            if code:
+                lines.append(f"  steer:  {base}?code={code}   (presenter only: works once, within "
+                             f"{CODE_TTL // 60} minutes of the first page load)")
         else:
             lines.append(f"  {base}")
     return lines
 
 
+#: Printed when the token is given on the command line.
+TOKEN_ARG_WARNING = ("panda: warning: --token puts the token on the command line, where every user of this machine "
+                     "can read it (ps, /proc). Use --token-file PATH or $PANDA_TOKEN instead.")
+
+
+def resolve_token(args) -> str | None:
+    """The presenter token: ``--token-file``, ``$PANDA_TOKEN``, or (with a warning) ``--token``.
+
+    ``ValueError`` when the token file cannot be read or is empty.
+    """
+    path = getattr(args, "token_file", None)
+    if path:
+        try:
+            return read_token_file(path)
+        except OSError as e:
+            raise ValueError(f"cannot read the token file {path}: {e.strerror or e}") from None
+    given = getattr(args, "token", None)
+    if given:
+        print(TOKEN_ARG_WARNING, file=sys.stderr, flush=True)
+        return given
+    return os.environ.get(ENV_TOKEN) or None
+
+
 def _serve(args, run_dir: Path) -> tuple[Server, str | None] | None:
     present = bool(getattr(args, "present", False))
     host = args.host or ("0.0.0.0" if present else "127.0.0.1")
-    token = getattr(args, "token", None) or os.environ.get(ENV_TOKEN) or None
-    if present and not token:
+    try:
+        token = resolve_token(args)
+    except ValueError as e:
+        print(f"panda: error: {e}", file=sys.stderr)
+        return None
+    generated = present and not token
+    if generated:
         token = new_token()
     if not present and not is_local(host) and not token:
         print(f"panda: error: refusing to serve on {host} without a token: anyone who can reach it could steer "
-              "your runs. Use --present (prints a presenter token) or --token TOKEN.", file=sys.stderr)
+              "your runs. Use --present (prints a presenter token) or --token-file PATH (or $PANDA_TOKEN).",
+              file=sys.stderr)
         return None
+    code = new_token() if token else None
     probe = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
     try:
         port = args.port or pick_port(probe)
@@ -158,16 +194,18 @@ def _serve(args, run_dir: Path) -> tuple[Server, str | None] | None:
         print(f"panda: error: {e}", file=sys.stderr)
         return None
     run_dir.mkdir(parents=True, exist_ok=True)
-    server = Server(run_dir, host, port, token, present)
+    server = Server(run_dir, host, port, token, present, code)
     if not server.wait_ready():
         server.stop()
         print(f"panda: error: the dashboard did not start on {host}:{port}", file=sys.stderr)
         return None
     print(f"Panda dashboard for {run_dir.resolve()}:", flush=True)
-    for line in _urls(host, port, token, present):
+    for line in _urls(host, port, token, present, code):
         print(line, flush=True)
-    if present:
-        print("Viewers see everything live; only the presenter's URL (or the token typed in the sidebar) can steer.",
+    if generated:
+        print(f"  presenter token: {token}   (type it in the sidebar after a reload or in another tab)", flush=True)
+    if token:
+        print("Viewers see everything live; only the presenter's link (or the token typed in the sidebar) can steer.",
               flush=True)
     print("Ctrl-C stops the dashboard.", flush=True)
     return server, token
@@ -246,7 +284,11 @@ def _add_serving(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to serve on (default 127.0.0.1; 0.0.0.0 with --present)")
     p.add_argument("--present", action="store_true",
                    help="lecture mode: serve on all interfaces; viewers watch, only the presenter token steers")
-    p.add_argument("--token", help="presenter token (default: $PANDA_TOKEN, or a random one with --present)")
+    p.add_argument("--token-file", metavar="PATH",
+                   help="read the presenter token from the first line of PATH (default: $PANDA_TOKEN, "
+                   "or a random one with --present)")
+    p.add_argument("--token", help="presenter token; visible to every user of this machine in ps: "
+                   "prefer --token-file or $PANDA_TOKEN")
 
 
 def add_app(subparsers) -> None:

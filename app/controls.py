@@ -8,6 +8,11 @@ tabs (or the CLI) sending at once interleave whole lines: nothing lost, nothing 
 
 Values are checked here first with :mod:`trainer.commands`, so an obviously bad value is refused in
 the page instead of travelling to the trainer to be rejected there.
+
+Every write the page makes — a command, a new run, a resume — goes through one :class:`Steerer`,
+which checks the presenter's right *in the code path that writes*. ``disabled=`` on a widget is
+only what the browser shows: a forged widget event from a viewer's browser still reaches the
+script (Streamlit before 1.61 accepted it), and it stops at :meth:`Steerer.require`.
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from app import launch as launcher
+from app.data import inside
 from trainer import commands as cmds
+from trainer.config import TrainConfig
 from trainer.records import Answer
 from trainer.rundir import LIVE_STATES, RunDir
 
@@ -125,3 +134,44 @@ def outcome(sent: Sent, answers: dict[str, dict], run_state: str, now: float | N
     if answer.applied:
         return Outcome("applied", f"{sent.label}: applied at epoch {answer.epoch}, step {answer.step} ({latency:.1f} s)")
     return Outcome("rejected", f"{sent.label}: rejected — {answer.reason or 'no reason given'}")
+
+
+# --------------------------------------------------------------------------- who may write
+
+
+class NotPresenter(PermissionError):
+    """A write from a session that may only watch, or aimed outside the run directory."""
+
+
+@dataclass(frozen=True)
+class Steerer:
+    """The one way the page writes: each method checks the presenter's right, then writes.
+
+    ``can_steer`` is decided once per script run from the session (token or one-time code); the
+    page builds one ``Steerer`` per run and hands it to every control.
+    """
+
+    root: Path
+    can_steer: bool
+
+    def require(self, run_path: Path | str | None = None) -> None:
+        """Raise :class:`NotPresenter` unless this session may write (to ``run_path``)."""
+        if not self.can_steer:
+            raise NotPresenter("Read-only view: steering needs the presenter token.")
+        if run_path is not None and not inside(self.root, run_path):
+            raise NotPresenter(f"{run_path} is outside the run directory {self.root}.")
+
+    def send(self, run_path: Path | str, cmd: str, value=None, *, hparams: dict | None = None,
+             checkpoints: list[str] | None = None) -> Sent:
+        self.require(run_path)
+        return send(RunDir(run_path), cmd, value, hparams=hparams, checkpoints=checkpoints)
+
+    def start_run(self, name: str, config: TrainConfig) -> launcher.Launch:
+        self.require()
+        if not inside(self.root, Path(self.root) / name):
+            raise launcher.LaunchError(f"a run name must stay inside {self.root}")
+        return launcher.start_run(self.root, name, config)
+
+    def resume_run(self, run_path: Path | str) -> launcher.Launch:
+        self.require(run_path)
+        return launcher.resume_run(run_path)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import time
+
 import streamlit as st
 
 from app import settings as app_settings
-from app.auth import Access
+from app.auth import CODE_TTL, Access, OneTimeCode
 from app.data import RunStore
 from app.run_page import Context, render
 from app.sweep_page import render_sweeps
@@ -26,23 +28,40 @@ def run_store(root: str) -> RunStore:
     return RunStore(root)
 
 
-def _presenter(access: Access) -> bool:
-    """Whether this tab may steer; a token in the URL is taken once and removed from the address bar."""
+@st.cache_resource(show_spinner=False)
+def presenter_code(code: str | None) -> OneTimeCode:
+    """The presenter URL's code, shared by every tab: the first session that shows it spends it."""
+    return OneTimeCode(code, expires=time.time() + CODE_TTL)
+
+
+def _presenter(access: Access, code: OneTimeCode) -> bool:
+    """Whether this session may steer: it typed the token, or its URL brought the one-time code.
+
+    The session keeps the right (server-side, in its session state) for as long as it lives; a
+    reload starts a new session, which needs the token typed again (the code is spent).
+    """
     if not access.needs_token:
         return True
-    given = st.query_params.get("token")
+    if "token" in st.query_params:
+        # A token in the URL stays in the browser's history (removing it adds an entry, it does
+        # not rewrite the old one), so it is not accepted there: type it in the sidebar.
+        del st.query_params["token"]
+        st.session_state["token_in_url"] = True
+    given = st.query_params.get("code")
     if given is not None:
-        del st.query_params["token"]  # keep it off a projected address bar
-        if access.can_steer(given):
-            st.session_state["token"] = given
-    if access.can_steer(st.session_state.get("token")):
-        return True
-    return False
+        del st.query_params["code"]  # off the address bar; the history entry it leaves is spent
+        if code.redeem(given):
+            st.session_state["token"] = access.token
+    return access.can_steer(st.session_state.get("token"))
 
 
 settings = app_settings.load()
 access = Access(settings.token, settings.present)
-context = Context(store=run_store(str(settings.run_dir)), access=access, can_steer=_presenter(access))
+context = Context(store=run_store(str(settings.run_dir)), access=access,
+                  can_steer=_presenter(access, presenter_code(settings.code)))
+if st.session_state.pop("token_in_url", False):
+    st.warning("A token in the address is not accepted (browsers keep it in their history): type it in the "
+               "sidebar, or open the presenter link with its one-time code.", icon=":material/key_off:")
 
 
 def run_view() -> None:

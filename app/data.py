@@ -57,6 +57,14 @@ SMOOTHING = 0.9
 POLL_SECONDS = 2.0
 
 
+def inside(root: Path | str, path: Path | str) -> bool:
+    """Whether ``path``, symlinks resolved, lies under ``root`` (resolved): a run Panda may list and steer."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
@@ -492,10 +500,20 @@ class RunStore:
     def path_of(self, name: str) -> Path:
         return self.root / name
 
+    def contains(self, path: Path | str) -> bool:
+        """Whether ``path``, symlinks resolved, lies under the run directory: only such runs are listed or steered."""
+        return inside(self.root, path)
+
     def runs(self) -> list[RunSummary]:
-        """Every run under the root, newest first, with its state (status files read if changed)."""
+        """Every run under the root, newest first, with its state (status files read if changed).
+
+        A run reached through a symlink that leads out of the root is left out: the page neither
+        lists nor steers another folder's runs.
+        """
         out = []
         for run in iter_runs(self.root):
+            if not self.contains(run.path):
+                continue
             status = self._read_status(run)
             config = self._configs.get(run.path)
             if config is None:

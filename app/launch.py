@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.auth import ENV_TOKEN
+from app.auth import SECRET_ENV
 from trainer.config import TrainConfig, resume_argv, trainer_argv
 
 #: Where launched trainers' output goes, under the run directory (not a run: no config.json).
@@ -57,7 +57,7 @@ def _reap(process: subprocess.Popen) -> None:
 def _spawn(command: list[str], log_path: Path) -> subprocess.Popen:
     """Run ``command`` detached from this process (its own session), its output to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != ENV_TOKEN}  # the presenter's token stays with the app
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}  # the presenter's secrets stay with the app
     env["PYTHONUNBUFFERED"] = "1"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -7,7 +7,8 @@ import time
 import streamlit as st
 
 from app import controls
-from app.launch import LaunchError, start_run
+from app.controls import NotPresenter
+from app.launch import LaunchError
 from trainer.config import TrainConfig
 from trainer.hparams import DEFAULT_BETA, OPTIMIZERS, Hyperparameters
 
@@ -50,8 +51,12 @@ def new_run_form(ctx, *, key: str, expanded_title: str = "Start the run") -> Non
         batch_size=int(batch_size), layers=int(layers), units=int(units), batch_norm=bool(batch_norm),
     )
     try:
-        launch = start_run(ctx.store.root, name.strip(),
-                           TrainConfig(hparams=hparams, epochs=int(epochs), seed=int(seed), pace=float(pace)))
+        launch = ctx.steer.start_run(name.strip(),
+                                     TrainConfig(hparams=hparams, epochs=int(epochs), seed=int(seed), pace=float(pace)))
+    except NotPresenter as e:
+        st.session_state["refused_writes"] = st.session_state.get("refused_writes", 0) + 1
+        st.error(str(e), icon=":material/lock:")
+        return
     except (LaunchError, OSError) as e:
         st.error(f"Not started: {e}")
         return

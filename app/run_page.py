@@ -17,8 +17,9 @@ import streamlit as st
 
 from app import charts, controls, journal, progress
 from app.auth import Access
+from app.controls import NotPresenter, Steerer
 from app.data import RunStore, RunView
-from app.launch import resume_run
+from app.launch import LaunchError
 from app.new_run import new_run_form
 from trainer.commands import CommandError
 from trainer.rundir import RunDir, pid_alive
@@ -43,11 +44,26 @@ PICKER_EVERY = 2.0
 
 @dataclass
 class Context:
-    """What every part of the page needs: the runs, who may steer, the view options."""
+    """What every part of the page needs: the runs, who may steer, the view options.
+
+    ``can_steer`` only decides what the page *shows* (enabled or disabled controls); every write
+    goes through ``steer``, which checks the right again where it writes.
+    """
 
     store: RunStore
     access: Access
     can_steer: bool
+
+    @property
+    def steer(self) -> Steerer:
+        return Steerer(self.store.root, self.can_steer)
+
+
+def read_only(error: NotPresenter) -> None:
+    """What a refused write shows: "Read-only view", once per session however many writes were refused."""
+    refused = st.session_state["refused_writes"] = st.session_state.get("refused_writes", 0) + 1
+    if refused == 1:
+        st.error(str(error), icon=":material/lock:")
 
 
 def badge(state: str) -> str:
@@ -196,17 +212,23 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
             f"The trainer stopped answering: last heartbeat {progress.age_text(age)}"
             + (f", process {pid} is gone" if gone else f", process {pid} does not respond")
             + f". Its last state was **{status.get('state')}**.", icon=":material/power_off:")
-        if gone and ctx.can_steer and st.button("Continue this run from its last checkpoint", key=f"resume-{view.name}",
-                                                icon=":material/restart_alt:"):
-            launch = resume_run(view.path)
-            ctx.store.launches[f"{view.name}#resume"] = launch
-            st.toast(f"Resuming {view.name} (pid {launch.pid})")
+        if gone and st.button("Continue this run from its last checkpoint", key=f"resume-{view.name}",
+                              icon=":material/restart_alt:", disabled=not ctx.can_steer):
+            try:
+                launch = ctx.steer.resume_run(view.path)
+            except NotPresenter as e:
+                read_only(e)
+            except (LaunchError, OSError, ValueError) as e:
+                st.error(f"Not resumed: {e}")
+            else:
+                ctx.store.launches[f"{view.name}#resume"] = launch
+                st.toast(f"Resuming {view.name} (pid {launch.pid})")
     elif state == "diverged":
         st.warning(f"**Diverged.** {status.get('message') or ''}", icon=":material/local_fire_department:")
     elif state == "failed":
         st.error(f"**Failed.** {status.get('message') or ''}", icon=":material/error:")
         failure = next((e for e in reversed(view.events) if e.get("event") == "failed"), None)
-        if failure and failure.get("traceback"):
+        if failure and failure.get("traceback") and ctx.can_steer:  # paths and code: for the presenter
             with st.expander("Traceback"):
                 st.code(failure["traceback"], language="text")
     elif state == "finished":
@@ -248,7 +270,8 @@ def _launch_notice(ctx: Context, name: str) -> bool:
     st.subheader(name)
     if code not in (None, 0):
         st.error(f"The trainer exited with status {code} before creating the run.", icon=":material/error:")
-        st.code(launch.log_tail() or "(no output)", language="text")
+        if ctx.can_steer:  # the log shows paths and code: the presenter's, not the room's
+            st.code(launch.log_tail() or "(no output)", language="text")
     else:
         st.info(f"Starting **{name}**: the trainer (pid {launch.pid}) is loading TensorFlow…", icon=":material/hourglass_top:")
     return True
@@ -290,7 +313,10 @@ def live_view(ctx: Context) -> None:
 def _send(ctx: Context, view: RunView, cmd: str, value=None, checkpoints=None) -> None:
     hp = (view.status or {}).get("hparams") or {}
     try:
-        sent = controls.send(RunDir(view.path), cmd, value, hparams=hp, checkpoints=checkpoints)
+        sent = ctx.steer.send(view.path, cmd, value, hparams=hp, checkpoints=checkpoints)
+    except NotPresenter as e:
+        read_only(e)
+        return
     except CommandError as e:
         st.session_state["control_error"] = f"Not sent: {e}"
         return
@@ -312,6 +338,8 @@ def _steered(ctx: Context) -> tuple[str, RunView, str, bool] | None:
     path = ctx.store.path_of(name) if name else None
     if path is None or not ((path / "config.json").exists() or ctx.store.is_open(path)):
         return None  # a run still being launched: nothing to steer yet
+    if not ctx.store.contains(path):
+        return None  # a symlink out of the run directory: never steered
     view = ctx.store.run(path).view()
     state = view.state()
     live = controls.controllable(state) and state != "not answering"

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.auth import ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN
+from app.auth import ENV_CODE, ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Settings:
     run_dir: Path
     token: str | None
     present: bool
+    code: str | None = None  # the presenter URL's one-time code
 
 
 def load(argv: list[str] | None = None) -> Settings:
@@ -31,4 +32,5 @@ def load(argv: list[str] | None = None) -> Settings:
     args, _ = parser.parse_known_args(argv)
     run_dir = args.run_dir or os.environ.get(ENV_RUN_DIR) or "runs"
     present = args.present or os.environ.get(ENV_PRESENT) == "1"
-    return Settings(run_dir=Path(run_dir).expanduser().resolve(), token=os.environ.get(ENV_TOKEN) or None, present=present)
+    return Settings(run_dir=Path(run_dir).expanduser().resolve(), token=os.environ.get(ENV_TOKEN) or None, present=present,
+                    code=os.environ.get(ENV_CODE) or None)

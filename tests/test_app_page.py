@@ -29,11 +29,14 @@ CONTROL_KEYS = ["pause", "resume", "checkpoint", "stop", "set_lr", "scale_lr-0.1
 def open_app(tmp_path, monkeypatch):
     """``open_app(token=None)``: the dashboard on ``tmp_path`` as its run directory, run once."""
     monkeypatch.delenv("PANDA_TOKEN", raising=False)
+    monkeypatch.delenv("PANDA_PRESENTER_CODE", raising=False)
 
-    def start(token: str | None = None, query: dict | None = None) -> AppTest:
+    def start(token: str | None = None, query: dict | None = None, code: str | None = None) -> AppTest:
         monkeypatch.setenv("PANDA_RUN_DIR", str(tmp_path))
         if token:
             monkeypatch.setenv("PANDA_TOKEN", token)
+        if code:
+            monkeypatch.setenv("PANDA_PRESENTER_CODE", code)
         at = AppTest.from_file(str(DASHBOARD), default_timeout=30)
         at.query_params.update(query or {})
         at.run()
@@ -190,11 +193,23 @@ def test_viewers_without_the_presenter_token_cannot_steer(tmp_path, open_app):
     assert _last_command(run)["cmd"] == "pause"
 
 
-def test_the_presenter_url_token_unlocks_and_leaves_the_address_bar(tmp_path, open_app):
+def test_the_presenter_links_one_time_code_unlocks_one_session_and_leaves_the_address_bar(tmp_path, open_app):
+    make_run(tmp_path, "demo")
+    at = open_app(token="s3cret", code="one-time", query={"code": "one-time"})
+    assert not at.sidebar.button(key="pause").disabled
+    assert "code" not in at.query_params
+    at.run()
+    assert not at.sidebar.button(key="pause").disabled  # the session keeps the right
+    again = open_app(token="s3cret", code="one-time", query={"code": "one-time"})  # Back, or a viewer who read it
+    assert again.sidebar.button(key="pause").disabled
+
+
+def test_a_token_in_the_url_is_not_accepted_and_leaves_the_address_bar(tmp_path, open_app):
     make_run(tmp_path, "demo")
     at = open_app(token="s3cret", query={"token": "s3cret"})
-    assert not at.sidebar.button(key="pause").disabled
+    assert at.sidebar.button(key="pause").disabled  # it would come back with the Back button
     assert "token" not in at.query_params
+    assert any("not accepted" in w.value for w in at.warning)
 
 
 def test_an_empty_run_directory_shows_a_start_form(tmp_path, open_app):
