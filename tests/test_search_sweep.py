@@ -16,7 +16,7 @@ import conftest
 from trainer.rundir import RunDir, iter_runs
 from trainer.search.sweepdir import SweepDir
 
-PANDA = [sys.executable, "-m", "trainer"]
+PANDA = [sys.executable, "-m", "app"]  # the `panda` command
 
 
 def wait_for(predicate, root: Path, timeout: float, what: str):

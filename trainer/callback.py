@@ -55,6 +55,7 @@ from trainer import commands as cmds  # noqa: E402
 from trainer.checkpoints import CheckpointError, CheckpointStore  # noqa: E402
 from trainer.devices import run_record  # noqa: E402
 from trainer.rundir import LIVE_STATES, RunDir, RunDirError, now  # noqa: E402
+from trainer.runlock import RunLock  # noqa: E402
 from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 
 #: ``config.json``'s ``trainer`` for runs this callback makes.
@@ -107,6 +108,9 @@ class PandaCallback(keras.callbacks.Callback):
         dataset: a name for the data, shown in config.json (default: ``model.fit``).
         verbose: print a line per command and per epoch.
     """
+
+    #: The run's lock (``RUN/.lock``), held from opening the run until :meth:`close`.
+    _run_lock: RunLock | None = None
 
     def __init__(self, run_path: Path | str, *, resume: bool = False, tensorboard: bool = False,
                  checkpoint_every: int = 5, dataset: str | None = None, verbose: bool = False):
@@ -194,6 +198,14 @@ class PandaCallback(keras.callbacks.Callback):
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()
         self.rundir.create()
+        self._run_lock = RunLock(path).acquire()  # the one writer of this run, until close()
+        try:
+            self._open_new()
+        except BaseException:
+            self._run_lock.release()
+            raise
+
+    def _open_new(self) -> None:
         input_shape = getattr(self.model, "input_shape", None)
         output_shape = getattr(self.model, "output_shape", None)
         n_features = None
@@ -211,12 +223,17 @@ class PandaCallback(keras.callbacks.Callback):
     def _reopen(self) -> None:
         """Continue the run at the path (``resume=True``): newest checkpoint, journal's learning rate."""
         run = self.rundir
-        self._check_model(run.read_config())
-        self.steering.store = CheckpointStore(run, model=self.model, optimizer=self.optimizer)
+        self._run_lock = RunLock(run.path).acquire()  # before anything is repaired or written; until close()
         try:
+            self._check_model(run.read_config())
+            self.steering.store = CheckpointStore(run, model=self.model, optimizer=self.optimizer)
             self.steering.reopen()
         except CheckpointError as e:
+            self._run_lock.release()
             raise RunDirError(f"cannot restore the newest checkpoint of {run.path} into this model: {e}") from None
+        except BaseException:
+            self._run_lock.release()
+            raise
 
     # ------------------------------------------------------------------ the Steerable side
 
@@ -291,6 +308,7 @@ class PandaCallback(keras.callbacks.Callback):
                 self._create()
             self._opened = True
         else:  # fit called again with the same callback: the run goes on
+            self._run_lock.acquire()  # close() gave it up at the end of the last fit
             steering.reattach()
         if planned:
             steering.epochs = steering.epoch + planned
@@ -392,6 +410,8 @@ class PandaCallback(keras.callbacks.Callback):
             steering.tb.flush()
         if steering.state in LIVE_STATES and self._opened:
             steering.fail("model.fit ended without finishing the run")
+        if self._run_lock is not None:
+            self._run_lock.release()
 
     def _samples_seen(self) -> int | None:
         """Examples trained on this epoch: Keras weights its loss mean by batch size."""

@@ -34,6 +34,7 @@ from trainer.hparams import Hyperparameters  # noqa: E402
 from trainer.model import build_model, check_model  # noqa: E402
 from trainer.optimizers import make_optimizer  # noqa: E402
 from trainer.rundir import HEARTBEAT_SECONDS, LIVE_STATES, RunDir, RunDirError, now  # noqa: E402
+from trainer.runlock import RunLock  # noqa: E402
 from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 
 EVAL_BATCH_SIZE = 1024
@@ -48,6 +49,9 @@ class Trainer:
     steered; this class is the :class:`~trainer.steering.Steerable` side: what a learning-rate
     change or a rewind touches in this loop.
     """
+
+    #: The run's lock (``RUN/.lock``): this trainer is its one writer until :meth:`close`.
+    run_lock: RunLock | None = None
 
     # ------------------------------------------------------------------ construction
 
@@ -130,29 +134,41 @@ class Trainer:
         data = load_dataset(config.dataset, config.val_split, config.seed, data_dir=config.data_dir, label=config.label)
         check_model(config.model, data.input_shape)
         run.create()
-        self = cls(run, config, data, verbose)
-        self.steering.open_new(run_record(run.name, TRAINER_NAME, **{
-            **config.to_dict(), "dataset": data.describe(), "dataset_spec": config.dataset}))
+        lock = RunLock(run.path).acquire()  # the one writer of this run, until close()
+        try:
+            self = cls(run, config, data, verbose)
+            self.run_lock = lock
+            self.steering.open_new(run_record(run.name, TRAINER_NAME, **{
+                **config.to_dict(), "dataset": data.describe(), "dataset_spec": config.dataset}))
+        except BaseException:
+            lock.release()
+            raise
         return self
 
     @classmethod
     def resume(cls, run_path: Path | str, verbose: bool = True, epochs: int | None = None) -> "Trainer":
         """Continue a stopped or killed run from its newest checkpoint."""
         run = RunDir(run_path).require()
-        saved = run.read_config()
-        status = run.status()
-        if run.liveness(status) in LIVE_STATES:
-            raise RunDirError(f"{run.path} is still training (pid {status.pid}); stop it first")
-        if saved.get("trainer") == "keras-callback":
-            raise RunDirError(f"{run.path} was made by PandaCallback in a Keras model.fit; continue it there "
-                              f"with PandaCallback({str(run.path)!r}, resume=True)")
-        config = TrainConfig.from_dict({**saved, "dataset": saved.get("dataset_spec", "digits")})
-        if epochs is not None:
-            config.epochs = epochs
-        data = load_dataset(config.dataset, config.val_split, config.seed, data_dir=config.data_dir, label=config.label)
-        configure_devices()
-        self = cls(run, config, data, verbose)
-        line = self.steering.reopen()
+        lock = RunLock(run.path).acquire()  # before anything is read to be repaired or written; until close()
+        try:
+            saved = run.read_config()
+            status = run.status()
+            if run.liveness(status) in LIVE_STATES:
+                raise RunDirError(f"{run.path} is still training (pid {status.pid}); stop it first")
+            if saved.get("trainer") == "keras-callback":
+                raise RunDirError(f"{run.path} was made by PandaCallback in a Keras model.fit; continue it there "
+                                  f"with PandaCallback({str(run.path)!r}, resume=True)")
+            config = TrainConfig.from_dict({**saved, "dataset": saved.get("dataset_spec", "digits")})
+            if epochs is not None:
+                config.epochs = epochs
+            data = load_dataset(config.dataset, config.val_split, config.seed, data_dir=config.data_dir, label=config.label)
+            configure_devices()
+            self = cls(run, config, data, verbose)
+            self.run_lock = lock
+            line = self.steering.reopen()
+        except BaseException:
+            lock.release()
+            raise
         finite = [r["loss"] for r in line if isinstance(r.get("loss"), (int, float))]
         self.best_loss = min(finite) if finite else None
         return self
@@ -160,6 +176,11 @@ class Trainer:
     @property
     def rundir(self) -> RunDir:
         return self.steering.rundir
+
+    def close(self) -> None:
+        """Give the run up to another writer (:meth:`run` does at its end; call it for a trainer never run)."""
+        if self.run_lock is not None:
+            self.run_lock.release()
 
     # ------------------------------------------------------------------ the Steerable side
 
@@ -361,4 +382,5 @@ class Trainer:
             self._restore_signal_handlers()
             if steering.tb is not None:
                 steering.tb.close()
+            self.close()
         return steering.state

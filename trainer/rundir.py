@@ -14,6 +14,7 @@ Files (schema version :data:`SCHEMA_VERSION`)::
     commands.jsonl    append-only, written by clients, one command per line
     events.jsonl      append-only, the trainer's journal (and its answers to commands)
     checkpoints/      one folder per checkpoint, renamed into place when complete
+    .lock             the trainer's exclusive lock while it lives (trainer.runlock); clients never touch it
 
 Crash safety: appends are single ``write`` calls of whole lines followed by ``fsync``; readers
 (:class:`JsonlTail`) only consume up to the last newline, so a torn last line is never parsed as a
