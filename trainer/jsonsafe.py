@@ -103,7 +103,7 @@ def _text(value: Any, depth: int = 0) -> str:
 
 
 def preview(value: Any) -> Any:
-    """``value`` as a rejection may echo it: itself when short, else a truncated text preview.
+    """``value`` as a rejection may echo it: itself (non-finite numbers as ``None``) when short, else a preview.
 
     A value whose JSON is over :data:`MAX_ECHO_CHARS` characters (or that cannot be written as
     strict JSON at all) becomes ``{"preview": <its first characters>, "truncated": true}``.
@@ -113,8 +113,8 @@ def preview(value: Any) -> Any:
     except (RecursionError, ValueError):
         text = "<unprintable value>"
     small = len(text) <= MAX_ECHO_CHARS
-    if small and text == _strict(value):
-        return value
+    if small and _strict(clean(value)) is not None:
+        return clean(value)
     return {"preview": text[:MAX_ECHO_CHARS], "truncated": not small}
 
 
