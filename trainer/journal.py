@@ -50,9 +50,10 @@ def state_at_end(events: list[dict]) -> str | None:
     state = None
     for e in events:
         kind = e.get("event")
-        if kind in ("paused", "diverged"):
-            state = kind
-        elif kind == "resumed" or (kind == "finished" and e.get("reason") in ("stopped", "completed")):
+        applied = e.get("cmd") if kind == "applied" else None  # the answer lands before its paused event
+        if kind in ("paused", "diverged") or applied == "pause":
+            state = "diverged" if kind == "diverged" else "paused"
+        elif kind == "resumed" or applied == "resume" or (kind == "finished" and e.get("reason") in ("stopped", "completed")):
             state = None
     return state
 
