@@ -41,6 +41,8 @@ from trainer.rundir import (
 )
 from trainer.watch import FileWatcher
 
+from app import records
+
 log = logging.getLogger(__name__)
 
 #: Columns kept for each epoch of the current history (``metrics.jsonl`` fields).
@@ -68,7 +70,10 @@ def inside(root: Path | str, path: Path | str) -> bool:
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return math.nan
 
 
 class Columns:
@@ -335,14 +340,14 @@ class RunData:
         if batches:
             self._add_batches(batches)
             changed = True
-        events = [r for _, r in self._tails[EVENTS].read() if r is not None]
+        events = [records.event(r) for _, r in self._tails[EVENTS].read() if r is not None]
         if events:
             self.events.extend(events)
             for event in events:
                 if event.get("event") in ("applied", "rejected") and isinstance(event.get("command_id"), str):
                     self.answers.setdefault(event["command_id"], event)
             changed = True
-        commands = [r for _, r in self._tails[COMMANDS].read() if r is not None]
+        commands = [records.command(r) for _, r in self._tails[COMMANDS].read() if r is not None]
         if commands:
             self.commands.extend(commands)
             changed = True

@@ -34,12 +34,12 @@ def test_delivers_each_line_once_in_order_and_skips_what_was_answered_before(tmp
         f.write("garbage\n")
     append_jsonl(run.commands_path, {"id": "new", "cmd": "resume"})
     step = 3
-    inbox = CommandInbox(run, lambda: step, answered_ids={"old"}, answered_lines=set())
+    inbox = CommandInbox(run, lambda: step, {(1, "old")})
     items = inbox.drain()
     assert [(i.line, i.record and i.record["id"]) for i in items] == [(2, None), (3, "new")]
     assert all(i.step == 3 for i in items)
     assert inbox.drain() == []
-    resumed = CommandInbox(run, lambda: 0, answered_ids={"old", "new"}, answered_lines={2})
+    resumed = CommandInbox(run, lambda: 0, {(1, "old"), (2, None), (3, "new")})
     assert resumed.drain() == [], "a restarted trainer does not answer twice"
 
 

@@ -318,7 +318,7 @@ class PandaCallback(keras.callbacks.Callback):
             steering.tb = TensorBoardLog(self.rundir.path)
         steering.inbox.start()
         steering.start_heartbeat()
-        steering.set_state("running")
+        steering.begin()
         steering.handle_commands()  # commands sent before fit started (a pause waits here)
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -38,8 +38,15 @@ class CheckpointStore:
         self._objects = objects
         self._write_fn = None
         self._write_signature = None
+        self._sweep_leftovers()
         self._index = run.list_checkpoints()  # oldest first, as on disk
         self._seq = max((m["seq"] for m in self._index), default=0)
+
+    def _sweep_leftovers(self) -> None:
+        """Remove what a process killed mid-save or mid-prune left: ``.tmp-*`` and ``.del-*`` folders."""
+        for child in self.folder.iterdir():
+            if child.is_dir() and child.name.startswith((".tmp-", ".del-")):
+                shutil.rmtree(child, ignore_errors=True)
 
     def save(self, *, epoch: int, step: int, branch: int, reason: str, hparams: dict,
              metrics: dict | None = None) -> dict:
@@ -84,12 +91,12 @@ class CheckpointStore:
         by_name = [m for m in checkpoints if m["name"] == spec]
         if by_name:
             return by_name[0]
-        if spec.isdigit():
+        if spec.isascii() and spec.isdigit():  # not "²": int() would refuse it
             at_epoch = [m for m in checkpoints if m["epoch"] == int(spec)]
             if at_epoch:
                 return at_epoch[-1]
         names = ", ".join(m["name"] for m in checkpoints[-5:]) or "none yet"
-        raise CheckpointError(f"no checkpoint {spec!r} (newest: {names})")
+        raise CheckpointError(f"no checkpoint {str(spec)[:40]!r} (newest: {names})")
 
     @property
     def checkpoints(self) -> list[dict]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -97,6 +98,13 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     except RunDirError as e:
         print(f"panda: error: {e}", file=sys.stderr)
         return 1
+    except json.JSONDecodeError as e:  # a snapshot (status.json, config.json) that is not JSON
+        print(f"panda: error: a run file is not valid JSON: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a vanished or read-only folder, a full disk
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"panda: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `panda status RUN | head`: the reader left, which is fine
@@ -113,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_train(args) -> int:
     from trainer.data import DataError
-    from trainer.loop import Trainer
+    from trainer.loop import STOP_SIGNALS, Trainer
 
     try:
         if args.resume:
@@ -126,6 +134,8 @@ def cmd_train(args) -> int:
     except (DataError, ValueError) as e:
         args.parser.exit(2, f"panda train: error: {e}\n")
     state = trainer.run()
+    for signum in STOP_SIGNALS:  # the run has ended: a late second Ctrl-C must not raise out of the exit
+        signal.signal(signum, signal.SIG_IGN)
     return {"finished": 0, "diverged": 3}.get(state, 1)
 
 

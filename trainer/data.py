@@ -34,6 +34,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 MAX_IMAGE_SIDE = 64
 
 
+#: The most classes a data set may have (labels are indices 0 .. MAX_CLASSES-1).
+MAX_CLASSES = 10_000
+
+
 class DataError(ValueError):
     """A data set that is missing or malformed; reported before training starts."""
 
@@ -109,7 +113,15 @@ def _as_labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
             raise DataError(f"{what} must hold integer class indices, got dtype {y.dtype}")
     if len(y) and y.min() < 0:
         raise DataError(f"{what} has negative class indices")
+    _check_class_count(int(y.max()) + 1 if len(y) else 0, what)
     return y.astype(np.int32)
+
+
+def _check_class_count(n_classes: int, what: str) -> None:
+    """Refuse labels that would need an absurd output layer (``2**31-2`` would exhaust memory)."""
+    if n_classes > MAX_CLASSES:
+        raise DataError(f"{what}: class indices must be below {MAX_CLASSES} (at most {MAX_CLASSES} classes), "
+                        f"got a largest index of {n_classes - 1}")
 
 
 def split(x: np.ndarray, y: np.ndarray, val_split: float, seed: int):
@@ -195,10 +207,12 @@ def load_csv(path: Path, label: str | None, val_split: float = 0.2, seed: int = 
     if labels.isna().any():
         raise DataError(f"{path}: the label column {label!r} has empty cells")
     if pd.api.types.is_numeric_dtype(labels) and np.all(np.equal(np.mod(labels.to_numpy(), 1), 0)) and labels.min() >= 0:
+        _check_class_count(int(labels.max()) + 1, f"{path}: the label column {label!r}")
         y = labels.to_numpy().astype(np.int32)
         class_names = None
     else:  # names (or odd numbers): classes in sorted order
         class_names = sorted(labels.astype(str).unique())
+        _check_class_count(len(class_names), f"{path}: the label column {label!r}")
         index = {name: i for i, name in enumerate(class_names)}
         y = labels.astype(str).map(index).to_numpy().astype(np.int32)
     x = _as_features(features.to_numpy(dtype=np.float64), f"{path} features")

@@ -14,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from trainer.commands import valid_id
+from trainer.jsonsafe import preview
 from trainer.rundir import COMMANDS, JsonlTail, RunDir, now
 from trainer.watch import FileWatcher
 
@@ -25,16 +27,31 @@ class Received:
     time: float
     step: int
 
+    @property
+    def id(self) -> str | None:
+        """The line's command id when it is a valid one (:data:`trainer.commands.ID_PATTERN`)."""
+        return valid_id(self.record.get("id")) if self.record is not None else None
+
+    @property
+    def key(self) -> tuple[int, str | None]:
+        """What identifies the line's answer in the journal: its line number and its valid id."""
+        return self.line, self.id
+
 
 class CommandInbox:
-    """Queues commands appended by clients; skips ids (and malformed lines) answered before."""
+    """Queues commands appended by clients; skips the lines answered before (``answered``).
+
+    ``answered`` holds ``(line, command_id)`` pairs (:attr:`Received.key`), as
+    :func:`trainer.journal.answered_in` reads them from the journal: a line is answered once,
+    whatever it holds, and a new line that repeats an old id is still delivered (to be rejected
+    as a duplicate).
+    """
 
     def __init__(self, run: RunDir, current_step: Callable[[], int],
-                 answered_ids: set[str] = frozenset(), answered_lines: set[int] = frozenset()):
+                 answered: set[tuple[int, str | None]] = frozenset()):
         self._tail = JsonlTail(run.commands_path)
         self._current_step = current_step
-        self._skip_ids = set(answered_ids)
-        self._skip_lines = set(answered_lines)
+        self._skip = set(answered)
         self._queue: deque[Received] = deque()
         self._lock = threading.Lock()
         self._noticed: tuple[float, int] | None = None
@@ -61,11 +78,9 @@ class CommandInbox:
             stamp, step = self._noticed or (now(), self._current_step())
             self._noticed = None
             for line, record in self._tail.read_new_lines():
-                if line in self._skip_lines:
-                    continue
-                if record is not None and record.get("id") in self._skip_ids:
-                    continue
-                self._queue.append(Received(line, record, stamp, step))
+                item = Received(line, record, stamp, step)
+                if item.key not in self._skip:
+                    self._queue.append(item)
             if self._queue:
                 self.ready.set()
 
@@ -92,6 +107,7 @@ class CommandInbox:
 
     @staticmethod
     def describe(item: Received) -> dict[str, Any]:
+        """The fields an answer echoes; ``cmd`` and ``value`` bounded (:func:`~trainer.jsonsafe.preview`)."""
         record = item.record or {}
-        return {"command_id": record.get("id") if isinstance(record.get("id"), str) else None,
-                "cmd": record.get("cmd"), "value": record.get("value"), "line": item.line}
+        return {"command_id": item.id, "cmd": preview(record.get("cmd")), "value": preview(record.get("value")),
+                "line": item.line}

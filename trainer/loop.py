@@ -38,8 +38,16 @@ from trainer.runlock import RunLock  # noqa: E402
 from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 
 EVAL_BATCH_SIZE = 1024
+#: Signals that stop a run cleanly, with a checkpoint (SIGHUP: the terminal went away).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: ``config.json``'s ``trainer`` for runs ``panda train`` makes.
 TRAINER_NAME = "panda-train"
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: message`` on one line (TensorFlow's errors run on with hints over many lines)."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".strip()[:500]
 
 
 class Trainer:
@@ -338,11 +346,11 @@ class Trainer:
         if threading.current_thread() is not threading.main_thread():
             return
 
-        def on_signal(signum, frame):
+        def on_signal(signum, frame):  # a second Ctrl-C lands here too: the stop is already under way
             self.steering.stop_requested = "signal"
             self.steering.inbox.wake()
 
-        self._previous_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        self._previous_handlers = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
 
     def _restore_signal_handlers(self) -> None:
         for signum, handler in getattr(self, "_previous_handlers", {}).items():
@@ -355,7 +363,7 @@ class Trainer:
         steering.inbox.start()
         steering.start_heartbeat()
         try:
-            steering.set_state("running")
+            steering.begin()
             steering.say(f"training {steering.rundir.path} on {self.data.name} ({len(self.data.x_train)} train / "
                          f"{len(self.data.x_val)} val), {self.config.epochs} epochs")
             steering.handle_commands()
@@ -374,8 +382,12 @@ class Trainer:
             else:
                 steering.finish("completed")
         except Exception as e:
-            steering.fail(f"{type(e).__name__}: {e}", traceback.format_exc())
-            print(f"panda: training failed: {type(e).__name__}: {e}", file=sys.stderr)
+            error = one_line(e)
+            try:
+                steering.fail(error, traceback.format_exc())
+            except Exception:  # the folder is gone, read-only or full: stderr is all that is left
+                steering.state = "failed"
+            print(f"panda: training failed: {error}", file=sys.stderr)
         finally:
             steering.end_heartbeat()
             steering.inbox.stop()

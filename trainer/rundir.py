@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import math
 import os
 import socket
 import time
@@ -43,6 +42,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from trainer.records import Status
+
+from trainer.jsonsafe import clean, parse_line
 
 SCHEMA_VERSION = 1
 
@@ -97,9 +98,8 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(record: dict) -> str:
-    """One JSON line. Non-finite floats become ``null`` so every line is strict JSON."""
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
-    return json.dumps(clean, default=_json_default, separators=(",", ":"), allow_nan=False)
+    """One JSON line. Non-finite floats, at any depth, become ``null`` so every line is strict JSON."""
+    return json.dumps(clean(record), default=_json_default, separators=(",", ":"), allow_nan=False)
 
 
 def atomic_write_json(path: Path | str, obj: dict) -> None:
@@ -166,8 +166,11 @@ class JsonlTail:
     """Reads an append-only JSONL file incrementally: each call returns only the new records.
 
     A torn last line (a writer mid-append, or a crash) stays unread until its newline arrives.
-    A line that is not a JSON object is skipped and counted in :attr:`malformed`. A file that
-    shrank or was replaced is read again from the start.
+    A line that is not a JSON object is skipped and counted in :attr:`malformed`; nothing in a
+    line can make the reader raise. When a torn line was glued to the next writer's line, the
+    complete object that ends it is still read (:func:`trainer.jsonsafe.parse_line`), under the
+    same line number as the malformed prefix. A file that shrank or was replaced is read again
+    from the start.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.jsonl"
@@ -216,14 +219,9 @@ class JsonlTail:
             self.lines_read += 1
             if not raw.strip():
                 continue
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                record = None
-            if not isinstance(record, dict):
-                self.malformed += 1
-                record = None
-            out.append((self.lines_read, record))
+            for record in parse_line(raw):
+                self.malformed += record is None
+                out.append((self.lines_read, record))
         return out
 
 

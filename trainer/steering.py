@@ -18,7 +18,7 @@ Command(id='c-1', cmd='set_lr', value=0.1)
 >>> check_command(Received(2, {"id": "c-1", "cmd": "pause"}, 0.0, 0), {"c-1"})
 Traceback (most recent call last):
 ...
-trainer.commands.CommandError: duplicate command id 'c-1'
+trainer.steering.DuplicateId: duplicate command id 'c-1'
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any, Callable, Protocol
 
 from trainer import commands as cmds
 from trainer.inbox import CommandInbox, Received
+from trainer.journal import answered_in, last_hparams, state_at_end
 from trainer.records import Status
 from trainer.rundir import (
     HEARTBEAT_SECONDS, CheckpointError, RunDir, RunDirError, append_jsonl, current_line, now, repair_jsonl_tail,
@@ -40,8 +41,6 @@ from trainer.rundir import (
 FINISH_MESSAGES = {"stopped": "stopped by the user", "interrupted": "interrupted by Ctrl-C or SIGTERM"}
 #: At most this many mini-batch losses are logged per epoch, by either trainer.
 BATCH_SAMPLES_PER_EPOCH = 50
-#: Hyperparameters the journal carries forward across a restart (the user's latest word wins).
-RESUMED_HPARAMS = ("lr", "beta", "batch_size", "lr0", "lr0_epoch")
 
 
 class Steerable(Protocol):
@@ -68,12 +67,26 @@ class Steerable(Protocol):
     def set_batch_size(self, value: int) -> None: ...
 
 
+class DuplicateId(cmds.CommandError):
+    """A line repeating an id already answered: rejected without that id, so the id keeps one answer."""
+
+
 def check_command(item: Received, seen_ids: set[str]) -> cmds.Command:
-    """Validate one received line and refuse an id seen before; records the id as seen."""
-    command = cmds.validate(item.record)
-    if command.id in seen_ids:
-        raise cmds.CommandError(f"duplicate command id {command.id!r}")
-    seen_ids.add(command.id)
+    """Validate one received line and refuse an id seen before; records the id as seen.
+
+    Never raises anything but :class:`~trainer.commands.CommandError`, whatever the line holds.
+    """
+    if item.id is not None and item.id in seen_ids:
+        raise DuplicateId(f"duplicate command id {item.id!r}")
+    try:
+        command = cmds.validate(item.record)
+    except cmds.CommandError:
+        raise
+    except Exception as e:  # validate is meant to catch everything; a client's line never ends the run
+        raise cmds.CommandError(f"invalid command ({type(e).__name__})") from None
+    finally:
+        if item.id is not None:
+            seen_ids.add(item.id)
     return command
 
 
@@ -91,24 +104,6 @@ def after_resume(state: str) -> str:
     if state not in ("paused", "diverged"):
         raise cmds.CommandError(f"not paused (state is {state})")
     return "running"
-
-
-def answered_in(events: list[dict]) -> tuple[set[str], set[int]]:
-    """Command ids answered in a journal, and the lines of malformed commands rejected in it."""
-    ids = {e["command_id"] for e in events
-           if isinstance(e.get("command_id"), str) and e.get("event") in ("applied", "rejected")}
-    lines = {e["line"] for e in events if e.get("event") == "rejected" and e.get("command_id") is None
-             and isinstance(e.get("line"), int)}
-    return ids, lines
-
-
-def last_hparams(events: list[dict], meta: dict) -> dict:
-    """The hyperparameters in force when the process ended: the journal's last word, else the checkpoint's."""
-    latest = meta.get("hparams") or {}
-    for event in events:
-        if isinstance(event.get("hparams"), dict):
-            latest = event["hparams"]
-    return {k: latest[k] for k in RESUMED_HPARAMS if latest.get(k) is not None}
 
 
 class Steering:
@@ -185,17 +180,25 @@ class Steering:
         events = run.read_events()
         self.trainer.restore_hparams(last_hparams(events, meta))
         line = self._history_after_crash(meta)
-        answered, bad_lines = answered_in(events)
+        answered, keys = answered_in(events)
         self.seen_ids |= answered
-        self.inbox = CommandInbox(run, lambda: self.step, answered, bad_lines)
-        self.event("started", pid=os.getpid(), resumed_from=meta["name"], hparams=self.trainer.hparams())
+        self.inbox = CommandInbox(run, lambda: self.step, keys)
+        waiting = state_at_end(events)
+        self.event("started", pid=os.getpid(), resumed_from=meta["name"], hparams=self.trainer.hparams(),
+                   resumed_paused=waiting is not None)
         self.say(f"resuming {run.path} from {meta['name']} (epoch {self.epoch}, step {self.step})")
+        if waiting is not None:
+            self.state = waiting
+            self.message = f"resumed {waiting}: it was {waiting} when the last process ended; resume when ready"
+            self.event("paused", command_id=None, reason="resumed paused")
+            self.say(self.message)
         return line
 
     def reattach(self) -> None:
         """The same process trains the same run again (``fit`` called twice): a fresh inbox, a journal line."""
-        answered, bad_lines = answered_in(self.rundir.read_events())
-        self.inbox = CommandInbox(self.rundir, lambda: self.step, answered | self.seen_ids, bad_lines)
+        answered, keys = answered_in(self.rundir.read_events())
+        self.seen_ids |= answered
+        self.inbox = CommandInbox(self.rundir, lambda: self.step, keys)
         self.event("started", pid=os.getpid(), resumed_from=self.latest_checkpoint, hparams=self.trainer.hparams())
 
     def _moved_to(self, meta: dict) -> None:
@@ -222,6 +225,13 @@ class Steering:
     def set_state(self, state: str, message: str | None = None) -> None:
         self.state, self.message = state, message
         self.write_status()
+
+    def begin(self) -> None:
+        """Training starts: ``running``, unless :meth:`reopen` found the run waiting paused or diverged."""
+        if self.state in ("paused", "diverged"):
+            self.set_state(self.state, self.message)
+        else:
+            self.set_state("running")
 
     def say(self, text: str) -> None:
         if self.verbose:
@@ -264,6 +274,9 @@ class Steering:
         try:
             command = check_command(item, self.seen_ids)
             applied = self.handlers()[command.cmd](command.value)
+        except DuplicateId as e:
+            self.answer(item, False, str(e), duplicate_id=item.id)
+            return
         except (cmds.CommandError, CheckpointError) as e:
             self.answer(item, False, str(e))
             return
@@ -273,13 +286,19 @@ class Steering:
             self.event("paused" if command.cmd == "pause" else "resumed", command_id=command.id)
 
     def answer(self, item: Received, ok: bool, reason: str | None = None, **extra: Any) -> dict:
-        """The ``applied`` or ``rejected`` event for ``item`` (the fields of docs/run-directory.md)."""
+        """The ``applied`` or ``rejected`` event for ``item`` (the fields of docs/run-directory.md).
+
+        A rejection with ``duplicate_id`` in ``extra`` carries no ``command_id``: that id already
+        has its one answer.
+        """
         info = CommandInbox.describe(item)
         stamps = {"received_time": item.time, "received_step": item.step}
         if ok:
             return self.event("applied", **info, hparams=self.trainer.hparams(), **stamps, **extra)
+        if "duplicate_id" in extra:
+            info["command_id"] = None
         self.say(f"rejected {info['cmd']} {info['value'] if info['value'] is not None else ''}: {reason}")
-        return self.event("rejected", **info, reason=reason, **stamps)
+        return self.event("rejected", **info, reason=reason, **stamps, **extra)
 
     def _pause(self, _) -> None:
         self.state = after_pause(self.state)
