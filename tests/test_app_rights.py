@@ -228,19 +228,20 @@ def test_the_page_does_not_offer_a_symlinked_run(open_app):
 def test_a_failed_launchs_log_is_shown_to_the_presenter_only(open_app, monkeypatch):
     secret_line = "Traceback: /home/presenter/private/path.py line 3"
 
+    started = []
+
     def spawn(command, log_path):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(secret_line + "\n")
-        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+        started.append(subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"]))
+        return started[-1]
 
     monkeypatch.setattr(launch, "_spawn", spawn)
     presenter = open_app(query={"code": "c"}, code="c")
     presenter.text_input(key="welcome-name").input("broken")
     next(b for b in presenter.main.get("form_submit_button") if b.label == "Start training").click().run()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not any("exited with status 3" in e.value for e in presenter.error):
-        time.sleep(0.1)
-        presenter.run()
+    assert started[0].wait(timeout=10) == 3  # the launched trainer has failed: the next rerun shows it
+    presenter.run()
     assert any("exited with status 3" in e.value for e in presenter.error)
     assert any(secret_line in c.value for c in presenter.code)
 
