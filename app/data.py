@@ -39,9 +39,9 @@ from trainer.rundir import (
     kept_before,
     read_json,
 )
+from trainer.records import log_record
 from trainer.watch import FileWatcher
 
-from app import records
 
 log = logging.getLogger(__name__)
 
@@ -340,14 +340,14 @@ class RunData:
         if batches:
             self._add_batches(batches)
             changed = True
-        events = [records.event(r) for _, r in self._tails[EVENTS].read() if r is not None]
+        events = [log_record(r) for _, r in self._tails[EVENTS].read() if r is not None]
         if events:
             self.events.extend(events)
             for event in events:
                 if event.get("event") in ("applied", "rejected") and isinstance(event.get("command_id"), str):
                     self.answers.setdefault(event["command_id"], event)
             changed = True
-        commands = [records.command(r) for _, r in self._tails[COMMANDS].read() if r is not None]
+        commands = [log_record(r) for _, r in self._tails[COMMANDS].read() if r is not None]
         if commands:
             self.commands.extend(commands)
             changed = True

@@ -102,16 +102,21 @@ def _text(value: Any, depth: int = 0) -> str:
     return json.dumps(str(value))
 
 
+def text_of(value: Any) -> str:
+    """Compact JSON-like text of any value, whatever it holds (never raises)."""
+    try:
+        return _text(value)
+    except (RecursionError, ValueError):
+        return "<unprintable value>"
+
+
 def preview(value: Any) -> Any:
     """``value`` as a rejection may echo it: itself (non-finite numbers as ``None``) when short, else a preview.
 
     A value whose JSON is over :data:`MAX_ECHO_CHARS` characters (or that cannot be written as
     strict JSON at all) becomes ``{"preview": <its first characters>, "truncated": true}``.
     """
-    try:
-        text = _text(value)
-    except (RecursionError, ValueError):
-        text = "<unprintable value>"
+    text = text_of(value)
     small = len(text) <= MAX_ECHO_CHARS
     if small and _strict(clean(value)) is not None:
         return clean(value)

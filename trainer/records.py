@@ -4,33 +4,89 @@ Files in a run directory are written by one trainer but read by many clients, so
 careless or hostile, so a reader never trusts a field's type: :meth:`Status.from_json` and
 :meth:`Answer.from_json` keep what has the documented type and use the default for the rest.
 The trainer writes them through :meth:`Status.to_json`; the CLI, the sweeps and the dashboard
-read them as attributes, not as ``.get(...) or {}`` chains.
+read them as attributes, not as ``.get(...) or {}`` chains. :func:`log_record` does the same for
+any line of ``commands.jsonl`` or ``events.jsonl`` that a page shows: every field in the type the
+page expects, or ``None``, or bounded text.
 
 >>> s = Status.from_json({"state": "running", "epoch": "three", "hparams": {"lr": 0.01}})
 >>> s.state, s.epoch, s.hparams["lr"]
 ('running', 0, 0.01)
 >>> Answer.from_json({"event": "applied", "command_id": "c-1", "epoch": 4}).applied
 True
+>>> log_record({"id": ["x"], "cmd": {"a": 1}, "time": 10 ** 400, "value": [float("nan")]})["id"]
+'["x"]'
+>>> log_record({"event": "applied", "step": "7", "hparams": {"lr": 0.1, "x": [1]}})["hparams"]
+{'lr': 0.1}
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from trainer.jsonsafe import MAX_ECHO_CHARS, preview, text_of
+
+#: Fields of log records that must be plain numbers (anything else reads as missing).
+NUMBER_FIELDS = ("time", "epoch", "epochs", "step", "branch", "to_epoch", "line", "pid", "received_time",
+                 "received_step", "lr", "heartbeat", "started")
+#: Fields of log records that must be text (anything else is shown as its bounded JSON text).
+TEXT_FIELDS = ("id", "cmd", "source", "event", "command_id", "reason", "checkpoint", "resumed_from", "error",
+               "duplicate_id", "name", "state", "host", "message")
+#: Fields that hold a table of hyperparameters or metrics.
+TABLE_FIELDS = ("hparams", "metrics", "last")
+
+
+def number(value: Any) -> int | float | None:
+    """``value`` when it is a finite int or float of sane size (never a bool), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else None
+    return value if math.isfinite(value) else None
+
+
+def text(value: Any) -> str | None:
+    """``value`` when it is a string (bounded), ``None`` when missing, else its bounded JSON text."""
+    if value is None or isinstance(value, str):
+        return value if value is None or len(value) <= 10 * MAX_ECHO_CHARS else value[:10 * MAX_ECHO_CHARS] + "…"
+    return text_of(value)[:MAX_ECHO_CHARS]
+
+
+def table(value: Any) -> dict | None:
+    """A flat table of names to numbers, text, booleans or ``None`` (other entries are left out)."""
+    if not isinstance(value, dict):
+        return None
+    return {k: v for k, v in value.items()
+            if isinstance(k, str) and (isinstance(v, (str, bool)) or v is None or number(v) is not None)}
+
+
+def _field(key: str, value: Any) -> Any:
+    if key in NUMBER_FIELDS:
+        return number(value)
+    if key in TEXT_FIELDS:
+        return text(value)
+    if key in TABLE_FIELDS:
+        return table(value)
+    return preview(value)
+
+
+def log_record(raw: dict) -> dict:
+    """Every field of a log line in the type a reader expects (see the tables above)."""
+    return {str(k): _field(str(k), v) for k, v in raw.items()}
+
 
 def _typed(cls, data: Any) -> dict[str, Any]:
-    """``data``'s fields that have the type the dataclass declares (bools are never numbers)."""
+    """``data``'s fields that have the type the dataclass declares, read as :func:`log_record` reads them."""
     if not isinstance(data, dict):
         return {}
     out = {}
     for f in fields(cls):
         value = data.get(f.name)
-        want = _TYPES[f.name]
-        if value is None or isinstance(value, bool) and bool not in want:
-            continue
-        if isinstance(value, want):
-            out[f.name] = float(value) if float in want and int not in want and isinstance(value, int) else value
+        value = _field(f.name, value) if f.name not in ("epoch", "epochs", "step", "branch", "pid", "line") else (
+            value if isinstance(value, int) and not isinstance(value, bool) and number(value) is not None else None)
+        if value is not None:
+            out[f.name] = float(value) if f.name in ("heartbeat", "started", "time") else value
     return out
 
 
@@ -85,9 +141,3 @@ class Answer:
         return cls(**values) if values.get("event") in ("applied", "rejected") else None
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,), "state": (str,), "epoch": (int,), "epochs": (int,), "step": (int,), "branch": (int,),
-    "pid": (int,), "host": (str,), "heartbeat": (int, float), "started": (int, float), "hparams": (dict,),
-    "last": (dict,), "message": (str,), "checkpoint": (str,), "event": (str,), "command_id": (str,), "cmd": (str,),
-    "time": (int, float), "reason": (str,), "line": (int,),
-}
