@@ -27,9 +27,9 @@ from typing import Any
 
 from trainer.jsonsafe import MAX_ECHO_CHARS, preview, text_of
 
-#: Fields of log records that must be plain numbers (anything else reads as missing).
-NUMBER_FIELDS = ("time", "epoch", "epochs", "step", "branch", "to_epoch", "line", "pid", "received_time",
-                 "received_step", "lr", "heartbeat", "started")
+#: Fields of log records that must be whole numbers, or plain numbers (anything else reads as missing).
+INT_FIELDS = ("epoch", "epochs", "step", "branch", "to_epoch", "line", "pid", "received_step")
+FLOAT_FIELDS = ("time", "received_time", "lr", "heartbeat", "started")
 #: Fields of log records that must be text (anything else is shown as its bounded JSON text).
 TEXT_FIELDS = ("id", "cmd", "source", "event", "command_id", "reason", "checkpoint", "resumed_from", "error",
                "duplicate_id", "name", "state", "host", "message")
@@ -62,8 +62,11 @@ def table(value: Any) -> dict | None:
 
 
 def _field(key: str, value: Any) -> Any:
-    if key in NUMBER_FIELDS:
-        return number(value)
+    if key in INT_FIELDS:
+        return value if isinstance(value, int) and number(value) is not None else None
+    if key in FLOAT_FIELDS:
+        value = number(value)
+        return None if value is None else float(value)
     if key in TEXT_FIELDS:
         return text(value)
     if key in TABLE_FIELDS:
@@ -80,14 +83,8 @@ def _typed(cls, data: Any) -> dict[str, Any]:
     """``data``'s fields that have the type the dataclass declares, read as :func:`log_record` reads them."""
     if not isinstance(data, dict):
         return {}
-    out = {}
-    for f in fields(cls):
-        value = data.get(f.name)
-        value = _field(f.name, value) if f.name not in ("epoch", "epochs", "step", "branch", "pid", "line") else (
-            value if isinstance(value, int) and not isinstance(value, bool) and number(value) is not None else None)
-        if value is not None:
-            out[f.name] = float(value) if f.name in ("heartbeat", "started", "time") else value
-    return out
+    values = {f.name: _field(f.name, data.get(f.name)) for f in fields(cls)}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 @dataclass(frozen=True)
