@@ -16,6 +16,7 @@ import streamlit as st
 from app import settings as app_settings
 from app.auth import CODE_TTL, Access, OneTimeCode
 from app.data import RunStore
+from app.lessons_page import render_lessons
 from app.run_page import Context, render
 from app.sweep_page import render_sweeps
 
@@ -77,6 +78,11 @@ def sweep_view() -> None:
     render_sweeps(Path(settings.run_dir), on_babysit=babysit)
 
 
+def lessons_view() -> None:
+    render_lessons(Path(settings.run_dir))
+
+
 run_page = st.Page(run_view, title="Run", icon=":material/monitoring:", url_path="run", default=True)
-pages = [run_page, st.Page(sweep_view, title="Sweeps", icon=":material/grid_view:", url_path="sweeps")]
+pages = [run_page, st.Page(sweep_view, title="Sweeps", icon=":material/grid_view:", url_path="sweeps"),
+         st.Page(lessons_view, title="Lessons", icon=":material/school:", url_path="lessons")]
 st.navigation(pages, position="sidebar").run()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from trainer import commands as cmds
 from trainer.config import RUN_DEFAULTS, TrainConfig, add_train_flags, check_name
-from trainer.options import argparse_type
+from trainer.options import Option, argparse_type
 from trainer.records import Answer
 from trainer.rundir import RunDir, RunDirError, current_line, JsonlTail
 from trainer.watch import FileWatcher
@@ -77,8 +77,31 @@ def add_export(subparsers) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def add_lesson(subparsers) -> None:
+    """``panda lesson``: the course's ideas measured on a real model."""
+    p = subparsers.add_parser(
+        "lesson", help="measure one of the course's ideas on a real model (tracing: tf.Variable vs a Python float)",
+        description="tracing: trace and time a GradientTape step with the learning rate as a Python float "
+        "and as a tf.Variable, eagerly and with @tf.function; RUN_PATH uses that run's model size.")
+    p.add_argument("topic", choices=("tracing",))
+    p.add_argument("run_path", nargs="?", metavar="RUN_PATH", help="measure the model of this run (default: digits size)")
+    p.add_argument("--changes", type=argparse_type(Option("int", "", name="changes", low=1, high=1000).check, "int"),
+                   default=7, help="how many times the learning rate changes (default 7)")
+    p.set_defaults(func=cmd_lesson)
+
+
+def cmd_lesson(args) -> int:
+    from trainer.tracing import measure_run
+
+    config = RunDir(args.run_path).require().read_config() if args.run_path else {}
+    for line in measure_run(config, changes=args.changes).lines():
+        print(line)
+    return 0
+
+
 #: The trainer's own subcommands (``python -m trainer``); ``panda`` adds the sweep's and the app's.
-TRAINER_COMMANDS = {"train": add_train, "ctl": add_ctl, "status": add_status, "export": add_export}
+TRAINER_COMMANDS = {"train": add_train, "ctl": add_ctl, "status": add_status, "export": add_export,
+                    "lesson": add_lesson}
 
 
 def build_parser(commands=None) -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import keras
 
-MODELS = ("mlp", "cnn")
+from trainer.config import MODELS  # noqa: F401  (the one list of --model names)
 #: Filters of the CNN's convolution blocks (one block each).
 CNN_FILTERS = (16, 32)
 

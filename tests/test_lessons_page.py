@@ -1,0 +1,71 @@
+"""The Lessons page: its numbers are Panda's own samplers and real runs, and every panel renders."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import lessons
+from tests.conftest_app import make_run
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_log_scale_gives_each_decade_a_quarter_and_uniform_does_not():
+    alpha, beta = lessons.scale_shares(4000, seed=1)
+    assert len(alpha.bins) == 4
+    assert all(abs(share - 0.25) < 0.04 for share in alpha.right_scale)
+    assert alpha.uniform[-1] > 0.85  # uniform draws pile into [0.1, 1]
+    assert abs(beta.right_scale[0] - 0.5) < 0.04 and beta.uniform[0] > 0.85
+
+
+def test_grid_tries_three_values_of_the_parameter_that_matters_random_tries_nine():
+    g = lessons.grid_vs_random(9, seed=3)
+    assert (g.distinct_grid, g.distinct_random) == (3, 9)
+    assert len(g.grid) == len(g.random) == 9
+
+
+def test_panda_vs_caviar_counts_the_epochs_each_spent(tmp_path):
+    make_run(tmp_path, "babysat", epochs_done=12)
+    trials = [make_run(tmp_path / "sweep", f"trial-{i}", epochs_done=4).path for i in range(3)]
+    panda, caviar = lessons.panda_vs_caviar(tmp_path / "babysat", trials)
+    assert panda.epochs[-1] == 12 and caviar.epochs[-1] == 12
+    assert panda.best == sorted(panda.best) and caviar.best == sorted(caviar.best)  # best so far never drops
+
+
+def _page(root: str) -> None:
+    from pathlib import Path
+
+    from app.lessons_page import render_lessons
+
+    render_lessons(Path(root))
+
+
+def test_the_page_renders_every_panel_from_a_real_run_directory(tmp_path):
+    make_run(tmp_path, "babysat", epochs_done=6)
+    for i in range(2):
+        make_run(tmp_path / "sweep", f"trial-{i}", epochs_done=3)
+    at = AppTest.from_function(_page, args=(str(tmp_path),), default_timeout=60).run()
+    assert not at.exception
+    headers = [h.value for h in at.subheader]
+    assert headers == ["Sampling on the right scale", "Random search, not a grid",
+                       "tf.Variable against a constant, and @tf.function", "Panda or caviar"]
+    assert "grid 3 · random 9" in [m.value for m in at.metric]
+    assert at.selectbox(key="lesson-panda").options == ["babysat"]
+    assert at.selectbox(key="lesson-caviar").options == ["sweep"]
+    assert len(at.get("plotly_chart")) == 4  # α, β, grid, panda vs caviar
+
+
+def test_an_empty_run_directory_shows_the_panels_empty_state(tmp_path):
+    at = AppTest.from_function(_page, args=(str(tmp_path),), default_timeout=60).run()
+    assert not at.exception
+    assert any("needs one ordinary run and one sweep" in i.value for i in at.info)
+
+
+def test_the_tracing_button_measures_real_tensorflow(tmp_path):
+    make_run(tmp_path, "babysat", epochs_done=2, hparams={"units": 8})
+    at = AppTest.from_function(_page, args=(str(tmp_path),), default_timeout=240).run()
+    at.selectbox(key="lesson-tracing-run").select("babysat").run()
+    at.button(key="lesson-tracing-go").click().run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "traced 8 times" in text and "traced 1 time(s)" in text
