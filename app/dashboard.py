@@ -79,7 +79,7 @@ def sweep_view() -> None:
 
 
 def lessons_view() -> None:
-    render_lessons(Path(settings.run_dir))
+    render_lessons(Path(settings.run_dir), context.steer)
 
 
 run_page = st.Page(run_view, title="Run", icon=":material/monitoring:", url_path="run", default=True)

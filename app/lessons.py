@@ -171,3 +171,156 @@ def budget_figure(budgets: tuple[Budget, ...]) -> go.Figure:
                       yaxis_title="best val accuracy so far", font=dict(size=FONT_SIZE), height=380,
                       margin=dict(t=50, b=40, l=60, r=10), legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+# --------------------------------------------------------------------------- the run's insides
+
+
+@dataclass(frozen=True)
+class Internals:
+    """A run's ``internals.jsonl``: the probe examples and one record per measured epoch (current branch)."""
+
+    probes: dict | None
+    epochs: list[dict]
+
+    @property
+    def latest(self) -> dict | None:
+        return self.epochs[-1] if self.epochs else None
+
+    def bn_layers(self) -> list[str]:
+        latest = self.latest or {}
+        return [b.get("layer") for b in latest.get("batch_norm") or [] if isinstance(b, dict)]
+
+
+def read_internals(run_path: Path | str) -> Internals:
+    """What the trainer recorded; an old run (no file) or a hostile line gives an empty or shorter one."""
+    probes, epochs = None, []
+    for record in RunDir(run_path).read_internals():
+        if record.get("kind") == "probes" and isinstance(record.get("examples"), list):
+            probes = record
+        elif record.get("kind") == "epoch" and isinstance(record.get("epoch"), int):
+            epochs.append(record)
+    return Internals(probes, current_line(epochs))
+
+
+def _series(epochs: list[dict], layer: str, key: str) -> list[float | None]:
+    out = []
+    for record in epochs:
+        stats = next((b for b in record.get("batch_norm") or [] if isinstance(b, dict) and b.get("layer") == layer), {})
+        value = stats.get(key)
+        out.append(value if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
+    return out
+
+
+def bn_figure(internals: Internals, layer: str) -> go.Figure:
+    """z before and after normalization (latest epoch), and the moving statistics against the batch's."""
+    from plotly.subplots import make_subplots
+
+    latest = next((b for b in (internals.latest or {}).get("batch_norm") or [] if b.get("layer") == layer), {})
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("z before normalization", "z after normalization",
+                                                        "moving mean and variance → the batch's"))
+    for col, key in ((1, "hist_z"), (2, "hist_normalized")):
+        hist = latest.get(key) or {}
+        counts, edges = hist.get("counts") or [], hist.get("edges") or [0, 1]
+        if counts and len(edges) == 2:
+            width = (edges[1] - edges[0]) / len(counts)
+            fig.add_bar(x=[edges[0] + width * (i + 0.5) for i in range(len(counts))], y=counts, width=width,
+                        marker_color="#0072B2" if col == 1 else "#009E73", showlegend=False, row=1, col=col)
+    x = [r["epoch"] for r in internals.epochs]
+    for key, name, color, dash in (("moving_mean", "moving mean", "#0072B2", "solid"),
+                                   ("batch_mean", "batch mean", "#0072B2", "dot"),
+                                   ("moving_var", "moving variance", "#D55E00", "solid"),
+                                   ("batch_var", "batch variance", "#D55E00", "dot")):
+        fig.add_scatter(x=x, y=_series(internals.epochs, layer, key), name=name, mode="lines",
+                        line=dict(color=color, dash=dash, width=3), row=1, col=3)
+    fig.update_layout(font=dict(size=FONT_SIZE), height=380, margin=dict(t=60, b=40, l=50, r=10),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def bn_modes_figure(internals: Internals) -> go.Figure:
+    """Accuracy on the probe with running statistics (test time) against batch statistics."""
+    x = [r["epoch"] for r in internals.epochs]
+    fig = go.Figure()
+    for key, name, color in (("test_mode", "running statistics (test time)", "#0072B2"),
+                             ("train_mode", "batch statistics (training)", "#D55E00")):
+        y = [(r.get("bn_accuracy") or {}).get(key) for r in internals.epochs]
+        fig.add_scatter(x=x, y=y, name=name, mode="lines+markers", line=dict(color=color, width=3))
+    fig.update_layout(title="Batch norm at test time: the same weights, two kinds of statistics",
+                      xaxis_title="epoch", yaxis=dict(title="probe accuracy", tickformat=".0%"),
+                      font=dict(size=FONT_SIZE), height=360, margin=dict(t=50, b=40, l=60, r=10),
+                      legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def softmax_figure(internals: Internals) -> go.Figure | None:
+    """The probe examples (as pictures when they are square images) above their class probabilities."""
+    from plotly.subplots import make_subplots
+
+    probes, latest = internals.probes, internals.latest
+    rows = (latest or {}).get("softmax")
+    if not probes or not isinstance(rows, list) or not rows:
+        return None
+    examples, labels = probes["examples"], probes.get("labels") or []
+    n = min(len(examples), len(rows))
+    side = math.isqrt(len(examples[0])) if examples and examples[0] else 0
+    pictures = side * side == len(examples[0]) and side > 1
+    fig = make_subplots(rows=2 if pictures else 1, cols=n, vertical_spacing=0.08,
+                        subplot_titles=[f"label {labels[i]}" if i < len(labels) else "" for i in range(n)])
+    for i in range(n):
+        probs = rows[i]
+        guess = max(range(len(probs)), key=lambda c: probs[c] or 0)
+        if pictures:
+            image = [examples[i][r * side:(r + 1) * side] for r in range(side)]
+            fig.add_heatmap(z=image[::-1], colorscale="Greys", showscale=False, row=1, col=i + 1)
+        fig.add_bar(x=list(range(len(probs))), y=probs, showlegend=False, row=2 if pictures else 1, col=i + 1,
+                    marker_color=["#009E73" if c == guess else "#9CA3AF" for c in range(len(probs))])
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_yaxes(range=[0, 1], row=2 if pictures else 1)
+    fig.update_layout(title=f"Softmax of {n} probe examples at epoch {latest['epoch']} (green: the model's answer)",
+                      font=dict(size=FONT_SIZE - 2), height=360, margin=dict(t=80, b=20, l=10, r=10))
+    return fig
+
+
+def confusion_figure(internals: Internals) -> go.Figure | None:
+    matrix = (internals.latest or {}).get("confusion")
+    if not isinstance(matrix, list) or not matrix:
+        return None
+    fig = go.Figure(go.Heatmap(z=matrix, colorscale="Blues", texttemplate="%{z}", showscale=False))
+    fig.update_layout(title="Confusion on the probe (rows: true class, columns: predicted)",
+                      xaxis=dict(title="predicted", dtick=1), yaxis=dict(title="true", dtick=1, autorange="reversed"),
+                      font=dict(size=FONT_SIZE), height=420, margin=dict(t=50, b=40, l=60, r=10))
+    return fig
+
+
+def twin_path(run_path: Path | str) -> Path:
+    """Where a run's twin without batch norm lives (next to it)."""
+    path = Path(run_path)
+    return path.with_name(f"{path.name}-no-bn")
+
+
+def twin_config(config: dict) -> "TrainConfig":
+    """The run's own configuration (same seed, same data) with batch norm off."""
+    from trainer.config import TrainConfig
+
+    twin = TrainConfig.from_dict({**config, "dataset": config.get("dataset_spec", "digits")})
+    twin.hparams.batch_norm = False
+    twin.argv = []
+    return twin
+
+
+def twin_figure(run_path: Path | str, twin: Path | str) -> go.Figure:
+    """Both runs' validation curves: batch norm on against off."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("validation loss", "validation accuracy"))
+    for path, name, color in ((run_path, "batch norm on", "#0072B2"), (twin, "batch norm off", "#D55E00")):
+        line = current_line(RunDir(path).read_metrics())
+        x = [r.get("epoch") for r in line]
+        for col, key in ((1, "val_loss"), (2, "val_accuracy")):
+            fig.add_scatter(x=x, y=[r.get(key) for r in line], name=name, legendgroup=name, showlegend=col == 1,
+                            mode="lines", line=dict(color=color, width=3), row=1, col=col)
+    fig.update_layout(font=dict(size=FONT_SIZE), height=360, margin=dict(t=50, b=40, l=50, r=10),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig

@@ -12,7 +12,9 @@ from pathlib import Path
 import streamlit as st
 
 from app import lessons
+from app.controls import NotPresenter, Steerer
 from app.data import inside
+from app.launch import LaunchError
 from trainer.rundir import RunDir, iter_runs
 
 
@@ -43,11 +45,71 @@ def grid_panel(seed: int) -> None:
     st.metric("values of α tried", f"grid {g.distinct_grid} · random {g.distinct_random}")
 
 
-def tracing_panel(runs: list[RunDir]) -> None:
+def batch_norm_panel(run: RunDir | None, internals: lessons.Internals, steer: Steerer | None) -> None:
+    st.subheader("Batch normalization")
+    _explain("Batch norm rescales each layer's z over the mini-batch to mean 0 and variance 1, then lets the net "
+             "pick its own scale (γ) and shift (β). At test time there is no batch, so it uses running averages "
+             "of the batch statistics: watch them converge, and what accuracy each kind gives.")
+    if run is None or not internals.epochs:
+        st.info("No recorded internals for this run yet: runs of `panda train` record them once per epoch "
+                "(`internals.jsonl`); older runs and runs with `--no-internals` have none.", icon=":material/info:")
+        return
+    layers = internals.bn_layers()
+    if not layers:
+        st.info("This model has no batch normalization layers (it was trained with `--no-batch-norm`).",
+                icon=":material/info:")
+    else:
+        layer = st.selectbox("Layer", layers, key="lesson-bn-layer")
+        st.plotly_chart(lessons.bn_figure(internals, layer), key="lesson-bn")
+        st.plotly_chart(lessons.bn_modes_figure(internals), key="lesson-bn-modes")
+    twin_panel(run, steer)
+
+
+def twin_panel(run: RunDir, steer: Steerer | None) -> None:
+    """Start the same run with batch norm off, and overlay the two."""
+    twin = lessons.twin_path(run.path)
+    if RunDir(twin).exists():
+        st.plotly_chart(lessons.twin_figure(run.path, twin), key="lesson-twin")
+        return
+    config = run.read_config()
+    if config.get("trainer") != "panda-train" or not (config.get("hparams") or {}).get("batch_norm"):
+        return
+    if st.button("Start its twin without batch norm", key="lesson-twin-go", icon=":material/compare:",
+                 disabled=steer is None or not steer.can_steer,
+                 help="The same seed, data and hyperparameters, batch norm off; both curves are overlaid here."):
+        try:
+            steer.start_run(twin.name, lessons.twin_config(config))
+        except NotPresenter as e:
+            st.error(str(e), icon=":material/lock:")
+        except (LaunchError, ValueError, OSError) as e:
+            st.error(f"Not started: {e}")
+        else:
+            st.success(f"Started {twin.name}: its curves appear here as it trains.", icon=":material/rocket_launch:")
+
+
+def softmax_panel(run: RunDir | None, internals: lessons.Internals) -> None:
+    st.subheader("Softmax classification")
+    _explain("The last layer gives one score per class; softmax turns the scores into probabilities that sum to "
+             "1, and the loss rewards a high probability on the true class. Watch the probe examples' bars sharpen.")
+    pictures = lessons.softmax_figure(internals)
+    if run is None or pictures is None:
+        st.info("No softmax probes recorded for this run yet.", icon=":material/info:")
+        return
+    st.plotly_chart(pictures, key="lesson-softmax")
+    confusion = lessons.confusion_figure(internals)
+    if confusion is not None:
+        st.plotly_chart(confusion, key="lesson-confusion")
+
+
+def tracing_panel(runs: list[RunDir], internals: lessons.Internals) -> None:
     st.subheader("tf.Variable against a constant, and @tf.function")
     _explain("@tf.function turns the training step into a graph once. A learning rate given as a Python number "
              "is baked into that graph, so each new value builds it again; a tf.Variable is read when the step "
              "runs, so Panda changes α with .assign and never rebuilds.")
+    tracing = (internals.latest or {}).get("tracing") or {}
+    if isinstance(tracing.get("traces"), int):
+        st.metric("This run's training step", f"traced {tracing['traces']} time(s); "
+                  f"hyperparameters changed {tracing.get('hparam_changes', 0)} times")
     names = ["(a digits-sized model)"] + [str(r.path.name) for r in runs]
     choice = st.selectbox("Model to measure", names, key="lesson-tracing-run")
     if st.button("Measure it now", key="lesson-tracing-go", icon=":material/timer:"):
@@ -77,13 +139,22 @@ def panda_caviar_panel(runs: list[RunDir], root: Path) -> None:
     st.plotly_chart(lessons.budget_figure(lessons.panda_vs_caviar(root / panda, trials)), key="lesson-budget")
 
 
-def render_lessons(root: Path) -> None:
+def render_lessons(root: Path, steer: Steerer | None = None) -> None:
+    """The page, in the order of the course week; ``?run=NAME`` picks the run the live panels show."""
     st.title("Lessons")
     runs = [r for r in iter_runs(root) if inside(root, r.path)]  # no symlinks out of the run directory
-    left, right = st.columns(2)
-    n = left.select_slider("Draws", options=[100, 1000, 10000], value=1000, key="lesson-n")
+    names = [str(r.path.relative_to(root)) for r in runs]
+    wanted = st.query_params.get("run")
+    left, middle, right = st.columns([2, 1, 1])
+    name = left.selectbox("Run shown live below", names, index=names.index(wanted) if wanted in names else
+                          (len(names) - 1 if names else None), key="lesson-run")
+    n = middle.select_slider("Draws", options=[100, 1000, 10000], value=1000, key="lesson-n")
     seed = int(right.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="lesson-seed"))
+    run = runs[names.index(name)] if name in names else None
+    internals = lessons.read_internals(run.path) if run is not None else lessons.Internals(None, [])
     scales_panel(n, seed)
     grid_panel(seed)
-    tracing_panel(runs)
     panda_caviar_panel(runs, root)
+    batch_norm_panel(run, internals, steer)
+    softmax_panel(run, internals)
+    tracing_panel(runs, internals)

@@ -48,8 +48,12 @@ def test_the_page_renders_every_panel_from_a_real_run_directory(tmp_path):
     at = AppTest.from_function(_page, args=(str(tmp_path),), default_timeout=60).run()
     assert not at.exception
     headers = [h.value for h in at.subheader]
-    assert headers == ["Sampling on the right scale", "Random search, not a grid",
-                       "tf.Variable against a constant, and @tf.function", "Panda or caviar"]
+    assert headers == ["Sampling on the right scale", "Random search, not a grid", "Panda or caviar",
+                       "Batch normalization", "Softmax classification",
+                       "tf.Variable against a constant, and @tf.function"]
+    infos = " ".join(i.value for i in at.info)
+    assert "No recorded internals for this run yet" in infos  # synthetic runs have no internals.jsonl
+    assert "No softmax probes recorded" in infos
     assert "grid 3 · random 9" in [m.value for m in at.metric]
     assert at.selectbox(key="lesson-panda").options == ["babysat"]
     assert at.selectbox(key="lesson-caviar").options == ["sweep"]
@@ -66,6 +70,7 @@ def test_the_tracing_button_measures_real_tensorflow(tmp_path):
     make_run(tmp_path, "babysat", epochs_done=2, hparams={"units": 8})
     at = AppTest.from_function(_page, args=(str(tmp_path),), default_timeout=240).run()
     at.selectbox(key="lesson-tracing-run").select("babysat").run()
+    assert not at.exception
     at.button(key="lesson-tracing-go").click().run()
     text = " ".join(m.value for m in at.markdown)
     assert "traced 8 times" in text and "traced 1 time(s)" in text

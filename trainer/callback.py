@@ -52,6 +52,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from trainer import commands as cmds  # noqa: E402
+from trainer import internals as internals_lib  # noqa: E402
 from trainer.checkpoints import CheckpointError, CheckpointStore  # noqa: E402
 from trainer.devices import run_record  # noqa: E402
 from trainer.rundir import LIVE_STATES, RunDir, RunDirError, now  # noqa: E402
@@ -104,6 +105,10 @@ class PandaCallback(keras.callbacks.Callback):
         run_path: the run directory (``runs/my-run``).
         resume: continue the existing run at ``run_path`` instead of refusing it.
         tensorboard: also write TensorBoard event files to ``run_path/tensorboard/``.
+        internals: record ``internals.jsonl`` once per epoch (:mod:`trainer.internals`).
+        probe: ``(x_val, y_val)`` to measure internals on (batch statistics, softmax of probe examples,
+            gradients). Keras does not hand callbacks the validation data, so without it only what the
+            model itself holds is recorded: BN moving statistics, γ and β, weight norms.
         checkpoint_every: keep the end-of-epoch checkpoint of every N-th epoch (and the last 3).
         dataset: a name for the data, shown in config.json (default: ``model.fit``).
         verbose: print a line per command and per epoch.
@@ -113,7 +118,8 @@ class PandaCallback(keras.callbacks.Callback):
     _run_lock: RunLock | None = None
 
     def __init__(self, run_path: Path | str, *, resume: bool = False, tensorboard: bool = False,
-                 checkpoint_every: int = 5, dataset: str | None = None, verbose: bool = False):
+                 checkpoint_every: int = 5, dataset: str | None = None, verbose: bool = False,
+                 internals: bool = True, probe: tuple | None = None):
         super().__init__()
         if int(checkpoint_every) < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
@@ -122,6 +128,9 @@ class PandaCallback(keras.callbacks.Callback):
         self.tensorboard = tensorboard
         self.checkpoint_every = int(checkpoint_every)
         self.dataset = dataset
+        self.internals = internals
+        self._probe_data = probe
+        self._probe: internals_lib.Probe | None = None
         self.batch_size: int | None = None
         self._opened = False
         self._signature: dict | None = None
@@ -218,7 +227,9 @@ class PandaCallback(keras.callbacks.Callback):
             dataset={"name": self.dataset or "model.fit", "n_train": None, "n_val": None,
                      "n_features": n_features, "n_classes": n_classes, "source": "model.fit"},
             epochs=self.steering.epochs, seed=None, pace=0.0, checkpoint_every=self.checkpoint_every,
-            tensorboard=self.tensorboard))
+            tensorboard=self.tensorboard, internals=self.internals))
+        if self._probe is not None:
+            self.steering.append_internals(self._probe.first_record())
 
     def _reopen(self) -> None:
         """Continue the run at the path (``resume=True``): newest checkpoint, journal's learning rate."""
@@ -298,6 +309,10 @@ class PandaCallback(keras.callbacks.Callback):
         steering = self.steering
         steering.stop_requested, self._cut_short = None, False
         planned = self.params.get("epochs") if isinstance(self.params, dict) else None
+        if self.internals and self._probe_data is not None and self._probe is None:
+            x_val, y_val = self._probe_data
+            n_classes = self.model.output_shape[-1] if isinstance(self.model.output_shape, tuple) else None
+            self._probe = internals_lib.Probe(np.asarray(x_val), np.asarray(y_val), int(n_classes or np.max(y_val) + 1))
         if not self._opened:
             steering.step = int(self.optimizer.iterations.numpy())
             self._check_path()  # the path may have changed since the callback was made
@@ -385,6 +400,9 @@ class PandaCallback(keras.callbacks.Callback):
             "time": now(), "logs": {k: _float(v) for k, v in logs.items()},
         }
         steering.commit_epoch(record, self._samples, self.checkpoint_every)
+        if self.internals and internals_lib.due(steering.epoch):
+            steering.append_internals(internals_lib.measure(
+                self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch))
         steering.say(f"epoch {steering.epoch}  loss {loss:.4f}" + (f"  val_loss {val_loss:.4f}" if val_loss is not None else ""))
         if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged"):
             steering.handle_commands()

@@ -73,6 +73,8 @@ class TrainConfig:
     jit: bool | None = option(None, "bool", "XLA-compile the training step (default: on with a GPU, as Keras does)",
                               optional=True)
     tensorboard: bool = option(False, "bool", "also write TensorBoard event files to RUN/tensorboard/")
+    internals: bool = option(True, "bool", "record the network's insides once per epoch in RUN/internals.jsonl "
+                             "(batch norm statistics, softmax of probe examples, gradient and weight norms)")
     argv: list[str] = field(default_factory=list)
 
     def validate(self) -> "TrainConfig":

@@ -26,6 +26,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from trainer import commands as cmds  # noqa: E402
+from trainer import internals  # noqa: E402
 from trainer.checkpoints import CheckpointStore  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402  (re-exported: ``from trainer.loop import TrainConfig``)
 from trainer.data import Dataset, load_dataset, pipeline  # noqa: E402
@@ -85,6 +86,8 @@ class Trainer:
         steering.store = CheckpointStore(run, model=self.model, optimizer=self.optimizer)
         self._build_steps()
         self._val_ds = pipeline(data.x_val, data.y_val, EVAL_BATCH_SIZE, None, shuffle=False)
+        self._probe = internals.Probe(data.x_val, data.y_val, data.n_classes) if (
+            config.internals and len(data.x_val)) else None
         self._train_ds = None
         self._train_ds_batch = None
 
@@ -131,6 +134,7 @@ class Trainer:
 
         self.train_step = train_step
         self.eval_step = eval_step
+        self.step_on_batch = step_on_batch
 
     @classmethod
     def create(cls, run_path: Path | str, config: TrainConfig, verbose: bool = True) -> "Trainer":
@@ -148,6 +152,8 @@ class Trainer:
             self.run_lock = lock
             self.steering.open_new(run_record(run.name, TRAINER_NAME, **{
                 **config.to_dict(), "dataset": data.describe(), "dataset_spec": config.dataset}))
+            if self._probe is not None:
+                self.steering.append_internals(self._probe.first_record())
         except BaseException:
             lock.release()
             raise
@@ -321,6 +327,11 @@ class Trainer:
         record.update(val_loss=val_loss, val_accuracy=val_accuracy, time=now())
         record = steering.commit_epoch(record, batches, self.config.checkpoint_every)
         self.best_loss = record["loss"] if self.best_loss is None else min(self.best_loss, record["loss"])
+        if self.config.internals and internals.due(steering.epoch):
+            steering.append_internals(internals.measure(
+                self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch,
+                tracing={"traces": self.step_on_batch.experimental_get_tracing_count(),
+                         "hparam_changes": steering.hparam_changes}))
         steering.say(
             f"epoch {steering.epoch:>3}/{self.config.epochs}  loss {record['loss']:.4f}  acc {record['accuracy']:.4f}"
             + (f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}" if val_loss is not None else "")

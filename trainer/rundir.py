@@ -53,6 +53,7 @@ METRICS = "metrics.jsonl"
 BATCHES = "batches.jsonl"
 COMMANDS = "commands.jsonl"
 EVENTS = "events.jsonl"
+INTERNALS = "internals.jsonl"
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_META = "meta.json"
 
@@ -314,6 +315,7 @@ class RunDir:
     batches_path = property(lambda self: self.path / BATCHES)
     commands_path = property(lambda self: self.path / COMMANDS)
     events_path = property(lambda self: self.path / EVENTS)
+    internals_path = property(lambda self: self.path / INTERNALS)
     checkpoints_path = property(lambda self: self.path / CHECKPOINTS)
 
     def create(self) -> "RunDir":
@@ -377,6 +379,10 @@ class RunDir:
 
     def read_events(self) -> list[dict]:
         return read_jsonl(self.events_path)
+
+    def read_internals(self) -> list[dict]:
+        """``internals.jsonl`` (see trainer/internals.py); empty for a run that has none."""
+        return read_jsonl(self.internals_path)
 
     def read_commands(self) -> list[dict]:
         return read_jsonl(self.commands_path)

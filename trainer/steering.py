@@ -39,6 +39,8 @@ from trainer.rundir import (
 
 #: ``status.json``'s ``message`` for a run that ended early, by the ``finished`` event's reason.
 FINISH_MESSAGES = {"stopped": "stopped by the user", "interrupted": "interrupted by Ctrl-C or SIGTERM"}
+#: Commands that change a hyperparameter the compiled step reads from a tf.Variable.
+HPARAM_COMMANDS = ("set_lr", "scale_lr", "set_beta", "set_batch_size")
 #: At most this many mini-batch losses are logged per epoch, by either trainer.
 BATCH_SAMPLES_PER_EPOCH = 50
 
@@ -135,6 +137,7 @@ class Steering:
         self.abort_epoch = False  # a rewind or rollback dropped the epoch in progress
         self.seen_ids: set[str] = set()
         self.paused_seconds = 0.0  # time spent in handle_commands, kept out of epoch timings
+        self.hparam_changes = 0  # hyperparameter commands applied by this process (the compiled step absorbed them)
         self._status_lock = threading.Lock()
         self._stop_heartbeat = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
@@ -170,7 +173,7 @@ class Steering:
         Returns the run's current history (the epochs of :func:`~trainer.rundir.current_line`).
         """
         run = self.rundir
-        for path in (run.metrics_path, run.batches_path, run.events_path):
+        for path in (run.metrics_path, run.batches_path, run.events_path, run.internals_path):
             repair_jsonl_tail(path)
         meta = self.store.latest()
         if meta is None:
@@ -281,6 +284,8 @@ class Steering:
             self.answer(item, False, str(e))
             return
         self.answer(item, True, **(applied or {}))
+        if command.cmd in HPARAM_COMMANDS:
+            self.hparam_changes += 1
         self.write_status()
         if command.cmd in ("pause", "resume"):
             self.event("paused" if command.cmd == "pause" else "resumed", command_id=command.id)
@@ -343,6 +348,10 @@ class Steering:
         self.last_metrics = meta.get("metrics")
         self.abort_epoch = True
         self.trainer.after_rewind(meta)
+
+    def append_internals(self, record: dict) -> None:
+        """One line of ``internals.jsonl`` (see :mod:`trainer.internals`); the epoch is already durable."""
+        append_jsonl(self.rundir.internals_path, {**record, "time": now()}, sync=False)
 
     def commit_epoch(self, record: dict, batches: list[dict], keep_every: int) -> dict:
         """Make a finished epoch durable, in the order ``--resume`` relies on.
