@@ -396,16 +396,20 @@ def batch_loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
 
 
 def overlay_figure(views: Sequence[RunView], column: str = "val_loss", *, highlight: str | None = None,
-                   log_y: bool = False, max_points: int = 500) -> go.Figure:
-    """One metric of many runs on one chart (comparisons, sweeps)."""
+                   log_y: bool = False, max_points: int = 500, labels: dict[str, str] | None = None) -> go.Figure:
+    """One metric of many runs on one chart (comparisons, sweeps).
+
+    ``labels`` maps a run's path to its full name (``sweep/trial``); ``highlight`` is such a name.
+    """
     traces = []
     for view in views:
         x, y = decimate_minmax(view.epochs["epoch"], view.epochs[column], max_points)
-        strong = view.name == highlight
+        name = (labels or {}).get(str(view.path), view.name)
+        strong = name == highlight
         traces.append(dict(
-            type="scatter", x=x, y=y, name=view.name, mode="lines", line=dict(width=3.5 if strong else 1.8),
+            type="scatter", x=x, y=y, name=name, mode="lines", line=dict(width=3.5 if strong else 1.8),
             opacity=1.0 if strong or highlight is None else 0.6,
-            hovertemplate=f"{view.name}<br>{column} %{{y:.4g}}<br>epoch %{{x:.0f}}<extra></extra>",
+            hovertemplate=f"{name}<br>{column} %{{y:.4g}}<br>epoch %{{x:.0f}}<extra></extra>",
         ))
     label = column.replace("_", " ")
     yaxis = dict(type="log" if log_y else "linear")

@@ -16,14 +16,15 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from app import charts, controls, journal, progress, run_controls
+from app import charts, controls, journal, learning, progress, run_controls
 from app.auth import Access
 from app.controls import NotPresenter, Steerer
+from app.compare import compare_view
 from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, read_only, rewind_panel
 from app.data import RunStore, RunView
 from app.launch import LaunchError
 from app.new_run import new_run_form
-from trainer.rundir import pid_alive
+from trainer.rundir import RunDir, pid_alive
 
 #: state -> (badge colour, glyph for the picker, Material icon for the badge)
 STATE_STYLE = {
@@ -195,6 +196,27 @@ def _metrics_row(view: RunView, state: str) -> None:
     )
 
 
+def diverged_text(view: RunView) -> str:
+    """The divergence banner, by epoch: where the run went wrong and which epoch it is back at."""
+    event = next((e for e in reversed(view.events) if e.get("event") == "diverged"), None)
+    if event is None:
+        return f"**Diverged.** {(view.status or {}).get('message') or ''}"
+    epochs = {c["name"]: c.get("epoch") for c in RunDir(view.path).list_checkpoints()} if not view.missing else {}
+    back = epochs.get(event.get("checkpoint"), event.get("epoch"))
+    return (f"**Diverged:** {event.get('reason') or 'the loss blew up'}. Rolled back to the end of epoch {back} "
+            f"and paused: lower the learning rate, then resume.")
+
+
+def _learning_notice(view: RunView, state: str) -> None:
+    if state not in ("running", "paused"):
+        return
+    classes = ((view.config or {}).get("dataset") or {}).get("n_classes")
+    why = learning.not_learning(view.epochs["loss"], view.epochs["accuracy"], classes)
+    if why:
+        st.warning(f"**{why.capitalize()}.** Try another learning rate (often ×10 or ×0.1), or rewind.",
+                   icon=":material/trending_flat:")
+
+
 def _notices(ctx: Context, view: RunView, state: str) -> None:
     status = view.status or {}
     if view.missing:
@@ -222,7 +244,7 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
                 ctx.store.launches[f"{view.name}#resume"] = launch
                 st.toast(f"Resuming {view.name} (pid {launch.pid})")
     elif state == "diverged":
-        st.warning(f"**Diverged.** {status.get('message') or ''}", icon=":material/local_fire_department:")
+        st.warning(diverged_text(view), icon=":material/local_fire_department:")
     elif state == "failed":
         st.error(f"**Failed.** {status.get('message') or ''}", icon=":material/error:")
         failure = next((e for e in reversed(view.events) if e.get("event") == "failed"), None)
@@ -302,34 +324,14 @@ def live_view(ctx: Context) -> None:
     dataset = (config.get("dataset") or {}).get("name", "")
     title.markdown(f"## {view.name}  {badge(view.word(state))}")
     if dataset:
-        title.caption(f"{dataset} · {config.get('versions', {}).get('tensorflow', '')} · "
+        title.caption(f"{dataset} · TensorFlow {config.get('versions', {}).get('tensorflow', '?')} · "
                       f"{', '.join(config.get('devices') or [])} · `{view.path}`")
     status_col.toggle("Log-scale loss", key="log_loss")
     _notices(ctx, view, state)
+    _learning_notice(view, state)
     _metrics_row(view, state)
     _charts(view, bool(st.session_state.get("log_loss")))
     _journal(view)
-
-
-# --------------------------------------------------------------------------- compare
-
-
-@st.fragment(run_every=5.0)
-def compare_view(ctx: Context) -> None:
-    runs = ctx.store.runs()
-    if len(runs) < 2:
-        st.caption("Start a second run to compare runs here.")
-        return
-    names = [r.name for r in runs]
-    current = st.session_state.get("run")
-    default = [n for n in names[:8]]
-    left, right = st.columns([3, 1])
-    chosen = left.multiselect("Runs", names, default=default, key="compare_runs")
-    column = right.selectbox("Metric", ["val_loss", "loss", "val_accuracy", "accuracy", "lr"], key="compare_metric")
-    views = [ctx.store.run(ctx.store.path_of(n)).view() for n in chosen]
-    log_y = column in ("val_loss", "loss", "lr") and bool(st.session_state.get("log_loss")) or column == "lr"
-    st.plotly_chart(charts.overlay_figure(views, column, highlight=current, log_y=log_y), key="chart-compare",
-                    config={"displaylogo": False})
 
 
 # --------------------------------------------------------------------------- the page
