@@ -273,6 +273,7 @@ def test_the_start_form_launches_a_background_trainer(tmp_path, open_app):
     at.number_input(key=f"{form}-pace").set_value(0.0)
     next(b for b in at.main.get("form_submit_button") if b.label == "Start training").click().run()
     assert not at.exception
+    assert at.query_params.get("run") in ("from-form", ["from-form"])  # a reload opens the new run
     run = RunDir(tmp_path / "from-form")
     assert wait_until(lambda: run.exists(), timeout=90), (tmp_path / ".panda" / "logs" / "from-form.log").read_text()
     status = run.read_status() or {}
