@@ -53,6 +53,7 @@ KINDS = {
     "checkpoint": Kind("checkpoint", "star", "#999933"),
     "stop": Kind("stop", "square", "#111827"),
     "restart": Kind("restart", "circle-open", "#374151"),
+    "several": Kind("several", "hexagram", "#111827"),
 }
 
 
@@ -161,7 +162,8 @@ def interventions(view: RunView) -> list[Intervention]:
         x = _position(view, event)
         command = sources.get(event.get("command_id")) or {}
         who = f" by {command['source']}" if command.get("source") else ""
-        detail = (f"<b>{text}</b><br>epoch {x:.2f}, step {event.get('step', '?')}"
+        epoch = event.get("epoch") if isinstance(event.get("epoch"), int) else round(x)
+        detail = (f"<b>{text}</b><br>after epoch {epoch}, step {event.get('step', '?')}"
                   f"<br>{_clock(event.get('time'))}{who}" + (f"<br>{extra}" if extra else ""))
         out.append(Intervention(x, kind, text, detail, float(event.get("time") or 0.0)))
 
@@ -203,10 +205,26 @@ def interventions(view: RunView) -> list[Intervention]:
     return out
 
 
+def group_interventions(items: Iterable[Intervention]) -> list[Intervention]:
+    """One intervention per position: those at the same step (a pause, a new α, a resume while paused)
+    become one of kind ``several`` whose hover lists them all, so no marker hides another."""
+    at: dict[float, list[Intervention]] = {}
+    for item in items:
+        at.setdefault(round(item.x, 6), []).append(item)
+    out = []
+    for group in at.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        detail = f"<b>{len(group)} interventions</b><br>" + "<br>".join(i.detail for i in group)
+        out.append(Intervention(group[0].x, "several", " · ".join(i.text for i in group), detail, group[0].time))
+    return out
+
+
 def _interventions(items: Iterable[Intervention]) -> tuple[list[dict], list[dict]]:
     """Marker traces (one per kind, on a hidden 0..1 axis, so they sit at the top) and dotted lines."""
     by_kind: dict[str, list[Intervention]] = {}
-    for item in items:
+    for item in group_interventions(items):
         by_kind.setdefault(item.kind, []).append(item)
     traces, shapes = [], []
     for kind, group in by_kind.items():
@@ -221,6 +239,34 @@ def _interventions(items: Iterable[Intervention]) -> tuple[list[dict], list[dict
                         line=dict(color=style.color, width=1.5, dash="dot"), layer="below")
                    for i in group]
     return traces, shapes
+
+
+def log_ticks(low: float, high: float, most: int = 6) -> tuple[list[float], list[str]]:
+    """Readable ticks for a log axis over [low, high]: 1-2-5 steps (fewer when crowded), written ``3e-3``.
+
+    At least two ticks: a narrow range gets 1-2-3-5, then every digit.
+
+    >>> log_ticks(1e-3, 1e-2)
+    ([0.001, 0.002, 0.005, 0.01], ['1e-3', '2e-3', '5e-3', '1e-2'])
+    """
+    if not (low > 0 and high >= low and math.isfinite(high)):
+        return [], []
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+
+    def ticks(mantissas, every=1):
+        return [(m, e) for e in range(first, last + 1) if (e - first) % every == 0 for m in mantissas
+                if low * (1 - 1e-9) <= m * 10.0 ** e <= high * (1 + 1e-9)]
+
+    chosen = ticks((1, 2, 5))
+    if len(chosen) > most:
+        every = 1
+        while len(chosen := ticks((1,), every)) > most:
+            every += 1
+    for mantissas in ((1, 2, 3, 5), range(1, 10)):
+        if len(chosen) < 2:
+            chosen = ticks(mantissas)
+    values = [float(f"{m}e{e}") for m, e in chosen]
+    return values, [f"{m}e{e}" if e < 0 else f"{m * 10 ** e:g}" for m, e in chosen]
 
 
 # --------------------------------------------------------------------------- figures
@@ -323,9 +369,14 @@ def learning_rate_figure(view: RunView) -> go.Figure:
     x, y = learning_rate_series(view)
     trace = dict(type="scatter", x=x, y=y, name="learning rate", mode="lines",
                  line=dict(color=LEARNING_RATE, width=2.5, shape="hv"),
-                 hovertemplate="α = %{y:.3g}<br>epoch %{x:.2f}<extra></extra>")
-    layout = _layout("Learning rate α", "α (log)", f"lr-{view.name}",
-                     yaxis=dict(type="log", exponentformat="power", minorloglabels="none"))
+                 hovertemplate="α = %{y:.3g}<br>epoch %{x:.0f}<extra></extra>")
+    yaxis = dict(type="log")
+    finite = y[np.isfinite(y) & (y > 0)] if len(y) else y
+    if len(finite):  # a range a little wider than the rates, with 1-2-5 ticks in it
+        low, high = float(finite.min()) / 1.6, float(finite.max()) * 1.6
+        values, texts = log_ticks(low, high)
+        yaxis.update(range=[math.log10(low), math.log10(high)], tickvals=values, ticktext=texts)
+    layout = _layout("Learning rate α", "α (log)", f"lr-{view.name}", yaxis=yaxis)
     return _figure([trace], layout, view)
 
 
@@ -337,7 +388,7 @@ def batch_loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
     sx, sy = decimate_mean(x, b["smooth"], MAX_POINTS // 2)
     traces = [
         dict(type="scatter", x=rx, y=ry, name="batch loss", mode="lines", opacity=0.45,
-             line=dict(color=BATCH_RAW, width=1), hovertemplate="batch loss %{y:.4g}<br>epoch %{x:.2f}<extra></extra>"),
+             line=dict(color=BATCH_RAW, width=1), hovertemplate="batch loss %{y:.4g}<br>epoch %{x:.0f}<extra></extra>"),
         _line(sx, sy, "smoothed", BATCH_SMOOTH),
     ]
     layout = _layout("Mini-batch loss", "loss", f"batch-{view.name}-{log_y}", yaxis=dict(type="log" if log_y else "linear"))
@@ -345,16 +396,20 @@ def batch_loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
 
 
 def overlay_figure(views: Sequence[RunView], column: str = "val_loss", *, highlight: str | None = None,
-                   log_y: bool = False, max_points: int = 500) -> go.Figure:
-    """One metric of many runs on one chart (comparisons, sweeps)."""
+                   log_y: bool = False, max_points: int = 500, labels: dict[str, str] | None = None) -> go.Figure:
+    """One metric of many runs on one chart (comparisons, sweeps).
+
+    ``labels`` maps a run's path to its full name (``sweep/trial``); ``highlight`` is such a name.
+    """
     traces = []
     for view in views:
         x, y = decimate_minmax(view.epochs["epoch"], view.epochs[column], max_points)
-        strong = view.name == highlight
+        name = (labels or {}).get(str(view.path), view.name)
+        strong = name == highlight
         traces.append(dict(
-            type="scatter", x=x, y=y, name=view.name, mode="lines", line=dict(width=3.5 if strong else 1.8),
+            type="scatter", x=x, y=y, name=name, mode="lines", line=dict(width=3.5 if strong else 1.8),
             opacity=1.0 if strong or highlight is None else 0.6,
-            hovertemplate=f"{view.name}<br>{column} %{{y:.4g}}<br>epoch %{{x:.0f}}<extra></extra>",
+            hovertemplate=f"{name}<br>{column} %{{y:.4g}}<br>epoch %{{x:.0f}}<extra></extra>",
         ))
     label = column.replace("_", " ")
     yaxis = dict(type="log" if log_y else "linear")

@@ -168,6 +168,18 @@ def resolve_token(args) -> str | None:
     return os.environ.get(ENV_TOKEN) or None
 
 
+def ctrl_c_text(command: str, keep_training: bool = False) -> str:
+    """What Ctrl-C stops, for each command that serves (the trainers the page starts run in their own session).
+
+    >>> ctrl_c_text("demo")
+    "Ctrl-C stops the dashboard and the demo's trainer (checkpointed: panda train --resume continues it)."
+    """
+    if command == "demo" and not keep_training:
+        return "Ctrl-C stops the dashboard and the demo's trainer (checkpointed: panda train --resume continues it)."
+    return ("Ctrl-C stops the dashboard; trainers keep training (stop one from the page, or with "
+            "panda ctl RUN stop).")
+
+
 def _serve(args, run_dir: Path) -> tuple[Server, str | None] | None:
     present = bool(getattr(args, "present", False))
     host = args.host or ("0.0.0.0" if present else "127.0.0.1")
@@ -207,7 +219,7 @@ def _serve(args, run_dir: Path) -> tuple[Server, str | None] | None:
     if token:
         print("Viewers see everything live; only the presenter's link (or the token typed in the sidebar) can steer.",
               flush=True)
-    print("Ctrl-C stops the dashboard.", flush=True)
+    print(ctrl_c_text(args.command, bool(getattr(args, "keep_training", False))), flush=True)
     return server, token
 
 

@@ -61,6 +61,32 @@ def nearest(choices: list[float], value: float | None, *, log: bool = False) -> 
     return min(choices, key=key)
 
 
+def shown(value: float) -> float:
+    """``value`` as a control displays it (6 significant digits), so what a click sends is what the user saw.
+
+    >>> shown(0.1 * 3), shown(0.0003 * 2)
+    (0.3, 0.0006)
+    """
+    return float(f"{value:.6g}")
+
+
+def label(value) -> str:
+    """How a control writes a value: the same 6 digits that :func:`shown` keeps."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def with_current(choices: list, current, *, kind=float) -> list:
+    """A slider's options: the round grid plus the run's current value, so the slider can show it exactly.
+
+    >>> with_current([1e-4, 1e-3], 0.0006)
+    [0.0001, 0.0006, 0.001]
+    """
+    if isinstance(current, bool) or not isinstance(current, (int, float)) or not math.isfinite(current):
+        return list(choices)
+    value = kind(shown(current)) if kind is float else kind(current)
+    return sorted(set(choices) | {value})
+
+
 def beta_nudge(beta: float, factor: float) -> float:
     """Scale the *memory* 1 − β: ``factor`` 0.5 averages over twice as many steps."""
     return round(1.0 - (1.0 - beta) * factor, 6)
@@ -75,15 +101,34 @@ class Sent:
     cmd: str
     value: object
     time: float
-
-    @property
-    def label(self) -> str:
-        value = "" if self.value is None else f" {cmds_value(self.value)}"
-        return f"{self.cmd}{value}"
+    label: str = ""  # in words, from :func:`describe`
 
 
-def cmds_value(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def describe(cmd: str, value=None, hparams: dict | None = None, checkpoints: dict[str, int] | None = None) -> str:
+    """A command in the page's words: ``learning rate ×0.1 → 0.0003``, not ``scale_lr 0.1``.
+
+    ``checkpoints`` maps a checkpoint's name to its epoch, so a rewind says where it goes.
+
+    >>> describe("scale_lr", 0.1, {"lr": 0.003})
+    'learning rate ×0.1 → 0.0003'
+    >>> describe("set_beta", 0.95), describe("rewind", "ckpt-00012", checkpoints={"ckpt-00012": 48})
+    ('β → 0.95', 'rewind to epoch 48 (ckpt-00012)')
+    """
+    hparams = hparams or {}
+    if cmd == "set_lr":
+        return f"learning rate → {label(value)}"
+    if cmd == "scale_lr":
+        lr = hparams.get("lr")
+        after = f" → {label(lr * value)}" if isinstance(lr, (int, float)) and isinstance(value, (int, float)) else ""
+        return f"learning rate ×{label(value)}{after}"
+    if cmd == "set_beta":
+        return f"β → {label(value)}"
+    if cmd == "set_batch_size":
+        return f"batch size → {label(value)}"
+    if cmd == "rewind":
+        epoch = (checkpoints or {}).get(str(value))
+        return f"rewind to epoch {epoch} ({value})" if epoch is not None else f"rewind to {value}"
+    return cmd if value is None else f"{cmd} {label(value)}"
 
 
 def controllable(state: str) -> bool:
@@ -109,11 +154,17 @@ def check(cmd: str, value=None, *, hparams: dict | None = None, checkpoints: lis
 
 
 def send(run: RunDir, cmd: str, value=None, *, hparams: dict | None = None,
-         checkpoints: list[str] | None = None) -> Sent:
-    """Check, then append one command for the trainer; returns what to follow."""
-    value = check(cmd, value, hparams=hparams, checkpoints=checkpoints)
+         checkpoints: list[str] | dict[str, int] | None = None) -> Sent:
+    """Check, then append one command for the trainer; returns what to follow.
+
+    ``checkpoints``: the run's checkpoint names, or a name -> epoch map (then a rewind's words say the epoch).
+    """
+    epochs = checkpoints if isinstance(checkpoints, dict) else None
+    names = list(checkpoints) if checkpoints is not None else None
+    value = check(cmd, value, hparams=hparams, checkpoints=names)
     command_id = run.send_command(cmd, value, source=SOURCE)
-    return Sent(id=command_id, run=str(run.path), cmd=cmd, value=value, time=time.time())
+    return Sent(id=command_id, run=str(run.path), cmd=cmd, value=value, time=time.time(),
+                label=describe(cmd, value, hparams, epochs))
 
 
 @dataclass(frozen=True)
@@ -162,7 +213,7 @@ class Steerer:
             raise NotPresenter(f"{run_path} is outside the run directory {self.root}.")
 
     def send(self, run_path: Path | str, cmd: str, value=None, *, hparams: dict | None = None,
-             checkpoints: list[str] | None = None) -> Sent:
+             checkpoints: list[str] | dict[str, int] | None = None) -> Sent:
         self.require(run_path)
         return send(RunDir(run_path), cmd, value, hparams=hparams, checkpoints=checkpoints)
 

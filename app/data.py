@@ -37,8 +37,10 @@ from trainer.rundir import (
     RunDir,
     iter_runs,
     kept_before,
+    pid_alive,
     read_json,
 )
+from trainer.outcome import outcome
 from trainer.records import log_record
 from trainer.watch import FileWatcher
 
@@ -145,6 +147,13 @@ class RunView:
             return "deleted"
         return RunDir(self.path).liveness(self.status or None, at=at) if self.status else (
             "starting" if self.config else "missing")
+
+    def word(self, state: str) -> str:
+        """``state`` as the badge says it: a finished run completed, stopped or was interrupted; a gone one was killed."""
+        status = self.status or {}
+        reason = next((e.get("reason") for e in reversed(self.events) if e.get("event") == "finished"), None)
+        return outcome(state, message=status.get("message"), reason=reason,
+                       pid_gone=state == "not answering" and not pid_alive(status.get("pid"), status.get("host")))
 
     @property
     def malformed_total(self) -> int:
@@ -459,6 +468,7 @@ class RunSummary:
     epoch: int
     epochs: int | None
     created: float
+    word: str = ""  # the state in the picker's words (trainer.outcome): completed, stopped, killed …
 
 
 @dataclass
@@ -532,8 +542,10 @@ class RunStore:
                 state = run.liveness(status) if status else "starting"
             except OSError:
                 state = "missing"
+            gone = state == "not answering" and not pid_alive((status or {}).get("pid"), (status or {}).get("host"))
             out.append(RunSummary(
                 name=name, path=run.path, state=state,
+                word=outcome(state, message=(status or {}).get("message"), pid_gone=gone),
                 epoch=int((status or {}).get("epoch") or 0),
                 epochs=(status or {}).get("epochs") or config.get("epochs"),
                 created=float(config.get("created") or 0.0),

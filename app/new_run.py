@@ -63,4 +63,5 @@ def new_run_form(ctx, *, key: str, expanded_title: str = "Start the run") -> Non
     ctx.store.launches[launch.name] = launch
     st.session_state["run"] = launch.name
     st.session_state.pop("run_picker", None)
+    st.query_params["run"] = launch.name  # a reload opens the new run, not the one before
     st.rerun()

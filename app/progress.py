@@ -22,12 +22,35 @@ def epochs_done(view: RunView) -> tuple[int, int | None]:
     return done, (int(total) if isinstance(total, (int, float)) else None)
 
 
+def paused_intervals(events: list[dict], until: float | None = None) -> list[tuple[float, float]]:
+    """When the run was not training: from ``paused`` or ``diverged`` to ``resumed`` (or a new process's
+    ``started``), and from a process's end (``finished``, ``failed``) to the next ``started``."""
+    out, since = [], None
+    for event in events:
+        name, t = event.get("event"), event.get("time")
+        if not isinstance(t, (int, float)):
+            continue
+        if name in ("paused", "diverged", "finished", "failed"):
+            since = t if since is None else since
+        elif name in ("resumed", "started") and since is not None:
+            out.append((since, t))
+            since = None
+    if since is not None:
+        out.append((since, until if until is not None else time.time()))
+    return out
+
+
+def _overlap(intervals: list[tuple[float, float]], start: float, end: float) -> float:
+    return sum(max(0.0, min(b, end) - max(a, start)) for a, b in intervals)
+
+
 def seconds_per_epoch(view: RunView) -> float | None:
-    """Wall time per epoch over the last few epochs (pace and validation included)."""
+    """Wall time per epoch over the last few epochs (pace and validation included, pauses left out)."""
     times = view.epochs["time"][-(ETA_WINDOW + 1):]
     times = times[np.isfinite(times)]
     if len(times) >= 2:
-        return float((times[-1] - times[0]) / (len(times) - 1))
+        paused = _overlap(paused_intervals(view.events, float(times[-1])), float(times[0]), float(times[-1]))
+        return max(float(times[-1] - times[0]) - paused, 0.0) / (len(times) - 1)
     seconds = view.epochs["epoch_seconds"][-1:] if view.n_epochs else []
     if len(seconds) and math.isfinite(seconds[0]):
         return max(float(seconds[0]), float((view.config or {}).get("pace") or 0.0))

@@ -2,9 +2,10 @@
 
 Four fragments keep the page live without rerunning the whole script: the run picker and the
 rewind list (every 2 s), the run's status, charts and journal (every second), and the answers to
-this tab's commands (every second). The other controls form a fragment of their own that reruns only when used,
-so a slider being dragged is never redrawn under the pointer. When a run's state changes in a
-way that enables or disables controls, the live fragment reruns the whole page once.
+this tab's commands (every second). The Steer panel (:mod:`app.run_controls`) is a fragment that
+reruns only when used, so a slider being dragged is never redrawn under the pointer. When a run's
+state or hyperparameters change in a way the controls must show, or the controls show another run
+than the one on screen (a run just started from this page), the live fragment reruns the page once.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from app import charts, controls, journal, progress
+from app import charts, controls, journal, learning, progress, run_controls
 from app.auth import Access
 from app.controls import NotPresenter, Steerer
+from app.compare import compare_view
+from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, read_only, rewind_panel
 from app.data import RunStore, RunView
 from app.launch import LaunchError
 from app.new_run import new_run_form
-from trainer.commands import CommandError
 from trainer.rundir import RunDir, pid_alive
 
 #: state -> (badge colour, glyph for the picker, Material icon for the badge)
@@ -33,13 +35,15 @@ STATE_STYLE = {
     "stopping": ("orange", "■", "stop_circle"),
     "diverged": ("red", "▲", "warning"),
     "finished": ("blue", "✓", "check_circle"),
+    "completed": ("blue", "✓", "check_circle"),
+    "stopped": ("violet", "■", "stop_circle"),
+    "interrupted": ("orange", "⏹", "cancel"),
+    "killed": ("red", "✗", "dangerous"),
     "failed": ("red", "✗", "error"),
     "not answering": ("red", "?", "power_off"),
     "deleted": ("gray", "✗", "delete"),
     "missing": ("gray", "✗", "help"),
 }
-LIVE_EVERY = 1.0
-PICKER_EVERY = 2.0
 
 
 @dataclass
@@ -57,13 +61,6 @@ class Context:
     @property
     def steer(self) -> Steerer:
         return Steerer(self.store.root, self.can_steer)
-
-
-def read_only(error: NotPresenter) -> None:
-    """What a refused write shows: "Read-only view", once per session however many writes were refused."""
-    refused = st.session_state["refused_writes"] = st.session_state.get("refused_writes", 0) + 1
-    if refused == 1:
-        st.error(str(error), icon=":material/lock:")
 
 
 def badge(state: str) -> str:
@@ -119,7 +116,8 @@ def _picker_options(ctx: Context) -> tuple[list[str], dict[str, str], dict[str, 
     labels = {}
     for r in runs:
         progress_text = f"{r.epoch}/{r.epochs}" if r.epochs else f"{r.epoch}"
-        labels[r.name] = f"{STATE_STYLE.get(r.state, ('', '•', ''))[1]} {r.name} · {r.state} · {progress_text}"
+        word = r.word or r.state
+        labels[r.name] = f"{STATE_STYLE.get(word, ('', '•', ''))[1]} {r.name} · {word} · {progress_text}"
     for name, launch in ctx.store.launches.items():
         if name not in states:
             failed = launch.exit_code() not in (None, 0)
@@ -160,7 +158,8 @@ def run_picker(ctx: Context) -> None:
 
 def _control_signature(state: str, view: RunView) -> tuple:
     hp = (view.status or {}).get("hparams") or {}
-    return (view.name, controls.controllable(state), state in ("paused", "diverged"), hp.get("optimizer"))
+    return (view.name, controls.controllable(state), state in ("paused", "diverged"), hp.get("optimizer"),
+            run_controls.signature(view))
 
 
 def _metrics_row(view: RunView, state: str) -> None:
@@ -197,6 +196,27 @@ def _metrics_row(view: RunView, state: str) -> None:
     )
 
 
+def diverged_text(view: RunView) -> str:
+    """The divergence banner, by epoch: where the run went wrong and which epoch it is back at."""
+    event = next((e for e in reversed(view.events) if e.get("event") == "diverged"), None)
+    if event is None:
+        return f"**Diverged.** {(view.status or {}).get('message') or ''}"
+    epochs = {c["name"]: c.get("epoch") for c in RunDir(view.path).list_checkpoints()} if not view.missing else {}
+    back = epochs.get(event.get("checkpoint"), event.get("epoch"))
+    return (f"**Diverged:** {event.get('reason') or 'the loss blew up'}. Rolled back to the end of epoch {back} "
+            f"and paused: lower the learning rate, then resume.")
+
+
+def _learning_notice(view: RunView, state: str) -> None:
+    if state not in ("running", "paused"):
+        return
+    classes = ((view.config or {}).get("dataset") or {}).get("n_classes")
+    why = learning.not_learning(view.epochs["loss"], view.epochs["accuracy"], classes)
+    if why:
+        st.warning(f"**{why.capitalize()}.** Try another learning rate (often ×10 or ×0.1), or rewind.",
+                   icon=":material/trending_flat:")
+
+
 def _notices(ctx: Context, view: RunView, state: str) -> None:
     status = view.status or {}
     if view.missing:
@@ -224,7 +244,7 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
                 ctx.store.launches[f"{view.name}#resume"] = launch
                 st.toast(f"Resuming {view.name} (pid {launch.pid})")
     elif state == "diverged":
-        st.warning(f"**Diverged.** {status.get('message') or ''}", icon=":material/local_fire_department:")
+        st.warning(diverged_text(view), icon=":material/local_fire_department:")
     elif state == "failed":
         st.error(f"**Failed.** {status.get('message') or ''}", icon=":material/error:")
         failure = next((e for e in reversed(view.events) if e.get("event") == "failed"), None)
@@ -232,8 +252,12 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
             with st.expander("Traceback"):
                 st.code(failure["traceback"], language="text")
     elif state == "finished":
-        how = status.get("message") or "completed"  # the trainer says why it stopped early
-        st.success(f"Finished: {how} at epoch {status.get('epoch')}.", icon=":material/flag:")
+        word, epoch = view.word(state), status.get("epoch")
+        if word == "completed":
+            st.success(f"Completed all {epoch} epochs.", icon=":material/flag:")
+        else:  # stopped by the user, or interrupted: checkpointed, and --resume continues it
+            st.info(f"**{word.capitalize()}** at epoch {epoch}: {status.get('message') or word}. "
+                    f"`panda train --resume {view.path}` continues it.", icon=":material/stop_circle:")
 
 
 def _charts(view: RunView, log_loss: bool) -> None:
@@ -291,192 +315,23 @@ def live_view(ctx: Context) -> None:
     previous = st.session_state.get("control_signature")
     st.session_state["control_signature"] = signature
     if previous is not None and previous != signature and previous[0] == signature[0]:
-        st.rerun()  # enable or disable the controls to match the run
+        st.rerun()  # enable or disable the controls, and show the values in force
+    if run_controls.controls_shown_for() != name and view.config is not None and ctx.store.contains(view.path):
+        st.rerun()  # the sidebar still steers another run (or none): a run started here now exists
 
     title, status_col = st.columns([4, 1], vertical_alignment="center")
     config = view.config or {}
     dataset = (config.get("dataset") or {}).get("name", "")
-    title.markdown(f"## {view.name}  {badge(state)}")
+    title.markdown(f"## {view.name}  {badge(view.word(state))}")
     if dataset:
-        title.caption(f"{dataset} · {config.get('versions', {}).get('tensorflow', '')} · "
+        title.caption(f"{dataset} · TensorFlow {config.get('versions', {}).get('tensorflow', '?')} · "
                       f"{', '.join(config.get('devices') or [])} · `{view.path}`")
     status_col.toggle("Log-scale loss", key="log_loss")
     _notices(ctx, view, state)
+    _learning_notice(view, state)
     _metrics_row(view, state)
     _charts(view, bool(st.session_state.get("log_loss")))
     _journal(view)
-
-
-# --------------------------------------------------------------------------- controls
-
-
-def _send(ctx: Context, view: RunView, cmd: str, value=None, checkpoints=None) -> None:
-    hp = (view.status or {}).get("hparams") or {}
-    try:
-        sent = ctx.steer.send(view.path, cmd, value, hparams=hp, checkpoints=checkpoints)
-    except NotPresenter as e:
-        read_only(e)
-        return
-    except CommandError as e:
-        st.session_state["control_error"] = f"Not sent: {e}"
-        return
-    st.session_state.setdefault("sent", []).append(sent)
-    st.session_state.pop("control_error", None)
-    st.toast(f"Sent {sent.label}", icon=":material/send:")
-
-
-def _sync(key: str, seen_key: str, value, choices, *, log: bool = False) -> None:
-    """Move a slider to the run's current value when that value changed (e.g. by a nudge)."""
-    if st.session_state.get(seen_key) != value:
-        st.session_state[seen_key] = value
-        st.session_state[key] = controls.nearest(choices, value, log=log)
-
-
-def _steered(ctx: Context) -> tuple[str, RunView, str, bool] | None:
-    """The chosen run, its view and state, and whether its controls are off; ``None`` before it exists."""
-    name = st.session_state.get("run")
-    path = ctx.store.path_of(name) if name else None
-    if path is None or not ((path / "config.json").exists() or ctx.store.is_open(path)):
-        return None  # a run still being launched: nothing to steer yet
-    if not ctx.store.contains(path):
-        return None  # a symlink out of the run directory: never steered
-    view = ctx.store.run(path).view()
-    state = view.state()
-    live = controls.controllable(state) and state != "not answering"
-    return name, view, state, not (live and ctx.can_steer)
-
-
-@st.fragment
-def controls_panel(ctx: Context) -> None:
-    steered = _steered(ctx)
-    if steered is None:
-        return
-    name, view, state, off = steered
-    hp = (view.status or {}).get("hparams") or (view.config or {}).get("hparams") or {}
-    st.subheader("Steer")
-    if not ctx.can_steer:
-        st.caption(":material/lock: Read-only: steering needs the presenter token.")
-    elif off:
-        st.caption(f"The run is **{state}**: nothing to steer.")
-
-    run_row = st.columns(2)
-    paused = state in ("paused", "diverged")
-    if run_row[0].button("Pause", key="pause", icon=":material/pause:", disabled=off or paused, width="stretch"):
-        _send(ctx, view, "pause")
-    if run_row[1].button("Resume", key="resume", icon=":material/play_arrow:", disabled=off or not paused, width="stretch",
-                         type="primary" if paused else "secondary"):
-        _send(ctx, view, "resume")
-    run_row = st.columns(2)
-    if run_row[0].button("Checkpoint", key="checkpoint", icon=":material/save:", disabled=off, width="stretch"):
-        _send(ctx, view, "checkpoint")
-    if run_row[1].button("Stop", key="stop", icon=":material/stop:", disabled=off, width="stretch",
-                         help="Checkpoint, then finish; `panda train --resume` can continue it"):
-        _send(ctx, view, "stop")
-
-    # learning rate: a log-scale slider and one-click factors
-    lr_key = f"lr-{name}"
-    _sync(lr_key, f"lr-seen-{name}", hp.get("lr"), controls.LR_CHOICES, log=True)
-    lr = st.select_slider("Learning rate α", options=controls.LR_CHOICES, key=lr_key, format_func=lambda v: f"{v:g}",
-                          disabled=off, help="Log scale, 1e-5 to 1; applied from the next step")
-    row = st.columns([1.3, 1, 1, 1])
-    if row[0].button("Set α", key="set_lr", disabled=off, type="primary", width="stretch"):
-        _send(ctx, view, "set_lr", float(lr))
-    for col, factor in zip(row[1:], controls.LR_NUDGES):
-        if col.button(f"×{factor:g}", key=f"scale_lr-{factor:g}", disabled=off, width="stretch"):
-            _send(ctx, view, "scale_lr", factor)
-
-    # beta
-    has_beta = hp.get("optimizer") != "sgd" and isinstance(hp.get("beta"), (int, float))
-    beta_key = f"beta-{name}"
-    _sync(beta_key, f"beta-seen-{name}", hp.get("beta"), controls.BETA_CHOICES)
-    beta = st.select_slider("β (momentum · ρ · β₁)", options=controls.BETA_CHOICES, key=beta_key,
-                            disabled=off or not has_beta,
-                            help="Averages over about 1/(1−β) steps" if has_beta else "Plain sgd has no β")
-    row = st.columns([1.3, 1, 1])
-    if row[0].button("Set β", key="set_beta", disabled=off or not has_beta, type="primary", width="stretch"):
-        _send(ctx, view, "set_beta", float(beta))
-    if has_beta:
-        for col, factor, label in ((row[1], 0.5, "1−β ×½"), (row[2], 2.0, "1−β ×2")):
-            if col.button(label, key=f"nudge_beta-{factor:g}", disabled=off, width="stretch"):
-                _send(ctx, view, "set_beta", controls.beta_nudge(float(hp["beta"]), factor))
-
-    # batch size
-    batch_key = f"batch-{name}"
-    _sync(batch_key, f"batch-seen-{name}", hp.get("batch_size"), controls.BATCH_CHOICES, log=True)
-    batch = st.select_slider("Batch size", options=controls.BATCH_CHOICES, key=batch_key, disabled=off,
-                             help="Applied from the next epoch")
-    row = st.columns([1.3, 1, 1])
-    if row[0].button("Set batch", key="set_batch_size", disabled=off, type="primary", width="stretch"):
-        _send(ctx, view, "set_batch_size", int(batch))
-    current_batch = hp.get("batch_size") if isinstance(hp.get("batch_size"), int) else None
-    for col, factor, label in ((row[1], 0.5, "×½"), (row[2], 2, "×2")):
-        if col.button(label, key=f"scale_batch-{factor:g}", disabled=off or current_batch is None, width="stretch"):
-            _send(ctx, view, "set_batch_size", max(1, int(current_batch * factor)))
-
-    if st.session_state.get("control_error"):
-        st.error(st.session_state["control_error"])
-
-
-@st.fragment(run_every=PICKER_EVERY)
-def rewind_panel(ctx: Context) -> None:
-    """Rewind to a checkpoint; its own fragment so the list keeps up with a training run."""
-    steered = _steered(ctx)
-    if steered is None:
-        return
-    name, view, _, off = steered
-    checkpoints = RunDir(view.path).list_checkpoints() if not view.missing else []
-    names = [c["name"] for c in checkpoints]
-    labels = {c["name"]: f"{c['name']} · epoch {c.get('epoch')} ({c.get('reason')})" for c in checkpoints}
-    row = st.columns([2.3, 1], vertical_alignment="bottom")
-    target = row[0].selectbox("Rewind to", list(reversed(names)), key=f"rewind-{name}",
-                              format_func=lambda n: labels.get(n, n), disabled=off or not names,
-                              placeholder="no checkpoint yet")
-    if row[1].button("Rewind", key="rewind", icon=":material/history:", disabled=off or not target, width="stretch"):
-        _send(ctx, view, "rewind", target, checkpoints=names)
-        if st.session_state.get("control_error"):
-            st.error(st.session_state.pop("control_error"))
-
-
-@st.fragment(run_every=LIVE_EVERY)
-def answers_panel(ctx: Context) -> None:
-    """This tab's recent commands: pending until the trainer answers, then applied or rejected."""
-    name = st.session_state.get("run")
-    sent = [s for s in st.session_state.get("sent", []) if name and s.run == str(ctx.store.path_of(name))]
-    if not sent:
-        return
-    view = ctx.store.run(ctx.store.path_of(name)).view()
-    state = view.state()
-    notified = st.session_state.setdefault("notified", set())
-    for item in reversed(sent[-4:]):
-        result = controls.outcome(item, view.answers, state)
-        icon = {"pending": ":material/hourglass_top:", "applied": ":material/check_circle:",
-                "rejected": ":material/cancel:"}[result.state]
-        color = {"pending": "gray", "applied": "green", "rejected": "red"}[result.state]
-        st.markdown(f":{color}[{icon}] {result.text}")
-        if result.state != "pending" and item.id not in notified:
-            notified.add(item.id)
-            st.toast(result.text, icon=icon)
-
-
-# --------------------------------------------------------------------------- compare
-
-
-@st.fragment(run_every=5.0)
-def compare_view(ctx: Context) -> None:
-    runs = ctx.store.runs()
-    if len(runs) < 2:
-        st.caption("Start a second run to compare runs here.")
-        return
-    names = [r.name for r in runs]
-    current = st.session_state.get("run")
-    default = [n for n in names[:8]]
-    left, right = st.columns([3, 1])
-    chosen = left.multiselect("Runs", names, default=default, key="compare_runs")
-    column = right.selectbox("Metric", ["val_loss", "loss", "val_accuracy", "accuracy", "lr"], key="compare_metric")
-    views = [ctx.store.run(ctx.store.path_of(n)).view() for n in chosen]
-    log_y = column in ("val_loss", "loss", "lr") and bool(st.session_state.get("log_loss")) or column == "lr"
-    st.plotly_chart(charts.overlay_figure(views, column, highlight=current, log_y=log_y), key="chart-compare",
-                    config={"displaylogo": False})
 
 
 # --------------------------------------------------------------------------- the page

@@ -244,14 +244,24 @@ def test_a_run_folder_deleted_while_open_does_not_crash_the_page(tmp_path, open_
 
 def test_the_run_picker_lists_every_run_with_its_state(tmp_path, open_app):
     make_run(tmp_path, "finished-one", state="finished")
+    write_status(make_run(tmp_path, "stopped-one", state="finished"), state="finished", epoch=10,
+                 message="stopped by the user")
+    write_status(make_run(tmp_path, "interrupted-one", state="finished"), state="finished", epoch=10,
+                 message="interrupted by Ctrl-C or SIGTERM")
+    make_run(tmp_path, "killed-one", pid=2**22 + 12345)  # a live state, and its process is gone
     make_run(tmp_path, "live-one")
     at = open_app()
     picker = at.sidebar.selectbox(key="run_picker")
-    assert set(picker.options) >= {"● live-one · running · 10/30", "✓ finished-one · finished · 10/30"}
+    labels = {o.split(" · ")[0].split(" ")[-1]: o.split(" · ")[1] for o in picker.options}
+    assert labels == {"live-one": "running", "finished-one": "completed", "stopped-one": "stopped",
+                      "interrupted-one": "interrupted", "killed-one": "killed"}
     assert picker.value == "live-one"
     picker.set_value("finished-one").run()
-    assert "finished-one" in at.main.markdown[0].value
+    assert "finished-one" in at.main.markdown[0].value and "completed" in at.main.markdown[0].value
     assert at.query_params.get("run") in ("finished-one", ["finished-one"])
+    for name, word in (("stopped-one", "stopped"), ("interrupted-one", "interrupted"), ("killed-one", "killed")):
+        at.sidebar.selectbox(key="run_picker").set_value(name).run()
+        assert f"{name}  " in at.main.markdown[0].value and word in at.main.markdown[0].value.split(name)[1]
 
 
 @pytest.mark.timeout(120)
@@ -263,6 +273,7 @@ def test_the_start_form_launches_a_background_trainer(tmp_path, open_app):
     at.number_input(key=f"{form}-pace").set_value(0.0)
     next(b for b in at.main.get("form_submit_button") if b.label == "Start training").click().run()
     assert not at.exception
+    assert at.query_params.get("run") in ("from-form", ["from-form"])  # a reload opens the new run
     run = RunDir(tmp_path / "from-form")
     assert wait_until(lambda: run.exists(), timeout=90), (tmp_path / ".panda" / "logs" / "from-form.log").read_text()
     status = run.read_status() or {}

@@ -18,7 +18,8 @@ from trainer import commands as cmds
 from trainer.config import RUN_DEFAULTS, TrainConfig, add_train_flags, check_name
 from trainer.options import Option, argparse_type
 from trainer.records import Answer
-from trainer.rundir import RunDir, RunDirError, current_line, JsonlTail
+from trainer.outcome import outcome
+from trainer.rundir import RunDir, RunDirError, current_line, JsonlTail, pid_alive
 from trainer.watch import FileWatcher
 
 #: ``panda ctl`` action -> the command it sends (its value is checked by :mod:`trainer.commands`).
@@ -225,7 +226,10 @@ def cmd_export(args) -> int:
 
 def format_status(run: RunDir) -> str:
     status = run.status()
-    lines = [f"{run.name}: {run.liveness(status)}"]
+    state = run.liveness(status)
+    if status is not None:  # completed, stopped, interrupted or killed: say which
+        state = outcome(state, message=status.message, pid_gone=not pid_alive(status.pid, status.host))
+    lines = [f"{run.name}: {state}"]
     if status:
         lines.append(f"  epoch {status.epoch}/{status.epochs or '?'}, step {status.step}")
         hp = status.hparams

@@ -32,13 +32,12 @@ from typing import Any, Callable, Protocol
 from trainer import commands as cmds
 from trainer.inbox import CommandInbox, Received
 from trainer.journal import answered_in, last_hparams, state_at_end
+from trainer.outcome import FINISH_MESSAGES
 from trainer.records import Status
 from trainer.rundir import (
     HEARTBEAT_SECONDS, CheckpointError, RunDir, RunDirError, append_jsonl, current_line, now, repair_jsonl_tail,
 )
 
-#: ``status.json``'s ``message`` for a run that ended early, by the ``finished`` event's reason.
-FINISH_MESSAGES = {"stopped": "stopped by the user", "interrupted": "interrupted by Ctrl-C or SIGTERM"}
 #: Commands that change a hyperparameter the compiled step reads from a tf.Variable.
 HPARAM_COMMANDS = ("set_lr", "scale_lr", "set_beta", "set_batch_size")
 #: At most this many mini-batch losses are logged per epoch, by either trainer.

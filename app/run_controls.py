@@ -1,0 +1,231 @@
+"""The sidebar's Steer panel: pause, resume, the hyperparameter controls, rewind, and the answers.
+
+Every write goes through the page's :class:`app.controls.Steerer`. The controls show the run's
+*current* values: a slider's options are its round grid plus the value in force (so a nudge that
+made α 0.0006 shows 0.0006, not the grid's 0.0005), and a click sends exactly the value shown.
+The controls form a fragment that reruns only when used, so a slider being dragged is never
+redrawn under the pointer; the live view reruns the page when the values in force change.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import controls
+from app.controls import NotPresenter
+from app.data import RunView
+from trainer.commands import CommandError
+from trainer.rundir import RunDir
+
+PICKER_EVERY = 2.0
+LIVE_EVERY = 1.0
+
+
+def read_only(error: NotPresenter) -> None:
+    """What a refused write shows: "Read-only view", once per session however many writes were refused."""
+    refused = st.session_state["refused_writes"] = st.session_state.get("refused_writes", 0) + 1
+    if refused == 1:
+        st.error(str(error), icon=":material/lock:")
+
+
+def hparams_of(view: RunView) -> dict:
+    return (view.status or {}).get("hparams") or (view.config or {}).get("hparams") or {}
+
+
+def signature(view: RunView) -> tuple:
+    """The values the controls show: when one changes (a nudge applied), the page reruns to show it."""
+    hp = hparams_of(view)
+    return tuple(controls.label(hp[k]) if isinstance(hp.get(k), (int, float)) else None
+                 for k in ("lr", "beta", "batch_size"))
+
+
+def _send(ctx, view: RunView, cmd: str, value=None, checkpoints=None) -> None:
+    hp = (view.status or {}).get("hparams") or {}
+    try:
+        sent = ctx.steer.send(view.path, cmd, value, hparams=hp, checkpoints=checkpoints)
+    except NotPresenter as e:
+        read_only(e)
+        return
+    except CommandError as e:
+        st.session_state["control_error"] = f"Not sent: {e}"
+        return
+    st.session_state.setdefault("sent", []).append(sent)
+    st.session_state.pop("control_error", None)
+    st.toast(f"Sent: {sent.label}", icon=":material/send:")
+
+
+def _current_slider(label: str, key: str, grid: list, current, *, kind=float, **kw):
+    """A select slider on ``grid`` plus ``current``, moved to ``current`` whenever the run's value changes."""
+    options = controls.with_current(grid, current, kind=kind)
+    value = options[0] if current is None else (kind(controls.shown(current)) if kind is float else kind(current))
+    seen_key = f"{key}-seen"
+    if value not in options:
+        value = controls.nearest(options, current)
+    if st.session_state.get(seen_key) != value or st.session_state.get(key) not in options:
+        st.session_state[seen_key] = value
+        st.session_state[key] = value
+    return st.select_slider(label, options=options, key=key, format_func=controls.label, **kw)
+
+
+def _steered(ctx) -> tuple[str, RunView, str, bool] | None:
+    """The chosen run, its view and state, and whether its controls are off; ``None`` before it exists."""
+    name = st.session_state.get("run")
+    path = ctx.store.path_of(name) if name else None
+    if path is None or not ((path / "config.json").exists() or ctx.store.is_open(path)):
+        return None  # a run still being launched: nothing to steer yet
+    if not ctx.store.contains(path):
+        return None  # a symlink out of the run directory: never steered
+    view = ctx.store.run(path).view()
+    state = view.state()
+    live = controls.controllable(state) and state != "not answering"
+    return name, view, state, not (live and ctx.can_steer)
+
+
+def controls_shown_for() -> str | None:
+    """The run whose controls the sidebar shows now (the live view reruns the page when it is another)."""
+    return st.session_state.get("controls_for")
+
+
+@st.fragment
+def controls_panel(ctx) -> None:
+    steered = _steered(ctx)
+    if steered is None:
+        st.session_state.pop("controls_for", None)
+        return
+    name, view, state, off = steered
+    st.session_state["controls_for"] = name
+    hp = hparams_of(view)
+    st.subheader("Steer")
+    if not ctx.can_steer:
+        st.caption(":material/lock: Read-only: steering needs the presenter token.")
+    elif off:
+        st.caption(f"The run is **{state}**: nothing to steer.")
+
+    run_row = st.columns(2)
+    paused = state in ("paused", "diverged")
+    if run_row[0].button("Pause", key="pause", icon=":material/pause:", disabled=off or paused, width="stretch"):
+        _send(ctx, view, "pause")
+    if run_row[1].button("Resume", key="resume", icon=":material/play_arrow:", disabled=off or not paused, width="stretch",
+                         type="primary" if paused else "secondary"):
+        _send(ctx, view, "resume")
+    run_row = st.columns(2)
+    if run_row[0].button("Checkpoint", key="checkpoint", icon=":material/save:", disabled=off, width="stretch"):
+        _send(ctx, view, "checkpoint")
+    if run_row[1].button("Stop", key="stop", icon=":material/stop:", disabled=off, width="stretch",
+                         help="Checkpoint, then finish; `panda train --resume` can continue it"):
+        _send(ctx, view, "stop")
+
+    # learning rate: a log-scale slider and one-click factors
+    lr = _current_slider("Learning rate α", f"lr-{name}", controls.LR_CHOICES, hp.get("lr"), disabled=off,
+                         help="Log scale, 1e-5 to 1, plus the rate in force; applied from the next step")
+    row = st.columns([1.3, 1, 1, 1])
+    if row[0].button("Set α", key="set_lr", disabled=off, type="primary", width="stretch"):
+        _send(ctx, view, "set_lr", float(lr))
+    for col, factor in zip(row[1:], controls.LR_NUDGES):
+        if col.button(f"×{factor:g}", key=f"scale_lr-{factor:g}", disabled=off, width="stretch"):
+            _send(ctx, view, "scale_lr", factor)
+
+    # beta
+    has_beta = hp.get("optimizer") != "sgd" and isinstance(hp.get("beta"), (int, float))
+    beta = _current_slider("β (momentum · ρ · β₁)", f"beta-{name}", controls.BETA_CHOICES,
+                           hp.get("beta") if has_beta else None, disabled=off or not has_beta,
+                           help="Averages over about 1/(1−β) steps" if has_beta else "Plain sgd has no β")
+    row = st.columns([1.3, 1, 1])
+    if row[0].button("Set β", key="set_beta", disabled=off or not has_beta, type="primary", width="stretch"):
+        _send(ctx, view, "set_beta", float(beta))
+    if has_beta:
+        for col, factor, label in ((row[1], 0.5, "1−β ×½"), (row[2], 2.0, "1−β ×2")):
+            if col.button(label, key=f"nudge_beta-{factor:g}", disabled=off, width="stretch"):
+                _send(ctx, view, "set_beta", controls.beta_nudge(float(hp["beta"]), factor))
+
+    # batch size
+    current_batch = hp.get("batch_size") if isinstance(hp.get("batch_size"), int) else None
+    batch = _current_slider("Batch size", f"batch-{name}", controls.BATCH_CHOICES, current_batch, kind=int,
+                            disabled=off, help="Applied from the next epoch")
+    row = st.columns([1.3, 1, 1])
+    if row[0].button("Set batch", key="set_batch_size", disabled=off, type="primary", width="stretch"):
+        _send(ctx, view, "set_batch_size", int(batch))
+    for col, factor, label in ((row[1], 0.5, "×½"), (row[2], 2, "×2")):
+        if col.button(label, key=f"scale_batch-{factor:g}", disabled=off or current_batch is None, width="stretch"):
+            _send(ctx, view, "set_batch_size", max(1, int(current_batch * factor)))
+
+    if st.session_state.get("control_error"):
+        st.error(st.session_state["control_error"])
+
+
+def rewind_default(checkpoints: list[dict], view: RunView, state: str) -> str | None:
+    """The checkpoint a rewind offers first: the rollback point after a divergence, else the newest."""
+    names = [c["name"] for c in checkpoints]
+    if state == "diverged":
+        rollback = next((e.get("checkpoint") for e in reversed(view.events) if e.get("event") == "diverged"), None)
+        if rollback in names:
+            return rollback
+    return names[-1] if names else None
+
+
+def drops_text(target_epoch, current_epoch) -> str | None:
+    """What a rewind to ``target_epoch`` undoes: ``drops epochs 36–48 (13 epochs)``, or ``None``.
+
+    >>> drops_text(35, 48), drops_text(48, 48)
+    ('drops epochs 36–48 (13 epochs)', None)
+    """
+    if not isinstance(target_epoch, int) or not isinstance(current_epoch, int) or target_epoch >= current_epoch:
+        return None
+    n = current_epoch - target_epoch
+    span = f"epoch {current_epoch}" if n == 1 else f"epochs {target_epoch + 1}–{current_epoch}"
+    return f"drops {span} ({n} epoch{'s' if n != 1 else ''})"
+
+
+@st.fragment(run_every=PICKER_EVERY)
+def rewind_panel(ctx) -> None:
+    """Rewind to a checkpoint; its own fragment so the list keeps up with a training run.
+
+    The selection follows the newest checkpoint (or the rollback point after a divergence) until
+    the user picks another one.
+    """
+    steered = _steered(ctx)
+    if steered is None:
+        return
+    name, view, state, off = steered
+    checkpoints = RunDir(view.path).list_checkpoints() if not view.missing else []
+    epochs = {c["name"]: c.get("epoch") for c in checkpoints}
+    labels = {n: f"epoch {e} · {n}" for n, e in epochs.items()}
+    options = [c["name"] for c in reversed(checkpoints)]
+    key, default_key = f"rewind-{name}", f"rewind-default-{name}"
+    default = rewind_default(checkpoints, view, state)
+    chosen = st.session_state.get(key)
+    if chosen not in options or chosen == st.session_state.get(default_key):
+        st.session_state[key] = default  # the user has not picked one: follow the newest
+    st.session_state[default_key] = default
+    row = st.columns([2.3, 1], vertical_alignment="bottom")
+    target = row[0].selectbox("Rewind to", options, key=key, format_func=lambda n: labels.get(n, n),
+                              disabled=off or not options, placeholder="no checkpoint yet")
+    if row[1].button("Rewind", key="rewind", icon=":material/history:", disabled=off or not target, width="stretch"):
+        _send(ctx, view, "rewind", target, checkpoints=epochs)
+        if st.session_state.get("control_error"):
+            st.error(st.session_state.pop("control_error"))
+    done = (view.status or {}).get("epoch")
+    drops = drops_text(epochs.get(target), done)
+    if drops and not off:
+        st.caption(f":orange[:material/warning:] Rewinding to {labels[target]} {drops}.")
+
+
+@st.fragment(run_every=LIVE_EVERY)
+def answers_panel(ctx) -> None:
+    """This tab's recent commands: pending until the trainer answers, then applied or rejected."""
+    name = st.session_state.get("run")
+    sent = [s for s in st.session_state.get("sent", []) if name and s.run == str(ctx.store.path_of(name))]
+    if not sent:
+        return
+    view = ctx.store.run(ctx.store.path_of(name)).view()
+    state = view.state()
+    notified = st.session_state.setdefault("notified", set())
+    for item in reversed(sent[-4:]):
+        result = controls.outcome(item, view.answers, state)
+        icon = {"pending": ":material/hourglass_top:", "applied": ":material/check_circle:",
+                "rejected": ":material/cancel:"}[result.state]
+        color = {"pending": "gray", "applied": "green", "rejected": "red"}[result.state]
+        st.markdown(f":{color}[{icon}] {result.text}")
+        if result.state != "pending" and item.id not in notified:
+            notified.add(item.id)
+            st.toast(result.text, icon=icon)
