@@ -131,6 +131,7 @@ class PandaCallback(keras.callbacks.Callback):
         self.internals = internals
         self._probe_data = probe
         self._probe: internals_lib.Probe | None = None
+        self._schedule_internals = internals_lib.Schedule() if internals else None
         self.batch_size: int | None = None
         self._opened = False
         self._signature: dict | None = None
@@ -400,9 +401,9 @@ class PandaCallback(keras.callbacks.Callback):
             "time": now(), "logs": {k: _float(v) for k, v in logs.items()},
         }
         steering.commit_epoch(record, self._samples, self.checkpoint_every)
-        if self.internals and internals_lib.due(steering.epoch):
-            steering.append_internals(internals_lib.measure(
-                self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch))
+        if self._schedule_internals is not None and self._schedule_internals.due(steering.epoch):
+            steering.append_internals(self._schedule_internals.timed(lambda: internals_lib.measure(
+                self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch)))
         steering.say(f"epoch {steering.epoch}  loss {loss:.4f}" + (f"  val_loss {val_loss:.4f}" if val_loss is not None else ""))
         if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged"):
             steering.handle_commands()

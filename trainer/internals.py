@@ -13,13 +13,15 @@ What the tuning week teaches, measured on the run being trained so epochs are co
 * the compiled step's tracing count next to the hyperparameter changes it absorbed (supplied by
   the trainer).
 
-A run stays small: every epoch up to :data:`EVERY_EPOCH_UNTIL`, then every tenth. The first line
+A run stays small: every epoch up to :data:`EVERY_EPOCH_UNTIL`, then every tenth; and cheap: an epoch
+is skipped while measuring has cost more than 3 % of the run's time (:class:`Schedule`). The first line
 (``kind: "probes"``) holds the probe examples themselves, so a page can draw them.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 import keras
 import numpy as np
@@ -47,6 +49,32 @@ def due(epoch: int) -> bool:
     return epoch <= EVERY_EPOCH_UNTIL or epoch % 10 == 0
 
 
+class Schedule:
+    """Which epochs get measured: :func:`due` ones, as long as measuring has cost at most ``share`` of the
+    run's wall time so far (so a tiny, fast model is measured every few epochs rather than slowed down)."""
+
+    def __init__(self, share: float = 0.03):
+        self.share = share
+        self.started = time.perf_counter()
+        self.spent = 0.0
+        self.measured = 0
+
+    def due(self, epoch: int) -> bool:
+        if not due(epoch):
+            return False
+        return self.measured == 0 or self.spent <= self.share * (time.perf_counter() - self.started)
+
+    def timed(self, work):
+        """Run ``work()`` and count its time against the budget (not the first: it builds the compiled pass)."""
+        start = time.perf_counter()
+        try:
+            return work()
+        finally:
+            if self.measured:
+                self.spent += time.perf_counter() - start
+            self.measured += 1
+
+
 def _r(value, digits: int = 5) -> float | None:
     value = float(value)
     return round(value, digits) if math.isfinite(value) else None
@@ -72,13 +100,7 @@ class Probe:
                 picks.append(int(hits[0]))
         picks += [i for i in range(n) if i not in picks][: SOFTMAX_EXAMPLES - len(picks)]
         self.softmax_index = sorted(picks)
-        self._taps: dict[int, keras.Model] = {}
-
-    def taps(self, model: keras.Model, layers: list) -> keras.Model:
-        """A model that returns the inputs of ``layers``, built once per model."""
-        if id(model) not in self._taps:
-            self._taps[id(model)] = keras.Model(model.inputs, [layer.input for layer in layers])
-        return self._taps[id(model)]
+        self._passes: dict[int, object] = {}
 
     def first_record(self) -> dict:
         """The probe examples themselves (flattened), their labels and shape, for drawing."""
@@ -86,18 +108,47 @@ class Probe:
         return {"kind": "probes", "labels": [int(self.y[i]) for i in self.softmax_index],
                 "shape": list(examples.shape[1:]), "examples": [[_r(v, 3) for v in e.ravel()] for e in examples]}
 
+    def forward(self, model: keras.Model) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, dict[str, float]]:
+        """One compiled pass over the probe: the BN layers' inputs, test-mode and train-mode logits, and the
+        squared gradient norm of each variable (test mode). Built once per model, so an epoch pays one call."""
+        if id(model) not in self._passes:
+            self._passes[id(model)] = _compiled_pass(model)
+        taps, test, train, grads = self._passes[id(model)](self.x, tf.constant(self.y))
+        names = [_name(v) for v in model.trainable_variables]
+        return [np.asarray(t) for t in taps], np.asarray(test), np.asarray(train), dict(zip(names, map(float, grads)))
+
+
+def _name(variable) -> str:
+    return variable.path if hasattr(variable, "path") else variable.name
+
+
+def _compiled_pass(model: keras.Model):
+    layers = _bn_layers(model)
+    taps = keras.Model(model.inputs, [layer.input for layer in layers]) if layers else None
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def run(x, y):
+        inputs = taps(x, training=False) if taps is not None else []
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        with tf.GradientTape() as tape:
+            test = model(x, training=False)
+            loss = loss_fn(y, test)
+        grads = tape.gradient(loss, model.trainable_variables)
+        norms = [tf.reduce_sum(tf.square(g)) if g is not None else tf.constant(0.0) for g in grads]
+        train = model(x, training=True)  # batch statistics; moves the moving statistics (put back by the caller)
+        return inputs, test, train, norms
+
+    return run
 
 def _bn_layers(model: keras.Model) -> list:
     return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
 
 
-def batch_norm_stats(model: keras.Model, probe: Probe | None) -> list[dict]:
-    """Per BN layer: moving statistics and γ, β; with a probe, the batch statistics and histograms too."""
+def batch_norm_stats(model: keras.Model, inputs: list[np.ndarray] | None) -> list[dict]:
+    """Per BN layer: moving statistics and γ, β; with the probe's inputs to each layer, the batch
+    statistics and histograms too."""
     layers = _bn_layers(model)
-    inputs = None
-    if probe is not None and layers:
-        inputs = probe.taps(model, layers)(probe.x, training=False)
-        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     out = []
     for i, layer in enumerate(layers):
         moving_mean, moving_var = np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)
@@ -108,7 +159,7 @@ def batch_norm_stats(model: keras.Model, probe: Probe | None) -> list[dict]:
         if layer.beta is not None:
             beta = np.asarray(layer.beta)
             record.update(beta_mean=_r(beta.mean()), beta_std=_r(beta.std()))
-        if inputs is not None:
+        if inputs:
             z = np.asarray(inputs[i]).reshape(-1, moving_mean.shape[-1])
             mean, var = z.mean(axis=0), z.var(axis=0)
             normalized = (z - mean) / np.sqrt(var + layer.epsilon)
@@ -126,41 +177,17 @@ def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(axis=-1) == y).mean()) if len(y) else float("nan")
 
 
-def train_vs_test_mode(model: keras.Model, probe: Probe) -> tuple[dict, np.ndarray]:
-    """The probe's accuracy with running statistics (test time) and with batch statistics, and the test-mode logits.
-
-    ``training=True`` updates the moving statistics as a side effect, so they are put back.
-    """
-    layers = _bn_layers(model)
-    saved = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
-    test = np.asarray(model(probe.x, training=False))
-    train = np.asarray(model(probe.x, training=True))
-    for layer, (mean, var) in zip(layers, saved):
-        layer.moving_mean.assign(mean)
-        layer.moving_variance.assign(var)
-    return {"test_mode": _r(_accuracy(test, probe.y)), "train_mode": _r(_accuracy(train, probe.y))}, test
-
-
-def layer_norms(model: keras.Model, probe: Probe | None) -> list[dict]:
-    """Per layer with weights: the weight norm, and the gradient norm of the loss on the probe."""
-    grads: dict[str, float] = {}
-    if probe is not None:
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        with tf.GradientTape() as tape:
-            loss = loss_fn(probe.y, model(probe.x, training=False))
-        variables = model.trainable_variables
-        for v, g in zip(variables, tape.gradient(loss, variables)):
-            if g is not None:
-                grads[v.path if hasattr(v, "path") else v.name] = float(tf.reduce_sum(tf.square(g)))
+def layer_norms(model: keras.Model, grads: dict[str, float] | None) -> list[dict]:
+    """Per layer with weights: the weight norm, and (with a probe) the gradient norm of the loss on it."""
     out = []
     for layer in model.layers:
         weights = layer.trainable_weights
         if not weights:
             continue
-        record = {"layer": layer.name, "weight_norm": _r(math.sqrt(sum(float(tf.reduce_sum(tf.square(w))) for w in weights)))}
-        if probe is not None:
-            record["grad_norm"] = _r(math.sqrt(sum(grads.get(w.path if hasattr(w, "path") else w.name, 0.0)
-                                                   for w in weights)), 7)
+        record = {"layer": layer.name,
+                  "weight_norm": _r(math.sqrt(sum(float(np.sum(np.square(w.numpy()))) for w in weights)))}
+        if grads is not None:
+            record["grad_norm"] = _r(math.sqrt(sum(grads.get(_name(w), 0.0) for w in weights)), 7)
         out.append(record)
     return out
 
@@ -178,14 +205,21 @@ def softmax_and_confusion(logits: np.ndarray, probe: Probe) -> dict:
 def measure(model: keras.Model, probe: Probe | None, *, epoch: int, step: int, branch: int,
             tracing: dict | None = None) -> dict:
     """One epoch's ``internals.jsonl`` record (``probe`` is ``None`` when no data is at hand)."""
-    record = {"kind": "epoch", "epoch": epoch, "step": step, "branch": branch,
-              "batch_norm": batch_norm_stats(model, probe),
-              "layers": layer_norms(model, probe)}
+    inputs = grads = None
     if probe is not None:
-        modes, logits = train_vs_test_mode(model, probe)
+        layers = _bn_layers(model)
+        saved = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
+        inputs, test, train, grads = probe.forward(model)
+        for layer, (mean, var) in zip(layers, saved):  # the train-mode pass moved them: put them back
+            layer.moving_mean.assign(mean)
+            layer.moving_variance.assign(var)
+    record = {"kind": "epoch", "epoch": epoch, "step": step, "branch": branch,
+              "batch_norm": batch_norm_stats(model, inputs), "layers": layer_norms(model, grads)}
+    if probe is not None:
         if _bn_layers(model):
-            record["bn_accuracy"] = modes
-        record.update(softmax_and_confusion(logits, probe))
+            record["bn_accuracy"] = {"test_mode": _r(_accuracy(test, probe.y)),
+                                     "train_mode": _r(_accuracy(train, probe.y))}
+        record.update(softmax_and_confusion(test, probe))
     if tracing is not None:
         record["tracing"] = tracing
     return record

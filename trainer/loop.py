@@ -88,6 +88,7 @@ class Trainer:
         self._val_ds = pipeline(data.x_val, data.y_val, EVAL_BATCH_SIZE, None, shuffle=False)
         self._probe = internals.Probe(data.x_val, data.y_val, data.n_classes) if (
             config.internals and len(data.x_val)) else None
+        self._internals = internals.Schedule() if config.internals else None
         self._train_ds = None
         self._train_ds_batch = None
 
@@ -327,11 +328,11 @@ class Trainer:
         record.update(val_loss=val_loss, val_accuracy=val_accuracy, time=now())
         record = steering.commit_epoch(record, batches, self.config.checkpoint_every)
         self.best_loss = record["loss"] if self.best_loss is None else min(self.best_loss, record["loss"])
-        if self.config.internals and internals.due(steering.epoch):
-            steering.append_internals(internals.measure(
+        if self._internals is not None and self._internals.due(steering.epoch):
+            steering.append_internals(self._internals.timed(lambda: internals.measure(
                 self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch,
                 tracing={"traces": self.step_on_batch.experimental_get_tracing_count(),
-                         "hparam_changes": steering.hparam_changes}))
+                         "hparam_changes": steering.hparam_changes})))
         steering.say(
             f"epoch {steering.epoch:>3}/{self.config.epochs}  loss {record['loss']:.4f}  acc {record['accuracy']:.4f}"
             + (f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}" if val_loss is not None else "")
