@@ -209,7 +209,7 @@ def test_a_crash_inside_training_is_journaled_as_failed(start_trainer):
     run = t.run
     wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
 
-    def broken_step(iterator):  # stands in for an out-of-memory or a data error mid-run
+    def broken_step():  # stands in for an out-of-memory or a data error mid-run
         raise RuntimeError("device lost")
 
     t.trainer.train_step = broken_step
