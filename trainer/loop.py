@@ -346,7 +346,8 @@ class Trainer:
         # checkpoint's snapshot included; time spent paused or waiting for the pace is not.
         handed_off = time.perf_counter()
         wall = handed_off - self._mark - steering.paused_seconds
-        record.update(val_loss=val_loss, val_accuracy=val_accuracy, wall_seconds=wall,
+        record.update(lr=self.hp.lr, beta=self.hp.beta,  # a command during evaluation counts for this epoch's end
+                      val_loss=val_loss, val_accuracy=val_accuracy, wall_seconds=wall,
                       wall_samples_per_second=samples / wall if wall > 0 else None, time=now())
         record = steering.commit_epoch(record, batches, self.config.checkpoint_every)
         self._mark, steering.paused_seconds = handed_off, 0.0  # the commit's own time counts in the next epoch
