@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 #: Columns kept for each epoch of the current history (``metrics.jsonl`` fields).
 EPOCH_COLUMNS = (
     "epoch", "step", "branch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "beta",
-    "batch_size", "grad_norm", "epoch_seconds", "samples_per_second", "time",
+    "batch_size", "grad_norm", "epoch_seconds", "samples_per_second", "wall_seconds", "wall_samples_per_second",
+    "time",
 )
 #: Columns kept for each sampled mini-batch; ``smooth`` is the debiased EMA of ``loss``.
 BATCH_COLUMNS = ("step", "epoch", "loss", "smooth")

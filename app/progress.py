@@ -51,7 +51,9 @@ def seconds_per_epoch(view: RunView) -> float | None:
     if len(times) >= 2:
         paused = _overlap(paused_intervals(view.events, float(times[-1])), float(times[0]), float(times[-1]))
         return max(float(times[-1] - times[0]) - paused, 0.0) / (len(times) - 1)
-    seconds = view.epochs["epoch_seconds"][-1:] if view.n_epochs else []
+    seconds = view.epochs["wall_seconds"][-1:] if view.n_epochs else []
+    if not (len(seconds) and math.isfinite(seconds[0])):  # a run older than wall_seconds
+        seconds = view.epochs["epoch_seconds"][-1:] if view.n_epochs else []
     if len(seconds) and math.isfinite(seconds[0]):
         return max(float(seconds[0]), float((view.config or {}).get("pace") or 0.0))
     return None

@@ -179,7 +179,8 @@ def _metrics_row(view: RunView, state: str) -> None:
                    f"{last['val_accuracy']:.1%}" if isinstance(last.get("val_accuracy"), (int, float)) else "—", border=True)
     cols[4].metric("ETA", eta_text, border=True)
     beta = hp.get("beta")
-    sps = last.get("samples_per_second")
+    # end to end (evaluation and checkpoint included); runs older than the field have only the step rate
+    sps = last.get("wall_samples_per_second", last.get("samples_per_second"))
     age = progress.heartbeat_age(view)
     heartbeat = progress.age_text(age) if controls.controllable(state) else "—"
     if state == "not answering":

@@ -47,3 +47,15 @@ def test_a_file_that_is_not_npz(tmp_path):
     path.write_text("hello")
     with pytest.raises(DataError, match="not a readable .npz"):
         load_dataset(str(path))
+
+
+def test_each_epoch_is_a_new_permutation_and_the_same_for_the_same_seed():
+    from trainer.data import epoch_permutation
+
+    orders = [epoch_permutation(1437, 3, epoch).numpy() for epoch in (1, 2, 3)]
+    for order in orders:
+        assert sorted(order.tolist()) == list(range(1437)), "every example exactly once"
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+    assert not np.array_equal(orders[0], np.arange(1437)), "shuffled"
+    assert np.array_equal(epoch_permutation(1437, 3, 2).numpy(), orders[1]), "deterministic by seed and epoch"
+    assert not np.array_equal(epoch_permutation(1437, 4, 2).numpy(), orders[1]), "another seed, another order"

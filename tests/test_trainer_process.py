@@ -114,7 +114,7 @@ def test_trains_on_an_npz_file_with_its_own_validation_set(tmp_path):
     y = rng.integers(0, 3, 300)
     x = (centers[y] + rng.normal(size=(300, 5))).astype(np.float32)
     np.savez(tmp_path / "blobs.npz", x_train=x[:240], y_train=y[:240], x_val=x[240:], y_val=y[240:])
-    result = panda("train", "--run-dir", tmp_path, "--name", "b", "--dataset", tmp_path / "blobs.npz", "--epochs", 8, "--quiet")
+    result = panda("train", "--run-dir", tmp_path, "--name", "b", "--dataset", tmp_path / "blobs.npz", "--epochs", 12, "--quiet")
     assert result.returncode == 0, result.stderr
     run = RunDir(tmp_path / "b")
     assert run.read_config()["dataset"]["n_val"] == 60

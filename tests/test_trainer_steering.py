@@ -209,7 +209,7 @@ def test_a_crash_inside_training_is_journaled_as_failed(start_trainer):
     run = t.run
     wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
 
-    def broken_step(iterator):  # stands in for an out-of-memory or a data error mid-run
+    def broken_step():  # stands in for an out-of-memory or a data error mid-run
         raise RuntimeError("device lost")
 
     t.trainer.train_step = broken_step
@@ -229,3 +229,43 @@ def test_old_epoch_checkpoints_are_pruned_and_the_store_agrees_with_the_disk(sta
     assert kept == [("initial", 0), ("epoch", 4), ("epoch", 8), ("epoch", 10), ("epoch", 11), ("epoch", 12)]
     assert [m["name"] for m in t.trainer.steering.store.checkpoints] == [m["name"] for m in on_disk]
     assert not [p for p in t.run.checkpoints_path.iterdir() if p.name.startswith(".")], "no half-written leftovers"
+
+
+def test_records_carry_end_to_end_wall_time_next_to_the_step_rate(start_trainer):
+    t = start_trainer(epochs=6)
+    assert t.join() == "finished"
+    records = t.run.read_metrics()
+    assert [r["epoch"] for r in records] == list(range(1, 7))
+    for before, record in zip(records, records[1:]):
+        # the step rate leaves evaluation and the checkpoint out; the wall time takes them in
+        assert record["wall_seconds"] > record["epoch_seconds"] > 0
+        assert record["wall_samples_per_second"] == pytest.approx(1437 / record["wall_seconds"])
+        assert record["samples_per_second"] > record["wall_samples_per_second"]
+        # without pace or pauses, epoch record to epoch record is the wall time (the tiling is exact)
+        assert record["wall_seconds"] == pytest.approx(record["time"] - before["time"], abs=0.02)
+
+
+def test_commands_are_applied_between_evaluation_batches(tmp_path, monkeypatch):
+    import trainer.loop as loop
+    from conftest import TrainerThread
+    from trainer.hparams import Hyperparameters
+
+    monkeypatch.setattr(loop, "EVAL_BATCH_SIZE", 100)  # digits' 360 validation examples: 4 batches
+    trainer = loop.Trainer.create(tmp_path / "r", loop.TrainConfig(hparams=Hyperparameters(), epochs=3), verbose=False)
+    original, seen = trainer.eval_step, []
+
+    def eval_step(start):  # during the second epoch's evaluation, a client sends a command
+        if trainer.steering.epoch == 1 and int(start) == 0:
+            trainer.rundir.send_command("set_lr", 0.0042, command_id="during-eval", source="test")
+            assert trainer.steering.inbox.ready.wait(30), "the watcher delivers the line"
+        elif trainer.steering.epoch == 1:
+            seen.append(float(trainer.knobs.lr.numpy()))
+        return original(start)
+
+    trainer.eval_step = eval_step
+    t = TrainerThread(trainer).start()
+    assert t.join() == "finished"
+    assert seen[0] == pytest.approx(0.0042), "applied before the next evaluation batch"
+    applied = t.run.answer_to("during-eval")
+    assert applied["event"] == "applied" and applied["epoch"] == 1
+    assert [r["lr"] for r in t.run.read_metrics()][1:] == [pytest.approx(0.0042)] * 2

@@ -136,6 +136,9 @@ class PandaCallback(keras.callbacks.Callback):
         self._opened = False
         self._signature: dict | None = None
         self._cut_short = False
+        self._mark: float | None = None  # when the last epoch's record was handed off (end-to-end timing)
+        self._in_epoch = False
+        self._next_batch = 0
         self._check_path()
 
     @property
@@ -266,7 +269,9 @@ class PandaCallback(keras.callbacks.Callback):
     def after_rewind(self, meta: dict) -> None:
         self.steering.step = int(self.optimizer.iterations.numpy())
         self.model.reset_metrics()  # the epoch's running means start again from the restored weights
-        self._batches_in_epoch, self._last_mean, self._last_seen, self._samples = 0, None, None, []
+        # the batches counted from here on start at the restored step and from a fresh running mean
+        self._base_step, self._base_batch = self.steering.step, self._next_batch
+        self._batches_in_epoch, self._means = 0, {}
 
     def refuse_checkpoint(self) -> str | None:
         return None  # a non-finite loss is caught at the batch that produced it
@@ -308,7 +313,7 @@ class PandaCallback(keras.callbacks.Callback):
                               f"give model {signature['name']!r} its own PandaCallback")
         self._signature = signature
         steering = self.steering
-        steering.stop_requested, self._cut_short = None, False
+        steering.stop_requested, self._cut_short, self._mark = None, False, None
         planned = self.params.get("epochs") if isinstance(self.params, dict) else None
         if self.internals and self._probe_data is not None and self._probe is None:
             x_val, y_val = self._probe_data
@@ -338,38 +343,31 @@ class PandaCallback(keras.callbacks.Callback):
         steering.handle_commands()  # commands sent before fit started (a pause waits here)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_started = time.perf_counter()
-        self.steering.paused_seconds = 0.0
+        now_ = time.perf_counter()
+        if self._mark is None:  # the first epoch of this fit: end-to-end time starts here
+            self._mark, self.steering.paused_seconds = now_, 0.0
+        self._epoch_started, self._training_ended, self._trained_samples = now_, None, None
+        self._paused_at_start = self.steering.paused_seconds
         self._batches_in_epoch = 0
-        self._last_mean: float | None = None
-        self._last_seen: int | None = None
-        self._samples: list[dict] = []
-        steps = self.params.get("steps") if isinstance(self.params, dict) else None
-        self._sample_every = max(1, math.ceil((steps or getattr(self, "_last_epoch_batches", 1)) / BATCH_SAMPLES_PER_EPOCH))
+        self._base_step, self._base_batch, self._next_batch = self.steering.step, 0, 0
+        self._means: dict[int, float] = {}
+        self._in_epoch = True
 
     def on_train_batch_end(self, batch, logs=None):
+        # Per batch only Python: the step is counted from the batch index (no device read), and
+        # the loss is the float Keras has already made of its logs. Batch losses, the sampled
+        # records and the examples seen are worked out once, at the end of the epoch.
         steering = self.steering
-        logs = logs or {}
-        steering.step = int(self.optimizer.iterations.numpy())
+        steering.step = self._base_step + batch + 1 - self._base_batch
+        self._next_batch = batch + 1
         self._batches_in_epoch += 1
-        k = self._batches_in_epoch
-        mean = _float(logs.get("loss"))
-        seen = self._samples_seen()
-        if self.batch_size is None and k == 1:
-            self.batch_size = seen
+        mean = (logs or {}).get("loss")
+        if mean is not None and not isinstance(mean, float):
+            mean = _float(mean)  # Keras hands hooks Python floats; anything else is converted here
+        if self.batch_size is None:
+            self.batch_size = self._samples_seen()  # the first batch of the run: one device read, once
         if mean is not None:
-            # Keras logs the epoch's running mean, weighted by batch size; undo it for this batch's loss
-            if self._last_mean is None:
-                batch_loss = mean
-            elif seen and self._last_seen and seen > self._last_seen:
-                batch_loss = (mean * seen - self._last_mean * self._last_seen) / (seen - self._last_seen)
-            else:
-                batch_loss = k * mean - (k - 1) * self._last_mean
-            self._last_mean, self._last_seen = mean, seen
-            if (k - 1) % self._sample_every == 0:
-                self._samples.append({"epoch": steering.epoch + 1, "step": steering.step,
-                                      "loss": batch_loss if math.isfinite(batch_loss) else None,
-                                      "branch": steering.branch})
+            self._means[batch] = mean
             if not math.isfinite(mean):
                 steering.diverge(f"the training loss became {mean}")
         if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged"):
@@ -378,29 +376,68 @@ class PandaCallback(keras.callbacks.Callback):
             self._cut_short = True
             self.model.stop_training = True
 
+    def on_test_begin(self, logs=None):
+        if self._in_epoch and self._training_ended is None:
+            self._training_ended = time.perf_counter()  # fit's validation starts: the step-rate clock stops
+            self._trained_samples = self._samples_seen()  # before evaluate resets the shared loss tracker
+
+    def on_test_batch_begin(self, batch, logs=None):
+        # fit's validation pass: commands are still applied between its batches
+        steering = self.steering
+        if self._in_epoch and (steering.inbox.ready.is_set() or steering.state in ("paused", "diverged")):
+            steering.handle_commands()
+
+    def _batch_losses(self, seen: int | None) -> list[tuple[int, float]]:
+        """(batch, loss) of the batches since the running mean last started, from Keras's running means."""
+        batches = sorted(b for b in self._means if b >= self._base_batch)
+        if not batches:
+            return []
+        size = self.batch_size
+        out, total0, n0 = [], 0.0, 0
+        for i, b in enumerate(batches):
+            mean = self._means[b]
+            n = (b + 1 - self._base_batch) * size if size else b + 1 - self._base_batch
+            if i == len(batches) - 1 and seen:
+                n = seen  # the last batch may be smaller
+            loss = (mean * n - total0) / (n - n0) if n > n0 else mean
+            out.append((b, loss))
+            total0, n0 = mean * n, n
+        return out
+
     def on_epoch_end(self, epoch, logs=None):
         steering = self.steering
         logs = dict(logs or {})
+        self._in_epoch = False
         self._last_epoch_batches = max(1, self._batches_in_epoch)
         if self._cut_short or self._batches_in_epoch == 0:
             return  # a stop cut the epoch short, or a rewind left nothing of it: no record, as panda train does
-        seconds = time.perf_counter() - self._epoch_started - steering.paused_seconds
+        ended = time.perf_counter()
+        steering.step = int(self.optimizer.iterations.numpy())  # once an epoch, exact whatever fit did
+        seconds = (self._training_ended or ended) - self._epoch_started - (steering.paused_seconds - self._paused_at_start)
         loss, val_loss = _float(logs.get("loss")), _float(logs.get("val_loss"))
         for what, value in (("training", loss), ("validation", val_loss)):
             if value is not None and not math.isfinite(value):
                 steering.diverge(f"the {what} loss became {value}")
                 steering.handle_commands()
                 return
-        samples = self._samples_seen()
+        samples = self._trained_samples if self._training_ended is not None else self._samples_seen()
+        every = max(1, math.ceil(self._batches_in_epoch / BATCH_SAMPLES_PER_EPOCH))
+        first_step = self._base_step - self._base_batch + 1
+        batch_records = [{"epoch": steering.epoch + 1, "step": first_step + b,
+                          "loss": value if math.isfinite(value) else None, "branch": steering.branch}
+                         for k, (b, value) in enumerate(self._batch_losses(samples)) if k % every == 0]
+        wall = ended - self._mark - steering.paused_seconds
         record = {
             "epoch": steering.epoch + 1, "branch": steering.branch, "step": steering.step, "lr": self._lr(),
             "beta": self.hparams()["beta"], "batch_size": self.batch_size,
             "loss": loss, "accuracy": accuracy_of(logs), "val_loss": val_loss, "val_accuracy": accuracy_of(logs, "val_"),
             "grad_norm": None, "epoch_seconds": seconds,
             "samples_per_second": samples / seconds if samples and seconds > 0 else None,
+            "wall_seconds": wall, "wall_samples_per_second": samples / wall if samples and wall > 0 else None,
             "time": now(), "logs": {k: _float(v) for k, v in logs.items()},
         }
-        steering.commit_epoch(record, self._samples, self.checkpoint_every)
+        steering.commit_epoch(record, batch_records, self.checkpoint_every)
+        self._mark, steering.paused_seconds = ended, 0.0  # the commit's own time counts in the next epoch
         if self._schedule_internals is not None and self._schedule_internals.due(steering.epoch):
             steering.append_internals(self._schedule_internals.timed(lambda: internals_lib.measure(
                 self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch)))

@@ -9,8 +9,11 @@ Deletion renames to a dotted name first, so a reader never finds half of a check
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import threading
 from pathlib import Path
+from typing import Callable
 
 import tensorflow as tf
 
@@ -41,6 +44,10 @@ class CheckpointStore:
         self._sweep_leftovers()
         self._index = run.list_checkpoints()  # oldest first, as on disk
         self._seq = max((m["seq"] for m in self._index), default=0)
+        self._queue: queue.Queue | None = None  # the committer's work (see save_async)
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._error: BaseException | None = None
 
     def _sweep_leftovers(self) -> None:
         """Remove what a process killed mid-save or mid-prune left: ``.tmp-*`` and ``.del-*`` folders."""
@@ -50,7 +57,33 @@ class CheckpointStore:
 
     def save(self, *, epoch: int, step: int, branch: int, reason: str, hparams: dict,
              metrics: dict | None = None) -> dict:
-        """Write the current state; returns its ``meta.json`` plus ``name`` and ``path``."""
+        """Write the current state durably; returns its ``meta.json`` plus ``name`` and ``path``."""
+        self.flush()
+        meta = self._write(epoch, step, branch, reason, hparams, metrics)
+        return self._commit(meta)
+
+    def save_async(self, *, epoch: int, step: int, branch: int, reason: str, hparams: dict,
+                   metrics: dict | None = None, then: Callable[[dict], None] | None = None) -> dict:
+        """Snapshot the current state now; make it durable, then call ``then(meta)``, off the critical path.
+
+        The variables are written into ``.tmp-ckpt-NNNNN/`` here, on the caller's thread, so the
+        snapshot is exactly the state at this call (the next step may change the variables at
+        once). The fsyncs, the ``rename`` that makes the checkpoint visible and ``then`` run
+        in order on one committer thread: ``then`` (appending the epoch's record) only ever sees a
+        durable checkpoint. A crash before the rename leaves a ``.tmp-`` folder, swept at the next
+        open. Returns the meta the checkpoint will have (its ``name`` is final).
+        """
+        self.check()
+        meta = self._write(epoch, step, branch, reason, hparams, metrics)
+        if self._queue is None:
+            self._queue = queue.Queue()
+            threading.Thread(target=self._committer, name="panda-checkpoints", daemon=True).start()
+        with self._idle:
+            self._pending += 1
+        self._queue.put((meta, then))
+        return meta
+
+    def _write(self, epoch, step, branch, reason, hparams, metrics) -> dict:
         self._seq += 1
         name = f"{PREFIX}-{self._seq:05d}"
         tmp = self.folder / f".tmp-{name}"
@@ -60,17 +93,49 @@ class CheckpointStore:
         self._writer()(tf.constant(str(tmp / PREFIX)))
         if metrics is not None:
             metrics = {**metrics, "checkpoint": name}
-        meta = {"seq": self._seq, "epoch": epoch, "step": step, "branch": branch, "reason": reason,
-                "time": now(), "hparams": hparams, "metrics": metrics}
-        atomic_write_json(tmp / CHECKPOINT_META, meta)
+        return {"seq": self._seq, "epoch": epoch, "step": step, "branch": branch, "reason": reason,
+                "time": now(), "hparams": hparams, "metrics": metrics, "name": name,
+                "path": str(self.folder / name)}
+
+    def _commit(self, meta: dict) -> dict:
+        name = meta["name"]
+        tmp = self.folder / f".tmp-{name}"
+        atomic_write_json(tmp / CHECKPOINT_META, {k: v for k, v in meta.items() if k not in ("name", "path")})
         for file in tmp.iterdir():
             with open(file, "rb") as f:
                 os.fsync(f.fileno())
         _fsync_dir(tmp)
         os.rename(tmp, self.folder / name)
         _fsync_dir(self.folder)
-        self._index.append({**meta, "name": name, "path": str(self.folder / name)})
-        return self._index[-1]
+        self._index.append(meta)
+        return meta
+
+    def _committer(self) -> None:
+        while True:
+            meta, then = self._queue.get()
+            try:
+                if self._error is None:  # after a failure nothing more is committed: the run is ending
+                    self._commit(meta)
+                    if then is not None:
+                        then(meta)
+            except BaseException as e:  # a full disk, a vanished folder: the main thread raises it
+                self._error = e
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def check(self) -> None:
+        """Raise what the committer thread failed with, on the caller's thread."""
+        if self._error is not None:  # sticky: nothing is committed after a failure
+            raise self._error
+
+    def flush(self) -> None:
+        """Wait until every :meth:`save_async` is durable (and its ``then`` done); raise its failure."""
+        with self._idle:
+            while self._pending:
+                self._idle.wait()
+        self.check()
 
     def _writer(self):
         """``checkpoint.write`` compiled as a graph: ~3 ms a save instead of ~20 ms eagerly.
@@ -87,6 +152,7 @@ class CheckpointStore:
 
     def find(self, spec: str) -> dict:
         """A checkpoint by name (``ckpt-00003``) or by epoch (``3``: the newest taken at epoch 3)."""
+        self.flush()
         checkpoints = self._index
         by_name = [m for m in checkpoints if m["name"] == spec]
         if by_name:
@@ -101,9 +167,11 @@ class CheckpointStore:
     @property
     def checkpoints(self) -> list[dict]:
         """What the store holds, oldest first (the same as ``RunDir.list_checkpoints()``)."""
+        self.flush()
         return list(self._index)
 
     def latest(self) -> dict | None:
+        self.flush()
         return self._index[-1] if self._index else None
 
     def restore(self, meta: dict) -> dict:
@@ -114,7 +182,10 @@ class CheckpointStore:
         return meta
 
     def prune(self, keep_every: int) -> list[str]:
-        """Delete ``epoch`` checkpoints except every ``keep_every``-th epoch and the newest few."""
+        """Delete ``epoch`` checkpoints except every ``keep_every``-th epoch and the newest few.
+
+        Runs on the committer thread when called from a :meth:`save_async` ``then``.
+        """
         epoch_ones = [m for m in self._index if m.get("reason") == "epoch"]
         newest = {m["name"] for m in epoch_ones[-KEEP_LAST:]}
         removed = []

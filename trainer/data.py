@@ -371,11 +371,10 @@ def load_dataset(spec: str, val_split: float = 0.2, seed: int = 0, *, data_dir: 
     return loaders[kind](Path(spec))
 
 
-def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None, shuffle: bool):
-    """A ``tf.data`` pipeline: shuffle each epoch, batch, prefetch. Examples keep their shape."""
+def epoch_permutation(n: int, seed: int | None, epoch: int):
+    """The order of the ``n`` training examples in ``epoch``: a new permutation every epoch,
+    always the same for the same seed and epoch (so a resumed epoch sees the order it would have)."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32),
+                                                    seed=[int(seed or 0), int(epoch)])

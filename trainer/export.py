@@ -29,7 +29,8 @@ from trainer.rundir import RunDir, current_line
 
 FORMATS = ("csv", "parquet")
 METRIC_COLUMNS = ("epoch", "branch", "step", "lr", "beta", "batch_size", "loss", "accuracy", "val_loss",
-                  "val_accuracy", "grad_norm", "epoch_seconds", "samples_per_second", "time")
+                  "val_accuracy", "grad_norm", "epoch_seconds", "samples_per_second", "wall_seconds",
+                  "wall_samples_per_second", "time")
 JOURNAL_COLUMNS = ("time", "event", "epoch", "step", "command_id", "cmd", "value", "reason", "source",
                    "sent_time", "received_time", "received_step", "latency_seconds", "latency_steps",
                    "checkpoint", "branch", "to_epoch", "lr")

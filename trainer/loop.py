@@ -1,7 +1,8 @@
 """The training loop: a ``tf.GradientTape`` step compiled once, steered between steps.
 
-Per step, Python does only what control needs: pull a batch inside the compiled function, check
-one flag for new commands, count the step. Metrics accumulate on the device in variables and are
+Per step, Python does only what control needs: call the compiled step (which gathers its batch
+from the device-resident data through the epoch's permutation), check one flag for new commands,
+count the step. Metrics accumulate on the device in variables and are
 read once per epoch. Everything the user may change mid-run (learning rate, beta) is a
 ``tf.Variable`` changed with ``.assign``, so the step is traced once for the whole run.
 
@@ -29,7 +30,7 @@ from trainer import commands as cmds  # noqa: E402
 from trainer import internals  # noqa: E402
 from trainer.checkpoints import CheckpointStore  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402  (re-exported: ``from trainer.loop import TrainConfig``)
-from trainer.data import Dataset, load_dataset, pipeline  # noqa: E402
+from trainer.data import Dataset, epoch_permutation, load_dataset  # noqa: E402
 from trainer.devices import configure_devices, run_record  # noqa: E402
 from trainer.hparams import Hyperparameters  # noqa: E402
 from trainer.model import build_model, check_model  # noqa: E402
@@ -85,19 +86,25 @@ class Trainer:
         self.optimizer.build(self.model.trainable_variables)
         steering.store = CheckpointStore(run, model=self.model, optimizer=self.optimizer)
         self._build_steps()
-        self._val_ds = pipeline(data.x_val, data.y_val, EVAL_BATCH_SIZE, None, shuffle=False)
+        self._mark: float | None = None  # when the last epoch's record was handed off (end-to-end timing)
         self._probe = internals.Probe(data.x_val, data.y_val, data.n_classes) if (
             config.internals and len(data.x_val)) else None
         self._internals = internals.Schedule() if config.internals else None
-        self._train_ds = None
-        self._train_ds_batch = None
 
     def _build_steps(self) -> None:
-        model, optimizer = self.model, self.optimizer
+        model, optimizer, data = self.model, self.optimizer, self.data
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         acc = {k: tf.Variable(0.0, trainable=False, name=k) for k in ("loss_sum", "correct", "count", "gnorm_sum", "steps")}
         self._acc = acc
         jit = self.config.jit if self.config.jit is not None else bool(tf.config.list_physical_devices("GPU"))
+        # The data lives on the device once; each epoch is a permutation of indices, and a step
+        # gathers its batch (as Keras's fit does): no per-epoch copy of the examples, no shuffle buffer.
+        x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train.astype("int32"))
+        x_val, y_val = tf.constant(data.x_val), tf.constant(data.y_val.astype("int32"))
+        n = max(len(data.x_train), 1)
+        self._order = order = tf.Variable(tf.range(n, dtype=tf.int32), trainable=False, name="epoch_order")
+        self._position = position = tf.Variable(0, dtype=tf.int32, trainable=False, name="epoch_position")
+        self._batch = batch = tf.Variable(self.hp.batch_size, dtype=tf.int32, trainable=False, name="batch_size")
 
         @tf.function(jit_compile=jit)
         def step_on_batch(x, y):
@@ -120,13 +127,16 @@ class Trainer:
             return loss
 
         @tf.function
-        def train_step(iterator):
-            """One optimizer step on the iterator's next batch; the batch never visits Python."""
-            x, y = next(iterator)
-            return step_on_batch(x, y)
+        def train_step():
+            """One optimizer step on the epoch's next batch; the batch never visits Python."""
+            start = position * batch
+            index = order[start:start + batch]
+            position.assign_add(1)
+            return step_on_batch(tf.gather(x_train, index), tf.gather(y_train, index))
 
         @tf.function
-        def eval_step(x, y):
+        def eval_step(start):
+            x, y = x_val[start:start + EVAL_BATCH_SIZE], y_val[start:start + EVAL_BATCH_SIZE]
             logits = model(x, training=False)  # batch norm uses its running statistics
             loss = loss_fn(y, logits)
             n = tf.cast(tf.shape(y)[0], tf.float32)
@@ -264,12 +274,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def _train_dataset(self):
-        if self._train_ds_batch != self.hp.batch_size:
-            self._train_ds = pipeline(self.data.x_train, self.data.y_train, self.hp.batch_size,
-                                      self.config.seed, shuffle=True)
-            self._train_ds_batch = self.hp.batch_size
-        return self._train_ds
+    def _start_epoch_order(self, epoch: int) -> None:
+        """This epoch's permutation of the training set: a new one every epoch, the same for a seed and epoch."""
+        self._order.assign(epoch_permutation(len(self.data.x_train), self.config.seed, epoch))
+        self._position.assign(0)
+        self._batch.assign(self.hp.batch_size)
 
     def _run_epoch(self) -> dict | None:
         """Train one epoch; returns its record, or ``None`` if a command cut it short."""
@@ -280,22 +289,24 @@ class Trainer:
         steps = math.ceil(n / self.hp.batch_size)
         every = max(1, math.ceil(steps / BATCH_SAMPLES_PER_EPOCH))
         samples = []
-        iterator = iter(self._train_dataset())
+        self._start_epoch_order(steering.epoch + 1)
         ready = steering.inbox.ready
         train_step = self.train_step
-        steering.paused_seconds = 0.0
+        paused_before = steering.paused_seconds
         start = time.perf_counter()
+        if self._mark is None:
+            self._mark, steering.paused_seconds, paused_before = start, 0.0, 0.0
         for i in range(steps):
             if ready.is_set():
                 steering.handle_commands()
                 if steering.abort_epoch or steering.stop_requested:
                     return None
-            loss = train_step(iterator)
+            loss = train_step()
             steering.step += 1
             if i % every == 0:
                 samples.append((steering.step, loss))
         stats = {k: float(v.numpy()) for k, v in self._acc.items()}  # waits for the device once
-        seconds = time.perf_counter() - start - steering.paused_seconds
+        seconds = time.perf_counter() - start - (steering.paused_seconds - paused_before)
         epoch, branch = steering.epoch + 1, steering.branch
         batch_records = [{"epoch": epoch, "step": s, "loss": float(l.numpy()), "branch": branch} for s, l in samples]
         return {
@@ -305,28 +316,48 @@ class Trainer:
             "accuracy": stats["correct"] / max(stats["count"], 1.0),
             "grad_norm": stats["gnorm_sum"] / max(stats["steps"], 1.0),
             "epoch_seconds": seconds, "samples_per_second": stats["count"] / seconds if seconds > 0 else None,
-            "_batches": batch_records,
+            "_samples": stats["count"], "_batches": batch_records,
         }
 
-    def _evaluate(self) -> tuple[float, float]:
-        loss_sum = correct = 0.0
-        for x, y in self._val_ds:
-            l, c = self.eval_step(x, y)
-            loss_sum += float(l)
-            correct += float(c)
+    def _evaluate(self) -> tuple[float, float] | None:
+        """Validation loss and accuracy; commands are handled between its batches (``None``: a rewind cut it)."""
+        steering = self.steering
+        ready = steering.inbox.ready
+        sums = []
+        for start in range(0, len(self.data.x_val), EVAL_BATCH_SIZE):
+            if ready.is_set():
+                steering.handle_commands()
+                if steering.abort_epoch:
+                    return None
+            sums.append(self.eval_step(tf.constant(start, tf.int32)))
+        loss_sum = sum(float(l) for l, _ in sums)
+        correct = sum(float(c) for _, c in sums)
         n = max(len(self.data.x_val), 1)
         return loss_sum / n, correct / n
 
     def _finish_epoch(self, record: dict) -> None:
         steering = self.steering
         batches = record.pop("_batches")
-        val_loss, val_accuracy = self._evaluate() if len(self.data.x_val) else (None, None)
+        samples = record.pop("_samples")
+        val_loss, val_accuracy = None, None
+        if len(self.data.x_val):
+            evaluated = self._evaluate()
+            if evaluated is None:
+                return  # a rewind during evaluation dropped this epoch
+            val_loss, val_accuracy = evaluated
         reason = self._divergence(record["loss"], val_loss)
         if reason is not None:
             steering.diverge(reason)
             return
-        record.update(val_loss=val_loss, val_accuracy=val_accuracy, time=now())
+        # End to end: from the previous epoch's hand-off to this one's, evaluation and the last
+        # checkpoint's snapshot included; time spent paused or waiting for the pace is not.
+        handed_off = time.perf_counter()
+        wall = handed_off - self._mark - steering.paused_seconds
+        record.update(lr=self.hp.lr, beta=self.hp.beta,  # a command during evaluation counts for this epoch's end
+                      val_loss=val_loss, val_accuracy=val_accuracy, wall_seconds=wall,
+                      wall_samples_per_second=samples / wall if wall > 0 else None, time=now())
         record = steering.commit_epoch(record, batches, self.config.checkpoint_every)
+        self._mark, steering.paused_seconds = handed_off, 0.0  # the commit's own time counts in the next epoch
         self.best_loss = record["loss"] if self.best_loss is None else min(self.best_loss, record["loss"])
         if self._internals is not None and self._internals.due(steering.epoch):
             steering.append_internals(self._internals.timed(lambda: internals.measure(
@@ -336,7 +367,7 @@ class Trainer:
         steering.say(
             f"epoch {steering.epoch:>3}/{self.config.epochs}  loss {record['loss']:.4f}  acc {record['accuracy']:.4f}"
             + (f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}" if val_loss is not None else "")
-            + f"  lr {self.hp.lr:.3g}  {record['samples_per_second'] or 0:,.0f} samples/s"
+            + f"  lr {self.hp.lr:.3g}  {record['wall_samples_per_second'] or 0:,.0f} samples/s end to end"
         )
         decayed = self.hp.decayed_lr(self.lr0, steering.epoch - self.lr0_epoch)
         if decayed != self.hp.lr:
@@ -347,12 +378,16 @@ class Trainer:
         """Hold the epoch to at least ``pace`` seconds, obeying commands meanwhile."""
         steering = self.steering
         deadline = epoch_started + self.config.pace
-        while not steering.abort_epoch and not steering.stop_requested:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            if steering.inbox.wait(min(left, HEARTBEAT_SECONDS)):
-                steering.handle_commands()
+        waited, before = time.perf_counter(), steering.paused_seconds
+        try:
+            while not steering.abort_epoch and not steering.stop_requested:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                if steering.inbox.wait(min(left, HEARTBEAT_SECONDS)):
+                    steering.handle_commands()
+        finally:  # pace waiting is no part of the epoch's wall time (commands handled meanwhile count once)
+            steering.paused_seconds += time.perf_counter() - waited - (steering.paused_seconds - before)
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():

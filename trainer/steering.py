@@ -353,21 +353,37 @@ class Steering:
         append_jsonl(self.rundir.internals_path, {**record, "time": now()}, sync=False)
 
     def commit_epoch(self, record: dict, batches: list[dict], keep_every: int) -> dict:
-        """Make a finished epoch durable, in the order ``--resume`` relies on.
+        """Make a finished epoch durable, in the order ``--resume`` relies on, off the critical path.
 
-        The checkpoint (which holds the record) lands before the record is appended, so a crash
-        in between loses nothing: ``--resume`` appends the record from the checkpoint.
+        The state is snapshotted into the epoch's checkpoint now; on the store's committer thread
+        the checkpoint (which holds the record) becomes durable before the record is appended, so
+        a crash in between loses nothing: ``--resume`` appends the record from the checkpoint. A
+        crash before the checkpoint is durable loses the epoch, which ``--resume`` trains again.
+        Training goes on meanwhile; whatever reads checkpoints (rewind, divergence, stop) waits for
+        the commit first (:meth:`CheckpointStore.flush`).
         """
         self.epoch = record["epoch"]
-        record = self.save("epoch", metrics=record)["metrics"]
-        append_jsonl(self.rundir.batches_path, *batches, sync=False)
-        append_jsonl(self.rundir.metrics_path, record)
-        self.store.prune(keep_every)
-        self.last_metrics = record
-        self.write_status()
+
+        def durable(meta: dict) -> None:  # on the committer thread, once the checkpoint is durable
+            done = meta["metrics"]
+            append_jsonl(self.rundir.batches_path, *batches, sync=False)
+            append_jsonl(self.rundir.metrics_path, done)
+            self.store.prune(keep_every)
+            with self._status_lock:
+                self.last_metrics = done
+                self.latest_checkpoint = meta["name"]
+            self.write_status()
+
+        meta = self.store.save_async(epoch=self.epoch, step=self.step, branch=self.branch, reason="epoch",
+                                     hparams=self.trainer.hparams(), metrics=record, then=durable)
         if self.tb is not None:
-            self.tb.epoch(record, batches)
-        return record
+            self.tb.epoch(meta["metrics"], batches)
+        return meta["metrics"]
+
+    def flush(self) -> None:
+        """Wait for the epochs being committed (their checkpoints and records); raise a failure."""
+        if self.store is not None:
+            self.store.flush()
 
     def _history_after_crash(self, meta: dict) -> list[dict]:
         """The run's current history when resuming from checkpoint ``meta``.
@@ -410,6 +426,7 @@ class Steering:
 
     def finish(self, reason: str) -> None:
         """Answer what is still queued, journal the end, and say so."""
+        self.flush()  # every epoch's record lands before ``finished``
         for item in self.inbox.drain():
             self.answer(item, False, f"the run {reason} before this command was applied")
         self.event("finished", reason=reason)

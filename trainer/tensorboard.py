@@ -76,7 +76,8 @@ class TensorBoardLog:
         epoch = int(record["epoch"])
         with self._train.as_default():
             for key, tag in (("loss", "epoch_loss"), ("accuracy", "epoch_accuracy"), ("lr", "epoch_learning_rate"),
-                             ("grad_norm", "epoch_grad_norm"), ("samples_per_second", "epoch_samples_per_second")):
+                             ("grad_norm", "epoch_grad_norm"), ("samples_per_second", "epoch_samples_per_second"),
+                             ("wall_samples_per_second", "epoch_wall_samples_per_second")):
                 self._scalar(tag, record.get(key), epoch)
             for batch in batches:
                 self._scalar("batch_loss", batch.get("loss"), batch["step"])

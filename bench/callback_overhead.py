@@ -1,0 +1,77 @@
+"""What ``PandaCallback`` costs a ``model.fit``: fit with it / fit without it, in one process.
+
+Two workloads: the digits MLP (2 x 64 + batch norm, batch 64) and the 784-256-256 MLP + batch
+norm on 60,000 x 784 synthetic data (batch 128), Adam, validation every epoch. One model per
+side, built once and compiled once; then ``--pairs`` alternated pairs of ``fit(epochs=E)`` calls
+(with / without, then without / with, ...), each timed end to end (the first call of each side is
+a warm-up and is not counted). Prints the median of the per-pair ratios of samples per second
+(goal >= 0.97). The callback runs with everything on: run directory, heartbeat, command watcher,
+checkpoints every epoch.
+
+    python bench/callback_overhead.py [--pairs 7] [--epochs 3] [--workloads digits,mlp784]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import keras  # noqa: E402
+
+from throughput import WORKLOADS, hparams, load, model_and_optimizer  # noqa: E402
+from trainer import PandaCallback  # noqa: E402
+
+
+def compiled(w, shape):
+    hp = hparams(w)
+    model, optimizer = model_and_optimizer(w, shape, hp)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model, hp.batch_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", default="digits,mlp784")
+    parser.add_argument("--pairs", type=int, default=7)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"fit with PandaCallback / fit without, one process, {args.pairs} alternated pairs of "
+          f"fit(epochs={args.epochs}); {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.workloads.split(","):
+            x, y, xv, yv, _ = load(WORKLOADS[name], Path(tmp))
+            plain, batch = compiled(WORKLOADS[name], x.shape[1:])
+            steered, _ = compiled(WORKLOADS[name], x.shape[1:])
+            callback = PandaCallback(Path(tmp) / f"run-{name}", checkpoint_every=1)
+
+            def timed(model, callbacks):
+                start = time.perf_counter()
+                model.fit(x, y, batch_size=batch, epochs=args.epochs, validation_data=(xv, yv), verbose=0,
+                          callbacks=callbacks, shuffle=True)
+                return len(x) * args.epochs / (time.perf_counter() - start)
+
+            timed(plain, []), timed(steered, [callback])  # warm-up: tracing, the run's creation
+            ratios = []
+            for i in range(args.pairs):
+                if i % 2 == 0:
+                    with_cb, without = timed(steered, [callback]), timed(plain, [])
+                else:
+                    without, with_cb = timed(plain, []), timed(steered, [callback])
+                ratios.append(with_cb / without)
+                print(f"  {name} pair {i + 1}: with {with_cb:,.0f} samples/s, without {without:,.0f}: "
+                      f"{ratios[-1]:.3f}", flush=True)
+            print(f"{name}: fit with PandaCallback / without = {statistics.median(ratios):.3f} "
+                  f"(median of {len(ratios)} pairs)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
