@@ -13,11 +13,27 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Callable
 
 __all__ = ["BackendError", "Launched", "LocalBackend", "RayBackend", "make_backend"]
+
+
+def _die_with_parent() -> None:
+    """In the trainer's process, before it starts (Linux): SIGTERM it when the process that started
+    it dies, so a killed sweep (or a Ray worker that died) leaves no orphan trainer behind; the
+    trainer checkpoints and exits, and ``panda sweep --resume`` continues it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+_PREEXEC = _die_with_parent if sys.platform.startswith("linux") else None
 
 
 class BackendError(RuntimeError):
@@ -84,7 +100,7 @@ class LocalBackend:
         log = open(log_path, "ab")
         try:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       env=self.env, start_new_session=True)
+                                       env=self.env, start_new_session=True, preexec_fn=_PREEXEC)
         except OSError:
             log.close()
             raise
@@ -107,7 +123,8 @@ def _run_trial(argv: list[str], log_path: str, env: dict[str, str], cwd: str | N
     full_env = {**os.environ, **env}  # this node's environment (CUDA_VISIBLE_DEVICES from Ray) + the sweep's
     with open(log_path, "ab") as log:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=full_env,
-                                   cwd=cwd if cwd and os.path.isdir(cwd) else None, start_new_session=True)
+                                   cwd=cwd if cwd and os.path.isdir(cwd) else None, start_new_session=True,
+                                   preexec_fn=_PREEXEC)
         try:
             rc = process.wait()
         except BaseException:  # ray.cancel: let the trainer checkpoint and exit, then make sure it did

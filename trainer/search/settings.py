@@ -70,10 +70,13 @@ class SweepSettings:
         return self
 
     def threads(self) -> int:
-        """TensorFlow threads per trial: ``--cpus-per-trial``, or this machine's share of its cores."""
+        """TensorFlow threads per trial: ``--cpus-per-trial``, or this machine's share of its cores
+        (on Ray, 1: the cluster's cores are Ray's to share out)."""
         import os
 
-        return self.cpus_per_trial or max(1, (os.cpu_count() or 1) // self.parallel)
+        if self.cpus_per_trial:
+            return self.cpus_per_trial
+        return 1 if self.backend == "ray" else max(1, (os.cpu_count() or 1) // self.parallel)
 
     def trial_config(self, params: dict[str, Any]) -> TrainConfig:
         """The configuration a trial with sampled ``params`` trains."""
