@@ -48,13 +48,10 @@ def _round_sig(value: float, digits: int = 6) -> float:
 
 @dataclass(frozen=True)
 class Param(ABC):
-    """One hyperparameter's range. Subclasses say how to sample it and how to compare values."""
+    """One hyperparameter's range. Subclasses say which Optuna distribution draws it, where a grid's
+    points go, and how to compare values; the drawing itself is Optuna's."""
 
     scale: ClassVar[str]
-
-    @abstractmethod
-    def sample(self, rng: np.random.Generator, n: int) -> list:
-        """``n`` independent draws."""
 
     @abstractmethod
     def grid(self, k: int) -> list:
@@ -124,9 +121,6 @@ class _Continuous(Param):
         lo, hi = self._warp(self.low), self._warp(self.high)
         value = self._tidy(self._unwarp(lo + float(u) * (hi - lo)))
         return min(max(value, self.low), self.high)
-
-    def sample(self, rng: np.random.Generator, n: int) -> list[float]:
-        return [self.from_unit(u) for u in rng.uniform(0.0, 1.0, size=n)]
 
     def grid(self, k: int) -> list[float]:
         if k <= 1 or self.low == self.high:
@@ -253,9 +247,6 @@ class IntUniform(Param):
     def from_unit(self, u: float) -> int:
         return int(min(max(round(self.low + float(u) * (self.high - self.low)), self.low), self.high))
 
-    def sample(self, rng: np.random.Generator, n: int) -> list[int]:
-        return [int(v) for v in rng.integers(self.low, self.high, size=n, endpoint=True)]
-
     def grid(self, k: int) -> list[int]:
         if k <= 1:
             return [self.from_unit(0.5)]
@@ -302,9 +293,6 @@ class Choice(Param):
     @property
     def fixed(self) -> bool:
         return len(self.values) == 1
-
-    def sample(self, rng: np.random.Generator, n: int) -> list:
-        return [self.values[i] for i in rng.integers(0, len(self.values), size=n)]
 
     def grid(self, k: int) -> list:
         return list(self.values)
