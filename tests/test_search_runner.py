@@ -133,7 +133,7 @@ def test_median_rule_stops_a_hopeless_trial_through_its_run_directory(tmp_path, 
     assert runner.run(plans(0.01, 0.02, 0.005, 0.0001)) == "finished"
     trials = sweep.trials()
     assert [t["state"] for t in trials.values()] == ["finished", "finished", "finished", "stopped"]
-    assert "median rule" in trials["trial-0004"]["reason"]
+    assert "median pruner" in trials["trial-0004"]["reason"]
     assert trials["trial-0004"]["epochs"] == 2
     assert trials["trial-0004"]["ended"] - trials["trial-0004"]["started"] < 30  # never waited out its slow epochs
     states = [r["state"] for r in sweep.read_trial_records() if r["trial"] == "trial-0004"]

@@ -1,4 +1,4 @@
-"""Statistical tests of the samplers: each scale spends trials where the course says it should.
+"""Statistical tests of the samplers (Optuna's, on Panda's scales): each scale spends trials where the course says it should.
 
 Counts are compared with their binomial expectation within 5 standard deviations: with fixed seeds
 the tests are deterministic, and a correct sampler would fail one only with probability ~6e-7 per
@@ -118,7 +118,7 @@ def test_grid_fits_the_budget_and_keeps_every_choice():
     subset = GridSampler(seed=1).sample(many, 3)
     assert len(subset) == 3 and subset == GridSampler(seed=1).sample(many, 3)
     # an integer range never repeats a value
-    assert GridSampler().sample(parse_param_args(["layers=int:2:4"]), 10) == [{"layers": 2}, {"layers": 3}, {"layers": 4}]
+    assert sorted(p["layers"] for p in GridSampler().sample(parse_param_args(["layers=int:2:4"]), 10)) == [2, 3, 4]
 
 
 def test_random_search_tries_more_distinct_values_than_a_grid():
@@ -131,3 +131,16 @@ def test_random_search_tries_more_distinct_values_than_a_grid():
 def test_unknown_sampler():
     with pytest.raises(ValueError, match="unknown sampler 'sobol'"):
         make_sampler("sobol")
+
+
+def test_the_samplers_are_optunas():
+    import optuna
+
+    space = parse_param_args(["lr=log:1e-4:1", "beta=log1m:0.9:0.999"])
+    assert isinstance(RandomSampler(0).optuna(space, 4), optuna.samplers.RandomSampler)
+    assert isinstance(GridSampler(0).optuna(space, 4), optuna.samplers.GridSampler)
+    assert isinstance(make_sampler("tpe").optuna(space, 4), optuna.samplers.TPESampler)
+    # log1m is stored as 1 - beta, log-scaled; lr as a log-scaled float
+    dists = space.distributions()
+    assert dists["lr"].log and (dists["lr"].low, dists["lr"].high) == (1e-4, 1.0)
+    assert dists["1-beta"].log and dists["1-beta"].low == pytest.approx(1e-3) and dists["1-beta"].high == pytest.approx(0.1)

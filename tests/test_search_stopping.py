@@ -1,45 +1,63 @@
-"""Early-stopping rules, on hand-made validation-accuracy curves."""
+"""Early stopping is Optuna's pruners, judged on hand-made validation-accuracy curves."""
 
 from __future__ import annotations
 
+import optuna
 import pytest
 
-from trainer.search.stopping import MedianStopping, NoStopping, SuccessiveHalving, best_up_to, make_stopper
+from trainer.search.stopping import make_pruner
 
 
-def test_median_rule_stops_below_the_median_of_others_at_the_same_epoch():
-    rule = MedianStopping(grace=2, min_trials=3)
-    curves = {"a": [0.5, 0.6, 0.9, 0.95], "b": [0.4, 0.7, 0.8], "c": [0.6, 0.8], "x": [0.3, 0.55]}
-    # at epoch 2 the others' best are 0.6, 0.7, 0.8: median 0.7 > 0.55
-    assert "median 0.7" in rule.should_stop("x", curves)
-    assert rule.should_stop("c", curves) is None
-    assert rule.should_stop("x", {**curves, "x": [0.3]}) is None  # inside the grace period
-    assert rule.should_stop("x", {"a": [0.9, 0.9], "x": [0.1, 0.1]}) is None  # too few others
-    # others compare at x's epoch, not at their own later epochs
-    late = {"a": [0.1, 0.2, 0.99], "b": [0.1, 0.2, 0.99], "c": [0.1, 0.2, 0.99], "x": [0.3, 0.3]}
-    assert rule.should_stop("x", late) is None
+def study_with(pruner, finished: list[list[float]]) -> optuna.Study:
+    """A study whose finished trials reported these curves (epoch 1, 2, ...)."""
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for curve in finished:  # as the runner does: report each epoch, ask the pruner, tell the result
+        trial = study.ask()
+        for epoch, value in enumerate(curve, start=1):
+            trial.report(value, epoch)
+            trial.should_prune()
+        study.tell(trial, max(curve))
+    return study
 
 
-def test_median_rule_ignores_missing_values():
-    rule = MedianStopping(grace=1, min_trials=2)
-    assert best_up_to([None, 0.4, None], 3) == 0.4
-    assert rule.should_stop("x", {"a": [None], "b": [None], "x": [0.1]}) is None
+def judged(study: optuna.Study, curve: list[float]) -> bool:
+    trial = study.ask()
+    for epoch, value in enumerate(curve, start=1):
+        trial.report(value, epoch)
+        if trial.should_prune():
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return True
+    study.tell(trial, max(curve))
+    return False
 
 
-def test_successive_halving_keeps_the_top_third_at_each_rung():
-    rule = SuccessiveHalving(grace=1, eta=3)
-    assert rule.rungs(30) == [1, 3, 9, 27]
-    curves = {"a": [0.9], "b": [0.5], "c": [0.2]}
-    assert rule.should_stop("a", curves) is None
-    assert "top 1 of 3" in rule.should_stop("b", curves)
-    assert rule.should_stop("c", curves) is not None
-    assert rule.should_stop("b", {"a": [0.9, 0.9], "b": [0.5, 0.5], "c": [0.2, 0.2]}) is None  # epoch 2: no rung
-    assert rule.should_stop("b", {"a": [0.9], "b": [0.5]}) is None  # fewer than eta at the rung
+def test_median_pruner_stops_below_the_median_of_finished_trials_at_the_same_epoch():
+    good = [[0.5, 0.6, 0.9], [0.4, 0.7, 0.8], [0.6, 0.8, 0.85]]
+    pruner = make_pruner("median", grace=2, min_trials=3)
+    assert judged(study_with(pruner, good), [0.3, 0.55])  # median at epoch 2 is 0.7
+    assert not judged(study_with(pruner, good), [0.3, 0.75])
+    assert not judged(study_with(pruner, good), [0.1])  # inside the grace period
+    assert not judged(study_with(pruner, good[:2]), [0.1, 0.1])  # fewer than 3 finished trials
 
 
-def test_make_stopper():
-    assert isinstance(make_stopper("none"), NoStopping)
-    assert make_stopper("median", grace=4).grace == 4
-    assert isinstance(make_stopper("halving"), SuccessiveHalving)
+def test_successive_halving_keeps_the_top_third_at_a_rung():
+    pruner = make_pruner("halving", grace=1)
+    study = study_with(pruner, [[0.9], [0.8], [0.7], [0.85], [0.95]])
+    assert judged(study, [0.5])
+    assert not judged(study_with(pruner, [[0.5], [0.4]]), [0.99])
+
+
+def test_hyperband_prunes_a_bad_trial_and_spares_a_good_one():
+    pruner = make_pruner("hyperband", grace=1, epochs=9)
+    curves = [[0.8 + 0.01 * i] * 9 for i in range(12)]
+    study = study_with(pruner, curves)
+    verdicts = [judged(study, [0.05] * 9) for _ in range(6)]
+    assert any(verdicts)  # every bracket's rungs rank 0.05 last
+    assert not judged(study, [0.99] * 9)
+
+
+def test_make_pruner():
+    assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
+    assert isinstance(make_pruner("median", grace=4), optuna.pruners.MedianPruner)
     with pytest.raises(ValueError, match="unknown early stopping rule"):
-        make_stopper("hyperband")
+        make_pruner("asha")

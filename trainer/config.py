@@ -72,6 +72,8 @@ class TrainConfig:
                                       low_open=True, high=1e6)
     jit: bool | None = option(None, "bool", "XLA-compile the training step (default: on with a GPU, as Keras does)",
                               optional=True)
+    threads: int | None = option(None, "int", "TensorFlow's intra- and inter-op threads (default: every core); a "
+                                 "sweep gives each trial its share", optional=True, low=1, high=4096)
     tensorboard: bool = option(False, "bool", "also write TensorBoard event files to RUN/tensorboard/")
     internals: bool = option(True, "bool", "record the network's insides once per epoch in RUN/internals.jsonl "
                              "(batch norm statistics, softmax of probe examples, gradient and weight norms)")

@@ -22,6 +22,19 @@ def configure_devices() -> list[str]:
     return [d.name.replace("/physical_device:", "") for d in tf.config.list_physical_devices()]
 
 
+def configure_threads(threads: int | None) -> None:
+    """Limit TensorFlow to ``threads`` threads per op pool, so P trials on one machine do not each
+    take every core (a sweep gives each trial its share). ``None``: TensorFlow's default (all cores).
+    Must run before TensorFlow's first op; later it is too late and is ignored."""
+    if not threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    except RuntimeError:  # TensorFlow is already initialized
+        pass
+
+
 def run_record(name: str, trainer_name: str, **fields) -> dict:
     """``config.json`` for a new run: what both trainers record, then each one's own ``fields``."""
     from trainer.rundir import now

@@ -31,7 +31,7 @@ from trainer import internals  # noqa: E402
 from trainer.checkpoints import CheckpointStore  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402  (re-exported: ``from trainer.loop import TrainConfig``)
 from trainer.data import Dataset, epoch_permutation, load_dataset  # noqa: E402
-from trainer.devices import configure_devices, run_record  # noqa: E402
+from trainer.devices import configure_devices, configure_threads, run_record  # noqa: E402
 from trainer.hparams import Hyperparameters  # noqa: E402
 from trainer.model import build_model, check_model  # noqa: E402
 from trainer.optimizers import make_optimizer  # noqa: E402
@@ -151,6 +151,7 @@ class Trainer:
     def create(cls, run_path: Path | str, config: TrainConfig, verbose: bool = True) -> "Trainer":
         """A new run at ``run_path``. Everything is checked, and the data loaded, before the folder is made."""
         config.validate()
+        configure_threads(config.threads)  # before TensorFlow's first op (the data pipeline)
         run = RunDir(run_path)
         if run.path.exists():
             raise RunDirError(f"{run.path} already exists; choose another --name")
@@ -186,6 +187,7 @@ class Trainer:
             config = TrainConfig.from_dict({**saved, "dataset": saved.get("dataset_spec", "digits")})
             if epochs is not None:
                 config.epochs = epochs
+            configure_threads(config.threads)
             data = load_dataset(config.dataset, config.val_split, config.seed, data_dir=config.data_dir, label=config.label)
             configure_devices()
             self = cls(run, config, data, verbose)

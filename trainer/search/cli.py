@@ -5,6 +5,8 @@ Examples::
     panda sweep --run-dir runs --name lr-beta --trials 16 --parallel 2 --epochs 10
     panda sweep --run-dir runs --name fine --trials 8 --rounds 3 --keep 3 --param lr=log:1e-4:1
     panda sweep --run-dir runs --name s --space space.toml --early-stop median --dry-run
+    panda sweep --resume runs/lr-beta                 # continue an interrupted sweep
+    panda sweep --run-dir /shared/runs --name s --backend ray --address auto --cpus-per-trial 2
 
 Every argument is checked, and round 1 sampled and checked, before anything is written.
 """
@@ -21,7 +23,11 @@ from pathlib import Path
 from trainer.config import RUN_DEFAULTS, add_train_flags, check_name
 from trainer.data import DataError
 from trainer.options import add_flags, argparse_type, defaults_of
-from trainer.search.runner import SWEEP_OPTIONS, Progress, SweepRunner, SweepSettings, check_space, plan_round, summarize
+from trainer.rundir import RunDirError
+from trainer.search.backends import BackendError, make_backend
+from trainer.search.progress import Progress, summarize
+from trainer.search.runner import SweepRunner
+from trainer.search.settings import SWEEP_OPTIONS, SweepSettings, check_space, plan_round
 from trainer.search.space import DOMAINS, SpaceError, build_space
 from trainer.search.sweepdir import SweepDir
 
@@ -51,6 +57,8 @@ def add_sweep(subparsers) -> None:
                    "dropout=float:0:0.5, optimizer=choice:adam,momentum, or a fixed value: decay=none (repeatable)")
     add_flags(p, SWEEP_OPTIONS, defaults_of(SweepSettings))
     add_train_flags(p, only=TRIAL_OPTIONS)  # passed to every trial, checked as panda train checks them
+    p.add_argument("--resume", metavar="SWEEP_PATH", help="continue an interrupted sweep with its saved settings: "
+                   "finished trials are kept, unfinished ones resumed from their checkpoints or run again")
     p.add_argument("--dry-run", action="store_true", help="print round 1's configurations, one JSON object a line; train nothing")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_sweep)
@@ -65,6 +73,8 @@ class _Terminate(Exception):
 
 
 def cmd_sweep(args) -> int:
+    if args.resume:
+        return _resume(args)
     try:
         space = build_space(args.space, args.param)
         run_options = {k: getattr(args, k) for k in TRIAL_OPTIONS if getattr(args, k) != RUN_DEFAULTS[k]}
@@ -82,14 +92,41 @@ def cmd_sweep(args) -> int:
             print(f"(rounds 2..{settings.rounds} are sampled after round 1 trains, around its best {settings.keep})", file=sys.stderr)
         return 0
 
+    try:
+        backend = make_backend(settings, {"TF_CPP_MIN_LOG_LEVEL": "2"})  # Ray missing or out of reach: before any folder
+    except BackendError as e:
+        _fail(args, str(e))
+        return 2
     name = args.name or time.strftime("sweep-%Y%m%d-%H%M%S")
-    sweep = SweepDir(Path(args.run_dir) / name).create()
-    progress = Progress(enabled=not args.quiet)
-    runner = SweepRunner(sweep, space, settings, progress=progress, argv=sys.argv[1:])
+    try:
+        sweep = SweepDir(Path(args.run_dir) / name).create()
+    except RunDirError as e:
+        backend.close()
+        _fail(args, str(e))
+        return 2
+    runner = SweepRunner(sweep, space, settings, progress=Progress(enabled=not args.quiet), argv=sys.argv[1:],
+                         backend=backend)
     if not args.quiet:
         print(f"sweep {sweep.path}: {settings.trials} trials x {settings.rounds} round(s), {settings.parallel} at a time, "
-              f"{settings.epochs} epochs each; {settings.sampler} over " + " ".join(space.describe()))
+              f"{settings.epochs} epochs each on {settings.backend}; {settings.sampler} over " + " ".join(space.describe()))
+    return _run(args, runner, None)
 
+
+def _resume(args) -> int:
+    try:
+        runner = SweepRunner.resume(args.resume, progress=Progress(enabled=not args.quiet), argv=sys.argv[1:])
+        runner.backend = make_backend(runner.settings, {"TF_CPP_MIN_LOG_LEVEL": "2"})
+    except (RunDirError, BackendError, ValueError, KeyError) as e:
+        _fail(args, str(e).strip("'\""))
+        return 2
+    if not args.quiet:
+        done = sum(r.get("state") in ("finished", "stopped", "failed", "diverged") for r in runner.results.values())
+        print(f"sweep {runner.sweep.path}: resuming ({done} trial(s) done are kept)")
+    return _run(args, runner, None)
+
+
+def _run(args, runner: SweepRunner, first_round) -> int:
+    sweep = runner.sweep
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum, frame):

@@ -1,175 +1,51 @@
-"""Run a sweep: up to P trainer processes at once, each an ordinary run under the sweep folder.
+"""Run a sweep: ask Optuna for configurations, train each as an ordinary run, tell Optuna the result.
 
-Trials are separate ``python -m trainer train`` processes, not threads: each owns its run
-directory, so the dashboard can open, watch and steer any trial like any run, and a trial that
-crashes takes nothing else with it. The runner only launches processes, reads what they write
-(``metrics.jsonl``, ``status.json``) and, for early stopping, appends a ``stop`` command — the
-same contract every other client uses.
+Trials are separate ``python -m trainer train`` processes (on this machine or as Ray tasks, see
+:mod:`trainer.search.backends`), not threads: each owns its run directory, so the dashboard can
+open, watch and steer any trial like any run, and a trial that crashes takes nothing else with
+it. The runner only starts trainers, reads what they write (``metrics.jsonl``, ``status.json``)
+and, to stop one early, appends a ``stop`` command — the same contract every other client uses.
 
->>> from trainer.search.space import parse_param_args
->>> plans = plan_round(parse_param_args(["lr=log:1e-4:1", "optimizer=choice:sgd"]), SweepSettings(trials=2), 1)
->>> [(p.name, sorted(p.params)) for p in plans]      # sgd has no beta, so none is sampled
-[('trial-0001', ['lr', 'optimizer']), ('trial-0002', ['lr', 'optimizer'])]
+The sweep's state is its Optuna study (:mod:`trainer.search.study`): every trial is asked from
+it, reported to it epoch by epoch (from the run directory, so the pruner judges what the trial
+really did, steering included) and told its outcome. ``sweep.json`` and ``trials.jsonl`` keep
+what the dashboard reads. :meth:`SweepRunner.resume` reopens both and continues: finished trials
+are kept, unfinished ones resumed from their checkpoints or run again, and nothing runs twice.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from trainer.config import TrainConfig, trainer_argv
-from trainer.hparams import Hyperparameters
-from trainer.options import MAX_INT, option, options_of
+import optuna
+from optuna.trial import TrialState
+
+from trainer.config import resume_argv
 from trainer.records import Status
-from trainer.rundir import JsonlTail, RunDir, current_line
-from trainer.search.refine import DEFAULT_MARGIN, narrow, top_trials
-from trainer.search.samplers import SAMPLERS, make_sampler
+from trainer.rundir import JsonlTail, RunDir, RunDirError, current_line
+from trainer.search.backends import Launched, make_backend
+from trainer.search.progress import Progress, summarize
+from trainer.search.refine import narrow, top_trials
+from trainer.search.samplers import make_sampler
+from trainer.search.settings import SWEEP_OPTIONS, SweepSettings, TrialPlan, check_space, plan_round, trial_name
 from trainer.search.space import SearchSpace, SpaceError, resolve_trial
-from trainer.search.stopping import STOPPERS, make_stopper
+from trainer.search.stopping import make_pruner
+from trainer.search.study import JOURNAL, PARAMS_ATTR, ROUND_ATTR, STATE_ATTR, TRIAL_ATTR, open_study
 from trainer.search.sweepdir import FINAL_STATES, SweepDir
+
+__all__ = ["SweepRunner", "SweepSettings", "SWEEP_OPTIONS", "TrialPlan", "Progress", "check_space", "plan_round",
+           "summarize", "KILL_GRACE_SECONDS"]
 
 #: Seconds a trial gets to checkpoint and exit after Ctrl-C before it is killed.
 KILL_GRACE_SECONDS = 20.0
-
-
-@dataclass
-class SweepSettings:
-    """Everything about a sweep except its space: ``panda sweep``'s options. Stored in ``sweep.json``."""
-
-    trials: int = option(8, "int", "trials per round", low=1, high=100_000)
-    parallel: int = option(2, "int", "trainers at once", low=1, high=1024, metavar="P")
-    epochs: int = option(10, "int", "epochs per trial", low=1, high=10_000_000)
-    dataset: str = option("digits", "text", "as for panda train", metavar="SPEC")
-    rounds: int = option(1, "int", "coarse-to-fine rounds", low=1, high=1000)
-    keep: int = option(3, "int", "narrow each new round around the best K trials", low=1, high=100_000, metavar="K")
-    margin: float = option(DEFAULT_MARGIN, "float", "padding around the best trials, as a fraction of each range in "
-                           "its scale", low=0, high=10)
-    seed: int = option(0, "int", "seeds the sampler and every trial's weights", low=0, high=MAX_INT)
-    sampler: str = option("random", "choice", "random search (default) or a grid, for comparison",
-                          choices=tuple(SAMPLERS))
-    early_stop: str = option("none", "choice", "stop hopeless trials: median stopping rule or successive halving",
-                             label="early stopping rule", choices=tuple(STOPPERS))
-    grace: int = option(2, "int", "epochs before early stopping may judge a trial", low=1, high=MAX_INT,
-                        metavar="EPOCHS")
-    #: Every trial's other ``panda train`` options (data_dir, label, model, pace, ...): TrainConfig's names.
-    run_options: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self) -> "SweepSettings":
-        """Check every option, and a trial's configuration as ``panda train`` checks it."""
-        for name, opt in SWEEP_OPTIONS.items():
-            setattr(self, name, opt.check(getattr(self, name)))
-        self.trial_config({}).validate()
-        return self
-
-    def trial_config(self, params: dict[str, Any]) -> TrainConfig:
-        """The configuration a trial with sampled ``params`` trains."""
-        return TrainConfig(hparams=Hyperparameters(**params), dataset=self.dataset, epochs=self.epochs,
-                           seed=self.seed, **self.run_options)
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-#: ``panda sweep``'s own options, by name.
-SWEEP_OPTIONS = options_of(SweepSettings)
-
-
-def trial_name(index: int) -> str:
-    return f"trial-{index:04d}"
-
-
-@dataclass
-class TrialPlan:
-    """One configuration to train: its name, round and hyperparameters."""
-
-    name: str
-    index: int
-    round: int
-    params: dict[str, Any]
-
-    def argv(self, sweep_path: Path, settings: SweepSettings, program: list[str] | None = None) -> list[str]:
-        """The trainer's command line for this trial (:func:`trainer.config.trainer_argv`)."""
-        return trainer_argv(sweep_path, self.name, settings.trial_config(self.params),
-                            program=None if program is None else tuple(program))
-
-
-def check_space(space: SearchSpace) -> None:
-    """Combinations a range can produce that the trainer would refuse, caught before any trial."""
-    decay, rate = space.params.get("decay"), space.params.get("decay_rate")
-    if decay is not None and rate is not None and "exponential" in getattr(decay, "values", ()):
-        low = getattr(rate, "low", min(getattr(rate, "values", (1,))))
-        high = getattr(rate, "high", max(getattr(rate, "values", (1,))))
-        if not (0 < low and high <= 1):
-            raise SpaceError(f"decay_rate: exponential decay needs a rate in (0, 1], but the range is [{low:g}, {high:g}]")
-
-
-def plan_round(space: SearchSpace, settings: SweepSettings, round: int, first_index: int = 1) -> list[TrialPlan]:
-    """Sample one round and check every configuration as ``panda train`` would."""
-    configs = make_sampler(settings.sampler, settings.seed).sample(space, settings.trials, round)
-    plans = []
-    for i, params in enumerate(configs):
-        name = trial_name(first_index + i)
-        try:
-            resolved = resolve_trial(params)
-        except SpaceError as e:
-            raise SpaceError(f"{name}: {e}") from None
-        plans.append(TrialPlan(name, first_index + i, round, resolved))
-    return plans
-
-
-# --------------------------------------------------------------------------- progress display
-
-
-class Progress:
-    """One updating line on a terminal (``\\r``), plain lines when the output is a file or pipe."""
-
-    def __init__(self, stream: IO[str] | None = None, tty: bool | None = None, enabled: bool = True):
-        self.stream = stream or sys.stdout
-        self.tty = self.stream.isatty() if tty is None else tty
-        self.enabled = enabled
-        self._last = ""
-        self._drawn = 0
-
-    def update(self, line: str) -> None:
-        if not self.enabled or line == self._last:
-            return
-        self._last = line
-        if self.tty:
-            width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
-            line = line[:width]
-            self.stream.write("\r" + line + " " * max(0, self._drawn - len(line)))
-            self._drawn = len(line)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def message(self, text: str) -> None:
-        """A line of its own (a trial failed, a round began), above the progress line."""
-        if not self.enabled:
-            return
-        if self.tty and self._drawn:
-            self.stream.write("\r" + " " * self._drawn + "\r" + text + "\n" + self._last[: self._drawn])
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-        self._drawn = 0
-
-
-# --------------------------------------------------------------------------- the runner
+#: Optuna trial states a resumed sweep keeps as they are.
+_DONE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 @dataclass
@@ -177,16 +53,16 @@ class _Trial:
     """A launched trial's bookkeeping."""
 
     plan: TrialPlan
-    process: subprocess.Popen
-    log: IO[bytes]
+    otrial: optuna.Trial
+    launched: Launched | None
     metrics: JsonlTail
     run: RunDir
     records: list[dict] = field(default_factory=list)
     curve: list[float | None] = field(default_factory=list)
+    reported: set[int] = field(default_factory=set)
     stop_reason: str | None = None
     diverged: str | None = None
     interrupted: bool = False
-    judged_at: int = 0  # epochs already shown to the early-stopping rule
 
 
 def _log_error(path: Path) -> str | None:
@@ -202,24 +78,11 @@ def _log_error(path: Path) -> str | None:
 
 
 class SweepRunner:
-    """Run every round of a sweep, writing ``sweep.json`` and ``trials.jsonl`` as it goes.
+    """Run every round of a sweep, writing the study, ``sweep.json`` and ``trials.jsonl`` as it goes."""
 
-    ``on_change`` is called (in this thread) whenever the counts change, with :meth:`counts`.
-    """
-
-    def __init__(
-        self,
-        sweep: SweepDir,
-        space: SearchSpace,
-        settings: SweepSettings,
-        *,
-        command: list[str] | None = None,
-        progress: Progress | None = None,
-        poll_seconds: float = 0.5,
-        kill_grace: float = KILL_GRACE_SECONDS,
-        env: dict[str, str] | None = None,
-        argv: list[str] | None = None,
-    ):
+    def __init__(self, sweep: SweepDir, space: SearchSpace, settings: SweepSettings, *, command: list[str] | None = None,
+                 progress: Progress | None = None, poll_seconds: float = 0.5, kill_grace: float = KILL_GRACE_SECONDS,
+                 env: dict[str, str] | None = None, argv: list[str] | None = None, backend=None):
         self.sweep = sweep
         self.space = space
         self.settings = settings.validate()
@@ -228,16 +91,38 @@ class SweepRunner:
         self.progress = progress or Progress(enabled=False)
         self.poll_seconds = poll_seconds
         self.kill_grace = kill_grace
-        self.env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+        self.env = {"TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
         self.argv = argv
-        self.stopper = make_stopper(settings.early_stop, settings.grace)
+        self.backend = backend
+        self.pruner = make_pruner(settings.early_stop, settings.grace, settings.epochs)
         self.results: dict[str, dict[str, Any]] = {}  # trial -> {trial, round, params, state, best_val_accuracy, ...}
         self.running: dict[str, _Trial] = {}
-        self.queue: deque[TrialPlan] = deque()
+        self.queue: deque[str] = deque()
         self.round = 0
         self.spec: dict[str, Any] = {}
+        self.study: optuna.Study | None = None
+        self._resuming = False
         self._wake = threading.Event()
-        self._curves: dict[str, list[float | None]] = {}
+
+    @classmethod
+    def resume(cls, path: Path | str, **kwargs: Any) -> "SweepRunner":
+        """A runner that continues the sweep at ``path`` (``RunDirError`` if it is not one)."""
+        sweep = SweepDir(path)
+        if not SweepDir.is_sweep(sweep.path):
+            raise RunDirError(f"{sweep.path} is not a Panda sweep (no sweep.json); nothing to resume")
+        spec = sweep.read_spec()
+        if not (sweep.path / JOURNAL).is_file():
+            raise RunDirError(f"{sweep.path} has no Optuna journal ({JOURNAL}): it was made by an older Panda "
+                              "and cannot be resumed")
+        if spec.get("state") == "finished":
+            raise RunDirError(f"{sweep.path} already finished; nothing to resume")
+        settings = SweepSettings.from_json(spec["settings"])
+        space = SearchSpace.from_json({k: spec["space"][k] for k in spec.get("param_order", spec["space"])})
+        runner = cls(sweep, space, settings, **kwargs)
+        runner.spec = dict(spec)
+        runner.results = sweep.trials()
+        runner._resuming = True
+        return runner
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -250,13 +135,9 @@ class SweepRunner:
         states = [r.get("state") for r in self.results.values()]
         best = top_trials(self.results.values(), 1)
         return {
-            "round": self.round,
-            "rounds": self.settings.rounds,
-            "total": len(states),
-            "queued": states.count("queued"),
-            "running": states.count("running") + states.count("stopping"),
-            **{state: states.count(state) for state in FINAL_STATES},
-            "best": best[0] if best else None,
+            "round": self.round, "rounds": self.settings.rounds, "total": len(states),
+            "queued": states.count("queued"), "running": states.count("running") + states.count("stopping"),
+            **{state: states.count(state) for state in FINAL_STATES}, "best": best[0] if best else None,
         }
 
     def progress_line(self) -> str:
@@ -275,38 +156,54 @@ class SweepRunner:
         self.spec.update(fields)
         self.sweep.write_spec(self.spec)
 
-    # ------------------------------------------------------------------ running
+    # ------------------------------------------------------------------ rounds
 
     def run(self, first_round: list[TrialPlan] | None = None) -> str:
-        """Train every round; returns the sweep's final state (``finished`` or ``interrupted``)."""
-        if not self.sweep.path.exists():
-            self.sweep.create()
-        self._write_spec(
-            name=self.sweep.name, created=time.time(), argv=self.argv, seed=self.settings.seed,
-            sampler=self.settings.sampler, settings=self.settings.to_json(), space=self.space.to_json(),
-            param_order=list(self.space),  # sweep.json's keys are sorted; this keeps the user's order
-            rounds=[], state="running", finished=None,
-        )
+        """Train every round; returns the sweep's final state (``finished`` or ``interrupted``).
+
+        ``first_round``: fixed configurations for round 1 (enqueued in the study) instead of sampled ones.
+        """
+        if self.backend is None:
+            self.backend = make_backend(self.settings, self.env)  # BackendError before anything is written
+        if self._resuming:
+            self.study = open_study(self.sweep.path, self.spec["name"], create=False, pruner=self.pruner)
+            self._write_spec(state="running", finished=None, resumed=[*self.spec.get("resumed", []), time.time()])
+        else:
+            if not self.sweep.path.exists():
+                self.sweep.create()
+            self.study = open_study(self.sweep.path, self.sweep.name, create=True, pruner=self.pruner)
+            self._write_spec(
+                name=self.sweep.name, created=time.time(), argv=self.argv, seed=self.settings.seed,
+                sampler=self.settings.sampler, settings=self.settings.to_json(), space=self.space.to_json(),
+                param_order=list(self.space), storage=JOURNAL, rounds=[], state="running", finished=None,
+            )
         state = "failed"
         try:
-            space = self.space
-            next_index = 1
+            space, first_index = self.space, 1
             for round in range(1, self.settings.rounds + 1):
                 self.round = round
-                around: list[str] = []
-                if round > 1:
-                    best = top_trials(self.results.values(), self.settings.keep)
-                    around = [b["trial"] for b in best]
-                    space = narrow(space, [b["params"] for b in best], self.settings.margin)
-                    self.progress.message(f"round {round}: narrowed around {', '.join(around) or 'nothing (no trial scored)'}: "
-                                          + " ".join(space.describe()))
-                plans = first_round if (round == 1 and first_round is not None) else plan_round(space, self.settings, round, next_index)
-                next_index += len(plans)
-                self._write_spec(rounds=self.spec["rounds"] + [{"round": round, "space": space.to_json(), "around": around}])
-                for plan in plans:
-                    self._record(plan.name, round=plan.round, index=plan.index, state="queued", params=plan.params)
-                self.queue.extend(plans)
-                self._run_queue()
+                recorded = [r for r in self.spec["rounds"] if r["round"] == round]
+                if recorded:  # a resumed sweep: this round's space was chosen before the interruption
+                    space = SearchSpace.from_json(recorded[0]["space"])
+                    first_index, size = recorded[0]["first_index"], recorded[0]["size"]
+                else:
+                    around: list[str] = []
+                    if round > 1:
+                        best = top_trials(self.results.values(), self.settings.keep)
+                        around = [b["trial"] for b in best]
+                        space = narrow(space, [b["params"] for b in best], self.settings.margin)
+                        self.progress.message(f"round {round}: narrowed around {', '.join(around) or 'nothing (no trial scored)'}: "
+                                              + " ".join(space.describe()))
+                    fixed = first_round if (round == 1 and first_round is not None) else None
+                    size = len(fixed) if fixed else make_sampler(self.settings.sampler).round_size(space, self.settings.trials)
+                    for i, plan in enumerate(fixed or []):  # fixed configurations: Optuna's enqueued trials
+                        self.study.enqueue_trial(space.to_optuna({k: v for k, v in plan.params.items() if k in space}),
+                                                 user_attrs={TRIAL_ATTR: trial_name(first_index + i), ROUND_ATTR: round,
+                                                             PARAMS_ATTR: plan.params}, skip_if_exists=False)
+                    self._write_spec(rounds=self.spec["rounds"] + [{"round": round, "space": space.to_json(), "around": around,
+                                                                    "first_index": first_index, "size": size}])
+                self._run_round(space, round, first_index, size)
+                first_index += size
             state = "finished"
         except KeyboardInterrupt:
             state = "interrupted"
@@ -316,44 +213,95 @@ class SweepRunner:
             self._write_spec(state=state, finished=time.time())
             self._refresh()
             self.progress.close()
+            self.backend.close()
         return state
 
-    def _run_queue(self) -> None:
+    def _run_round(self, space: SearchSpace, round: int, first_index: int, size: int) -> None:
+        self.study.sampler = make_sampler(self.settings.sampler, self.settings.seed).optuna(space, self.settings.trials, round)
+        known = {t.user_attrs.get(TRIAL_ATTR): t for t in self.study.get_trials(deepcopy=False)}
+        for index in range(first_index, first_index + size):
+            name = trial_name(index)
+            frozen = known.get(name)
+            if frozen is not None and frozen.state in _DONE:
+                continue  # kept as it is: nothing runs twice
+            if self.results.get(name, {}).get("state") != "queued":
+                self._record(name, round=round, index=index, state="queued")
+            self.queue.append(name)
+        self._space = space
         while self.queue or self.running:
             while self.queue and len(self.running) < self.settings.parallel:
-                self._launch(self.queue.popleft())
+                self._launch(self.queue.popleft(), round)
             self._poll()
             self._refresh()
             if self.queue or self.running:
                 self._wake.wait(self.poll_seconds)
                 self._wake.clear()
 
-    def _launch(self, plan: TrialPlan) -> None:
-        argv = plan.argv(self.sweep.path, self.settings, self.command)
-        log = open(self.sweep.log_path(plan.name), "wb")
-        try:
-            process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.env, start_new_session=True,  # Ctrl-C reaches the runner, which stops each trial
-            )
-        except OSError as e:
-            log.close()
-            self._record(plan.name, state="failed", error=f"could not start the trainer: {e}")
-            self.progress.message(f"{plan.name} failed: could not start the trainer: {e}")
-            return
-        run = RunDir(self.sweep.path / plan.name)
-        self.running[plan.name] = _Trial(plan, process, log, JsonlTail(run.metrics_path), run)
-        threading.Thread(target=self._reap, args=(process,), daemon=True, name=f"sweep-wait-{plan.name}").start()
-        self._record(plan.name, state="running", pid=process.pid, started=time.time())
+    # ------------------------------------------------------------------ one trial
 
-    def _reap(self, process: subprocess.Popen) -> None:
-        process.wait()
-        self._wake.set()
+    def _trial_of(self, name: str) -> optuna.Trial:
+        """The Optuna trial for ``name``: the unfinished one a resumed sweep left, or a new one asked now."""
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.user_attrs.get(TRIAL_ATTR) == name:
+                return optuna.Trial(self.study, frozen._trial_id)
+        return self.study.ask(self._space.distributions())
+
+    def _launch(self, name: str, round: int) -> None:
+        otrial = self._trial_of(name)
+        reported = set(otrial.storage.get_trial(otrial._trial_id).intermediate_values)
+        attrs = otrial.user_attrs
+        run = self.sweep.trial_run(name)
+        params = attrs.get(PARAMS_ATTR)
+        resume = PARAMS_ATTR in attrs and TRIAL_ATTR in attrs and STATE_ATTR not in attrs and run.path.exists()
+        if params is None:
+            try:
+                params = resolve_trial(self._space.from_optuna(otrial.params))
+            except SpaceError as e:
+                self.study.tell(otrial, state=TrialState.FAIL)
+                self._record(name, state="failed", error=str(e), params=self._space.from_optuna(otrial.params))
+                return
+        for key, value in {TRIAL_ATTR: name, ROUND_ATTR: round, PARAMS_ATTR: params}.items():
+            if attrs.get(key) != value:
+                otrial.set_user_attr(key, value)
+        plan = TrialPlan(name, int(name.rsplit("-", 1)[1]), round, params)
+        program = None if self.command is None else tuple(self.command)
+        trial = _Trial(plan, otrial, None, JsonlTail(run.metrics_path), run, reported=reported)
+        if resume and run.read_config() is not None:
+            self._read_metrics(trial)
+            if len(trial.curve) >= self.settings.epochs and (run.status() or Status()).state == "finished":
+                self.running[name] = trial  # it trained to the end before the sweep was interrupted
+                self._record(name, state="running", params=params)
+                self._finish(trial)
+                return
+            if run.list_checkpoints():
+                argv = resume_argv(run.path.resolve(), program=program)
+                how = "resumed from its checkpoint"
+            else:
+                resume = False
+        if not resume or run.read_config() is None:
+            if run.path.exists():
+                shutil.rmtree(run.path)  # started but never checkpointed: run it again from the start
+                trial.metrics = JsonlTail(run.metrics_path)
+                trial.records, trial.curve = [], []
+            argv = plan.argv(self.sweep.path.resolve(), self.settings, program)
+            how = None
+        try:
+            trial.launched = self.backend.launch(argv, self.sweep.log_path(name), self._wake.set)
+        except OSError as e:
+            self.study.tell(otrial, state=TrialState.FAIL)
+            self._record(name, state="failed", error=f"could not start the trainer: {e}", params=params)
+            self.progress.message(f"{name} failed: could not start the trainer: {e}")
+            return
+        self.running[name] = trial
+        self._record(name, round=round, state="running", params=params, pid=trial.launched.pid, started=time.time(),
+                     backend=self.backend.name, resumed=how)
+        if how:
+            self.progress.message(f"{name} {how}")
 
     def _poll(self) -> None:
         for name, trial in list(self.running.items()):
             self._read_metrics(trial)
-            if trial.process.poll() is not None:
+            if trial.launched.poll() is not None:
                 self._finish(trial)
                 continue
             if trial.stop_reason or trial.diverged:
@@ -365,7 +313,7 @@ class SweepRunner:
                 trial.run.send_command("stop", source="sweep")
                 self._record(name, state="stopping", reason=f"diverged: {trial.diverged}")
                 continue
-            reason = self._early_stop_reason(trial)
+            reason = self._prune_reason(trial)
             if reason:
                 trial.stop_reason = reason
                 trial.run.send_command("stop", source="sweep")
@@ -376,25 +324,29 @@ class SweepRunner:
         if not new:
             return False
         trial.records += new
-        trial.curve = [r.get("val_accuracy") for r in current_line(trial.records)]
-        self._curves[trial.plan.name] = trial.curve
+        line = current_line(trial.records)
+        trial.curve = [r.get("val_accuracy") for r in line]
+        for record in line:  # what the trial really did, steering included, is what Optuna judges
+            epoch, value = record.get("epoch"), record.get("val_accuracy")
+            if isinstance(epoch, int) and isinstance(value, (int, float)) and epoch not in trial.reported:
+                trial.otrial.report(float(value), step=epoch)
+                trial.reported.add(epoch)
         return True
 
-    def _early_stop_reason(self, trial: _Trial) -> str | None:
-        name = trial.plan.name
-        if len(trial.curve) >= self.settings.epochs:
+    def _prune_reason(self, trial: _Trial) -> str | None:
+        epoch = len(trial.curve)
+        if not epoch or epoch >= self.settings.epochs or self.settings.early_stop == "none":
             return None
-        if trial.judged_at == len(trial.curve):
+        if not trial.otrial.should_prune():
             return None
-        trial.judged_at = len(trial.curve)
-        return self.stopper.should_stop(name, self._curves)
+        best = max((v for v in trial.curve if v is not None), default=float("nan"))
+        return f"{self.settings.early_stop} pruner (Optuna): best val_accuracy {best:.4g} by epoch {epoch}"
 
     def _finish(self, trial: _Trial) -> None:
         name = trial.plan.name
         self._read_metrics(trial)
-        trial.log.close()
         del self.running[name]
-        rc = trial.process.returncode
+        rc = trial.launched.poll() if trial.launched else 0
         status = trial.run.status() or Status()
         run_state = status.state
         scores = [(v, i + 1) for i, v in enumerate(trial.curve) if v is not None]
@@ -413,10 +365,16 @@ class SweepRunner:
             state, reason = "stopped", trial.stop_reason
         else:
             state = "finished"
-        self._record(
-            name, state=state, returncode=rc, best_val_accuracy=best, best_epoch=best_epoch,
-            epochs=len(trial.curve), reason=reason, error=error, ended=time.time(),
-        )
+        if state != "interrupted":  # an interrupted trial stays RUNNING in the study: --resume continues it
+            trial.otrial.set_user_attr(STATE_ATTR, state)
+            if state == "finished" and best is not None:
+                self.study.tell(trial.otrial, best)
+            elif state in ("stopped", "diverged"):
+                self.study.tell(trial.otrial, state=TrialState.PRUNED)
+            else:
+                self.study.tell(trial.otrial, state=TrialState.FAIL)
+        self._record(name, state=state, returncode=rc, best_val_accuracy=best, best_epoch=best_epoch,
+                     epochs=len(trial.curve), reason=reason, error=error, ended=time.time())
         if state == "failed":
             self.progress.message(f"{name} failed: {error}")
         elif state == "diverged":
@@ -425,38 +383,19 @@ class SweepRunner:
             self.progress.message(f"{name} stopped early: {reason}")
 
     def _shut_down(self) -> None:
-        """Stop every trial process (they checkpoint and exit on SIGTERM), kill laggards."""
-        for plan in self.queue:
-            self._record(plan.name, state="interrupted", reason="never started")
+        """Stop every trial (they checkpoint and exit), kill laggards; the queue never starts."""
+        for name in self.queue:
+            self._record(name, state="interrupted", reason="never started")
         self.queue.clear()
         for trial in self.running.values():
             trial.interrupted = True
-            if trial.process.poll() is None:
-                try:
-                    trial.process.send_signal(signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            trial.launched.terminate()
         deadline = time.monotonic() + self.kill_grace
         try:
             for trial in list(self.running.values()):
-                left = deadline - time.monotonic()
-                try:
-                    trial.process.wait(timeout=max(0.0, left))
-                except subprocess.TimeoutExpired:
-                    pass
+                trial.launched.wait(timeout=max(0.0, deadline - time.monotonic()))
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: kill at once
         for trial in list(self.running.values()):
-            if trial.process.poll() is None:
-                trial.process.kill()
-                trial.process.wait()
+            trial.launched.kill()
             self._finish(trial)
-
-
-def summarize(results: dict[str, dict[str, Any]], top: int = 5) -> list[str]:
-    """The sweep's outcome as text lines: the best trials and their hyperparameters."""
-    lines = []
-    for t in top_trials(results.values(), top):
-        params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in (t.get("params") or {}).items())
-        lines.append(f"  {t['trial']}  val_accuracy {t['best_val_accuracy']:.4f} (epoch {t.get('best_epoch')})  {t.get('state')}  {params}")
-    return lines

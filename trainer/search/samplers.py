@@ -1,52 +1,91 @@
-"""Samplers: turn a :class:`~trainer.search.space.SearchSpace` into configurations to train.
+"""Samplers: Optuna's, fed with Panda's search space (random by default, a grid, TPE).
 
-Random search is the default because, when only a few hyperparameters matter, a grid of N trials
-tries only N^(1/d) distinct values of each, while N random trials try N distinct values of every
-one. The grid is here to compare against, as in the course.
+Sampling is Optuna's: :class:`RandomSampler` is ``optuna.samplers.RandomSampler``,
+:class:`GridSampler` builds an ``optuna.samplers.GridSampler``, :class:`TPESampler` an
+``optuna.samplers.TPESampler``. Panda adds two things on top:
 
-Both are seeded and reproducible: the same space, seed and round give the same configurations
-(numpy's ``Generator`` seeded with ``[seed, round, ...]``, so rounds are independent streams).
+* what the grid is: :func:`grid_shape` fits a grid into ``--trials`` (every value of a choice,
+  the rest of the budget shared by the ranges) and each range's points are spread evenly *in its
+  own scale* (:meth:`~trainer.search.params.LogUniform.grid`);
+* reproducible streams for random search: each draw comes from Optuna's random sampler seeded
+  with ``[seed, round, parameter, trial number]``, so asking for more trials only appends
+  configurations, and adding a parameter leaves the others' values as they were.
+
+Each class makes the Optuna sampler for one round (:meth:`PandaSampler.optuna`);
+:meth:`PandaSampler.sample` asks an in-memory study for configurations (the dry run, the tests).
 
 >>> from trainer.search.space import parse_param_args
 >>> space = parse_param_args(["lr=log:1e-4:1", "units=int:50:100"])
 >>> RandomSampler(seed=0).sample(space, 2) == RandomSampler(seed=0).sample(space, 2)
 True
->>> GridSampler().sample(space, 4)
-[{'lr': 0.0001, 'units': 50}, {'lr': 0.0001, 'units': 100}, {'lr': 1.0, 'units': 50}, {'lr': 1.0, 'units': 100}]
+>>> sorted(map(str, GridSampler().sample(space, 4)))
+["{'lr': 0.0001, 'units': 100}", "{'lr': 0.0001, 'units': 50}", "{'lr': 1.0, 'units': 100}", "{'lr': 1.0, 'units': 50}"]
 """
 
 from __future__ import annotations
 
-import itertools
 import math
+import warnings
 import zlib
 from typing import Any
 
 import numpy as np
+import optuna
 
 from trainer.search.space import SearchSpace
 
+__all__ = ["PandaSampler", "RandomSampler", "GridSampler", "TPESampler", "SAMPLERS", "grid_shape", "make_sampler"]
 
-class RandomSampler:
-    """Every parameter drawn independently on its own scale, each from its own random stream.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    A stream per parameter (seeded with the seed, the round and the parameter's name) means that
-    asking for more trials only appends configurations, and adding a parameter to the space leaves
-    the values drawn for the others unchanged.
-    """
 
-    name = "random"
+def _seed(*entropy: int) -> int:
+    return int(np.random.SeedSequence([int(e) for e in entropy]).generate_state(1)[0])
+
+
+class _StreamRandomSampler(optuna.samplers.RandomSampler):
+    """Optuna's random sampler, with one seeded stream per (seed, round, parameter, trial number)."""
+
+    def __init__(self, seed: int, round: int):
+        super().__init__(seed=_seed(seed, round))
+        self._panda_seed, self._panda_round = int(seed), int(round)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        seed = _seed(self._panda_seed, self._panda_round, zlib.crc32(param_name.encode("utf-8")), trial.number)
+        return optuna.samplers.RandomSampler(seed=seed).sample_independent(study, trial, param_name, param_distribution)
+
+
+class PandaSampler:
+    """``--sampler NAME``: makes the Optuna sampler of each round."""
+
+    name = ""
 
     def __init__(self, seed: int = 0):
         self.seed = int(seed)
 
-    def _stream(self, name: str, round: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, round, zlib.crc32(name.encode("utf-8"))])
+    def optuna(self, space: SearchSpace, n: int, round: int = 1) -> optuna.samplers.BaseSampler:
+        raise NotImplementedError
+
+    def round_size(self, space: SearchSpace, n: int) -> int:
+        """How many trials a round of ``n`` asks for (a grid may have fewer points)."""
+        return n
 
     def sample(self, space: SearchSpace, n: int, round: int = 1) -> list[dict[str, Any]]:
-        """``n`` configurations for ``round`` (1-based)."""
-        columns = {name: param.sample(self._stream(name, round), n) for name, param in space.items()}
-        return [{name: columns[name][i] for name in space} for i in range(n)]
+        """A round's configurations from an in-memory study (no results told: what a dry run shows)."""
+        study = optuna.create_study(direction="maximize", sampler=self.optuna(space, n, round))
+        distributions = space.distributions()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return [space.from_optuna(study.ask(distributions).params) for _ in range(self.round_size(space, n))]
+
+
+class RandomSampler(PandaSampler):
+    """Every parameter drawn independently on its own scale (the default)."""
+
+    name = "random"
+
+    def optuna(self, space: SearchSpace, n: int, round: int = 1) -> optuna.samplers.BaseSampler:
+        return _StreamRandomSampler(self.seed, round)
 
 
 def grid_shape(space: SearchSpace, n: int) -> dict[str, int]:
@@ -76,29 +115,37 @@ def grid_shape(space: SearchSpace, n: int) -> dict[str, int]:
     return shape
 
 
-class GridSampler:
-    """The full grid of :func:`grid_shape`; its points in a fixed order, the first ``n`` kept."""
+class GridSampler(PandaSampler):
+    """Optuna's grid sampler over :func:`grid_shape`'s grid, in a seeded order; a round never
+    asks for more trials than the grid has points."""
 
     name = "grid"
 
-    def __init__(self, seed: int = 0):
-        self.seed = int(seed)
-
-    def sample(self, space: SearchSpace, n: int, round: int = 1) -> list[dict[str, Any]]:
+    def _grid(self, space: SearchSpace, n: int) -> dict[str, list]:
         shape = grid_shape(space, n)
-        axes = [space[name].grid(shape[name]) for name in space]
-        points = [dict(zip(space, values)) for values in itertools.product(*axes)]
-        if len(points) > n:  # more choices than trials: an even, seeded subset
-            rng = np.random.default_rng([self.seed, round])
-            keep = sorted(rng.choice(len(points), size=n, replace=False))
-            points = [points[i] for i in keep]
-        return points
+        return {p.optuna_name(name): [p.to_optuna(v) for v in p.grid(shape[name])] for name, p in space.items()}
+
+    def round_size(self, space: SearchSpace, n: int) -> int:
+        return min(n, math.prod(len(values) for values in self._grid(space, n).values()))
+
+    def optuna(self, space: SearchSpace, n: int, round: int = 1) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.GridSampler(self._grid(space, n), seed=_seed(self.seed, round))
 
 
-SAMPLERS = {"random": RandomSampler, "grid": GridSampler}
+class TPESampler(PandaSampler):
+    """Optuna's Tree-structured Parzen Estimator: random for the first trials, then it proposes
+    configurations near the good ones seen so far (sequential: it learns from finished trials)."""
+
+    name = "tpe"
+
+    def optuna(self, space: SearchSpace, n: int, round: int = 1) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=_seed(self.seed, round), n_startup_trials=min(10, max(2, n // 2)))
 
 
-def make_sampler(name: str, seed: int = 0):
+SAMPLERS: dict[str, type[PandaSampler]] = {"random": RandomSampler, "grid": GridSampler, "tpe": TPESampler}
+
+
+def make_sampler(name: str, seed: int = 0) -> PandaSampler:
     try:
         return SAMPLERS[name](seed)
     except KeyError:

@@ -32,277 +32,22 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-import numpy as np
+from optuna.distributions import BaseDistribution
 
 from trainer.hparams import HYPERPARAMETERS, Hyperparameters
 from trainer.options import Option, OptionError, to_flags
+from trainer.search.params import SCALES, Choice, FloatUniform, IntUniform, Log1mUniform, LogUniform, Param, format_value
+
+__all__ = ["SpaceError", "SearchSpace", "DOMAINS", "SCALES", "Param", "FloatUniform", "LogUniform", "Log1mUniform",
+           "IntUniform", "Choice", "make_param", "parse_spec", "param_from_json", "parse_mapping", "parse_space_file",
+           "parse_param_args", "build_space", "default_space", "resolve_trial", "train_flags"]
 
 
 class SpaceError(ValueError):
     """A search space that cannot be sampled, with the reason a user should read."""
-
-
-# --------------------------------------------------------------------------- parameter types
-
-
-def _round_sig(value: float, digits: int = 6) -> float:
-    """``value`` to ``digits`` significant figures, so command lines stay readable."""
-    if value == 0 or not math.isfinite(value):
-        return value
-    return float(f"{value:.{digits}g}")
-
-
-@dataclass(frozen=True)
-class Param(ABC):
-    """One hyperparameter's range. Subclasses say how to sample it and how to compare values."""
-
-    scale: ClassVar[str]
-
-    @abstractmethod
-    def sample(self, rng: np.random.Generator, n: int) -> list:
-        """``n`` independent draws."""
-
-    @abstractmethod
-    def grid(self, k: int) -> list:
-        """At most ``k`` values spread evenly in this parameter's scale."""
-
-    @abstractmethod
-    def spec(self) -> str:
-        """The command-line form, e.g. ``log:0.0001:1``."""
-
-    @abstractmethod
-    def to_json(self) -> dict:
-        """A JSON-able description that :func:`param_from_json` reads back."""
-
-    @abstractmethod
-    def contains(self, value: Any) -> bool:
-        """Whether ``value`` lies in the range."""
-
-    @property
-    def size(self) -> float:
-        """How many distinct values there are (``inf`` for a continuous range)."""
-        return math.inf
-
-
-@dataclass(frozen=True)
-class _Continuous(Param):
-    """A range [low, high] sampled uniformly after a monotone warp (identity, log, ...)."""
-
-    low: float
-    high: float
-
-    @staticmethod
-    def _warp(value: float) -> float:
-        return value
-
-    @staticmethod
-    def _unwarp(warped: float) -> float:
-        return warped
-
-    def _tidy(self, value: float) -> float:
-        return _round_sig(value)
-
-    def to_unit(self, value: float) -> float:
-        """Where ``value`` lies in the range, 0 at ``low`` and 1 at ``high``, in this scale."""
-        lo, hi = self._warp(self.low), self._warp(self.high)
-        if hi == lo:
-            return 0.5
-        return (self._warp(float(value)) - lo) / (hi - lo)
-
-    def from_unit(self, u: float) -> float:
-        """The value at position ``u`` (0 = ``low``, 1 = ``high``) in this scale."""
-        lo, hi = self._warp(self.low), self._warp(self.high)
-        value = self._tidy(self._unwarp(lo + float(u) * (hi - lo)))
-        return min(max(value, self.low), self.high)
-
-    def sample(self, rng: np.random.Generator, n: int) -> list[float]:
-        return [self.from_unit(u) for u in rng.uniform(0.0, 1.0, size=n)]
-
-    def grid(self, k: int) -> list[float]:
-        if k <= 1 or self.low == self.high:
-            return [self.from_unit(0.5)]
-        return [self.from_unit(u) for u in np.linspace(0.0, 1.0, k)]
-
-    def contains(self, value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
-
-    def spec(self) -> str:
-        return f"{self.scale}:{self.low:g}:{self.high:g}"
-
-    def to_json(self) -> dict:
-        return {"scale": self.scale, "min": self.low, "max": self.high}
-
-    def within(self, u_low: float, u_high: float) -> "_Continuous":
-        """The sub-range between unit positions ``u_low`` and ``u_high`` of this one."""
-        low = self.from_unit(max(0.0, u_low))
-        high = self.from_unit(min(1.0, u_high))
-        return type(self)(low, max(low, high))
-
-
-@dataclass(frozen=True)
-class FloatUniform(_Continuous):
-    """Uniform in [low, high]: right when every part of the range deserves the same effort.
-
-    >>> FloatUniform(0.0, 0.5).from_unit(0.5)
-    0.25
-    """
-
-    scale: ClassVar[str] = "float"
-
-
-@dataclass(frozen=True)
-class LogUniform(_Continuous):
-    """The exponent uniform in [log10 low, log10 high]: each decade gets the same share.
-
-    For a learning rate in [1e-4, 1], about a quarter of the samples fall in each of the four
-    decades; a uniform draw would put 90% of them in [0.1, 1].
-
-    >>> [LogUniform(1e-4, 1.0).from_unit(u) for u in (0, 0.25, 0.75, 1)]
-    [0.0001, 0.001, 0.1, 1.0]
-    """
-
-    scale: ClassVar[str] = "log"
-
-    @staticmethod
-    def _warp(value: float) -> float:
-        return math.log10(value)
-
-    @staticmethod
-    def _unwarp(warped: float) -> float:
-        return 10.0**warped
-
-
-@dataclass(frozen=True)
-class Log1mUniform(_Continuous):
-    """``1 - value`` log-uniform: for momentum β, where 0.9 → 0.99 matters as much as 0.99 → 0.999.
-
-    β averages over about 1 / (1 - β) steps, so the sensitive quantity is 1 - β; uniform β in
-    [0.9, 0.999] would spend 90% of the trials on β < 0.99.
-
-    >>> [Log1mUniform(0.9, 0.999).from_unit(u) for u in (0, 0.5, 1)]
-    [0.9, 0.99, 0.999]
-    """
-
-    scale: ClassVar[str] = "log1m"
-
-    @staticmethod
-    def _warp(value: float) -> float:
-        return -math.log10(1.0 - value)
-
-    @staticmethod
-    def _unwarp(warped: float) -> float:
-        return 1.0 - 10.0 ** (-warped)
-
-    def _tidy(self, value: float) -> float:
-        return 1.0 - _round_sig(1.0 - value)
-
-
-@dataclass(frozen=True)
-class IntUniform(Param):
-    """A whole number in [low, high], both ends included, each equally likely.
-
-    >>> IntUniform(2, 4).grid(10)
-    [2, 3, 4]
-    """
-
-    low: int
-    high: int
-    scale: ClassVar[str] = "int"
-
-    @property
-    def size(self) -> float:
-        return self.high - self.low + 1
-
-    def to_unit(self, value: int) -> float:
-        if self.high == self.low:
-            return 0.5
-        return (float(value) - self.low) / (self.high - self.low)
-
-    def from_unit(self, u: float) -> int:
-        return int(min(max(round(self.low + float(u) * (self.high - self.low)), self.low), self.high))
-
-    def sample(self, rng: np.random.Generator, n: int) -> list[int]:
-        return [int(v) for v in rng.integers(self.low, self.high, size=n, endpoint=True)]
-
-    def grid(self, k: int) -> list[int]:
-        if k <= 1:
-            return [self.from_unit(0.5)]
-        return sorted({self.from_unit(u) for u in np.linspace(0.0, 1.0, min(k, int(self.size)))})
-
-    def contains(self, value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
-
-    def spec(self) -> str:
-        return f"int:{self.low}:{self.high}"
-
-    def to_json(self) -> dict:
-        return {"scale": "int", "min": self.low, "max": self.high}
-
-    def within(self, u_low: float, u_high: float) -> "IntUniform":
-        """The whole numbers between unit positions ``u_low`` and ``u_high``, rounded outward."""
-        span = self.high - self.low
-        low = self.low + math.floor(max(0.0, u_low) * span + 1e-9)
-        high = self.low + math.ceil(min(1.0, u_high) * span - 1e-9)
-        return IntUniform(int(low), int(max(low, high)))
-
-
-@dataclass(frozen=True)
-class Choice(Param):
-    """One of a list of values (optimizer, batch norm on or off); a single value is a fixed one.
-
-    >>> Choice(("adam", "sgd")).spec()
-    'choice:adam,sgd'
-    """
-
-    values: tuple
-    scale: ClassVar[str] = "choice"
-
-    @property
-    def size(self) -> float:
-        return len(self.values)
-
-    @property
-    def fixed(self) -> bool:
-        return len(self.values) == 1
-
-    def sample(self, rng: np.random.Generator, n: int) -> list:
-        return [self.values[i] for i in rng.integers(0, len(self.values), size=n)]
-
-    def grid(self, k: int) -> list:
-        return list(self.values)
-
-    def contains(self, value: Any) -> bool:
-        return any(value == v and type(value) is type(v) for v in self.values)
-
-    def spec(self) -> str:
-        text = ",".join(_format_value(v) for v in self.values)
-        return text if self.fixed else f"choice:{text}"
-
-    def to_json(self) -> dict:
-        return {"scale": "choice", "values": list(self.values)}
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-SCALES: dict[str, type[Param]] = {
-    "log": LogUniform,
-    "log1m": Log1mUniform,
-    "int": IntUniform,
-    "float": FloatUniform,
-    "choice": Choice,
-}
 
 
 # --------------------------------------------------------------------------- what each name accepts
@@ -350,9 +95,9 @@ def _check_value(name: str, value: Any, what: str = "value") -> None:
         DOMAINS[name].check(value)
     except OptionError as e:
         opt = DOMAINS[name]
-        rule = f"one of {', '.join(map(_format_value, opt.choices))}" if opt.kind == "choice" else opt.range_text
+        rule = f"one of {', '.join(map(format_value, opt.choices))}" if opt.kind == "choice" else opt.range_text
         raise SpaceError(f"{name}: {what} must be {'' if opt.kind == 'choice' else 'in '}{rule}, "
-                         f"got {_format_value(value)}") from None
+                         f"got {format_value(value)}") from None
 
 
 def make_param(name: str, scale: str, low: Any = None, high: Any = None, values: Iterable | None = None) -> Param:
@@ -386,7 +131,7 @@ def make_param(name: str, scale: str, low: Any = None, high: Any = None, values:
         raise SpaceError(f"{name}: a {scale} range needs a min and a max")
     low, high = _coerce(name, low), _coerce(name, high)
     if low > high:
-        raise SpaceError(f"{name}: range min {_format_value(low)} > max {_format_value(high)}")
+        raise SpaceError(f"{name}: range min {format_value(low)} > max {format_value(high)}")
     if scale == "log" and low <= 0:
         raise SpaceError(f"{name}: a log scale needs positive bounds, got min {low}")
     _check_value(name, low, "min")
@@ -494,6 +239,21 @@ class SearchSpace:
 
     def to_json(self) -> dict:
         return {name: param.to_json() for name, param in self.params.items()}
+
+    # Optuna's view of the space (see trainer.search.params for the mapping)
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """``{optuna name: distribution}``, what ``study.ask`` is given."""
+        return {p.optuna_name(name): p.distribution() for name, p in self.params.items()}
+
+    def from_optuna(self, optuna_params: dict[str, Any]) -> dict[str, Any]:
+        """A configuration from an Optuna trial's params (``1-beta`` turned back into ``beta``)."""
+        return {name: p.from_optuna(optuna_params[p.optuna_name(name)]) for name, p in self.params.items()
+                if p.optuna_name(name) in optuna_params}
+
+    def to_optuna(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A configuration as Optuna stores it (for ``study.enqueue_trial``)."""
+        return {self.params[name].optuna_name(name) if name in self.params else name:
+                self.params[name].to_optuna(value) if name in self.params else value for name, value in params.items()}
 
     @classmethod
     def from_json(cls, data: dict) -> "SearchSpace":
