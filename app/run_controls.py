@@ -39,7 +39,8 @@ def signature(view: RunView) -> tuple:
                  for k in ("lr", "beta", "batch_size"))
 
 
-def _send(ctx, view: RunView, cmd: str, value=None, checkpoints=None) -> None:
+def send_command(ctx, view: RunView, cmd: str, value=None, checkpoints=None) -> None:
+    """Send one command to the run through the page's Steerer; toast, remember, or say why not."""
     hp = (view.status or {}).get("hparams") or {}
     try:
         sent = ctx.steer.send(view.path, cmd, value, hparams=hp, checkpoints=checkpoints)
@@ -104,26 +105,26 @@ def controls_panel(ctx) -> None:
     run_row = st.columns(2)
     paused = state in ("paused", "diverged")
     if run_row[0].button("Pause", key="pause", icon=":material/pause:", disabled=off or paused, width="stretch"):
-        _send(ctx, view, "pause")
+        send_command(ctx, view, "pause")
     if run_row[1].button("Resume", key="resume", icon=":material/play_arrow:", disabled=off or not paused, width="stretch",
                          type="primary" if paused else "secondary"):
-        _send(ctx, view, "resume")
+        send_command(ctx, view, "resume")
     run_row = st.columns(2)
     if run_row[0].button("Checkpoint", key="checkpoint", icon=":material/save:", disabled=off, width="stretch"):
-        _send(ctx, view, "checkpoint")
+        send_command(ctx, view, "checkpoint")
     if run_row[1].button("Stop", key="stop", icon=":material/stop:", disabled=off, width="stretch",
                          help="Checkpoint, then finish; `panda train --resume` can continue it"):
-        _send(ctx, view, "stop")
+        send_command(ctx, view, "stop")
 
     # learning rate: a log-scale slider and one-click factors
     lr = _current_slider("Learning rate α", f"lr-{name}", controls.LR_CHOICES, hp.get("lr"), disabled=off,
                          help="Log scale, 1e-5 to 1, plus the rate in force; applied from the next step")
     row = st.columns([1.3, 1, 1, 1])
     if row[0].button("Set α", key="set_lr", disabled=off, type="primary", width="stretch"):
-        _send(ctx, view, "set_lr", float(lr))
+        send_command(ctx, view, "set_lr", float(lr))
     for col, factor in zip(row[1:], controls.LR_NUDGES):
         if col.button(f"×{factor:g}", key=f"scale_lr-{factor:g}", disabled=off, width="stretch"):
-            _send(ctx, view, "scale_lr", factor)
+            send_command(ctx, view, "scale_lr", factor)
 
     # beta
     has_beta = hp.get("optimizer") != "sgd" and isinstance(hp.get("beta"), (int, float))
@@ -132,11 +133,11 @@ def controls_panel(ctx) -> None:
                            help="Averages over about 1/(1−β) steps" if has_beta else "Plain sgd has no β")
     row = st.columns([1.3, 1, 1])
     if row[0].button("Set β", key="set_beta", disabled=off or not has_beta, type="primary", width="stretch"):
-        _send(ctx, view, "set_beta", float(beta))
+        send_command(ctx, view, "set_beta", float(beta))
     if has_beta:
         for col, factor, label in ((row[1], 0.5, "1−β ×½"), (row[2], 2.0, "1−β ×2")):
             if col.button(label, key=f"nudge_beta-{factor:g}", disabled=off, width="stretch"):
-                _send(ctx, view, "set_beta", controls.beta_nudge(float(hp["beta"]), factor))
+                send_command(ctx, view, "set_beta", controls.beta_nudge(float(hp["beta"]), factor))
 
     # batch size
     current_batch = hp.get("batch_size") if isinstance(hp.get("batch_size"), int) else None
@@ -144,10 +145,10 @@ def controls_panel(ctx) -> None:
                             disabled=off, help="Applied from the next epoch")
     row = st.columns([1.3, 1, 1])
     if row[0].button("Set batch", key="set_batch_size", disabled=off, type="primary", width="stretch"):
-        _send(ctx, view, "set_batch_size", int(batch))
+        send_command(ctx, view, "set_batch_size", int(batch))
     for col, factor, label in ((row[1], 0.5, "×½"), (row[2], 2, "×2")):
         if col.button(label, key=f"scale_batch-{factor:g}", disabled=off or current_batch is None, width="stretch"):
-            _send(ctx, view, "set_batch_size", max(1, int(current_batch * factor)))
+            send_command(ctx, view, "set_batch_size", max(1, int(current_batch * factor)))
 
     if st.session_state.get("control_error"):
         st.error(st.session_state["control_error"])
@@ -201,7 +202,7 @@ def rewind_panel(ctx) -> None:
     target = row[0].selectbox("Rewind to", options, key=key, format_func=lambda n: labels.get(n, n),
                               disabled=off or not options, placeholder="no checkpoint yet")
     if row[1].button("Rewind", key="rewind", icon=":material/history:", disabled=off or not target, width="stretch"):
-        _send(ctx, view, "rewind", target, checkpoints=epochs)
+        send_command(ctx, view, "rewind", target, checkpoints=epochs)
         if st.session_state.get("control_error"):
             st.error(st.session_state.pop("control_error"))
     done = (view.status or {}).get("epoch")

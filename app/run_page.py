@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from app import charts, controls, journal, learning, progress, run_controls
+from app import charts, controls, journal, progress, run_controls
 from app.auth import Access
 from app.controls import NotPresenter, Steerer
 from app.compare import compare_view
@@ -24,6 +24,8 @@ from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_p
 from app.data import RunStore, RunView
 from app.launch import LaunchError
 from app.new_run import new_run_form
+from trainer.advising import latest_advice
+from trainer.advisor import not_learning
 from trainer.rundir import RunDir, pid_alive
 
 #: state -> (badge colour, glyph for the picker, Material icon for the badge)
@@ -208,14 +210,31 @@ def diverged_text(view: RunView) -> str:
             f"and paused: lower the learning rate, then resume.")
 
 
-def _learning_notice(view: RunView, state: str) -> None:
+def _advice_notice(ctx: Context, view: RunView, state: str) -> None:
+    """The advisor's latest advice that still stands, with its one-click action (through the Steerer).
+
+    A run without an advisor (a ``PandaCallback`` run) still gets the "not learning" notice, from
+    the same rule (:func:`trainer.advisor.not_learning`).
+    """
     if state not in ("running", "paused"):
         return
-    classes = ((view.config or {}).get("dataset") or {}).get("n_classes")
-    why = learning.not_learning(view.epochs["loss"], view.epochs["accuracy"], classes)
-    if why:
-        st.warning(f"**{why.capitalize()}.** Try another learning rate (often ×10 or ×0.1), or rewind.",
-                   icon=":material/trending_flat:")
+    advice = latest_advice(view.events)
+    if advice is None:
+        classes = ((view.config or {}).get("dataset") or {}).get("n_classes")
+        why = not_learning(view.epochs["loss"], view.epochs["accuracy"], classes)
+        if why:
+            st.warning(f"**{why.capitalize()}.** Try another learning rate (often ×10 or ×0.1), or rewind.",
+                       icon=":material/trending_flat:")
+        return
+    cmd, value = advice.get("cmd"), advice.get("value")
+    hp = run_controls.hparams_of(view)
+    action = controls.describe(cmd, value, hp)
+    box = st.warning if advice.get("kind") != "exploding" else st.error
+    box(f"**Advice at epoch {advice.get('epoch')}:** {advice.get('reason')}"
+        + (" — the autopilot applied it." if advice.get("autopilot") else ""), icon=":material/tips_and_updates:")
+    if not advice.get("autopilot") and st.button(f"Apply: {action}", key=f"advice-{view.name}-{advice.get('time')}",
+                                                 icon=":material/bolt:", disabled=not ctx.can_steer):
+        run_controls.send_command(ctx, view, cmd, value)
 
 
 def _notices(ctx: Context, view: RunView, state: str) -> None:
@@ -329,7 +348,7 @@ def live_view(ctx: Context) -> None:
                       f"{', '.join(config.get('devices') or [])} · `{view.path}`")
     status_col.toggle("Log-scale loss", key="log_loss")
     _notices(ctx, view, state)
-    _learning_notice(view, state)
+    _advice_notice(ctx, view, state)
     _metrics_row(view, state)
     _charts(view, bool(st.session_state.get("log_loss")))
     _journal(view)

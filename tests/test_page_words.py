@@ -11,7 +11,7 @@ import pytest
 
 from app import charts, cli, progress
 from app.data import RunData
-from app.learning import not_learning
+from trainer.advisor import not_learning
 from conftest_app import make_run, write_status
 from trainer.cli import format_status
 from trainer.outcome import outcome
@@ -95,9 +95,10 @@ def test_the_learning_rate_figure_uses_those_ticks(tmp_path):
 def test_not_learning_needs_several_epochs_at_ln_classes_and_chance():
     stuck_loss, stuck_acc = [math.log(10)] * 5, [0.1] * 5
     assert not_learning(stuck_loss, stuck_acc, 10).startswith("not learning")
-    assert not_learning(stuck_loss[:4], stuck_acc[:4], 10) is None  # too soon to say
+    assert not_learning(stuck_loss[:2], stuck_acc[:2], 10) is None  # too soon to say
     assert not_learning(stuck_loss[:4] + [1.5], stuck_acc, 10) is None  # the loss moved
     assert not_learning(stuck_loss, stuck_acc[:4] + [0.4], 10) is None  # the accuracy moved
+    assert not_learning([2.7] * 3, [0.12] * 3, 10)  # worse than guessing counts as not learning
     assert not_learning([math.log(3) * 1.04] * 6, [0.36] * 6, 3)  # within the documented tolerances
     assert not_learning(stuck_loss, stuck_acc, None) is None
     assert not_learning(np.array(stuck_loss + [float("nan")]), np.array(stuck_acc + [0.1]), 10) is None

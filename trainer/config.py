@@ -77,6 +77,8 @@ class TrainConfig:
     tensorboard: bool = option(False, "bool", "also write TensorBoard event files to RUN/tensorboard/")
     internals: bool = option(True, "bool", "record the network's insides once per epoch in RUN/internals.jsonl "
                              "(batch norm statistics, softmax of probe examples, gradient and weight norms)")
+    autopilot: bool = option(False, "bool", "apply the advisor's advice (halve α when the loss bounces, ×0.1 on a "
+                             "plateau, ...) as it comes, each as a command with source 'autopilot'")
     argv: list[str] = field(default_factory=list)
 
     def validate(self) -> "TrainConfig":

@@ -28,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 
 from trainer import commands as cmds  # noqa: E402
 from trainer import internals  # noqa: E402
+from trainer.advising import Advising  # noqa: E402
 from trainer.checkpoints import CheckpointStore  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402  (re-exported: ``from trainer.loop import TrainConfig``)
 from trainer.data import Dataset, epoch_permutation, load_dataset  # noqa: E402
@@ -90,6 +91,7 @@ class Trainer:
         self._probe = internals.Probe(data.x_val, data.y_val, data.n_classes) if (
             config.internals and len(data.x_val)) else None
         self._internals = internals.Schedule() if config.internals else None
+        self.advising = Advising(steering, data.n_classes, self.hp.optimizer, config.autopilot)
 
     def _build_steps(self) -> None:
         model, optimizer, data = self.model, self.optimizer, self.data
@@ -193,6 +195,7 @@ class Trainer:
             self = cls(run, config, data, verbose)
             self.run_lock = lock
             line = self.steering.reopen()
+            self.advising.resumed(line, run.read_events())
         except BaseException:
             lock.release()
             raise
@@ -371,6 +374,7 @@ class Trainer:
             + (f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}" if val_loss is not None else "")
             + f"  lr {self.hp.lr:.3g}  {record['wall_samples_per_second'] or 0:,.0f} samples/s end to end"
         )
+        self.advising.epoch_end(record, batches)  # journals advice; on autopilot, applies it now
         decayed = self.hp.decayed_lr(self.lr0, steering.epoch - self.lr0_epoch)
         if decayed != self.hp.lr:
             self.hp.lr = decayed
