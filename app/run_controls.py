@@ -14,6 +14,7 @@ import streamlit as st
 from app import controls
 from app.controls import NotPresenter
 from app.data import RunView
+from trainer.advising import autopilot_on
 from trainer.commands import CommandError
 from trainer.rundir import RunDir
 
@@ -115,6 +116,12 @@ def controls_panel(ctx) -> None:
     if run_row[1].button("Stop", key="stop", icon=":material/stop:", disabled=off, width="stretch",
                          help="Checkpoint, then finish; `panda train --resume` can continue it"):
         send_command(ctx, view, "stop")
+    if (view.config or {}).get("trainer", "panda-train") == "panda-train":  # PandaCallback runs have no advisor
+        on = autopilot_on(view.config, view.events)
+        if st.button(f"Autopilot is {'on' if on else 'off'}: turn it {'off' if on else 'on'}", key="autopilot",
+                     icon=":material/flight:", disabled=off, width="stretch", type="primary" if on else "secondary",
+                     help="The autopilot applies the advisor's advice itself (each as a command from 'autopilot')"):
+            send_command(ctx, view, "set_autopilot", not on)
 
     # learning rate: a log-scale slider and one-click factors
     lr = _current_slider("Learning rate α", f"lr-{name}", controls.LR_CHOICES, hp.get("lr"), disabled=off,

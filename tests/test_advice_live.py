@@ -68,3 +68,45 @@ def test_a_viewer_cannot_apply_advice(tmp_path, open_app):
     button = next(b for b in at.button if b.label.startswith("Apply:"))
     assert button.disabled
     assert run.read_commands() == []
+
+
+def test_the_autopilot_applies_advice_as_a_command_from_autopilot(tmp_path):
+    run = stuck_run(tmp_path / "auto", epochs=4, autopilot=True)
+    events = run.read_events()
+    advice = next(e for e in events if e["event"] == "advice")
+    assert advice["autopilot"] is True and advice["kind"] == "not learning"
+    command = next(c for c in run.read_commands() if c["id"] == advice["autopilot_command"])
+    assert (command["cmd"], command["value"], command["source"]) == ("scale_lr", 10.0, "autopilot")
+    applied = run.answer_to(command["id"])
+    assert applied["event"] == "applied" and applied["hparams"]["lr"] == pytest.approx(1e-4)
+    assert applied["step"] == advice["step"]  # before the next training step
+    assert [r["lr"] for r in run.read_metrics()] == pytest.approx([1e-5] * 3 + [1e-4])
+
+
+def test_set_autopilot_turns_it_on_mid_run_and_the_flag_parses(tmp_path, start_trainer):
+    from trainer.cli import build_parser
+
+    t = start_trainer("live", epochs=200, pace=0.05, optimizer="adam", lr=1e-5)
+    answer = t.send("set_autopilot", "on")
+    assert answer["event"] == "applied" and answer["autopilot"] is True
+    assert t.send("set_autopilot", "maybe")["reason"].startswith("expected true or false")
+    assert t.trainer.advising.autopilot is True
+    assert t.send("stop")["event"] == "applied"
+    t.join()
+    args = build_parser().parse_args(["train", "--autopilot"])
+    assert args.autopilot is True
+
+
+def test_the_page_toggle_sends_set_autopilot(tmp_path, open_app):
+    run = make_run(tmp_path, "demo", epochs_done=6)
+    write_status(run, state="running", epoch=6)
+    at = open_app(query={"run": "demo"})
+    button = at.sidebar.button(key="autopilot")
+    assert button.label == "Autopilot is off: turn it on"
+    button.click().run()
+    command = run.read_commands()[-1]
+    assert (command["cmd"], command["value"]) == ("set_autopilot", True)
+    run.append_event("applied", epoch=6, step=120, command_id=command["id"], cmd="set_autopilot", value=True,
+                     autopilot=True)
+    at.run()
+    assert at.sidebar.button(key="autopilot").label == "Autopilot is on: turn it off"

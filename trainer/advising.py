@@ -46,9 +46,7 @@ class Advising:
         self.epochs = list(line)
         self.since_epoch = line[-1]["epoch"] if line else 0
         self._branch, self._changes = self.steering.branch, self.steering.hparam_changes
-        for event in events:
-            if event.get("event") == "applied" and event.get("cmd") == "set_autopilot":
-                self.autopilot = bool(event.get("autopilot", self.autopilot))
+        self.autopilot = autopilot_on({"autopilot": self.autopilot}, events)
 
     def set_autopilot(self, value: bool) -> dict:
         self.autopilot = bool(value)
@@ -109,3 +107,16 @@ def latest_advice(events: list[dict[str, Any]]) -> dict | None:
                                                ("set_lr", "scale_lr", "set_beta", "set_batch_size", "stop")):
             return None
     return None
+
+
+def autopilot_on(config: dict | None, events: list[dict[str, Any]]) -> bool:
+    """Whether a run's autopilot is on: ``config.json``'s ``autopilot``, then the last applied ``set_autopilot``.
+
+    >>> autopilot_on({"autopilot": False}, [{"event": "applied", "cmd": "set_autopilot", "autopilot": True}])
+    True
+    """
+    on = bool((config or {}).get("autopilot", False))
+    for event in events:
+        if event.get("event") == "applied" and event.get("cmd") == "set_autopilot":
+            on = bool(event.get("autopilot", on))
+    return on

@@ -75,6 +75,16 @@ def check_checkpoint_name(value: Any) -> str:
     return text
 
 
+def check_switch(value: Any) -> bool:
+    """An on/off value: JSON true/false, or the text true/false/on/off (``panda ctl RUN set-autopilot on``)."""
+    words = {"true": True, "on": True, "false": False, "off": False}
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    raise CommandError(f"expected true or false, got {short_repr(value)}")
+
+
 def _no_value(value: Any) -> None:
     if value is not None:
         raise CommandError("this command takes no value")
@@ -92,6 +102,7 @@ COMMANDS: dict[str, Callable[[Any], Any]] = {
     "stop": _no_value,
     "checkpoint": _no_value,
     "rewind": check_checkpoint_name,
+    "set_autopilot": check_switch,
 }
 
 #: Commands that carry a value.

@@ -137,6 +137,7 @@ class Steering:
         self.seen_ids: set[str] = set()
         self.paused_seconds = 0.0  # time spent in handle_commands, kept out of epoch timings
         self.hparam_changes = 0  # hyperparameter commands applied by this process (the compiled step absorbed them)
+        self.advising = None  # a trainer.advising.Advising, for trainers with an advisor
         self._status_lock = threading.Lock()
         self._stop_heartbeat = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
@@ -154,6 +155,7 @@ class Steering:
             "stop": self._stop,
             "checkpoint": self._checkpoint,
             "rewind": self._rewind,
+            "set_autopilot": self._set_autopilot,
         }
 
     # ------------------------------------------------------------------ opening a run
@@ -311,6 +313,11 @@ class Steering:
     def _resume(self, _) -> None:
         self.state, self.message = after_resume(self.state), None
         self.say(f"resumed at step {self.step}")
+
+    def _set_autopilot(self, on: bool) -> dict:
+        if self.advising is None:
+            raise cmds.CommandError("this trainer has no advisor (panda train has one)")
+        return self.advising.set_autopilot(on)
 
     def _stop(self, _) -> None:
         self.stop_requested = "command"
