@@ -37,7 +37,7 @@ def test_parser_knows_app_and_demo():
     assert args.present and args.port == 9000 and args.run_dir == "runs" and args.func is cli.cmd_app
     args = parser.parse_args(["demo"])
     assert args.epochs == 60 and args.pace == 0.5 and args.func is cli.cmd_demo
-    assert list(cli.PANDA_COMMANDS) == ["train", "ctl", "status", "export", "lesson", "sweep", "app", "demo"]
+    assert list(cli.PANDA_COMMANDS) == ["train", "ctl", "status", "export", "lesson", "replay", "sweep", "app", "demo"]
 
 
 def test_the_new_run_form_becomes_a_checked_panda_train_command(tmp_path):

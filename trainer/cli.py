@@ -100,9 +100,47 @@ def cmd_lesson(args) -> int:
     return 0
 
 
+def add_replay(subparsers) -> None:
+    """``panda replay``: RUN's configuration again, with RUN's interventions at the same steps."""
+    p = subparsers.add_parser(
+        "replay", help="train a fresh run with RUN's configuration, applying RUN's interventions at the same steps",
+        description="A new run with RUN_PATH's configuration (seed included) that applies RUN_PATH's applied "
+        "learning-rate, beta, batch-size, checkpoint and rewind commands at the global steps where it applied "
+        "them (source 'replay'); the autopilot is off. On CPU, for a run without --resume, the metrics match.")
+    p.add_argument("run_path", metavar="RUN_PATH")
+    p.add_argument("--name", type=argparse_type(check_name, "name"), required=True, help="the new run's name")
+    p.add_argument("--run-dir", help="where the new run goes (default: next to RUN_PATH)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines on stdout")
+    p.set_defaults(func=cmd_replay)
+
+
+def cmd_replay(args) -> int:
+    from trainer.loop import Trainer
+    from trainer.replay import schedule_of
+
+    run = RunDir(args.run_path).require()
+    saved = run.read_config()
+    if saved.get("trainer", "panda-train") != "panda-train":
+        print(f"panda replay: error: {run.path} was not made by panda train", file=sys.stderr)
+        return 1
+    try:
+        schedule = schedule_of(run.read_events())
+        config = TrainConfig.from_dict({**saved, "dataset": saved.get("dataset_spec", "digits"),
+                                        "autopilot": False, "replay": str(run.path.resolve()),
+                                        "argv": sys.argv[1:]}).validate()
+    except ValueError as e:
+        args.parser.exit(2, f"panda replay: error: {e}\n")
+    folder = Path(args.run_dir) if args.run_dir else run.path.parent
+    trainer = Trainer.create(folder / args.name, config, verbose=not args.quiet)
+    if not args.quiet:
+        print(f"replaying {len(schedule)} intervention(s) of {run.path}")
+    state = trainer.run()
+    return {"finished": 0, "diverged": 3}.get(state, 1)
+
+
 #: The trainer's own subcommands (``python -m trainer``); ``panda`` adds the sweep's and the app's.
 TRAINER_COMMANDS = {"train": add_train, "ctl": add_ctl, "status": add_status, "export": add_export,
-                    "lesson": add_lesson}
+                    "lesson": add_lesson, "replay": add_replay}
 
 
 def build_parser(commands=None) -> argparse.ArgumentParser:

@@ -79,6 +79,9 @@ class TrainConfig:
                              "(batch norm statistics, softmax of probe examples, gradient and weight norms)")
     autopilot: bool = option(False, "bool", "apply the advisor's advice (halve α when the loss bounces, ×0.1 on a "
                              "plateau, ...) as it comes, each as a command with source 'autopilot'")
+    replay: str | None = option(None, "text", "apply this run's interventions (α, β, batch size, checkpoints, "
+                                "rewinds) at the steps where it applied them (panda replay sets it)", optional=True,
+                                metavar="RUN_PATH")
     argv: list[str] = field(default_factory=list)
 
     def validate(self) -> "TrainConfig":

@@ -92,6 +92,11 @@ class Trainer:
             config.internals and len(data.x_val)) else None
         self._internals = internals.Schedule() if config.internals else None
         self.advising = Advising(steering, data.n_classes, self.hp.optimizer, config.autopilot)
+        if config.replay:
+            from trainer.replay import Replayer
+
+            steering.replay = Replayer.of_run(config.replay)
+            steering.replay_due = steering.replay.due_step()
 
     def _build_steps(self) -> None:
         model, optimizer, data = self.model, self.optimizer, self.data
@@ -302,7 +307,7 @@ class Trainer:
         if self._mark is None:
             self._mark, steering.paused_seconds, paused_before = start, 0.0, 0.0
         for i in range(steps):
-            if ready.is_set():
+            if ready.is_set() or steering.step == steering.replay_due:
                 steering.handle_commands()
                 if steering.abort_epoch or steering.stop_requested:
                     return None
@@ -330,7 +335,7 @@ class Trainer:
         ready = steering.inbox.ready
         sums = []
         for start in range(0, len(self.data.x_val), EVAL_BATCH_SIZE):
-            if ready.is_set():
+            if ready.is_set() or steering.step == steering.replay_due:
                 steering.handle_commands()
                 if steering.abort_epoch:
                     return None
@@ -428,7 +433,8 @@ class Trainer:
                     self._finish_epoch(record)
                 if self.config.pace:
                     self._wait_for_pace(started)
-                if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged"):
+                if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged") or \
+                        steering.step == steering.replay_due:
                     steering.handle_commands()
             if steering.stop_requested:
                 steering.stop_with_checkpoint()

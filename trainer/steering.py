@@ -138,6 +138,8 @@ class Steering:
         self.paused_seconds = 0.0  # time spent in handle_commands, kept out of epoch timings
         self.hparam_changes = 0  # hyperparameter commands applied by this process (the compiled step absorbed them)
         self.advising = None  # a trainer.advising.Advising, for trainers with an advisor
+        self.replay = None  # a trainer.replay.Replayer: commands to apply at given steps
+        self.replay_due = -1  # the step of its next command (the loop checks it next to the inbox flag)
         self._status_lock = threading.Lock()
         self._stop_heartbeat = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
@@ -266,6 +268,8 @@ class Steering:
     def handle_commands(self) -> None:
         """Apply what arrived; while paused, wait on the inbox (no CPU) and keep obeying."""
         started = time.perf_counter()
+        if self.replay is not None:
+            self.replay.inject(self)
         for item in self.inbox.drain():
             self._handle(item)
         while self.state in ("paused", "diverged") and not self.stop_requested:
@@ -333,10 +337,11 @@ class Steering:
 
     def _rewind(self, spec: str) -> dict:
         meta = self.store.find(spec)
+        before = {"from_epoch": self.epoch, "from_step": self.step}  # where it happened, for a replay
         self.rewind_to(meta)
         self.event("rewound", checkpoint=meta["name"], to_epoch=meta["epoch"], branch=self.branch)
         self.say(f"rewound to {meta['name']} (epoch {meta['epoch']}), branch {self.branch}")
-        return {"checkpoint": meta["name"], "to_epoch": meta["epoch"], "branch": self.branch}
+        return {"checkpoint": meta["name"], "to_epoch": meta["epoch"], "branch": self.branch, **before}
 
     # ------------------------------------------------------------------ checkpoints and endings
 
