@@ -72,7 +72,9 @@ def add_export(subparsers) -> None:
         "--format parquet.",
     )
     p.add_argument("run_path", metavar="RUN_PATH")
-    p.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    p.add_argument("--format", choices=("csv", "parquet", "schedule"), default="csv",
+                   help="schedule: the learning rate the run used, step by step, as JSON (schedule.json) that "
+                   "trainer.schedule_keras.PandaSchedule loads into a plain model.fit")
     p.add_argument("--out", metavar="FOLDER", help="where to write (default: RUN_PATH/export)")
     p.add_argument("--all-branches", action="store_true", help="every epoch ever trained, not only the current history after rewinds")
     p.set_defaults(func=cmd_export)

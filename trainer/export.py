@@ -9,6 +9,9 @@ Two tables, for pandas, a spreadsheet, R, DuckDB — any tool that reads CSV or 
   latency (``latency_seconds``, ``latency_steps``); pauses, checkpoints, rewinds, divergences, the
   start and the finish. A command not answered yet is a row with ``event`` = ``pending``.
 
+``--format schedule`` writes ``schedule.json`` instead: the learning rate the run used, step by
+step (:mod:`trainer.schedule`), which :class:`trainer.schedule_keras.PandaSchedule` loads.
+
 Nested values (``hparams``, a callback's raw Keras ``logs``) are JSON text, so both formats hold
 the same columns. No TensorFlow is imported.
 
@@ -27,7 +30,7 @@ import pandas as pd
 
 from trainer.rundir import RunDir, current_line
 
-FORMATS = ("csv", "parquet")
+FORMATS = ("csv", "parquet", "schedule")
 METRIC_COLUMNS = ("epoch", "branch", "step", "lr", "beta", "batch_size", "loss", "accuracy", "val_loss",
                   "val_accuracy", "grad_norm", "epoch_seconds", "samples_per_second", "wall_seconds",
                   "wall_samples_per_second", "time")
@@ -112,6 +115,12 @@ def export_run(run_path: Path | str, fmt: str = "csv", out: Path | str | None = 
                               "(or use --format csv)") from None
     run = RunDir(run_path).require()
     run.read_config()  # refuses other schema versions
+    if fmt == "schedule":  # the α(step) the run used (trainer.schedule), for a plain model.fit
+        from trainer.schedule import write_schedule
+
+        folder = Path(out) if out is not None else run.path / "export"
+        folder.mkdir(parents=True, exist_ok=True)
+        return [write_schedule(run.path, folder)]
     tables = {"metrics": metrics_frame(run, all_branches), "journal": journal_frame(run)}
     folder = Path(out) if out is not None else run.path / "export"
     folder.mkdir(parents=True, exist_ok=True)
