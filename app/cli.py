@@ -22,6 +22,7 @@ from pathlib import Path
 from trainer import cli as trainer_cli
 from trainer.search.cli import add_sweep
 
+from app.scenarios import DEFAULT, EPOCHS, PACE, SCENARIOS
 from app.auth import CODE_TTL, ENV_CODE, ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN, is_local, new_token, read_token_file
 
 DASHBOARD = Path(__file__).resolve().parent / "dashboard.py"
@@ -237,13 +238,15 @@ def cmd_app(args) -> int:
 def cmd_demo(args) -> int:
     from app.controls import SOURCE
     from app.launch import start_run
-    from trainer.config import TrainConfig
+    from app.scenarios import SCENARIOS, run_name
     from trainer.rundir import RunDir
 
     run_dir = Path(args.run_dir)
-    name = time.strftime("demo-%Y%m%d-%H%M%S")
-    launch = start_run(run_dir, name, TrainConfig(epochs=args.epochs, pace=args.pace))
+    scenario = SCENARIOS[args.scenario]
+    name = run_name(args.scenario)
+    launch = start_run(run_dir, name, scenario.config(epochs=args.epochs, pace=args.pace))
     print(f"Training {run_dir / name} in the background (pid {launch.pid}, log {launch.log_path}).", flush=True)
+    print(f"Scenario {args.scenario}: {scenario.hint}", flush=True)
     served = _serve(args, run_dir)
     if served is None:
         _stop_trainer(RunDir(run_dir / name), launch.process, SOURCE)
@@ -310,8 +313,11 @@ def add_demo(subparsers) -> None:
         "Ctrl-C stops both (the run is checkpointed: panda train --resume continues it).",
     )
     _add_serving(p)
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--pace", type=float, default=0.5, help="minimum seconds per epoch (default 0.5)")
+    p.add_argument("--scenario", choices=list(SCENARIOS), default=DEFAULT,
+                   help="what the run needs from you: " + "; ".join(f"{k}: {v.hint}" for k, v in SCENARIOS.items())
+                   .replace("%", "%%"))
+    p.add_argument("--epochs", type=int, help=f"epochs to train (default {EPOCHS})")
+    p.add_argument("--pace", type=float, help=f"minimum seconds per epoch (default {PACE:g})")
     p.add_argument("--keep-training", action="store_true", help="leave the trainer running after Ctrl-C")
     p.set_defaults(func=cmd_demo)
 
