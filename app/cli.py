@@ -23,6 +23,7 @@ from trainer import cli as trainer_cli
 from trainer.search.cli import add_sweep
 
 from app.scenarios import DEFAULT, EPOCHS, PACE, SCENARIOS
+from app.share import ENV_VIEW_URL, lan_addresses, qr_terminal, url
 from app.auth import CODE_TTL, ENV_CODE, ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN, is_local, new_token, read_token_file
 
 DASHBOARD = Path(__file__).resolve().parent / "dashboard.py"
@@ -70,27 +71,19 @@ def pick_port(host: str, start: int = DEFAULT_PORT, tries: int = 50) -> int:
     raise OSError(f"no free port in {start}..{start + tries - 1}")
 
 
-def lan_addresses() -> list[str]:
-    """This machine's addresses an audience can reach (best effort, no traffic sent)."""
-    found = []
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            if info[4][0] not in found and not info[4][0].startswith("127."):
-                found.append(info[4][0])
-    except OSError:
-        pass
-    return found or [socket.gethostname()]
-
-
 class Server:
     """The Streamlit server, as a child process of this command."""
 
-    def __init__(self, run_dir: Path, host: str, port: int, token: str | None, present: bool, code: str | None = None):
+    def __init__(self, run_dir: Path, host: str, port: int, token: str | None, present: bool, code: str | None = None,
+                 view_url: str | None = None):
         self.host, self.port = host, port
         # The secrets travel in the environment (readable by this user only), never as arguments.
         env = {**os.environ, ENV_RUN_DIR: str(run_dir.resolve()), ENV_PRESENT: "1" if present else "0"}
         env.pop(ENV_TOKEN, None)
         env.pop(ENV_CODE, None)
+        env.pop(ENV_VIEW_URL, None)
+        if view_url:
+            env[ENV_VIEW_URL] = view_url
         if token:
             env[ENV_TOKEN] = token
             if code:
@@ -100,7 +93,7 @@ class Server:
             f"--server.address={host}", f"--server.port={port}",
             *(["--client.showErrorDetails=none"] if present else []),
             # Streamlit looks up a public IP to print when none is set; Panda sends nothing out.
-            f"--browser.serverAddress={lan_addresses()[0] if host in ('0.0.0.0', '', '::') else host}",
+            f"--browser.serverAddress={_hosts(host)[0]}",
         ]
         self.process = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL)
 
@@ -131,11 +124,15 @@ class Server:
                 self.process.wait()
 
 
+def _hosts(host: str) -> list[str]:
+    """Where a browser finds a server bound to ``host``: every LAN address for all interfaces."""
+    return lan_addresses() if host in ("0.0.0.0", "", "::") else [host]
+
+
 def _urls(host: str, port: int, token: str | None, present: bool, code: str | None = None) -> list[str]:
-    hosts = lan_addresses() if host in ("0.0.0.0", "", "::") else [host]
     lines = []
-    for h in hosts:
-        base = f"http://{h}:{port}/"
+    for h in _hosts(host):
+        base = url(h, port)
         if token:
             lines.append(f"  watch:  {base}")
             if code:
@@ -195,7 +192,8 @@ def _serve(args, run_dir: Path) -> tuple[Server, str | None] | None:
         print(f"panda: error: {e}", file=sys.stderr)
         return None
     run_dir.mkdir(parents=True, exist_ok=True)
-    server = Server(run_dir, host, port, token, present, code)
+    view_url = url(_hosts(host)[0], port) if token else None
+    server = Server(run_dir, host, port, token, present, code, view_url)
     if not server.wait_ready():
         server.stop()
         print(f"panda: error: the dashboard did not start on {host}:{port}", file=sys.stderr)
@@ -208,6 +206,8 @@ def _serve(args, run_dir: Path) -> tuple[Server, str | None] | None:
     if token:
         print("Viewers see everything live; only the presenter's link (or the token typed in the sidebar) can steer.",
               flush=True)
+        print(f"Scan to watch ({view_url}):", flush=True)
+        print(qr_terminal(view_url), end="", flush=True)
     print("Ctrl-C stops the dashboard.", flush=True)
     return server, token
 
