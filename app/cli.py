@@ -34,6 +34,7 @@ FALLBACK_CONFIG = {
     "server": {"address": "127.0.0.1", "headless": True, "runOnSave": False, "fileWatcherType": "none"},
     "browser": {"gatherUsageStats": False},
     "client": {"toolbarMode": "viewer"},
+    "runner": {"postScriptGC": False},
 }
 
 
