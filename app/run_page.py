@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from app import charts, controls, journal, learning, progress, run_controls
+from app import charts, controls, journal, learning, progress, projector, run_controls
 from app.auth import Access
 from app.controls import NotPresenter, Steerer
 from app.compare import compare_view
@@ -339,10 +339,13 @@ def live_view(ctx: Context) -> None:
 
 
 def render(ctx: Context) -> None:
+    if ctx.access.needs_token and not ctx.can_steer and "presenter" not in st.query_params:
+        return projector.render(ctx.store)  # a viewer: the projected page (?presenter shows the token box)
     with st.sidebar:
         st.markdown("## :material/monitor_heart: Panda")
         st.caption(f"Run directory `{ctx.store.root}`")
         run_picker(ctx)
+        projector.presenter_panel(ctx)
         if ctx.access.needs_token and not ctx.can_steer:
             token_box()
         controls_panel(ctx)
