@@ -22,6 +22,7 @@ from app.controls import NotPresenter, Steerer
 from app.compare import compare_view
 from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, read_only, rewind_panel
 from app.data import RunStore, RunView
+from app.explore_panel import explore_panel
 from app.launch import LaunchError
 from app.new_run import new_run_form
 from trainer.rundir import RunDir, pid_alive
@@ -350,6 +351,7 @@ def render(ctx: Context) -> None:
             token_box()
         controls_panel(ctx)
         rewind_panel(ctx)
+        explore_panel(ctx)
         answers_panel(ctx)
         with st.expander("Start a new run", icon=":material/add_circle:", expanded=False):
             new_run_form(ctx, key="sidebar-new")
