@@ -101,3 +101,31 @@ def test_the_projected_page_fits_a_projector_a_laptop_and_a_phone(room, tmp_path
     for width in (800, 390):
         shutil.copyfile(tmp_path / f"projector-{width}.png", Path("/tmp") / f"projector-{width}.png")
     assert SCREENSHOT.stat().st_size > 30_000
+
+
+def test_a_presenter_who_reloads_stays_the_presenter_and_a_new_browser_is_a_viewer(room):
+    from playwright.sync_api import expect, sync_playwright
+
+    run, url = room
+    assert wait_until(lambda: run.exists() and len(run.read_metrics()) >= 1, timeout=90)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            presenter = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = presenter.new_page()
+            page.goto(url + "?presenter")
+            token = page.get_by_role("textbox", name="Presenter token")
+            token.fill("s3cret-token")
+            token.press("Enter")
+            expect(page.locator(".st-key-pause button")).to_be_enabled(timeout=30_000)
+            page.wait_for_function("() => document.cookie.includes('panda_presenter=')", timeout=15_000)
+            assert "s3cret-token" not in page.evaluate("() => document.cookie")  # a key, never the token
+            page.reload()
+            expect(page.locator(".st-key-pause button")).to_be_enabled(timeout=30_000)
+            assert "s3cret-token" not in page.inner_text("body")
+            viewer = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+            viewer.goto(url)
+            expect(viewer.get_by_test_id("panda-banner")).to_be_visible(timeout=60_000)
+            assert viewer.locator(".st-key-pause button").count() == 0
+        finally:
+            browser.close()
