@@ -106,3 +106,44 @@ class OneTimeCode:
                 return False
             self._code = None
             return True
+
+
+#: The cookie that keeps a presenter's browser the presenter across reloads.
+PRESENTER_COOKIE = "panda_presenter"
+#: How long it lasts (seconds): a lecture's length, with room to spare.
+PRESENTER_COOKIE_AGE = 12 * 3600
+
+
+class PresenterKeys:
+    """Keys handed to presenters' browsers as a cookie, so a reload keeps the right to steer.
+
+    A key is random and known only to this server's memory (never the token itself, never in a URL
+    or on screen); a server restart forgets them all. One instance serves the whole server.
+
+    >>> keys = PresenterKeys()
+    >>> key = keys.issue()
+    >>> keys.valid(key), keys.valid("guess"), keys.valid(None)
+    (True, False, False)
+    """
+
+    def __init__(self):
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+
+    def issue(self) -> str:
+        key = secrets.token_urlsafe(24)
+        with self._lock:
+            self._keys.add(key)
+        return key
+
+    def valid(self, given: str | None) -> bool:
+        if not isinstance(given, str) or not given:  # a missing cookie, or whatever a client sent
+            return False
+        with self._lock:
+            return any(hmac.compare_digest(key.encode(), given.encode()) for key in self._keys)
+
+    @staticmethod
+    def cookie_script(key: str) -> str:
+        """The script that stores ``key`` in the browser: this site only, sent back with each new session."""
+        return (f"<script>document.cookie = '{PRESENTER_COOKIE}={key}; path=/; SameSite=Strict; "
+                f"max-age={PRESENTER_COOKIE_AGE}';</script>")

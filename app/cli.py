@@ -22,6 +22,8 @@ from pathlib import Path
 from trainer import cli as trainer_cli
 from trainer.search.cli import add_sweep
 
+from app.scenarios import DEFAULT, EPOCHS, PACE, SCENARIOS
+from app.share import ENV_VIEW_URL, lan_addresses, qr_terminal, url
 from app.auth import CODE_TTL, ENV_CODE, ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN, is_local, new_token, read_token_file
 
 DASHBOARD = Path(__file__).resolve().parent / "dashboard.py"
@@ -32,6 +34,7 @@ FALLBACK_CONFIG = {
     "server": {"address": "127.0.0.1", "headless": True, "runOnSave": False, "fileWatcherType": "none"},
     "browser": {"gatherUsageStats": False},
     "client": {"toolbarMode": "viewer"},
+    "runner": {"postScriptGC": False},
 }
 
 
@@ -69,27 +72,19 @@ def pick_port(host: str, start: int = DEFAULT_PORT, tries: int = 50) -> int:
     raise OSError(f"no free port in {start}..{start + tries - 1}")
 
 
-def lan_addresses() -> list[str]:
-    """This machine's addresses an audience can reach (best effort, no traffic sent)."""
-    found = []
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            if info[4][0] not in found and not info[4][0].startswith("127."):
-                found.append(info[4][0])
-    except OSError:
-        pass
-    return found or [socket.gethostname()]
-
-
 class Server:
     """The Streamlit server, as a child process of this command."""
 
-    def __init__(self, run_dir: Path, host: str, port: int, token: str | None, present: bool, code: str | None = None):
+    def __init__(self, run_dir: Path, host: str, port: int, token: str | None, present: bool, code: str | None = None,
+                 view_url: str | None = None):
         self.host, self.port = host, port
         # The secrets travel in the environment (readable by this user only), never as arguments.
         env = {**os.environ, ENV_RUN_DIR: str(run_dir.resolve()), ENV_PRESENT: "1" if present else "0"}
         env.pop(ENV_TOKEN, None)
         env.pop(ENV_CODE, None)
+        env.pop(ENV_VIEW_URL, None)
+        if view_url:
+            env[ENV_VIEW_URL] = view_url
         if token:
             env[ENV_TOKEN] = token
             if code:
@@ -99,7 +94,7 @@ class Server:
             f"--server.address={host}", f"--server.port={port}",
             *(["--client.showErrorDetails=none"] if present else []),
             # Streamlit looks up a public IP to print when none is set; Panda sends nothing out.
-            f"--browser.serverAddress={lan_addresses()[0] if host in ('0.0.0.0', '', '::') else host}",
+            f"--browser.serverAddress={_hosts(host)[0]}",
         ]
         self.process = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL)
 
@@ -130,11 +125,15 @@ class Server:
                 self.process.wait()
 
 
+def _hosts(host: str) -> list[str]:
+    """Where a browser finds a server bound to ``host``: every LAN address for all interfaces."""
+    return lan_addresses() if host in ("0.0.0.0", "", "::") else [host]
+
+
 def _urls(host: str, port: int, token: str | None, present: bool, code: str | None = None) -> list[str]:
-    hosts = lan_addresses() if host in ("0.0.0.0", "", "::") else [host]
     lines = []
-    for h in hosts:
-        base = f"http://{h}:{port}/"
+    for h in _hosts(host):
+        base = url(h, port)
         if token:
             lines.append(f"  watch:  {base}")
             if code:
@@ -206,7 +205,8 @@ def _serve(args, run_dir: Path) -> tuple[Server, str | None] | None:
         print(f"panda: error: {e}", file=sys.stderr)
         return None
     run_dir.mkdir(parents=True, exist_ok=True)
-    server = Server(run_dir, host, port, token, present, code)
+    view_url = url(_hosts(host)[0], port) if token else None
+    server = Server(run_dir, host, port, token, present, code, view_url)
     if not server.wait_ready():
         server.stop()
         print(f"panda: error: the dashboard did not start on {host}:{port}", file=sys.stderr)
@@ -219,6 +219,8 @@ def _serve(args, run_dir: Path) -> tuple[Server, str | None] | None:
     if token:
         print("Viewers see everything live; only the presenter's link (or the token typed in the sidebar) can steer.",
               flush=True)
+        print(f"Scan to watch ({view_url}):", flush=True)
+        print(qr_terminal(view_url), end="", flush=True)
     print(ctrl_c_text(args.command, bool(getattr(args, "keep_training", False))), flush=True)
     return server, token
 
@@ -249,13 +251,15 @@ def cmd_app(args) -> int:
 def cmd_demo(args) -> int:
     from app.controls import SOURCE
     from app.launch import start_run
-    from trainer.config import TrainConfig
+    from app.scenarios import SCENARIOS, run_name
     from trainer.rundir import RunDir
 
     run_dir = Path(args.run_dir)
-    name = time.strftime("demo-%Y%m%d-%H%M%S")
-    launch = start_run(run_dir, name, TrainConfig(epochs=args.epochs, pace=args.pace))
+    scenario = SCENARIOS[args.scenario]
+    name = run_name(args.scenario)
+    launch = start_run(run_dir, name, scenario.config(epochs=args.epochs, pace=args.pace))
     print(f"Training {run_dir / name} in the background (pid {launch.pid}, log {launch.log_path}).", flush=True)
+    print(f"Scenario {args.scenario}: {scenario.hint}", flush=True)
     served = _serve(args, run_dir)
     if served is None:
         _stop_trainer(RunDir(run_dir / name), launch.process, SOURCE)
@@ -322,8 +326,11 @@ def add_demo(subparsers) -> None:
         "Ctrl-C stops both (the run is checkpointed: panda train --resume continues it).",
     )
     _add_serving(p)
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--pace", type=float, default=0.5, help="minimum seconds per epoch (default 0.5)")
+    p.add_argument("--scenario", choices=list(SCENARIOS), default=DEFAULT,
+                   help="what the run needs from you: " + "; ".join(f"{k}: {v.hint}" for k, v in SCENARIOS.items())
+                   .replace("%", "%%"))
+    p.add_argument("--epochs", type=int, help=f"epochs to train (default {EPOCHS})")
+    p.add_argument("--pace", type=float, help=f"minimum seconds per epoch (default {PACE:g})")
     p.add_argument("--keep-training", action="store_true", help="leave the trainer running after Ctrl-C")
     p.set_defaults(func=cmd_demo)
 

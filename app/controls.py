@@ -128,6 +128,12 @@ def describe(cmd: str, value=None, hparams: dict | None = None, checkpoints: dic
     if cmd == "rewind":
         epoch = (checkpoints or {}).get(str(value))
         return f"rewind to epoch {epoch} ({value})" if epoch is not None else f"rewind to {value}"
+    if cmd == "find_lr":
+        return "find α"
+    if cmd == "undo":
+        return "undo the last change"
+    if cmd == "fork":
+        return f"fork {len((value or {}).get('candidates', []))} candidates"
     return cmd if value is None else f"{cmd} {label(value)}"
 
 

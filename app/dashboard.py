@@ -12,9 +12,10 @@ from pathlib import Path
 import time
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from app import settings as app_settings
-from app.auth import CODE_TTL, Access, OneTimeCode
+from app.auth import CODE_TTL, PRESENTER_COOKIE, Access, OneTimeCode, PresenterKeys
 from app.data import RunStore
 from app.lessons_page import render_lessons
 from app.run_page import Context, render
@@ -35,14 +36,22 @@ def presenter_code(code: str | None) -> OneTimeCode:
     return OneTimeCode(code, expires=time.time() + CODE_TTL)
 
 
-def _presenter(access: Access, code: OneTimeCode) -> bool:
-    """Whether this session may steer: it typed the token, or its URL brought the one-time code.
+@st.cache_resource(show_spinner=False)
+def presenter_keys() -> PresenterKeys:
+    """The keys given to presenters' browsers, shared by every tab of this server."""
+    return PresenterKeys()
 
-    The session keeps the right (server-side, in its session state) for as long as it lives; a
-    reload starts a new session, which needs the token typed again (the code is spent).
+
+def _presenter(access: Access, code: OneTimeCode, keys: PresenterKeys) -> bool:
+    """Whether this session may steer: it typed the token, its URL brought the one-time code, or its
+    browser holds a presenter key from an earlier session (a reload keeps the presenter the presenter).
+
+    The right lives server-side, in the session state; the browser only ever holds a random key.
     """
     if not access.needs_token:
         return True
+    if keys.valid(st.context.cookies.get(PRESENTER_COOKIE)):
+        st.session_state["token"] = access.token
     if "token" in st.query_params:
         # A token in the URL stays in the browser's history (removing it adds an entry, it does
         # not rewrite the old one), so it is not accepted there: type it in the sidebar.
@@ -53,13 +62,17 @@ def _presenter(access: Access, code: OneTimeCode) -> bool:
         del st.query_params["code"]  # off the address bar; the history entry it leaves is spent
         if code.redeem(given):
             st.session_state["token"] = access.token
-    return access.can_steer(st.session_state.get("token"))
+    steering = access.can_steer(st.session_state.get("token"))
+    if steering and not st.session_state.get("presenter_key_sent"):
+        components.html(keys.cookie_script(keys.issue()), height=0)
+        st.session_state["presenter_key_sent"] = True
+    return steering
 
 
 settings = app_settings.load()
 access = Access(settings.token, settings.present)
 context = Context(store=run_store(str(settings.run_dir)), access=access,
-                  can_steer=_presenter(access, presenter_code(settings.code)))
+                  can_steer=_presenter(access, presenter_code(settings.code), presenter_keys()))
 if st.session_state.pop("token_in_url", False):
     st.warning("A token in the address is not accepted (browsers keep it in their history): type it in the "
                "sidebar, or open the presenter link with its one-time code.", icon=":material/key_off:")

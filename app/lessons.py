@@ -51,19 +51,20 @@ def _shares(values: np.ndarray, edges: list[float]) -> list[float]:
 def scale_shares(n: int = 1000, seed: int = 0) -> tuple[Shares, Shares]:
     """(α per decade of [1e-4, 1], β in [0.9, 0.99) against [0.99, 0.999]) for ``n`` draws each way.
 
-    The right-scale draws come from the samplers ``panda sweep`` uses (:mod:`trainer.search.space`).
+    The right-scale draws go through the scales ``panda sweep`` uses (:mod:`trainer.search.params`):
+    a uniform number in [0, 1] placed in the range *in the parameter's own scale*.
     """
     rng = np.random.default_rng(seed)
     low, high = ALPHA_RANGE
     decades = [10.0**e for e in range(round(math.log10(low)), round(math.log10(high)) + 1)]
     alpha_uniform = rng.uniform(low, high, n)
-    alpha_log = np.array(LogUniform(low, high).sample(rng, n))
+    alpha_log = np.array([LogUniform(low, high).from_unit(u) for u in rng.uniform(0, 1, n)])
     alpha = Shares([f"[{a:g}, {b:g})" for a, b in zip(decades, decades[1:])],
                    _shares(alpha_uniform, decades), _shares(alpha_log, decades))
     b_low, b_high = BETA_RANGE
     beta_edges = [b_low, 0.99, b_high]
     beta_uniform = rng.uniform(b_low, b_high, n)
-    beta_log = np.array(Log1mUniform(b_low, b_high).sample(rng, n))
+    beta_log = np.array([Log1mUniform(b_low, b_high).from_unit(u) for u in rng.uniform(0, 1, n)])
     beta = Shares([f"β in [{a:g}, {b:g}] (averages ~{1 / (1 - a):.0f}–{1 / (1 - b):.0f} steps)"
                    for a, b in zip(beta_edges, beta_edges[1:])],
                   _shares(beta_uniform, beta_edges), _shares(beta_log, beta_edges))
@@ -115,7 +116,7 @@ def grid_vs_random(trials: int = 9, seed: int = 0) -> GridVsRandom:
     other = IntUniform(0, 100)
     grid = [(a, float(b)) for a in alpha.grid(side) for b in other.grid(side)]
     rng = np.random.default_rng(seed)
-    random = list(zip(alpha.sample(rng, trials), map(float, other.sample(rng, trials))))
+    random = [(alpha.from_unit(u), float(other.from_unit(v))) for u, v in rng.uniform(0, 1, (trials, 2))]
     return GridVsRandom(grid, random)
 
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from app import charts, controls, journal, progress, run_controls
+from app import charts, controls, journal, progress, projector, run_controls
 from app.auth import Access
 from app.controls import NotPresenter, Steerer
 from app.compare import compare_view
 from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, read_only, rewind_panel
 from app.data import RunStore, RunView
+from app.explore_panel import explore_panel
 from app.launch import LaunchError
 from app.new_run import new_run_form
 from trainer.advising import latest_advice
@@ -358,14 +359,18 @@ def live_view(ctx: Context) -> None:
 
 
 def render(ctx: Context) -> None:
+    if ctx.access.needs_token and not ctx.can_steer and "presenter" not in st.query_params:
+        return projector.render(ctx.store)  # a viewer: the projected page (?presenter shows the token box)
     with st.sidebar:
         st.markdown("## :material/monitor_heart: Panda")
         st.caption(f"Run directory `{ctx.store.root}`")
         run_picker(ctx)
+        projector.presenter_panel(ctx)
         if ctx.access.needs_token and not ctx.can_steer:
             token_box()
         controls_panel(ctx)
         rewind_panel(ctx)
+        explore_panel(ctx)
         answers_panel(ctx)
         with st.expander("Start a new run", icon=":material/add_circle:", expanded=False):
             new_run_form(ctx, key="sidebar-new")

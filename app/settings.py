@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.auth import ENV_CODE, ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN
+from app.share import ENV_VIEW_URL
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Settings:
     token: str | None
     present: bool
     code: str | None = None  # the presenter URL's one-time code
+    view_url: str | None = None  # the viewers' URL that panda app printed (its QR code is on the presenter's page)
 
 
 def load(argv: list[str] | None = None) -> Settings:
@@ -33,4 +35,4 @@ def load(argv: list[str] | None = None) -> Settings:
     run_dir = args.run_dir or os.environ.get(ENV_RUN_DIR) or "runs"
     present = args.present or os.environ.get(ENV_PRESENT) == "1"
     return Settings(run_dir=Path(run_dir).expanduser().resolve(), token=os.environ.get(ENV_TOKEN) or None, present=present,
-                    code=os.environ.get(ENV_CODE) or None)
+                    code=os.environ.get(ENV_CODE) or None, view_url=os.environ.get(ENV_VIEW_URL) or None)

@@ -36,7 +36,10 @@ def test_parser_knows_app_and_demo():
     args = parser.parse_args(["app", "--present", "--port", "9000"])
     assert args.present and args.port == 9000 and args.run_dir == "runs" and args.func is cli.cmd_app
     args = parser.parse_args(["demo"])
-    assert args.epochs == 60 and args.pace == 0.5 and args.func is cli.cmd_demo
+    assert args.scenario == "healthy" and args.epochs is None and args.pace is None and args.func is cli.cmd_demo
+    assert parser.parse_args(["demo", "--scenario", "bouncing"]).scenario == "bouncing"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["demo", "--scenario", "nope"])
     assert list(cli.PANDA_COMMANDS) == ["train", "ctl", "status", "export", "lesson", "replay", "sweep", "app", "demo"]
 
 

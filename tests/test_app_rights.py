@@ -65,7 +65,8 @@ def open_app(tmp_path, monkeypatch):
         if code:
             monkeypatch.setenv("PANDA_PRESENTER_CODE", code)
         at = AppTest.from_file(str(DASHBOARD), default_timeout=30)
-        at.query_params.update(query or {})
+        # ?presenter: the full page with its (disabled) controls, not the viewers' projection
+        at.query_params.update({"presenter": "1", **(query or {})})
         at.run()
         assert not at.exception, at.exception
         return at
@@ -247,6 +248,7 @@ def test_a_failed_launchs_log_is_shown_to_the_presenter_only(open_app, monkeypat
 
     viewer = AppTest.from_file(str(DASHBOARD), default_timeout=30)  # the same server (cached store), no token
     viewer.session_state["run"] = "broken"
+    viewer.query_params["presenter"] = "1"  # the full page, which shows launches
     viewer.run()
     assert any("exited with status 3" in e.value for e in viewer.error)
     assert not any(secret_line in c.value for c in viewer.code)

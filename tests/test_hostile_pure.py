@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import json
 import math
 
@@ -104,8 +106,9 @@ def test_unicode_digits_do_not_crash_checkpoint_lookup():
     from trainer.checkpoints import CheckpointStore
     from trainer.rundir import CheckpointError
 
-    store = object.__new__(CheckpointStore)
+    store = object.__new__(CheckpointStore)  # find() reads only the index: no TensorFlow objects needed
     store._index = [{"name": "ckpt-00001", "epoch": 2}]
+    store._idle, store._pending, store._error = threading.Condition(), 0, None
     with pytest.raises(CheckpointError):
         store.find("²")
     assert store.find("2")["name"] == "ckpt-00001"

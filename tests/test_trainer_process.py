@@ -35,7 +35,7 @@ def test_kill_9_then_resume_keeps_every_epoch_exactly_once(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
     before = run.read_metrics()
-    assert panda("status", run.path).stdout.startswith("k: not answering")
+    assert panda("status", run.path).stdout.startswith("k: killed")  # its process is gone (not merely silent)
 
     # The worst moment: the checkpoint of the last epoch landed, its record did not, and a torn
     # half line was left behind.

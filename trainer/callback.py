@@ -298,6 +298,14 @@ class PandaCallback(keras.callbacks.Callback):
         raise cmds.CommandError("set_batch_size is not supported for a Keras model.fit: the batch size belongs to "
                                 "the data given to fit")
 
+    def find_lr(self, spec: dict) -> dict:
+        raise cmds.CommandError("find_lr is not supported in a Keras model.fit (PandaCallback): the callback never "
+                                "holds the training data, so it cannot train on a side track; run it with panda train")
+
+    def fork(self, spec: dict) -> dict:
+        raise cmds.CommandError("fork is not supported in a Keras model.fit (PandaCallback): the callback never "
+                                "holds the training or validation data to train and measure candidates on")
+
     # ------------------------------------------------------------------ Keras hooks
 
     def on_train_begin(self, logs=None):

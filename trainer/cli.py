@@ -53,6 +53,15 @@ def add_ctl(subparsers) -> None:
     p.add_argument("action", choices=CTL_ACTIONS)
     p.add_argument("value", nargs="?", help="the command's value (set-lr 0.001, rewind ckpt-00003, ...)")
     p.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the trainer's answer")
+    explore = p.add_argument_group("find-lr and fork")
+    explore.add_argument("--steps", type=int, help="find-lr: steps of the ramp (default 100); fork: steps per candidate")
+    explore.add_argument("--min", type=float, dest="lr_min", help="find-lr: the smallest α tried (default 1e-6)")
+    explore.add_argument("--max", type=float, dest="lr_max", help="find-lr: the largest α tried (default 1)")
+    explore.add_argument("--lr", help="fork: learning rates to try, comma-separated (0.03,0.01,0.003)")
+    explore.add_argument("--beta", help="fork: betas to try, comma-separated")
+    explore.add_argument("--batch-size", help="fork: batch sizes to try, comma-separated")
+    explore.add_argument("--pick", choices=cmds.FORK_PICKS, help="fork: ask (pause for your choice, the default) "
+                         "or best (continue with the best candidate)")
     p.set_defaults(func=cmd_ctl)
 
 
@@ -208,9 +217,11 @@ def cmd_ctl(args) -> int:
     name = CTL_ACTIONS[args.action]
     if name not in cmds.VALUED and args.value is not None:
         args.parser.exit(2, f"panda ctl: error: {args.action} takes no value\n")
-    if name in cmds.VALUED and args.value is None:
+    if name in cmds.VALUED and args.value is None and name not in EXPLORE_VALUES:
         args.parser.exit(2, f"panda ctl: error: {args.action} needs a value\n")
     value = _json_value(args.value)  # the trainer checks it and answers with its reason
+    if name in EXPLORE_VALUES:
+        value = EXPLORE_VALUES[name](args) if args.value is None else _json_object(args.value)
     events = JsonlTail(run.events_path)
     events.read_new()  # skip the past: the answer can only come after the command is sent
     with FileWatcher(run.path, [run.events_path.name]) as watcher:
@@ -234,6 +245,45 @@ def cmd_ctl(args) -> int:
                 print(f"panda ctl: no answer within {args.wait:g}s (trainer is {state}); command {command_id} stays queued", file=sys.stderr)
                 return 1
             watcher.wait(timeout=min(left, 1.0))
+
+
+def _find_lr_value(args) -> dict:
+    """``find-lr --steps N --min A --max B`` as the command's value (unset flags: the trainer's defaults)."""
+    given = {"steps": args.steps, "min": args.lr_min, "max": args.lr_max}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def fork_candidates(lr: str | None, beta: str | None, batch_size: str | None) -> list[dict]:
+    """Every combination of the comma-separated values given (the trainer refuses more than 8).
+
+    >>> fork_candidates("0.03,0.01", None, "32,64")
+    [{'lr': 0.03, 'batch_size': 32}, {'lr': 0.03, 'batch_size': 64}, {'lr': 0.01, 'batch_size': 32}, {'lr': 0.01, 'batch_size': 64}]
+    """
+    import itertools
+
+    lists = [(key, [_json_value(v.strip()) for v in text.split(",") if v.strip()])
+             for key, text in (("lr", lr), ("beta", beta), ("batch_size", batch_size)) if text]
+    if not lists:
+        return []
+    return [dict(zip([k for k, _ in lists], combo)) for combo in itertools.product(*[v for _, v in lists])]
+
+
+def _fork_value(args) -> dict:
+    value = {"candidates": fork_candidates(args.lr, args.beta, args.batch_size), "steps": args.steps}
+    if args.pick:
+        value["pick"] = args.pick
+    return value
+
+
+#: Commands whose value ``panda ctl`` builds from flags (or takes as a JSON object).
+EXPLORE_VALUES = {"find_lr": _find_lr_value, "fork": _fork_value}
+
+
+def _json_object(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # the trainer says why it is not an object
 
 
 def _json_value(text: str | None):

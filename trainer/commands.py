@@ -85,6 +85,81 @@ def check_switch(value: Any) -> bool:
     raise CommandError(f"expected true or false, got {short_repr(value)}")
 
 
+#: find_lr and fork train at most this many exploratory steps.
+MAX_EXPLORE_STEPS = 5000
+#: A fork tries at most this many candidates.
+MAX_FORK_CANDIDATES = 8
+#: find_lr's defaults: ``{"steps": 100, "min": 1e-6, "max": 1}``.
+FIND_LR_DEFAULTS = {"steps": 100, "min": 1e-6, "max": 1.0}
+#: What a fork candidate may set, and the check of each (the hyperparameters' own table).
+FORK_KEYS = {"lr": "set_lr", "beta": "set_beta", "batch_size": "set_batch_size"}
+FORK_PICKS = ("ask", "best")
+
+
+def _steps(value: Any, low: int, what: str) -> int:
+    opt = Option("int", "", label=f"{what} steps", name="steps", low=low, high=MAX_EXPLORE_STEPS)
+    try:
+        return opt.check(value)
+    except OptionError as e:
+        raise CommandError(str(e)) from None
+
+
+def _object(value: Any, what: str, keys: tuple[str, ...]) -> dict:
+    if not isinstance(value, dict):
+        raise CommandError(f"{what} needs an object like {{{', '.join(f'{k!r}: ...' for k in keys)}}}, "
+                           f"got {short_repr(value)}")
+    unknown = [k for k in value if k not in keys]
+    if unknown:
+        raise CommandError(f"{what}: unknown field {short_repr(unknown[0])} (known: {', '.join(keys)})")
+    return value
+
+
+def check_find_lr(value: Any) -> dict:
+    """``{"steps": N, "min": a, "max": b}`` (each optional): 2 <= N, 0 < a < b <= the largest α."""
+    value = _object(value, "find_lr", tuple(FIND_LR_DEFAULTS))
+    spec = {**FIND_LR_DEFAULTS, **{k: v for k, v in value.items() if v is not None}}
+    steps = _steps(spec["steps"], 2, "find_lr")
+    try:
+        low, high = check_lr(spec["min"]), check_lr(spec["max"])
+    except CommandError as e:
+        raise CommandError(f"find_lr range: {e}") from None
+    if low >= high:
+        raise CommandError(f"find_lr range: min must be below max, got min {low:g} >= max {high:g}")
+    return {"steps": steps, "min": low, "max": high}
+
+
+def check_candidate(value: Any, index: int) -> dict:
+    what = f"fork candidate {index + 1}"
+    value = _object(value, what, tuple(FORK_KEYS))
+    out = {}
+    for key, command in FORK_KEYS.items():
+        if value.get(key) is not None:
+            try:
+                out[key] = COMMANDS[command](value[key])
+            except CommandError as e:
+                raise CommandError(f"{what}: {e}") from None
+    if not out:
+        raise CommandError(f"{what} sets nothing: give it lr, beta or batch_size")
+    return out
+
+
+def check_fork(value: Any) -> dict:
+    """``{"candidates": [{"lr": ...}, ...], "steps": N, "pick": "ask"|"best"}``: 1 to 8 candidates, N >= 1."""
+    value = _object(value, "fork", ("candidates", "steps", "pick"))
+    candidates = value.get("candidates")
+    if not isinstance(candidates, list) or not candidates:
+        raise CommandError("fork needs at least one candidate: {\"candidates\": [{\"lr\": 0.01}, ...]}")
+    if len(candidates) > MAX_FORK_CANDIDATES:
+        raise CommandError(f"fork takes at most {MAX_FORK_CANDIDATES} candidates, got {len(candidates)}")
+    checked = [check_candidate(c, i) for i, c in enumerate(candidates)]
+    if value.get("steps") is None:
+        raise CommandError("fork needs steps (training steps per candidate, at least 1)")
+    pick = value.get("pick", "ask") if value.get("pick") is not None else "ask"
+    if pick not in FORK_PICKS:
+        raise CommandError(f"fork pick must be 'ask' or 'best', got {short_repr(pick)}")
+    return {"candidates": checked, "steps": _steps(value["steps"], 1, "fork"), "pick": pick}
+
+
 def _no_value(value: Any) -> None:
     if value is not None:
         raise CommandError("this command takes no value")
@@ -103,6 +178,9 @@ COMMANDS: dict[str, Callable[[Any], Any]] = {
     "checkpoint": _no_value,
     "rewind": check_checkpoint_name,
     "set_autopilot": check_switch,
+    "find_lr": check_find_lr,
+    "fork": check_fork,
+    "undo": _no_value,
 }
 
 #: Commands that carry a value.

@@ -32,6 +32,7 @@ from trainer.advising import Advising  # noqa: E402
 from trainer.checkpoints import CheckpointStore  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402  (re-exported: ``from trainer.loop import TrainConfig``)
 from trainer.data import Dataset, epoch_permutation, load_dataset  # noqa: E402
+from trainer.exploration import Explorer  # noqa: E402
 from trainer.devices import configure_devices, configure_threads, run_record  # noqa: E402
 from trainer.hparams import Hyperparameters  # noqa: E402
 from trainer.model import build_model, check_model  # noqa: E402
@@ -258,6 +259,12 @@ class Trainer:
 
     def set_batch_size(self, value: int) -> None:
         self.hp.batch_size = value  # the next epoch builds its pipeline with it
+
+    def find_lr(self, spec: dict) -> dict:
+        return Explorer(self).find_lr(spec)  # trains on a side track, then restores the exact state
+
+    def fork(self, spec: dict) -> dict:
+        return Explorer(self).fork(spec)
 
     # ------------------------------------------------------------------ knobs and divergence
 

@@ -30,6 +30,7 @@ import time
 from typing import Any, Callable, Protocol
 
 from trainer import commands as cmds
+from trainer import undo
 from trainer.inbox import CommandInbox, Received
 from trainer.journal import answered_in, last_hparams, state_at_end
 from trainer.outcome import FINISH_MESSAGES
@@ -66,6 +67,8 @@ class Steerable(Protocol):
     def scale_lr(self, factor: float) -> None: ...
     def set_beta(self, value: float) -> None: ...
     def set_batch_size(self, value: int) -> None: ...
+    def find_lr(self, spec: dict) -> dict: ...
+    def fork(self, spec: dict) -> dict: ...
 
 
 class DuplicateId(cmds.CommandError):
@@ -135,6 +138,8 @@ class Steering:
         self.stop_requested: str | None = None  # "command" or "signal"
         self.abort_epoch = False  # a rewind or rollback dropped the epoch in progress
         self.seen_ids: set[str] = set()
+        self.current: cmds.Command | None = None  # the command being applied (find_lr and fork record its id)
+        self.undo_points: list[dict] = []  # see trainer/undo.py; rebuilt from the journal on reopen
         self.paused_seconds = 0.0  # time spent in handle_commands, kept out of epoch timings
         self.hparam_changes = 0  # hyperparameter commands applied by this process (the compiled step absorbed them)
         self.advising = None  # a trainer.advising.Advising, for trainers with an advisor
@@ -158,6 +163,9 @@ class Steering:
             "checkpoint": self._checkpoint,
             "rewind": self._rewind,
             "set_autopilot": self._set_autopilot,
+            "find_lr": t.find_lr,
+            "fork": t.fork,
+            "undo": lambda _: undo.undo(self),
         }
 
     # ------------------------------------------------------------------ opening a run
@@ -188,6 +196,7 @@ class Steering:
         line = self._history_after_crash(meta)
         answered, keys = answered_in(events)
         self.seen_ids |= answered
+        self.undo_points = undo.undo_points(events)
         self.inbox = CommandInbox(run, lambda: self.step, keys)
         waiting = state_at_end(events)
         self.event("started", pid=os.getpid(), resumed_from=meta["name"], hparams=self.trainer.hparams(),
@@ -280,8 +289,12 @@ class Steering:
 
     def _handle(self, item: Received) -> None:
         try:
-            command = check_command(item, self.seen_ids)
+            command = self.current = check_command(item, self.seen_ids)
+            point = undo.point_before(self, item.record.get("source"), command)
             applied = self.handlers()[command.cmd](command.value)
+            if point is not None and undo.changed(command.cmd, point["hparams"], self.trainer.hparams()):
+                self.undo_points.append(point)
+                applied = {**(applied or {}), "undo_point": point}
         except DuplicateId as e:
             self.answer(item, False, str(e), duplicate_id=item.id)
             return

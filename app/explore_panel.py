@@ -1,0 +1,90 @@
+"""The sidebar's Explore panel: find α (the learning-rate finder's curve, with 'apply') and undo.
+
+Both write through the page's :class:`app.controls.Steerer` (as every control does): "Find α"
+sends ``find_lr``, "Apply" sends ``set_lr`` with the finder's suggestion, "Undo" sends ``undo``.
+The curve is the run's newest ``lr_finder.jsonl`` line: loss against α on a log axis, the
+smoothed loss, and the suggestion marked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from app.run_controls import _steered, send_command
+from trainer.exploration import LR_FINDER
+
+
+def latest_finding(run_path: Path | str) -> dict | None:
+    """The newest whole line of ``lr_finder.jsonl``, or ``None`` (no finder run yet, or nothing readable).
+
+    >>> latest_finding("/nonexistent") is None
+    True
+    """
+    path = Path(run_path) / LR_FINDER
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a torn last line: the one before is whole
+        if isinstance(record, dict) and isinstance(record.get("points"), list):
+            return record
+    return None
+
+
+def suggested_lr(record: dict | None) -> float | None:
+    value = ((record or {}).get("suggestion") or {}).get("lr")
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else None
+
+
+def finder_figure(record: dict) -> go.Figure:
+    """Loss against α (log axis), raw and smoothed, with the suggestion and the steepest descent marked."""
+    points = [p for p in record["points"] if isinstance(p, dict) and isinstance(p.get("lr"), (int, float))]
+    lrs = [p["lr"] for p in points]
+    fig = go.Figure()
+    fig.add_scatter(x=lrs, y=[p.get("loss") for p in points], mode="lines", name="loss",
+                    line={"width": 1, "color": "rgba(100,100,100,0.5)"})
+    fig.add_scatter(x=lrs, y=[p.get("smoothed") for p in points], mode="lines", name="smoothed")
+    suggestion = record.get("suggestion") or {}
+    for key, text, dash in (("lr", "suggested", "solid"), ("steepest", "steepest", "dot")):
+        value = suggestion.get(key)
+        if isinstance(value, (int, float)) and value > 0:
+            fig.add_vline(x=value, line_dash=dash, line_color="green" if key == "lr" else "gray",
+                          annotation_text=f"{text} {value:.3g}")
+    fig.update_xaxes(type="log", title="learning rate α")
+    fig.update_yaxes(title="loss")
+    fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False)
+    return fig
+
+
+@st.fragment
+def explore_panel(ctx) -> None:
+    steered = _steered(ctx)
+    if steered is None:
+        return
+    name, view, state, off = steered
+    row = st.columns(2)
+    if row[0].button("Find α", key="find_lr", icon=":material/search:", disabled=off, width="stretch",
+                     help="Ramp α from 1e-6 to 1 over 100 steps from the current state, then put the state back exactly"):
+        send_command(ctx, view, "find_lr", {})
+    if row[1].button("Undo", key="undo", icon=":material/undo:", disabled=off, width="stretch",
+                     help="Back to the checkpoint and hyperparameters before the last change or rewind"):
+        send_command(ctx, view, "undo")
+    record = latest_finding(view.path)
+    if record is None:
+        return
+    st.plotly_chart(finder_figure(record), key=f"lr-finder-{name}", config={"displayModeBar": False})
+    lr = suggested_lr(record)
+    if lr is not None and st.button(f"Apply α = {lr:.3g}", key="apply_lr", disabled=off, type="primary",
+                                    width="stretch"):
+        send_command(ctx, view, "set_lr", lr)
+    if st.session_state.get("control_error"):
+        st.error(st.session_state.pop("control_error"))

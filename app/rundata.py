@@ -1,0 +1,447 @@
+"""One run's records in memory, grown from appended bytes: the per-run reader of the data layer.
+
+A page refresh must not re-read a run's files: a long run has hundreds of thousands of batch
+records. :class:`RunData` keeps one :class:`~trainer.rundir.JsonlTail` per log, so each refresh
+parses only the lines appended since the last one, and keeps the run's *current history* (after
+rewinds) in growable NumPy columns that charts slice without copying. A ``watchdog`` observer
+(:class:`~trainer.watch.FileWatcher`) ingests appends the moment they land and marks the run
+dirty, so a refresh with nothing new costs a flag check.
+
+Nothing here imports Streamlit or TensorFlow: the data layer is testable and benchmarkable alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.rundir import (
+    BATCHES,
+    COMMANDS,
+    CONFIG,
+    EVENTS,
+    LIVE_STATES,
+    METRICS,
+    STATUS,
+    JsonlTail,
+    RunDir,
+    kept_before,
+    pid_alive,
+    read_json,
+)
+from trainer.outcome import outcome
+from trainer.records import log_record
+from trainer.watch import FileWatcher
+
+log = logging.getLogger(__name__)
+
+#: Columns kept for each epoch of the current history (``metrics.jsonl`` fields).
+EPOCH_COLUMNS = (
+    "epoch", "step", "branch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "beta",
+    "batch_size", "grad_norm", "epoch_seconds", "samples_per_second", "wall_seconds", "wall_samples_per_second",
+    "time",
+)
+#: Columns kept for each sampled mini-batch; ``smooth`` is the debiased EMA of ``loss``.
+BATCH_COLUMNS = ("step", "epoch", "loss", "smooth")
+#: Weight of the exponential moving average drawn over the batch losses (TensorBoard's idea).
+SMOOTHING = 0.9
+#: Without a file-system notification, look at the files anyway this often (seconds): a safety
+#: net for file systems where inotify is silent (NFS, some containers).
+POLL_SECONDS = 2.0
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return math.nan
+
+
+class Columns:
+    """Named float64 columns that grow by doubling and can be cut back (a rewind)."""
+
+    def __init__(self, names: tuple[str, ...], capacity: int = 256):
+        self.names = names
+        self._data = np.full((len(names), capacity), np.nan)
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def append(self, rows: np.ndarray) -> None:
+        """Append rows given as an array of shape (len(names), n)."""
+        n = rows.shape[1]
+        if self.size + n > self._data.shape[1]:
+            capacity = max(2 * self._data.shape[1], self.size + n)
+            grown = np.full((len(self.names), capacity), np.nan)
+            grown[:, : self.size] = self._data[:, : self.size]
+            self._data = grown
+        self._data[:, self.size : self.size + n] = rows
+        self.size += n
+
+    def truncate(self, size: int) -> None:
+        self.size = min(self.size, size)
+
+    def column(self, name: str) -> np.ndarray:
+        return self._data[self.names.index(name), : self.size]
+
+    def last(self, name: str) -> float:
+        return float(self._data[self.names.index(name), self.size - 1]) if self.size else math.nan
+
+    def view(self) -> dict[str, np.ndarray]:
+        """Read-only views of the filled part. A later append never changes what a view shows."""
+        out = {}
+        for i, name in enumerate(self.names):
+            column = self._data[i, : self.size]
+            column.flags.writeable = False
+            out[name] = column
+        # Appends reallocate or write past ``size``; only a rewind overwrites old slots, and it
+        # replaces the buffer first (see ``_cut``), so views stay consistent snapshots.
+        return out
+
+
+@dataclass
+class RunView:
+    """A consistent snapshot of one run, cheap to take, for one page render."""
+
+    name: str
+    path: Path
+    version: int  # changes whenever anything changed (the status every heartbeat)
+    log_version: int  # changes only when records were appended: what charts depend on
+    config: dict | None
+    status: dict | None
+    epochs: dict[str, np.ndarray]
+    batches: dict[str, np.ndarray]
+    events: list[dict]
+    commands: list[dict]
+    answers: dict[str, dict]
+    last_epoch: dict | None
+    malformed: dict[str, int]
+    missing: bool
+    records_read: int
+
+    def state(self, at: float | None = None) -> str:
+        """The run's state as a user should read it: ``not answering`` when the trainer is gone."""
+        if self.missing:
+            return "deleted"
+        return RunDir(self.path).liveness(self.status or None, at=at) if self.status else (
+            "starting" if self.config else "missing")
+
+    def word(self, state: str) -> str:
+        """``state`` as the badge says it: a finished run completed, stopped or was interrupted; a gone one was killed."""
+        status = self.status or {}
+        reason = next((e.get("reason") for e in reversed(self.events) if e.get("event") == "finished"), None)
+        return outcome(state, message=status.get("message"), reason=reason,
+                       pid_gone=state == "not answering" and not pid_alive(status.get("pid"), status.get("host")))
+
+    @property
+    def malformed_total(self) -> int:
+        return sum(self.malformed.values())
+
+    @property
+    def n_epochs(self) -> int:
+        return len(self.epochs["epoch"])
+
+
+@dataclass
+class _Tail:
+    """A JsonlTail that notices when its file was replaced or cut (so old records must go)."""
+
+    tail: JsonlTail
+    replaced: bool = False
+
+    def read(self) -> list[tuple[int, dict | None]]:
+        restarts = self.tail.restarts
+        lines = self.tail.read_new_lines()
+        if self.tail.restarts != restarts:
+            self.replaced = True
+        return lines
+
+
+class RunData:
+    """One run's records in memory, kept current from the files' appended bytes.
+
+    Thread-safe: the watchdog thread ingests appends while page renders take :meth:`view` s.
+    A run folder deleted while open keeps its last data and reports ``missing``; a run created
+    again under the same name is read afresh.
+    """
+
+    def __init__(self, path: Path | str, *, watch: bool = True):
+        self.run = RunDir(path)
+        self.path = self.run.path
+        self.watch = watch
+        self._lock = threading.RLock()
+        self._watcher: FileWatcher | None = None
+        self._reset()
+        self.refresh(force=True)
+
+    # ------------------------------------------------------------------ state
+
+    def _reset(self) -> None:
+        self.version = getattr(self, "version", 0) + 1
+        self.log_version = getattr(self, "log_version", 0) + 1
+        self.config: dict | None = None
+        self._config_inode: int | None = None
+        self.status: dict | None = None
+        self._status_key: tuple | None = None
+        self._tails = {name: _Tail(JsonlTail(self.path / name)) for name in (METRICS, BATCHES, EVENTS, COMMANDS)}
+        self.epochs = Columns(EPOCH_COLUMNS)
+        self.batches = Columns(BATCH_COLUMNS, capacity=4096)
+        self._ema = 0.0  # biased EMA accumulator after the last batch
+        self._ema_n = 0
+        self._ema_history = np.zeros(4096)  # accumulator after each batch, to cut back on rewind
+        self.events: list[dict] = []
+        self.commands: list[dict] = []
+        self.answers: dict[str, dict] = {}
+        self.last_epoch: dict | None = None
+        self.records_read = 0
+        self.missing = False
+        self._dirty = True
+        self._polled = 0.0
+
+    # ------------------------------------------------------------------ watching
+
+    def _on_change(self) -> None:
+        self._dirty = True
+        try:
+            self.refresh()  # ingest now, so the data layer is fresh the moment the file is
+        except Exception:  # never let a bad file kill the observer thread
+            log.exception("reading %s failed", self.path)
+
+    def _start_watching(self) -> None:
+        if self._watcher is not None or not self.watch or not self.path.is_dir():
+            return
+        try:
+            self._watcher = FileWatcher(self.path, [METRICS, BATCHES, EVENTS, COMMANDS, STATUS, CONFIG],
+                                        on_change=self._on_change).start()
+        except OSError as e:  # e.g. the inotify watch limit: polling still works
+            log.warning("cannot watch %s (%s); polling every %.0fs", self.path, e, POLL_SECONDS)
+            self._watcher = None
+
+    def _stop_watching(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            try:
+                watcher.stop()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        self._stop_watching()
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None
+
+    # ------------------------------------------------------------------ reading
+
+    def refresh(self, force: bool = False) -> bool:
+        """Read what was appended since the last call; ``True`` if anything changed.
+
+        With a watcher and no notification since the last read this is a flag check, except
+        every :data:`POLL_SECONDS`, when the files are looked at anyway.
+        """
+        now = time.monotonic()
+        if not (force or self._dirty or self._watcher is None or now - self._polled >= POLL_SECONDS):
+            if self.path.is_dir():  # one stat: the watcher is not told when the folder itself goes
+                return False
+        with self._lock:
+            self._dirty = False
+            self._polled = now
+            if not self.path.is_dir():
+                if not self.missing:
+                    self.missing = True
+                    self.version += 1
+                    self.log_version += 1
+                    self._stop_watching()
+                    return True
+                return False
+            if self.missing or self._config_replaced():
+                self._stop_watching()
+                self._reset()
+            logs_changed = self._read_logs()
+            changed = self._read_config() | self._read_status() | logs_changed
+            if any(t.replaced for t in self._tails.values()):
+                # A log was replaced or cut under us: start over rather than keep stale records.
+                self._stop_watching()
+                self._reset()
+                changed = logs_changed = self._read_config() | self._read_status() | self._read_logs() | True
+            self._maybe_watch()
+            if changed:
+                self.version += 1
+            if logs_changed:
+                self.log_version += 1
+            return changed
+
+    def _maybe_watch(self) -> None:
+        state = (self.status or {}).get("state")
+        if self.config is not None and (state is None or state in LIVE_STATES):
+            self._start_watching()
+        elif state is not None and state not in LIVE_STATES and self._watcher is not None:
+            self._stop_watching()  # finished and failed runs do not change
+
+    def _config_replaced(self) -> bool:
+        """Whether the folder now holds another run (deleted and created again under this name)."""
+        if self.config is None:
+            return False
+        try:
+            inode = os.stat(self.path / CONFIG).st_ino
+        except OSError:
+            return False
+        return inode != self._config_inode
+
+    def _read_config(self) -> bool:
+        if self.config is not None:
+            return False
+        try:
+            self._config_inode = os.stat(self.path / CONFIG).st_ino
+            self.config = read_json(self.path / CONFIG)
+        except (OSError, ValueError):
+            self.config = None
+        return self.config is not None
+
+    def _read_status(self) -> bool:
+        try:
+            st = os.stat(self.path / STATUS)
+        except OSError:
+            return False
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key == self._status_key:
+            return False
+        try:
+            status = read_json(self.path / STATUS)
+        except (OSError, ValueError):
+            return False  # replaced atomically, so this is a stray file; try next time
+        self._status_key = key
+        if status == self.status:
+            return False
+        self.status = status
+        return True
+
+    def _read_logs(self) -> bool:
+        changed = False
+        metrics = [r for _, r in self._tails[METRICS].read() if r is not None]
+        if metrics:
+            self._add_epochs(metrics)
+            changed = True
+        batches = [r for _, r in self._tails[BATCHES].read() if r is not None]
+        if batches:
+            self._add_batches(batches)
+            changed = True
+        events = [log_record(r) for _, r in self._tails[EVENTS].read() if r is not None]
+        if events:
+            self.events.extend(events)
+            for event in events:
+                if event.get("event") in ("applied", "rejected") and isinstance(event.get("command_id"), str):
+                    self.answers.setdefault(event["command_id"], event)
+            changed = True
+        commands = [log_record(r) for _, r in self._tails[COMMANDS].read() if r is not None]
+        if commands:
+            self.commands.extend(commands)
+            changed = True
+        self.records_read += len(metrics) + len(batches) + len(events) + len(commands)
+        return changed
+
+    def _cut(self, columns: Columns, key: str, value: float) -> int:
+        """Drop rows whose ``key`` is >= ``value`` (a rewind's replaced history); returns the new size."""
+        size = kept_before(columns.column(key), value)
+        if size < columns.size:
+            # Copy first, so snapshots handed out earlier keep their (old) rows untouched.
+            fresh = Columns(columns.names, capacity=columns._data.shape[1])
+            fresh._data[:, :size] = columns._data[:, :size]
+            columns._data, columns.size = fresh._data, size
+        return size
+
+    def _add_epochs(self, records: list[dict]) -> None:
+        rows = []
+        for record in records:
+            epoch = record.get("epoch")
+            if not isinstance(epoch, int) or isinstance(epoch, bool):
+                continue
+            last = self.epochs.last("epoch") if not rows else rows[-1][0]
+            if len(self.epochs) + len(rows) and epoch <= last:
+                self._flush_epochs(rows)
+                rows = []
+                self._cut(self.epochs, "epoch", epoch)
+            rows.append([_number(record.get(c)) for c in EPOCH_COLUMNS])
+            self.last_epoch = record
+        self._flush_epochs(rows)
+
+    def _flush_epochs(self, rows: list[list[float]]) -> None:
+        if rows:
+            self.epochs.append(np.array(rows, dtype=float).T)
+
+    def _add_batches(self, records: list[dict]) -> None:
+        rows: list[list[float]] = []
+        for record in records:
+            step = record.get("step")
+            if not isinstance(step, int) or isinstance(step, bool):
+                continue
+            last = self.batches.last("step") if not rows else rows[-1][0]
+            if len(self.batches) + len(rows) and step <= last:
+                self._flush_batches(rows)
+                rows = []
+                size = self._cut(self.batches, "step", step)
+                self._ema_n = size
+                self._ema = float(self._ema_history[size - 1]) if size else 0.0
+            loss = _number(record.get("loss"))
+            if math.isfinite(loss):
+                self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * loss
+                self._ema_n += 1
+            n = len(self.batches) + len(rows)
+            if n >= len(self._ema_history):
+                self._ema_history = np.resize(self._ema_history, 2 * len(self._ema_history))
+            self._ema_history[n] = self._ema
+            smooth = self._ema / (1 - SMOOTHING**self._ema_n) if self._ema_n else math.nan
+            rows.append([float(step), _number(record.get("epoch")), loss, smooth])
+        self._flush_batches(rows)
+
+    def _flush_batches(self, rows: list[list[float]]) -> None:
+        if rows:
+            self.batches.append(np.array(rows, dtype=float).T)
+
+    # ------------------------------------------------------------------ reading out
+
+    def view(self) -> RunView:
+        """Refresh (cheaply), then a consistent snapshot for rendering."""
+        self.refresh()
+        with self._lock:
+            return RunView(
+                name=self.run.name,
+                path=self.path,
+                version=self.version,
+                log_version=self.log_version,
+                config=self.config,
+                status=self.status,
+                epochs=self.epochs.view(),
+                batches=self.batches.view(),
+                events=list(self.events),
+                commands=list(self.commands),
+                answers=dict(self.answers),
+                last_epoch=self.last_epoch,
+                malformed={name: t.tail.malformed for name, t in self._tails.items() if t.tail.malformed},
+                missing=self.missing,
+                records_read=self.records_read,
+            )
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        """Wait until ``predicate(view)`` holds (tests and benchmarks); ``False`` on timeout."""
+        deadline = time.monotonic() + timeout
+        event = threading.Event()
+        while True:
+            if predicate(self.view()):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            event.wait(min(left, 0.01))

@@ -1,0 +1,145 @@
+"""Every run under one run directory, shared by all browser tabs of one server process.
+
+The dashboard caches one :class:`RunStore` with ``st.cache_resource``, so every tab shares one
+:class:`~app.rundata.RunData` reader per run; the run picker's list reads a status file only
+when it changed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.rundata import RunData
+from trainer.outcome import outcome
+from trainer.rundir import RunDir, iter_runs, pid_alive, read_json
+
+
+def inside(root: Path | str, path: Path | str) -> bool:
+    """Whether ``path``, symlinks resolved, lies under ``root`` (resolved): a run Panda may list and steer."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
+@dataclass
+class RunSummary:
+    """One line of the run picker."""
+
+    name: str
+    path: Path
+    state: str
+    epoch: int
+    epochs: int | None
+    created: float
+    word: str = ""  # the state in the picker's words (trainer.outcome): completed, stopped, killed …
+
+
+@dataclass
+class _StatusCache:
+    key: tuple | None = None
+    status: dict | None = None
+
+
+class RunStore:
+    """Every run under one run directory, for one server process (shared by all browser tabs)."""
+
+    def __init__(self, root: Path | str, *, watch: bool = True, max_open: int = 64):
+        self.root = Path(root)
+        self.watch = watch
+        self.max_open = max_open
+        self._lock = threading.Lock()
+        self._runs: dict[Path, RunData] = {}
+        self._used: dict[Path, float] = {}
+        self._status: dict[Path, _StatusCache] = {}
+        self._configs: dict[Path, dict] = {}
+        self.launches: dict[str, Any] = {}  # run name -> app.launch.Launch, shared by all tabs
+
+    def run(self, path: Path | str) -> RunData:
+        """The (cached) data of one run; opening it reads the files once."""
+        path = Path(path)
+        with self._lock:
+            data = self._runs.get(path)
+            if data is None:
+                data = RunData(path, watch=self.watch)
+                self._runs[path] = data
+                self._evict()
+            self._used[path] = time.monotonic()
+            return data
+
+    def _evict(self) -> None:
+        while len(self._runs) > self.max_open:
+            oldest = min(self._used, key=self._used.get)
+            self._runs.pop(oldest).close()
+            self._used.pop(oldest)
+
+    def is_open(self, path: Path | str) -> bool:
+        return Path(path) in self._runs
+
+    def path_of(self, name: str) -> Path:
+        return self.root / name
+
+    def contains(self, path: Path | str) -> bool:
+        """Whether ``path``, symlinks resolved, lies under the run directory: only such runs are listed or steered."""
+        return inside(self.root, path)
+
+    def runs(self) -> list[RunSummary]:
+        """Every run under the root, newest first, with its state (status files read if changed).
+
+        A run reached through a symlink that leads out of the root is left out: the page neither
+        lists nor steers another folder's runs.
+        """
+        out = []
+        for run in iter_runs(self.root):
+            if not self.contains(run.path):
+                continue
+            status = self._read_status(run)
+            config = self._configs.get(run.path)
+            if config is None:
+                try:
+                    config = read_json(run.config_path) or {}
+                except (OSError, ValueError):
+                    config = {}
+                self._configs[run.path] = config
+            name = str(run.path.relative_to(self.root))
+            try:
+                state = run.liveness(status) if status else "starting"
+            except OSError:
+                state = "missing"
+            gone = state == "not answering" and not pid_alive((status or {}).get("pid"), (status or {}).get("host"))
+            out.append(RunSummary(
+                name=name, path=run.path, state=state,
+                word=outcome(state, message=(status or {}).get("message"), pid_gone=gone),
+                epoch=int((status or {}).get("epoch") or 0),
+                epochs=(status or {}).get("epochs") or config.get("epochs"),
+                created=float(config.get("created") or 0.0),
+            ))
+        out.sort(key=lambda r: (-r.created, r.name))
+        return out
+
+    def _read_status(self, run: RunDir) -> dict | None:
+        cache = self._status.setdefault(run.path, _StatusCache())
+        try:
+            st = os.stat(run.status_path)
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != cache.key:
+            try:
+                cache.status = read_json(run.status_path)
+                cache.key = key
+            except (OSError, ValueError):
+                pass
+        return cache.status
+
+    def close(self) -> None:
+        with self._lock:
+            for data in self._runs.values():
+                data.close()
+            self._runs.clear()
+            self._used.clear()

@@ -1,0 +1,245 @@
+"""A room of viewers against one live, paced run: server CPU, server memory, and freshness.
+
+Viewers are lightweight clients of Streamlit's own websocket protocol (``/_stcore/stream``,
+``BackMsg``/``ForwardMsg`` protobufs), as the frontend speaks it: ask for a script run, then
+rerun the live fragment whenever the server's ``auto_rerun`` message says to. Real browsers run
+on the audience's own devices, so none runs here (``--browser`` adds one real Chromium page).
+
+Freshness: an epoch record's ``time`` (stamped just before the trainer appends it) → the moment
+that viewer received a loss chart whose last point is that epoch (an epoch a viewer skipped
+counts until the chart that includes it arrives).
+
+    python bench/audience.py                     # N = 1, 10, 50, 100; 600 s soak at 100
+    python bench/audience.py --soak 120 --browser
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ClientState_pb2 import ClientState
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.launch import start_run  # noqa: E402
+from app.scenarios import SCENARIOS  # noqa: E402
+from trainer.rundir import RunDir  # noqa: E402
+
+TOKEN = "bench-presenter-token"  # a token makes every client a viewer (the projector page)
+
+
+def _last_x(spec: str) -> int | None:
+    data = json.loads(spec)["data"][0]["x"]
+    if isinstance(data, dict) and "bdata" in data:
+        data = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]).newbyteorder("<"))
+    return int(round(float(data[-1]))) if len(data) else None
+
+
+class Viewer:
+    """One audience member: a websocket session that reruns the live fragment when told to."""
+
+    def __init__(self, url: str, origin: str):
+        self.url, self.origin = url, origin
+        self.seen: dict[int, float] = {}  # epoch -> when its chart arrived
+        self.last_id = ""
+        self.page_hash = ""
+        self.bytes = 0
+        self.errors = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            async with websockets.connect(self.url, subprotocols=["streamlit"], origin=self.origin, max_size=None,
+                                          ping_interval=None) as ws:
+                await ws.send(BackMsg(rerun_script=ClientState(query_string="", page_script_hash="")).SerializeToString())
+                timers: dict[str, asyncio.Task] = {}
+                receiver = asyncio.create_task(self._receive(ws, timers))
+                await stop.wait()
+                receiver.cancel()
+                for t in timers.values():
+                    t.cancel()
+        except Exception:
+            self.errors += 1
+
+    async def _receive(self, ws, timers) -> None:
+        async for raw in ws:
+            self.bytes += len(raw)
+            msg = ForwardMsg.FromString(raw)
+            kind = msg.WhichOneof("type")
+            if kind == "new_session":
+                self.page_hash = msg.new_session.page_script_hash or self.page_hash
+            elif kind == "navigation":
+                self.page_hash = msg.navigation.page_script_hash or self.page_hash
+            elif kind == "auto_rerun":
+                fid = msg.auto_rerun.fragment_id
+                if fid not in timers:
+                    timers[fid] = asyncio.create_task(self._tick(ws, fid, msg.auto_rerun.interval))
+            elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                element = msg.delta.new_element
+                if element.WhichOneof("type") == "plotly_chart" and element.plotly_chart.id.startswith("panda-loss-"):
+                    if element.plotly_chart.id != self.last_id:
+                        self.last_id = element.plotly_chart.id
+                        epoch = _last_x(element.plotly_chart.spec)
+                        if epoch is not None and epoch not in self.seen:
+                            self.seen[epoch] = time.time()
+
+    async def _tick(self, ws, fragment_id: str, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)  # what the frontend's timer does
+            state = ClientState(query_string="", page_script_hash=self.page_hash, fragment_id=fragment_id,
+                                is_auto_rerun=True)
+            await ws.send(BackMsg(rerun_script=state).SerializeToString())
+
+
+def freshness(viewers: list[Viewer], written: dict[int, float], start: float, end: float) -> list[float]:
+    """Per viewer and epoch written in [start, end): seconds until a chart including it arrived."""
+    out = []
+    for v in viewers:
+        arrivals = sorted(v.seen.items())
+        for epoch, t in written.items():
+            if not start <= t < end:
+                continue
+            later = [at for e, at in arrivals if e >= epoch]
+            out.append((min(later) if later else end) - t)
+    return out
+
+
+def written_times(run: RunDir) -> dict[int, float]:
+    return {r["epoch"]: r["time"] for r in run.read_metrics() if isinstance(r.get("time"), float)}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(server: psutil.Process, run: RunDir, url: str, origin: str, n: int, seconds: float, warmup: float,
+            rss_every: float | None = None) -> dict:
+    viewers = [Viewer(url, origin) for _ in range(n)]
+    rss: list[tuple[float, float]] = []
+
+    async def main():
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(v.run(stop)) for v in viewers]
+        await asyncio.sleep(warmup)
+        cpu0, t0, me0 = server.cpu_times(), time.time(), psutil.Process().cpu_times()
+        while time.time() - t0 < seconds:
+            await asyncio.sleep(min(rss_every or seconds, seconds - (time.time() - t0)))
+            rss.append((time.time() - t0, server.memory_info().rss / 2**20))
+        cpu1, t1, me1 = server.cpu_times(), time.time(), psutil.Process().cpu_times()
+        stop.set()
+        await asyncio.gather(*tasks)
+        return cpu0, cpu1, t0, t1, me0, me1
+
+    cpu0, cpu1, t0, t1, me0, me1 = asyncio.run(main())
+    fresh = freshness(viewers, written_times(run), t0, t1 - 2.0)
+    busy = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    return {
+        "n": n, "cpu": 100 * busy / (t1 - t0), "rss": rss, "fresh": fresh, "errors": sum(v.errors for v in viewers),
+        "clients_cpu": 100 * ((me1.user + me1.system) - (me0.user + me0.system)) / (t1 - t0),
+        "mb_per_viewer_s": sum(v.bytes for v in viewers) / max(n, 1) / (t1 - t0 + warmup) / 2**20,
+    }
+
+
+def browser_freshness(url: str, run: RunDir, seconds: float) -> list[float]:
+    """One real headless Chromium page: when did its loss chart first show each epoch?"""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(url)
+            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=60_000)
+            page.evaluate("""() => { window.seen = {}; setInterval(() => {
+                const g = document.querySelector('.st-key-proj-loss .js-plotly-plot');
+                const x = g && g._fullData && g._fullData[0] && g._fullData[0].x;
+                if (x && x.length) { const e = Math.round(x[x.length - 1]); if (!(e in window.seen)) window.seen[e] = Date.now() / 1000; }
+            }, 20); }""")
+            t0 = time.time()
+            threading.Event().wait(seconds)
+            seen = {int(k): v for k, v in page.evaluate("() => window.seen").items()}
+        finally:
+            browser.close()
+    viewer = Viewer("", "")
+    viewer.seen = seen
+    return freshness([viewer], written_times(run), t0, t0 + seconds - 2.0)
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--viewers", default="1,10,50,100")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured window per N")
+    parser.add_argument("--soak", type=float, default=600.0, help="seconds of the memory soak at the largest N (0: none)")
+    parser.add_argument("--browser", action="store_true", help="also one real headless Chromium viewer")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="panda-audience-"))
+    config = SCENARIOS["healthy"].config(epochs=100_000)  # paced, 1 s an epoch, as panda demo runs it
+    launch = start_run(root, "demo-healthy-bench", config)
+    run = RunDir(root / "demo-healthy-bench")
+    port = _free_port()
+    env = {**os.environ, "PANDA_TOKEN": TOKEN}
+    app = subprocess.Popen([sys.executable, "-m", "app.cli", "app", "--run-dir", str(root), "--port", str(port)],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           cwd=Path(__file__).resolve().parent.parent)
+    try:
+        for line in app.stdout:
+            if "watch:" in line:
+                break
+        threading.Thread(target=lambda: [None for _ in app.stdout], daemon=True).start()
+        server = next(c for c in psutil.Process(app.pid).children() if "streamlit" in " ".join(c.cmdline()))
+        while not (run.read_metrics() if run.exists() else []):
+            threading.Event().wait(0.5)
+        url, origin = f"ws://127.0.0.1:{port}/_stcore/stream", f"http://127.0.0.1:{port}"
+        print(f"{psutil.cpu_count()} cores; trainer paced at {config.pace:g} s/epoch; viewers refresh every 1 s; "
+              f"{args.seconds:g} s measured per N after a 10 s warm-up")
+        print(f"{'N':>4} {'server CPU % of a core':>22} {'RSS MiB':>8} {'fresh p50 s':>11} {'p95 s':>6} "
+              f"{'samples':>7} {'errors':>6} {'clients CPU %':>13} {'MiB/s/viewer':>12}")
+        for n in [int(x) for x in args.viewers.split(",")]:
+            r = measure(server, run, url, origin, n, args.seconds, warmup=10.0)
+            print(f"{n:>4} {r['cpu']:>22.1f} {r['rss'][-1][1]:>8.0f} {pct(r['fresh'], 50):>11.2f} "
+                  f"{pct(r['fresh'], 95):>6.2f} {len(r['fresh']):>7} {r['errors']:>6} {r['clients_cpu']:>13.1f} "
+                  f"{r['mb_per_viewer_s']:>12.3f}", flush=True)
+        if args.soak:
+            n = max(int(x) for x in args.viewers.split(","))
+            r = measure(server, run, url, origin, n, args.soak, warmup=5.0, rss_every=args.soak / 10)
+            marks = ", ".join(f"{t:.0f}s {m:.0f}" for t, m in r["rss"])
+            print(f"soak {args.soak:g} s at N={n}: server CPU {r['cpu']:.1f} % of a core, freshness p50 "
+                  f"{pct(r['fresh'], 50):.2f} s p95 {pct(r['fresh'], 95):.2f} s; RSS MiB: {marks}", flush=True)
+        if args.browser:
+            fresh = browser_freshness(f"http://127.0.0.1:{port}/", run, 30.0)
+            print(f"one Chromium page: freshness p50 {pct(fresh, 50):.2f} s, p95 {pct(fresh, 95):.2f} s "
+                  f"({len(fresh)} epochs)", flush=True)
+    finally:
+        app.send_signal(signal.SIGINT)
+        app.wait(20)
+        if run.exists():
+            run.send_command("stop", source="bench")
+        launch.process.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

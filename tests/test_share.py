@@ -1,0 +1,41 @@
+"""What a room needs to reach the dashboard: LAN addresses without traffic, and the QR code."""
+
+from __future__ import annotations
+
+import socket
+from types import SimpleNamespace
+
+import segno
+
+from app import cli, share
+
+
+def _addr(address: str, family=socket.AF_INET):
+    return SimpleNamespace(family=family, address=address)
+
+
+def test_lan_addresses_list_physical_interfaces_first_and_skip_loopback_and_link_local():
+    interfaces = {
+        "lo": [_addr("127.0.0.1"), _addr("::1", socket.AF_INET6)],
+        "docker0": [_addr("172.17.0.1")],
+        "wlp2s0": [_addr("192.168.1.23"), _addr("fe80::1", socket.AF_INET6), _addr("169.254.3.4")],
+        "eth0": [_addr("10.0.0.5"), _addr("192.168.1.23")],
+    }
+    assert share.lan_addresses(interfaces) == ["192.168.1.23", "10.0.0.5", "172.17.0.1"]
+    assert share.lan_addresses({"lo": [_addr("127.0.0.1")]}) == [socket.gethostname()]
+    assert share.lan_addresses()  # this machine's own interfaces
+
+
+def test_the_qr_code_carries_the_viewers_url_and_the_terminal_shows_it(monkeypatch, capsys):
+    url = "http://192.168.1.23:8501/"
+    code = share.qr_code(url)
+    assert code.matrix == segno.make(url, error="m", micro=False).matrix
+    assert code.matrix != segno.make("http://192.168.1.24:8501/", error="m", micro=False).matrix
+    text = share.qr_terminal(url)
+    rows = text.splitlines()
+    assert len(rows) >= (code.symbol_size()[1]) // 2 and set("█▀▄") & set(text)
+    assert share.qr_png(url).startswith(b"\x89PNG")
+    # panda app --present prints every LAN address and the QR block of the viewers' URL
+    monkeypatch.setattr(cli, "lan_addresses", lambda: ["192.168.1.23", "10.0.0.5"])
+    assert cli._urls("0.0.0.0", 8501, "tok", True, "c0de")[::2] == ["  watch:  http://192.168.1.23:8501/",
+                                                                    "  watch:  http://10.0.0.5:8501/"]
