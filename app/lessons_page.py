@@ -17,6 +17,9 @@ from app.data import inside
 from app.launch import LaunchError
 from trainer.rundir import RunDir, iter_runs
 
+#: Seconds between refreshes of the live panels.
+LIVE_EVERY = 2.0
+
 
 def _explain(text: str) -> None:
     st.markdown(f"<div style='font-size:1.15rem'>{text}</div>", unsafe_allow_html=True)
@@ -151,10 +154,34 @@ def render_lessons(root: Path, steer: Steerer | None = None) -> None:
     n = middle.select_slider("Draws", options=[100, 1000, 10000], value=1000, key="lesson-n")
     seed = int(right.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="lesson-seed"))
     run = runs[names.index(name)] if name in names else None
-    internals = lessons.read_internals(run.path) if run is not None else lessons.Internals(None, [])
     scales_panel(n, seed)
     grid_panel(seed)
     panda_caviar_panel(runs, root)
-    batch_norm_panel(run, internals, steer)
-    softmax_panel(run, internals)
-    tracing_panel(runs, internals)
+    live_panels(run, runs, steer)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _internals(path: str, size: int, mtime_ns: int) -> lessons.Internals:
+    """A run's internals, read once per change of the file for every viewer (the key is its size and time)."""
+    return lessons.read_internals(path)
+
+
+def internals_of(run: RunDir | None) -> lessons.Internals:
+    try:
+        st_ = run.internals_path.stat() if run is not None else None
+    except OSError:
+        st_ = None
+    return _internals(str(run.path), st_.st_size, st_.st_mtime_ns) if st_ else lessons.Internals(None, [])
+
+
+@st.fragment(run_every=LIVE_EVERY)
+def live_panels(run: RunDir | None, runs: list[RunDir], steer: Steerer | None) -> None:
+    """The panels that follow the run as it trains: batch norm, softmax and the step's tracing count."""
+    with st.container(key="lesson-live"):
+        internals = internals_of(run)
+        if internals.latest is not None:
+            st.caption(f"Measured on the probe at epoch {internals.latest['epoch']} of {run.path.name}; "
+                       "the panels follow the run.")
+        batch_norm_panel(run, internals, steer)
+        softmax_panel(run, internals)
+        tracing_panel(runs, internals)

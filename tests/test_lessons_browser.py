@@ -1,0 +1,72 @@
+"""The Lessons page of a live run in a real headless Chromium: the batch-norm and softmax panels follow the run."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from app.launch import start_run
+from conftest_app import wait_until
+from test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port
+from trainer.config import TrainConfig
+from trainer.rundir import RunDir
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def live_lessons(tmp_path):
+    """A paced digits run recording internals, and ``panda app`` on localhost."""
+    launch = start_run(tmp_path, "live", TrainConfig(epochs=500, pace=0.5))
+    run = RunDir(tmp_path / "live")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PANDA_TOKEN"}
+    app = subprocess.Popen([sys.executable, "-m", "app.cli", "app", "--run-dir", str(tmp_path), "--port", str(port)],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    yield run, f"http://127.0.0.1:{port}/lessons?run=live"
+    app.send_signal(signal.SIGINT)
+    app.wait(timeout=15)
+    if run.exists():
+        run.send_command("stop", source="test")
+    try:
+        launch.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(launch.pid, signal.SIGKILL)
+
+
+def _measured_epoch(page) -> int:
+    text = page.locator(".st-key-lesson-live").inner_text()
+    found = re.search(r"Measured on the probe at epoch (\d+)", text)
+    return int(found.group(1)) if found else 0
+
+
+def test_the_lessons_page_follows_a_live_run(live_lessons):
+    from playwright.sync_api import expect, sync_playwright
+
+    run, url = live_lessons
+    assert wait_until(lambda: run.exists() and len(run.read_internals()) >= 2, timeout=120)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            live = page.locator(".st-key-lesson-live")
+            expect(live.get_by_text("Measured on the probe at epoch")).to_be_visible(timeout=60_000)
+            expect(live.get_by_role("heading", name="Batch normalization")).to_be_visible()
+            expect(live.get_by_role("heading", name="Softmax classification")).to_be_visible()
+            page.wait_for_function("() => document.querySelectorAll('.st-key-lesson-live .js-plotly-plot').length >= 4",
+                                   timeout=30_000)  # z histograms, BN modes, softmax pictures, confusion
+            first = _measured_epoch(page)
+            assert first >= 1
+            page.wait_for_function(  # the panels follow the run without a reload
+                f"() => {{ const m = document.body.innerText.match(/Measured on the probe at epoch (\\d+)/);"
+                f" return m && Number(m[1]) > {first}; }}", timeout=90_000)
+            assert _measured_epoch(page) > first
+            assert not page.locator('[data-testid="stException"]').count()
+        finally:
+            browser.close()
