@@ -36,8 +36,8 @@ SCENARIOS: dict[str, Scenario] = {
     "healthy": Scenario(
         {}, "A good first look: the default model learns the digits in a few epochs. Pause, nudge α, resume."),
     "bouncing": Scenario(
-        {"optimizer": "adam", "lr": 0.05},
-        "α = 0.05 is too high: the loss bounces instead of settling. Try α ×0.1 and watch the curves calm down."),
+        {"optimizer": "adam", "lr": 0.3},
+        "α = 0.3 is too high: the loss bounces instead of settling. Try α ×0.1 and watch the curves calm down."),
     "plateau": Scenario(
         {"optimizer": "sgd", "lr": 1e-4},
         "α = 0.0001 is far too small: the loss barely moves. Try α ×2 a few times (or set α = 0.1)."),

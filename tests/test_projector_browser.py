@@ -117,11 +117,12 @@ def test_a_presenter_who_reloads_stays_the_presenter_and_a_new_browser_is_a_view
             token = page.get_by_role("textbox", name="Presenter token")
             token.fill("s3cret-token")
             token.press("Enter")
-            expect(page.locator(".st-key-pause button")).to_be_enabled(timeout=30_000)
+            steer = page.get_by_role("button", name="Pause", disabled=False).first  # only a presenter has it
+            expect(steer).to_be_visible(timeout=30_000)
             page.wait_for_function("() => document.cookie.includes('panda_presenter=')", timeout=15_000)
             assert "s3cret-token" not in page.evaluate("() => document.cookie")  # a key, never the token
             page.reload()
-            expect(page.locator(".st-key-pause button")).to_be_enabled(timeout=30_000)
+            expect(page.get_by_role("button", name="Pause", disabled=False).first).to_be_visible(timeout=30_000)
             assert "s3cret-token" not in page.inner_text("body")
             viewer = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
             viewer.goto(url)
