@@ -18,7 +18,9 @@ left out. Two figures per side:
 * end to end: training samples over epoch record to epoch record (Panda: ``metrics.jsonl``'s
   ``time``; fit: ``on_epoch_end``), validation and checkpoints included.
 
-Ratios are taken within each alternated triple, and the median over triples is printed.
+Ratios are taken within each alternated triple, and the median over triples is printed. Panda runs
+with ``--no-internals``: fit records nothing of the kind, and ``bench/internals_cost.py`` measures
+what the (default-on) internals cost on their own.
 
     python bench/throughput.py [--workloads digits,mlp784,cnn] [--epochs 5] [--repeats 3]
 """
@@ -98,7 +100,9 @@ def run_panda(w, epochs, folder) -> dict:
     from trainer.loop import TrainConfig, Trainer
 
     x, *_, spec = load(w, folder)
-    config = TrainConfig(hparams=hparams(w), dataset=spec, model=w["model"], epochs=epochs, checkpoint_every=1)
+    # internals.jsonl off: this compares the trainer with fit; bench/internals_cost.py prices the internals
+    config = TrainConfig(hparams=hparams(w), dataset=spec, model=w["model"], epochs=epochs, checkpoint_every=1,
+                         internals=False)
     trainer = Trainer.create(folder / f"run-{time.time_ns()}", config, verbose=False)
     assert trainer.run() == "finished"
     records = trainer.rundir.read_metrics()[1:]

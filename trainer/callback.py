@@ -447,7 +447,7 @@ class PandaCallback(keras.callbacks.Callback):
         steering.commit_epoch(record, batch_records, self.checkpoint_every)
         self._mark, steering.paused_seconds = ended, 0.0  # the commit's own time counts in the next epoch
         if self._schedule_internals is not None and self._schedule_internals.due(steering.epoch):
-            steering.append_internals(self._schedule_internals.timed(lambda: internals_lib.measure(
+            self._schedule_internals.timed(lambda: steering.append_internals(internals_lib.measure(
                 self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch)))
         steering.say(f"epoch {steering.epoch}  loss {loss:.4f}" + (f"  val_loss {val_loss:.4f}" if val_loss is not None else ""))
         if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged"):

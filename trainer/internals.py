@@ -55,14 +55,17 @@ class Schedule:
 
     def __init__(self, share: float = 0.03):
         self.share = share
-        self.started = time.perf_counter()
+        self.started: float | None = None  # the first measurement: the budget grows with training time from there
         self.spent = 0.0
         self.measured = 0
 
     def due(self, epoch: int) -> bool:
         if not due(epoch):
             return False
-        return self.measured == 0 or self.spent <= self.share * (time.perf_counter() - self.started)
+        if self.started is None:
+            self.started = time.perf_counter()
+            return True
+        return self.spent <= self.share * (time.perf_counter() - self.started)
 
     def timed(self, work):
         """Run ``work()`` and count its time against the budget (not the first: it builds the compiled pass)."""

@@ -377,7 +377,7 @@ class Trainer:
         self._mark, steering.paused_seconds = handed_off, 0.0  # the commit's own time counts in the next epoch
         self.best_loss = record["loss"] if self.best_loss is None else min(self.best_loss, record["loss"])
         if self._internals is not None and self._internals.due(steering.epoch):
-            steering.append_internals(self._internals.timed(lambda: internals.measure(
+            self._internals.timed(lambda: steering.append_internals(internals.measure(
                 self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch,
                 tracing={"traces": self.step_on_batch.experimental_get_tracing_count(),
                          "hparam_changes": steering.hparam_changes})))
