@@ -151,3 +151,27 @@ def test_the_twin_button_launches_the_same_run_without_batch_norm_for_the_presen
     argv = launched[0]
     assert argv[argv.index("--name") + 1] == "bn-no-bn" and "--no-batch-norm" in argv
     assert argv[argv.index("--seed") + 1] == "5"
+
+
+def test_a_keras_fit_records_what_the_model_holds_and_with_a_probe_the_rest(tmp_path):
+    from test_callback import small_cnn
+
+    from sklearn.datasets import load_digits
+    from trainer import PandaCallback
+
+    digits = load_digits()
+    x, y = (digits.images / 16.0).astype("float32")[..., None], digits.target.astype("int32")
+    plain = PandaCallback(tmp_path / "plain")
+    small_cnn().fit(x, y, epochs=2, batch_size=64, verbose=0, callbacks=[plain])
+    record = [r for r in plain.rundir.read_internals() if r["kind"] == "epoch"][0]
+    (bn,) = record["batch_norm"]
+    assert "moving_mean" in bn and "gamma_mean" in bn and "batch_mean" not in bn  # no data: no batch statistics
+    assert all("grad_norm" not in layer for layer in record["layers"]) and "softmax" not in record
+    probed = PandaCallback(tmp_path / "probed", probe=(x[-300:], y[-300:]))
+    small_cnn().fit(x[:-300], y[:-300], epochs=2, batch_size=64, verbose=0, callbacks=[probed])
+    records = probed.rundir.read_internals()
+    assert records[0]["kind"] == "probes" and records[0]["shape"] == [8, 8, 1]
+    epoch = next(r for r in records if r["kind"] == "epoch")
+    assert all(abs(sum(row) - 1) < 1e-3 for row in epoch["softmax"]) and "bn_accuracy" in epoch
+    assert "batch_mean" in epoch["batch_norm"][0] and all("grad_norm" in layer for layer in epoch["layers"])
+    assert "tracing" not in epoch  # fit compiles its own step: there is no count to report
