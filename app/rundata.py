@@ -67,6 +67,13 @@ def _number(value: Any) -> float:
         return math.nan
 
 
+def _stop_quietly(watcher) -> None:
+    try:
+        watcher.stop()
+    except Exception:  # the folder is gone, the observer already stopped: nothing left to do
+        pass
+
+
 class Columns:
     """Named float64 columns that grow by doubling and can be cut back (a rewind)."""
 
@@ -229,12 +236,14 @@ class RunData:
             self._watcher = None
 
     def _stop_watching(self) -> None:
+        """Detach the watcher now and stop it on a thread of its own.
+
+        Stopping waits for the observer's dispatch lock, which the observer holds while its
+        callback waits for this reader's lock: stopping it inline, under that lock, deadlocks.
+        """
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
-            try:
-                watcher.stop()
-            except Exception:
-                pass
+            threading.Thread(target=_stop_quietly, args=(watcher,), name="panda-unwatch", daemon=True).start()
 
     def close(self) -> None:
         self._stop_watching()

@@ -140,3 +140,29 @@ def test_killed_trainer_reads_as_not_answering(tmp_path):
     view = RunData(run.path, watch=False).view()
     assert view.status["state"] == "running"
     assert view.state() == "not answering"
+
+
+def test_stopping_the_watcher_never_waits_under_the_readers_lock(run):
+    """The observer holds its dispatch lock while its callback waits for the reader's lock; a reader that
+    stopped the observer while holding its own lock deadlocked (seen in CI when a run folder was deleted)."""
+    import threading
+
+    data = RunData(run.path, watch=False)
+    got_lock, stopped = [], threading.Event()
+
+    class Observer:  # stop() waits for a thread that needs the reader's lock, as the real dispatch thread does
+        def stop(self):
+            def dispatch():
+                got_lock.append(data._lock.acquire(timeout=3))
+                if got_lock[-1]:
+                    data._lock.release()
+
+            thread = threading.Thread(target=dispatch)
+            thread.start()
+            thread.join()
+            stopped.set()
+
+    data._watcher = Observer()
+    shutil.rmtree(run.path)
+    assert data.refresh(force=True) and data.view().missing and not data.watching
+    assert stopped.wait(10) and got_lock == [True]
