@@ -43,7 +43,9 @@ def test_tpe_homes_in_on_a_tiny_spaces_optimum():
 @pytest.mark.timeout(240)
 def test_a_pruner_stops_a_real_hopeless_trainer_judged_on_its_run_directory(tmp_path):
     sweep = SweepDir(tmp_path / "s")
-    settings = SweepSettings(trials=2, parallel=1, epochs=5, early_stop="halving", grace=1, seed=0)
+    # paced, so the hopeless trial cannot finish its 5 epochs before the sweep has read its first ones
+    settings = SweepSettings(trials=2, parallel=1, epochs=5, early_stop="halving", grace=1, seed=0,
+                             run_options={"pace": 0.5})
     runner = SweepRunner(sweep, parse_param_args(["lr=log:1e-6:1e-1"]), settings, poll_seconds=0.2)
     plans = [TrialPlan("trial-0001", 1, 1, {"lr": 0.01, "units": 16, "layers": 1}),
              TrialPlan("trial-0002", 2, 1, {"lr": 1e-6, "units": 16, "layers": 1})]
