@@ -266,6 +266,22 @@ class Trainer:
     def fork(self, spec: dict) -> dict:
         return Explorer(self).fork(spec)
 
+    def adopt(self, source: dict, spec: dict) -> None:
+        from trainer.adopt import check_compatible
+
+        if spec.get("beta") is not None and self.knobs.beta is None:
+            raise cmds.CommandError(f"adopt beta: optimizer {self.hp.optimizer} has no beta")
+        check_compatible(source, self.steering.store.latest())
+        try:
+            self.steering.store.restore(source)
+        except (AssertionError, ValueError) as e:
+            raise cmds.CommandError(f"adopt: {str(e)[:300]}") from None
+        if spec.get("lr") is not None:
+            self.set_lr(spec["lr"])
+        if spec.get("beta") is not None:
+            self.hp.beta = spec["beta"]
+        self._apply_knobs()  # the checkpoint holds the source's knobs; this run's (as just set) win
+
     # ------------------------------------------------------------------ knobs and divergence
 
     def _apply_knobs(self) -> None:

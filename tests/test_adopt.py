@@ -1,0 +1,79 @@
+"""``adopt``: a running trainer takes another run's checkpoint (weights and optimizer), or refuses with a reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import event_of, wait_for
+from trainer import commands as cmds
+from trainer.rundir import RunDir
+
+
+def tensors(checkpoint_path) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(str(checkpoint_path) + "/ckpt")
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.startswith("model/") or name.startswith("optimizer/")}
+
+
+def test_adopt_value_is_checked():
+    assert cmds.validate({"id": "a", "cmd": "adopt", "value": {"run": "runs/x", "lr": "0.1"}}).value == {
+        "run": "runs/x", "checkpoint": None, "lr": 0.1, "beta": None}
+    for bad, words in [({"run": ""}, "path"), ({"run": "x", "lr": -1}, "adopt lr"), ({"run": "x", "oops": 1}, "unknown"),
+                       ({"run": "x", "checkpoint": "latest!"}, "checkpoint name"), ("runs/x", "object")]:
+        with pytest.raises(cmds.CommandError, match=words):
+            cmds.validate({"id": "a", "cmd": "adopt", "value": bad})
+
+
+def test_adopt_copies_the_source_checkpoint_sets_alpha_and_training_goes_on(start_trainer, tmp_path):
+    source = start_trainer(name="source", epochs=2, lr=0.05, units=32, layers=2)
+    assert source.join() == "finished"
+    wide = start_trainer(name="wide", epochs=1, units=48, layers=2)
+    assert wide.join() == "finished"
+    newest = source.run.list_checkpoints()[-1]
+
+    t = start_trainer(name="target", epochs=100, pace=0.1, lr=0.01, units=32, layers=2)
+    run = t.run
+    wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
+    branch = run.read_status()["branch"]
+    for value, words in [({"run": str(tmp_path / "nowhere")}, "no run folder"),
+                         ({"run": str(tmp_path)}, "not a Panda run"),
+                         ({"run": str(run.path)}, "this run"),
+                         ({"run": str(source.run.path), "checkpoint": "ckpt-99999"}, "no checkpoint"),
+                         ({"run": str(wide.run.path)}, "incompatible shapes")]:
+        answer = t.send("adopt", value)
+        assert answer["event"] == "rejected" and words in answer["reason"], answer
+    assert run.read_status()["branch"] == branch and event_of(run, "adopted") is None, "a refused adopt changes nothing"
+
+    answer = t.send("adopt", {"run": str(source.run.path), "lr": 0.004})
+    assert answer["event"] == "applied", answer
+    assert answer["source_checkpoint"] == newest["name"] and answer["branch"] > branch
+    assert answer["hparams"]["lr"] == pytest.approx(0.004)
+    assert float(t.trainer.knobs.lr.numpy()) == pytest.approx(0.004)
+    adopted = event_of(run, "adopted")
+    assert adopted["source_run"] == str(source.run.path) and adopted["source_checkpoint"] == newest["name"]
+
+    # right after: the target's adopted checkpoint holds exactly the source checkpoint's weights and optimizer state
+    mine = {m["name"]: m for m in run.list_checkpoints()}[answer["checkpoint"]]
+    assert mine["reason"] == "adopted"
+    theirs, ours = tensors(newest["path"]), tensors(mine["path"])
+    weights = [n for n in theirs if n.startswith("model/")]
+    assert weights and set(theirs) == set(ours)
+    for name in weights:
+        np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+    before = tensors(run.list_checkpoints()[0]["path"])  # the target's own initial weights differed
+    assert any(not np.array_equal(before[n], theirs[n]) for n in weights)
+
+    later = wait_for(lambda: [r for r in run.read_metrics() if r.get("branch") == answer["branch"]], run.path,
+                     what="an epoch on the adopted branch")
+    assert later[0]["lr"] == pytest.approx(0.004) and later[0]["epoch"] == answer["from_epoch"] + 1
+    t.send("stop")
+    assert t.join() == "finished"
+
+
+def test_panda_callback_refuses_adopt():
+    from trainer.callback import PandaCallback
+
+    with pytest.raises(cmds.CommandError, match="not supported in a Keras model.fit"):
+        PandaCallback.adopt(None, {"name": "ckpt-00001"}, {"run": "elsewhere"})
