@@ -24,6 +24,11 @@ def test_adopt_value_is_checked():
                        ({"run": "x", "checkpoint": "latest!"}, "checkpoint name"), ("runs/x", "object")]:
         with pytest.raises(cmds.CommandError, match=words):
             cmds.validate({"id": "a", "cmd": "adopt", "value": bad})
+    assert cmds.validate({"id": "n", "cmd": "note", "value": {"text": "hi", "kind": "pbt_source"}}).value == {
+        "text": "hi", "kind": "pbt_source"}
+    for bad in ({"kind": "x"}, {"text": "a\nb"}, {"text": "x" * 501}, {"text": "t", "extra": 1}, 3):
+        with pytest.raises(cmds.CommandError):
+            cmds.validate({"id": "n", "cmd": "note", "value": bad})
 
 
 def test_adopt_copies_the_source_checkpoint_sets_alpha_and_training_goes_on(start_trainer, tmp_path):

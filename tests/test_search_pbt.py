@@ -85,6 +85,8 @@ def test_an_approved_proposal_appends_one_adopt_command_to_the_target(tmp_path):
     assert command["source"] == "pbt" and command["value"]["run"] == str(members[3].run.path.resolve())
     assert command["value"]["lr"] == pytest.approx(read_log(sweep.path)[0]["lr"])
     assert all(not adopts(m) for m in members[1:])
+    (note,) = [c for c in members[3].run.read_commands() if c["cmd"] == "note"]  # the source hears of it
+    assert note["source"] == "pbt" and note["value"]["target"] == "trial-0001" and note["value"]["kind"] == "pbt_source"
     assert proposals(read_log(sweep.path))[pid]["state"] == "applied"
 
 
@@ -175,6 +177,10 @@ def test_a_real_pbt_sweep_with_auto_applies_an_exploit(tmp_path):
     assert answer["event"] == "applied", answer
     adopted = [e for e in target.read_events() if e.get("event") == "adopted" and e.get("command_id") == p["command_id"]]
     assert len(adopted) == 1 and adopted[0]["source_run"] == str(source.path.resolve())
+    # journaled in the sources too (a source that finished meanwhile refuses the note, so: at least one)
+    notes = [(q, e) for q in applied for e in RunDir(sweep.path / q["source"]).read_events()
+             if e.get("event") == "note" and e.get("proposal") == q["proposal"]]
+    assert notes and all(e["target"] == q["target"] and e["kind"] == "pbt_source" for q, e in notes)
     assert adopted[0]["lr"] == pytest.approx(p["lr"])
     checkpoints = {m["name"]: m for m in target.list_checkpoints()}
     theirs = {m["name"]: m for m in source.list_checkpoints()}[adopted[0]["source_checkpoint"]]

@@ -186,6 +186,28 @@ def check_adopt(value: Any) -> dict:
     return out
 
 
+#: What a ``note`` may carry: text, and a few short tags a client files it under.
+NOTE_KEYS = ("text", "kind", "proposal", "source", "target", "checkpoint")
+
+
+def check_note(value: Any) -> dict:
+    """``{"text": "...", "kind": "pbt_source", ...}``: a line for the journal, strings of at most 500 characters."""
+    if isinstance(value, str):
+        value = {"text": value}
+    value = _object(value, "note", NOTE_KEYS)
+    out = {}
+    for key in NOTE_KEYS:
+        field = value.get(key)
+        if field is None:
+            continue
+        if not isinstance(field, str) or len(field) > 500 or any(ord(c) < 32 for c in field):
+            raise CommandError(f"note {key}: a line of at most 500 characters, got {short_repr(field)}")
+        out[key] = field
+    if not out.get("text", "").strip():
+        raise CommandError("note needs a text")
+    return out
+
+
 def _no_value(value: Any) -> None:
     if value is not None:
         raise CommandError("this command takes no value")
@@ -208,6 +230,7 @@ COMMANDS: dict[str, Callable[[Any], Any]] = {
     "fork": check_fork,
     "undo": _no_value,
     "adopt": check_adopt,
+    "note": check_note,
 }
 
 #: Commands that carry a value.

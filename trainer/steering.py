@@ -171,6 +171,7 @@ class Steering:
             "fork": t.fork,
             "undo": lambda _: undo.undo(self),
             "adopt": self._adopt,
+            "note": self._note,
         }
 
     # ------------------------------------------------------------------ opening a run
@@ -360,6 +361,11 @@ class Steering:
         self.event("rewound", checkpoint=meta["name"], to_epoch=meta["epoch"], branch=self.branch)
         self.say(f"rewound to {meta['name']} (epoch {meta['epoch']}), branch {self.branch}")
         return {"checkpoint": meta["name"], "to_epoch": meta["epoch"], "branch": self.branch, **before}
+
+    def _note(self, note: dict) -> dict:
+        """A client's line in the journal (a PBT source hears that another trial copied it)."""
+        self.event("note", command_id=self.current.id if self.current else None, **note)
+        return {}
 
     def _adopt(self, spec: dict) -> dict:
         """Another run's checkpoint, on a new branch (see :mod:`trainer.adopt`)."""

@@ -8,7 +8,8 @@ state — and to explore around its hyperparameters, α (and β, when it has one
 0.8 or 1.2. Each proposal waits for a person (the Sweeps page's Approve / Veto) and is applied
 when approved, or on its own after ``--approve-timeout`` seconds; ``--auto`` approves at once.
 Applying is appending an ``adopt`` command (source ``pbt``) to the target trial, which loads the
-checkpoint and journals ``adopted`` naming the source (docs/run-directory.md).
+checkpoint and journals ``adopted`` naming the source (docs/run-directory.md), and a ``note``
+to the source (when it still trains), which journals ``note`` naming the target.
 
 Everything goes through ``SWEEP/pbt.jsonl``, append-only: the scheduler writes ``proposed``,
 ``expired``, ``applied`` and ``failed``; the page writes ``approved`` / ``vetoed``
@@ -199,7 +200,7 @@ class PbtScheduler:
         self.pending[pid] = record
         if self.auto:
             self._log("approved", pid, by="auto")
-            self._apply(pid, {target.name: target})
+            self._apply(pid, {m.name: m for m in members})
 
     # ------------------------------------------------------------------ deciding and applying
 
@@ -233,6 +234,12 @@ class PbtScheduler:
         command_id = target.run.send_command("adopt", value, source="pbt", command_id=f"pbt-{pid}")
         self._log("applied", pid, target=p["target"], source=p["source"], command_id=command_id,
                   target_epoch=len(target.curve), value=value)
+        source = alive.get(p["source"])
+        if source is not None:  # the exploit in the source's journal too (the target journals ``adopted``)
+            source.run.send_command("note", {
+                "kind": "pbt_source", "proposal": pid, "target": p["target"], "checkpoint": value.get("checkpoint"),
+                "text": f"{p['target']} adopts this run's {value.get('checkpoint') or 'newest checkpoint'} (PBT {pid})"},
+                source="pbt", command_id=f"pbt-{pid}-source")
         self.applied[pid] = (target.run, command_id)
 
     def _answers(self) -> None:
