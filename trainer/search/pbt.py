@@ -133,6 +133,17 @@ class Member:
         return last
 
 
+def population(running: dict) -> list[Member]:
+    """A sweep's running trials (``SweepRunner.running``) as PBT's population; stopping ones left out."""
+    out = []
+    for name, trial in running.items():
+        status = trial.run.status()
+        if status is None or status.state != "running" or trial.stop_reason or trial.diverged:
+            continue
+        out.append(Member(name, trial.run, list(trial.curve), dict(status.hparams or {}), status.checkpoint))
+    return out
+
+
 class PbtScheduler:
     """Proposes, waits for and applies exploits; :meth:`step` is called on every poll of the sweep."""
 

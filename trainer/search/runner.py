@@ -30,7 +30,7 @@ from trainer.config import resume_argv
 from trainer.records import Status
 from trainer.rundir import JsonlTail, RunDir, RunDirError, current_line
 from trainer.search.backends import Launched, make_backend
-from trainer.search.pbt import Member, PbtScheduler, check_pbt
+from trainer.search.pbt import PbtScheduler, check_pbt, population
 from trainer.search.progress import Progress, summarize
 from trainer.search.refine import narrow, top_trials
 from trainer.search.samplers import make_sampler
@@ -238,7 +238,7 @@ class SweepRunner:
                 self._launch(self.queue.popleft(), round)
             self._poll()
             if self.pbt is not None:
-                self.pbt.step(self._members())
+                self.pbt.step(population(self.running))
             self._refresh()
             if self.queue or self.running:
                 self._wake.wait(self.poll_seconds)
@@ -325,16 +325,6 @@ class SweepRunner:
                 trial.stop_reason = reason
                 trial.run.send_command("stop", source="sweep")
                 self._record(name, state="stopping", reason=reason)
-
-    def _members(self) -> list[Member]:
-        """The running trials as PBT's population: their curves, hyperparameters and newest checkpoints."""
-        out = []
-        for name, trial in self.running.items():
-            status = trial.run.status()
-            if status is None or status.state != "running" or trial.stop_reason or trial.diverged:
-                continue
-            out.append(Member(name, trial.run, list(trial.curve), dict(status.hparams or {}), status.checkpoint))
-        return out
 
     def _read_metrics(self, trial: _Trial) -> bool:
         new = trial.metrics.read_new()
