@@ -73,6 +73,22 @@ def test_adopt_copies_the_source_checkpoint_sets_alpha_and_training_goes_on(star
     later = wait_for(lambda: [r for r in run.read_metrics() if r.get("branch") == answer["branch"]], run.path,
                      what="an epoch on the adopted branch")
     assert later[0]["lr"] == pytest.approx(0.004) and later[0]["epoch"] == answer["from_epoch"] + 1
+    # the source checkpoint vanishing mid-read: refused, and the run rolled back to its own newest checkpoint
+    store = t.trainer.steering.store
+    real_restore = store.restore
+
+    def flaky(meta):
+        if str(run.path) not in str(meta["path"]):
+            real_restore(meta)  # part of it loaded...
+            raise tf.errors.NotFoundError(None, None, "ckpt.data-00000-of-00001 not found")
+        return real_restore(meta)
+
+    store.restore = flaky
+    failed = t.send("adopt", {"run": str(source.run.path)})
+    assert failed["event"] == "rejected" and "rolled back to this run's" in failed["reason"], failed
+    rewound = [e for e in run.read_events() if e.get("event") == "rewound"][-1]
+    assert rewound["reason"] == "adopt failed mid-read" and rewound["branch"] > answer["branch"]
+    store.restore = real_restore
     t.send("stop")
     assert t.join() == "finished"
 
