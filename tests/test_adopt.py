@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,8 +22,9 @@ def tensors(checkpoint_path) -> dict[str, np.ndarray]:
 def test_adopt_value_is_checked():
     assert cmds.validate({"id": "a", "cmd": "adopt", "value": {"run": "runs/x", "lr": "0.1"}}).value == {
         "run": "runs/x", "checkpoint": None, "lr": 0.1, "beta": None}
+    assert cmds.validate({"id": "b", "cmd": "adopt", "value": "runs/x"}).value["run"] == "runs/x"
     for bad, words in [({"run": ""}, "path"), ({"run": "x", "lr": -1}, "adopt lr"), ({"run": "x", "oops": 1}, "unknown"),
-                       ({"run": "x", "checkpoint": "latest!"}, "checkpoint name"), ("runs/x", "object")]:
+                       ({"run": "x", "checkpoint": "latest!"}, "checkpoint name"), (["runs/x"], "object")]:
         with pytest.raises(cmds.CommandError, match=words):
             cmds.validate({"id": "a", "cmd": "adopt", "value": bad})
     assert cmds.validate({"id": "n", "cmd": "note", "value": {"text": "hi", "kind": "pbt_source"}}).value == {
@@ -70,9 +73,21 @@ def test_adopt_copies_the_source_checkpoint_sets_alpha_and_training_goes_on(star
     before = tensors(run.list_checkpoints()[0]["path"])  # the target's own initial weights differed
     assert any(not np.array_equal(before[n], theirs[n]) for n in weights)
 
+    # panda ctl: a relative path is the user's, resolved before the trainer (elsewhere) reads it
+    import os
+    import subprocess
+    import sys
+
+    ctl = subprocess.run([sys.executable, "-m", "trainer", "ctl", str(run.path), "adopt",
+                          json.dumps({"run": os.path.relpath(source.run.path, tmp_path), "lr": 0.003}), "--wait", "60"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    assert ctl.returncode == 0 and "applied adopt" in ctl.stdout, ctl.stdout + ctl.stderr
+    answer = [e for e in run.read_events() if e.get("event") == "applied" and e.get("cmd") == "adopt"][-1]
+    assert answer["hparams"]["lr"] == pytest.approx(0.003)
+
     later = wait_for(lambda: [r for r in run.read_metrics() if r.get("branch") == answer["branch"]], run.path,
                      what="an epoch on the adopted branch")
-    assert later[0]["lr"] == pytest.approx(0.004) and later[0]["epoch"] == answer["from_epoch"] + 1
+    assert later[0]["lr"] == pytest.approx(0.003) and later[0]["epoch"] == answer["from_epoch"] + 1
     # the source checkpoint vanishing mid-read: refused, and the run rolled back to its own newest checkpoint
     store = t.trainer.steering.store
     real_restore = store.restore

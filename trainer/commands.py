@@ -170,6 +170,8 @@ def check_adopt(value: Any) -> dict:
     Only the value's form is checked here; whether ``run`` is a Panda run of the same shape is the
     trainer's to check (:mod:`trainer.adopt`).
     """
+    if isinstance(value, str):
+        value = {"run": value}  # just the other run's folder
     value = _object(value, "adopt", ADOPT_KEYS)
     run = value.get("run")
     if not isinstance(run, str) or not run.strip() or len(run) > 4096 or "\x00" in run:
