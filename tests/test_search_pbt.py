@@ -188,3 +188,15 @@ def test_a_real_pbt_sweep_with_auto_applies_an_exploit(tmp_path):
     for name, value in tensors(theirs["path"]).items():
         np.testing.assert_array_equal(ours[name], value, err_msg=name)
     assert all(t["state"] == "finished" for t in sweep.trials().values()), sweep.trials()
+
+
+def test_a_resumed_sweep_closes_the_proposals_left_open_and_numbers_on(tmp_path):
+    sweep, members = population(tmp_path)
+    scheduler(sweep, Clock()).step(members)
+    again = scheduler(sweep, Clock())  # the sweep was interrupted, then resumed
+    assert [r["event"] for r in read_log(sweep.path)] == ["proposed", "failed"]
+    assert proposals(read_log(sweep.path))["p-0001"]["state"] == "failed"
+    append_decision(sweep.path, "p-0001", "approved")  # a late click changes nothing
+    again.step(members)
+    assert not adopts(members[0])
+    assert [r["proposal"] for r in read_log(sweep.path) if r["event"] == "proposed"] == ["p-0001", "p-0002"]

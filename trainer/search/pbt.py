@@ -158,9 +158,11 @@ class PbtScheduler:
         self.applied: dict[str, dict] = {}  # proposal -> its applied record, until the target answers
         self.checked: dict[str, int] = {}  # trial -> the epoch it was last ranked at
         self.count = 0
-        for record in read_jsonl(self.path):  # a resumed sweep: go on numbering; forget what is still open
-            if record.get("event") == "proposed":
-                self.count += 1
+        records = read_jsonl(self.path)  # a resumed sweep: go on numbering; close what was left open
+        self.count = sum(r.get("event") == "proposed" for r in records)
+        for pid, p in proposals(records).items():
+            if p["state"] in ("pending", "approved", "expired"):
+                self._log("failed", pid, reason="the sweep stopped before this proposal was applied")
 
     @classmethod
     def of(cls, sweep_path: Path | str, settings, **kwargs) -> "PbtScheduler":
