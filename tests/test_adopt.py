@@ -10,7 +10,6 @@ import tensorflow as tf
 
 from conftest import event_of, wait_for
 from trainer import commands as cmds
-from trainer.rundir import RunDir
 
 
 def tensors(checkpoint_path) -> dict[str, np.ndarray]:

@@ -3,7 +3,6 @@ refusals before anything starts, and a tiny real PBT sweep on digits where an ex
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 import sys
