@@ -53,6 +53,8 @@ KINDS = {
     "checkpoint": Kind("checkpoint", "star", "#999933"),
     "stop": Kind("stop", "square", "#111827"),
     "restart": Kind("restart", "circle-open", "#374151"),
+    "adopt": Kind("adopted (PBT)", "star-triangle-up", "#009E73"),
+    "note": Kind("note", "circle-dot", "#6B7280"),
     "several": Kind("several", "hexagram", "#111827"),
 }
 
@@ -200,6 +202,12 @@ def interventions(view: RunView) -> list[Intervention]:
             else:
                 add("diverged", event, "diverged", f"{event.get('reason', '')}<br>rolled back to "
                     f"{event.get('checkpoint')} (branch {event.get('branch')})")
+        elif name == "adopted":
+            source = str(event.get("source_run") or "").rstrip("/").rsplit("/", 1)[-1]
+            add("adopt", event, f"adopted {source}'s {event.get('source_checkpoint')}",
+                f"α {_fmt(event.get('lr'))}, branch {event.get('branch')}")
+        elif name == "note":
+            add("note", event, str(event.get("text") or "note"))
         if new:
             hparams = new
     return out

@@ -223,6 +223,13 @@ class Steerer:
         self.require(run_path)
         return send(RunDir(run_path), cmd, value, hparams=hparams, checkpoints=checkpoints)
 
+    def decide_pbt(self, sweep_path: Path | str, proposal: str, decision: str) -> dict:
+        """Approve or veto a PBT proposal: one line appended to the sweep's ``pbt.jsonl``."""
+        self.require(sweep_path)
+        from trainer.search.pbt import append_decision
+
+        return append_decision(sweep_path, proposal, decision, by="page")
+
     def start_run(self, name: str, config: TrainConfig) -> launcher.Launch:
         self.require()
         if not inside(self.root, Path(self.root) / name):

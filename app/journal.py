@@ -84,6 +84,11 @@ def _event_detail(event: dict) -> str:
         return f"to {event.get('checkpoint')} (epoch {event.get('to_epoch')}), branch {event.get('branch')}"
     if name == "diverged":
         return f"{event.get('reason')}; rolled back to {event.get('checkpoint')}"
+    if name == "adopted":
+        return (f"{event.get('source_checkpoint')} of {event.get('source_run')} (its epoch {event.get('source_epoch')}), "
+                f"branch {event.get('branch')}")
+    if name == "note":
+        return str(event.get("text") or "")
     if name == "finished":
         return str(event.get("reason") or "")
     if name == "failed":

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.sweep_data import SCORE, STEERABLE, SweepView, best_trial, steering_text
+from app.sweep_data import SCORE, STEERABLE, SweepView, best_trial, exploits, steering_text
 
 #: Colour-blind-safe (Okabe–Ito) colours per trial state.
 STATE_COLORS = {
@@ -27,6 +27,7 @@ STATE_COLORS = {
     "interrupted": "#6B7280",
 }
 BEST_COLOR = "#D55E00"
+EXPLOIT_COLOR = "#009E73"  # PBT exploits on the curves
 OTHER_COLOR = "rgba(0, 114, 178, 0.35)"
 STEERED_COLOR = "#111827"
 FONT_SIZE = 14
@@ -115,12 +116,38 @@ def curves_figure(view: SweepView, metric: str = "val_accuracy", highlight: str 
             hovertemplate=f"{name}<br>epoch %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
             showlegend=bold,
         ))
-    fig.update_xaxes(title="epoch")
-    fig.update_yaxes(title=metric)
     if highlight:
         # the bold line on top
         fig.data = tuple(sorted(fig.data, key=lambda tr: tr.name == highlight))
+    _mark_exploits(fig, view, metric)
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title=metric)
     return _layout(fig, f"{metric} of every trial" + (f" · best: {highlight}" if highlight else ""))
+
+
+def _at_epoch(records: list[dict], epoch, metric: str):
+    values = [r[metric] for r in records if r.get("epoch") == epoch and isinstance(r.get(metric), (int, float))]
+    return values[-1] if values else None
+
+
+def _mark_exploits(fig: go.Figure, view: SweepView, metric: str) -> None:
+    """PBT exploits on the curves: a star on the target where it adopted, a diamond on the source it copied."""
+    for role, symbol in (("target", "star"), ("source", "diamond")):
+        xs, ys, texts = [], [], []
+        for p in exploits(view):
+            name = p.get(role)
+            epoch = p.get("target_epoch", p.get("epoch"))
+            y = _at_epoch(view.curves.get(name) or [], epoch, metric)
+            if y is None:
+                continue
+            xs.append(epoch)
+            ys.append(y)
+            texts.append(f"{p.get('target')} adopted {p.get('source')}'s {p.get('checkpoint') or 'newest'} "
+                         f"(lr {p.get('lr', 0):.3g}) · {p.get('proposal')}")
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=f"PBT exploit ({role})", text=texts,
+                                     marker={"symbol": symbol, "size": 12, "color": EXPLOIT_COLOR},
+                                     hovertemplate="%{text}<extra></extra>", showlegend=True))
 
 
 def parallel_coordinates_figure(view: SweepView) -> go.Figure:

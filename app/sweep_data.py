@@ -17,6 +17,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from trainer.rundir import JsonlTail, RunDirError, current_line
+from trainer.search.pbt import proposals as pbt_proposals
+from trainer.search.pbt import read_log as read_pbt_log
 from trainer.search.sweepdir import FINAL_STATES, SweepDir
 
 SCORE = "best_val_accuracy"
@@ -37,6 +39,7 @@ class SweepView:
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # config.json hparams per trial
     now: dict[str, dict[str, Any]] = field(default_factory=dict)  # the steerable hparams in force per trial
     steering: dict[str, list[dict]] = field(default_factory=dict)  # each trial's applied steering events
+    pbt: dict[str, dict[str, Any]] = field(default_factory=dict)  # PBT proposals (pbt.jsonl folded), by id
 
     @property
     def name(self) -> str:
@@ -173,7 +176,7 @@ def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView
     sweep = SweepDir(path)
     spec = sweep.read_spec()
     trials = sweep.trials()
-    view = SweepView(sweep.path, spec, trials)
+    view = SweepView(sweep.path, spec, trials, pbt=pbt_proposals(read_pbt_log(sweep.path)))
     for name in trials:
         run = sweep.trial_run(name)
         if not run.exists():
@@ -194,6 +197,16 @@ def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView
                 trials[name]["epochs"] = len(view.curves[name])
             trials[name]["liveness"] = run.liveness(status)
     return view
+
+
+def pending(view: SweepView) -> list[dict]:
+    """PBT proposals waiting for Approve / Veto, oldest first."""
+    return [p for p in view.pbt.values() if p.get("state") == "pending"]
+
+
+def exploits(view: SweepView) -> list[dict]:
+    """PBT exploits sent to their targets (``applied``), oldest first: what the curves mark."""
+    return [p for p in view.pbt.values() if p.get("state") == "applied"]
 
 
 def trials_frame(view: SweepView) -> pd.DataFrame:

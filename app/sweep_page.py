@@ -14,6 +14,7 @@ from typing import Callable
 import streamlit as st
 
 from app.sweep_charts import curves_figure, histograms_figure, parallel_coordinates_figure, score_vs_param_figure
+from app.controls import NotPresenter, Steerer
 from app.sweep_data import (
     SCORE,
     SweepView,
@@ -21,6 +22,7 @@ from app.sweep_data import (
     best_trial,
     counts,
     load_sweep,
+    pending,
     score_param,
     spec_text,
     trial_key,
@@ -48,12 +50,13 @@ def babysit(key: str) -> None:
 
 
 def render_sweep(sweep_path: Path, *, runs_root: Path | str | None = None,
-                 on_babysit: Callable[[str], None] | None = None) -> None:
+                 on_babysit: Callable[[str], None] | None = None, steerer: Steerer | None = None) -> None:
     """Draw the sweep page for ``sweep_path`` (a folder with ``sweep.json``).
 
     ``runs_root`` is the dashboard's run folder (default: the sweep's parent), so "babysit this
     trial" stores the name the single-run view knows. ``on_babysit(key)`` replaces the default
     action (session state + ``?run=`` + rerun), e.g. to ``st.switch_page`` to the run page too.
+    ``steerer``: the page's one writer (PBT's Approve / Veto); without one the page only watches.
     """
     sweep_path = Path(sweep_path)
     if not SweepDir.is_sweep(sweep_path):
@@ -71,11 +74,13 @@ def render_sweep(sweep_path: Path, *, runs_root: Path | str | None = None,
     def live() -> None:
         view = load_sweep(sweep_path, curves)
         _render(view, runs_root, on_babysit or babysit)
+        _render_pbt(view, steerer or Steerer(Path(runs_root or sweep_path.parent), False))
 
     live()
 
 
-def render_sweeps(runs_root: Path, *, on_babysit: Callable[[str], None] | None = None) -> None:
+def render_sweeps(runs_root: Path, *, on_babysit: Callable[[str], None] | None = None,
+                  steerer: Steerer | None = None) -> None:
     """The Sweeps page: pick one of the sweeps under ``runs_root`` (``?sweep=NAME``) and draw it."""
     runs_root = Path(runs_root)
     found = sorted(p.name for p in runs_root.iterdir() if SweepDir.is_sweep(p)) if runs_root.is_dir() else []
@@ -87,7 +92,7 @@ def render_sweeps(runs_root: Path, *, on_babysit: Callable[[str], None] | None =
     chosen = st.sidebar.selectbox(f"Sweep ({len(found)} in {runs_root.name}/)", found,
                                   index=found.index(wanted) if wanted in found else len(found) - 1)
     st.query_params["sweep"] = chosen
-    render_sweep(runs_root / chosen, runs_root=runs_root, on_babysit=on_babysit)
+    render_sweep(runs_root / chosen, runs_root=runs_root, on_babysit=on_babysit, steerer=steerer)
 
 
 def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> None:
@@ -153,3 +158,36 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
     st.plotly_chart(parallel_coordinates_figure(view), key=f"sweep-parcoords-{view.name}")
     st.plotly_chart(histograms_figure(view), key=f"sweep-hist-{view.name}")
 
+
+
+def _render_pbt(view: SweepView, steerer: Steerer) -> None:
+    """PBT's proposals waiting for a person: Approve / Veto (the presenter only, through the Steerer)."""
+    settings = view.spec.get("settings") or {}
+    if settings.get("scheduler") != "pbt" and not view.pbt:
+        return
+    import time
+
+    waiting = pending(view)
+    done = sum(p.get("state") == "applied" for p in view.pbt.values())
+    st.markdown(f"**Population-based training** — {len(waiting)} proposal(s) waiting · {done} exploit(s) applied"
+                + (" · `--auto`: applied at once" if settings.get("auto") else ""))
+    if waiting and not steerer.can_steer:
+        st.caption("Read-only view: approving or vetoing needs the presenter token.")
+    for p in waiting:
+        pid = p["proposal"]
+        left = p.get("deadline")
+        left = f" · applied on its own in {max(0, left - time.time()):.0f} s" if isinstance(left, (int, float)) else ""
+        beta = f", β {p['beta']:.4g}" if isinstance(p.get("beta"), (int, float)) else ""
+        text_col, yes_col, no_col = st.columns([6, 1, 1])
+        text_col.markdown(
+            f"`{pid}` **{p.get('target')}** ({p.get('target_score', 0):.4f}) → copy **{p.get('source')}** "
+            f"({p.get('source_score', 0):.4f}, {p.get('checkpoint')}) with α {p.get('lr', 0):.4g}{beta}{left}")
+        for col, label, decision, icon in ((yes_col, "Approve", "approved", ":material/check:"),
+                                           (no_col, "Veto", "vetoed", ":material/block:")):
+            if col.button(label, key=f"pbt-{view.name}-{pid}-{decision}", icon=icon, disabled=not steerer.can_steer):
+                try:
+                    steerer.decide_pbt(view.path, pid, decision)
+                except NotPresenter as e:
+                    st.warning(str(e))
+                else:
+                    st.rerun()  # drawn again from pbt.jsonl: the proposal is decided, its buttons gone

@@ -124,3 +124,19 @@ def test_journal_shows_each_command_with_its_answer(tmp_path):
     assert rows[bad]["answer"] == journal.REJECTED and rows[bad]["detail"] == "no beta"
     assert rows[waiting]["answer"] == journal.PENDING
     assert table.iloc[0]["id"] == waiting  # newest first
+
+
+def test_a_pbt_exploit_is_marked_in_both_trials(tmp_path):
+    target = make_run(tmp_path, "target", epochs_done=6)
+    target.append_event("adopted", epoch=4, step=80, command_id="pbt-p-0001", source_run=str(tmp_path / "source"),
+                        source_checkpoint="ckpt-00004", source_epoch=4, checkpoint="ckpt-00009", branch=1, lr=0.002)
+    source = make_run(tmp_path, "source", epochs_done=6)
+    source.append_event("note", epoch=4, step=80, command_id="pbt-p-0001-source", kind="pbt_source",
+                        text="target adopts this run's ckpt-00004 (PBT p-0001)")
+    (adopt,) = charts.interventions(RunData(target.path, watch=False).view())
+    assert adopt.kind == "adopt" and "adopted source's ckpt-00004" in adopt.text and "branch 1" in adopt.detail
+    assert _traces(charts.accuracy_figure(RunData(target.path, watch=False).view()), "adopted (PBT)")
+    (note,) = charts.interventions(RunData(source.path, watch=False).view())
+    assert note.kind == "note" and "target adopts" in note.text
+    table = journal.events_table(RunData(target.path, watch=False).view())
+    assert "ckpt-00004 of" in table.to_string()

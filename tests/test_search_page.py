@@ -342,3 +342,86 @@ def test_histograms_count_whole_trials(tmp_path):
         assert axis.tickformat == "d" and axis.dtick == 1
     many = sweep_charts.histograms_figure(sweep_data.load_sweep(make_sweep(tmp_path / "more", n=400, epochs=1).path), bins=4)
     assert many.layout.yaxis.tickformat == "d" and many.layout.yaxis.dtick is None  # ~100 a bar: Plotly's own whole steps
+
+
+def make_pbt_sweep(root: Path) -> SweepDir:
+    from trainer.search.pbt import PBT_LOG
+
+    sweep = make_sweep(root, n=4, running=4)
+    spec = sweep.read_spec()
+    sweep.write_spec({**spec, "settings": {**spec["settings"], "scheduler": "pbt", "parallel": 4}})
+    append_jsonl(sweep.path / PBT_LOG,
+                 {"time": 1.0, "event": "proposed", "proposal": "p-0001", "target": "trial-0001", "source": "trial-0002",
+                  "checkpoint": "ckpt-00004", "epoch": 2, "target_score": 0.2, "source_score": 0.9, "lr": 0.01,
+                  "beta": 0.9, "deadline": 4e9},
+                 {"time": 1.0, "event": "proposed", "proposal": "p-0002", "target": "trial-0003", "source": "trial-0004",
+                  "checkpoint": "ckpt-00004", "epoch": 2, "target_score": 0.2, "source_score": 0.9, "lr": 0.02,
+                  "beta": None, "deadline": None},
+                 {"time": 2.0, "event": "applied", "proposal": "p-0002", "target": "trial-0003", "source": "trial-0004",
+                  "command_id": "pbt-p-0002", "target_epoch": 2})
+    return sweep
+
+
+def pbt_app(path: str, can_steer: bool) -> None:
+    from pathlib import Path
+
+    from app.controls import Steerer
+    from app.sweep_page import render_sweep
+
+    render_sweep(Path(path), steerer=Steerer(Path(path).parent, can_steer))
+
+
+def decisions(sweep: SweepDir) -> list[dict]:
+    from trainer.search.pbt import read_log
+
+    return [r for r in read_log(sweep.path) if r["event"] in ("approved", "vetoed")]
+
+
+def test_pbt_proposals_approve_and_veto_write_one_decision_line_for_the_presenter(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    sweep = make_pbt_sweep(tmp_path)
+    view = sweep_data.load_sweep(sweep.path)
+    assert [p["proposal"] for p in sweep_data.pending(view)] == ["p-0001"]
+    assert [p["proposal"] for p in sweep_data.exploits(view)] == ["p-0002"]
+    marks = [t for t in sweep_charts.curves_figure(view).data if (t.name or "").startswith("PBT exploit")]
+    assert sorted(t.name for t in marks) == ["PBT exploit (source)", "PBT exploit (target)"]
+    assert list(marks[0].x) == [2]
+
+    at = AppTest.from_function(pbt_app, args=(str(sweep.path), True), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    approve = [b for b in at.button if b.label == "Approve"]
+    assert len(approve) == 1 and not approve[0].disabled
+    approve[0].click().run()
+    assert not at.exception, at.exception
+    assert [(d["event"], d["proposal"], d["by"]) for d in decisions(sweep)] == [("approved", "p-0001", "page")]
+    assert not [b for b in at.button if b.label in ("Approve", "Veto")], "a decided proposal is no longer pending"
+
+    sweep2 = make_pbt_sweep(tmp_path / "again")
+    at = AppTest.from_function(pbt_app, args=(str(sweep2.path), True), default_timeout=60)
+    at.run()
+    [b for b in at.button if b.label == "Veto"][0].click().run()
+    assert [(d["event"], d["proposal"]) for d in decisions(sweep2)] == [("vetoed", "p-0001")]
+
+
+def test_a_viewer_sees_pbt_proposals_but_writes_nothing(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    sweep = make_pbt_sweep(tmp_path)
+    at = AppTest.from_function(pbt_app, args=(str(sweep.path), False), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    buttons = [b for b in at.button if b.label in ("Approve", "Veto")]
+    assert len(buttons) == 2 and all(b.disabled for b in buttons)
+    assert any("Read-only view" in c.value for c in at.caption)
+    # a forged click (a disabled widget cannot be clicked) still stops at the Steerer, as any write does
+    import pytest
+
+    from app.controls import NotPresenter, Steerer
+
+    with pytest.raises(NotPresenter, match="Read-only"):
+        Steerer(tmp_path, False).decide_pbt(sweep.path, "p-0001", "approved")
+    with pytest.raises(NotPresenter, match="outside the run directory"):
+        Steerer(tmp_path / "elsewhere", True).decide_pbt(sweep.path, "p-0001", "vetoed")
+    assert decisions(sweep) == []

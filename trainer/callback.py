@@ -306,6 +306,10 @@ class PandaCallback(keras.callbacks.Callback):
         raise cmds.CommandError("fork is not supported in a Keras model.fit (PandaCallback): the callback never "
                                 "holds the training or validation data to train and measure candidates on")
 
+    def adopt(self, source: dict, spec: dict) -> None:
+        raise cmds.CommandError("adopt is not supported in a Keras model.fit (PandaCallback): the model is the "
+                                "caller's, and another run's weights may not fit it; run it with panda train")
+
     # ------------------------------------------------------------------ Keras hooks
 
     def on_train_begin(self, logs=None):

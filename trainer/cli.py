@@ -222,6 +222,12 @@ def cmd_ctl(args) -> int:
     value = _json_value(args.value)  # the trainer checks it and answers with its reason
     if name in EXPLORE_VALUES:
         value = EXPLORE_VALUES[name](args) if args.value is None else _json_object(args.value)
+    if name in ("adopt", "note"):
+        value = _json_object(args.value)  # adopt: a run's path, or {"run": PATH, "checkpoint": ..., "lr": ...}
+        if name == "adopt":
+            value = {"run": value} if isinstance(value, str) else value
+            if isinstance(value, dict) and isinstance(value.get("run"), str):  # the trainer's cwd is not ours
+                value = {**value, "run": str(Path(value["run"]).resolve())}
     events = JsonlTail(run.events_path)
     events.read_new()  # skip the past: the answer can only come after the command is sent
     with FileWatcher(run.path, [run.events_path.name]) as watcher:

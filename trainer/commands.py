@@ -160,6 +160,56 @@ def check_fork(value: Any) -> dict:
     return {"candidates": checked, "steps": _steps(value["steps"], 1, "fork"), "pick": pick}
 
 
+#: What ``adopt`` takes: another run's folder, one of its checkpoints (default: its newest), α and β to set.
+ADOPT_KEYS = ("run", "checkpoint", "lr", "beta")
+
+
+def check_adopt(value: Any) -> dict:
+    """``{"run": PATH, "checkpoint": NAME, "lr": a, "beta": b}`` (all but run optional).
+
+    Only the value's form is checked here; whether ``run`` is a Panda run of the same shape is the
+    trainer's to check (:mod:`trainer.adopt`).
+    """
+    if isinstance(value, str):
+        value = {"run": value}  # just the other run's folder
+    value = _object(value, "adopt", ADOPT_KEYS)
+    run = value.get("run")
+    if not isinstance(run, str) or not run.strip() or len(run) > 4096 or "\x00" in run:
+        raise CommandError(f"adopt needs the path of another run's folder in 'run', got {short_repr(run)}")
+    out: dict[str, Any] = {"run": run, "checkpoint": None, "lr": None, "beta": None}
+    if value.get("checkpoint") is not None:
+        out["checkpoint"] = check_checkpoint_name(value["checkpoint"])
+    for key, check in (("lr", check_lr), ("beta", check_beta)):
+        if value.get(key) is not None:
+            try:
+                out[key] = check(value[key])
+            except CommandError as e:
+                raise CommandError(f"adopt {key}: {e}") from None
+    return out
+
+
+#: What a ``note`` may carry: text, and a few short tags a client files it under.
+NOTE_KEYS = ("text", "kind", "proposal", "source", "target", "checkpoint")
+
+
+def check_note(value: Any) -> dict:
+    """``{"text": "...", "kind": "pbt_source", ...}``: a line for the journal, strings of at most 500 characters."""
+    if isinstance(value, str):
+        value = {"text": value}
+    value = _object(value, "note", NOTE_KEYS)
+    out = {}
+    for key in NOTE_KEYS:
+        field = value.get(key)
+        if field is None:
+            continue
+        if not isinstance(field, str) or len(field) > 500 or any(ord(c) < 32 for c in field):
+            raise CommandError(f"note {key}: a line of at most 500 characters, got {short_repr(field)}")
+        out[key] = field
+    if not out.get("text", "").strip():
+        raise CommandError("note needs a text")
+    return out
+
+
 def _no_value(value: Any) -> None:
     if value is not None:
         raise CommandError("this command takes no value")
@@ -181,6 +231,8 @@ COMMANDS: dict[str, Callable[[Any], Any]] = {
     "find_lr": check_find_lr,
     "fork": check_fork,
     "undo": _no_value,
+    "adopt": check_adopt,
+    "note": check_note,
 }
 
 #: Commands that carry a value.

@@ -37,7 +37,7 @@ from trainer.devices import configure_devices, configure_threads, run_record  # 
 from trainer.hparams import Hyperparameters  # noqa: E402
 from trainer.model import build_model, check_model  # noqa: E402
 from trainer.optimizers import make_optimizer  # noqa: E402
-from trainer.rundir import HEARTBEAT_SECONDS, LIVE_STATES, RunDir, RunDirError, now  # noqa: E402
+from trainer.rundir import HEARTBEAT_SECONDS, LIVE_STATES, CheckpointError, RunDir, RunDirError, now  # noqa: E402
 from trainer.runlock import RunLock  # noqa: E402
 from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 
@@ -265,6 +265,29 @@ class Trainer:
 
     def fork(self, spec: dict) -> dict:
         return Explorer(self).fork(spec)
+
+    def adopt(self, source: dict, spec: dict) -> None:
+        from trainer.adopt import check_compatible
+
+        if spec.get("beta") is not None and self.knobs.beta is None:
+            raise cmds.CommandError(f"adopt beta: optimizer {self.hp.optimizer} has no beta")
+        own = self.steering.store.latest()
+        check_compatible(source, own)
+        try:
+            self.steering.store.restore(source)
+        except CheckpointError as e:  # gone before the read began: nothing was loaded
+            raise cmds.CommandError(f"adopt: {e}") from None
+        except (AssertionError, ValueError, tf.errors.OpError) as e:  # pruned mid-read: part may have loaded
+            self.steering.rewind_to(own)
+            self.steering.event("rewound", checkpoint=own["name"], to_epoch=own["epoch"], branch=self.steering.branch,
+                                reason="adopt failed mid-read")
+            raise cmds.CommandError(f"adopt: reading {source['name']} failed ({str(e).splitlines()[0][:200]}); "
+                                    f"rolled back to this run's {own['name']}") from None
+        if spec.get("lr") is not None:
+            self.set_lr(spec["lr"])
+        if spec.get("beta") is not None:
+            self.hp.beta = spec["beta"]
+        self._apply_knobs()  # the checkpoint holds the source's knobs; this run's (as just set) win
 
     # ------------------------------------------------------------------ knobs and divergence
 

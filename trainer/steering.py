@@ -29,6 +29,7 @@ import threading
 import time
 from typing import Any, Callable, Protocol
 
+from trainer import adopt as adopting
 from trainer import commands as cmds
 from trainer import undo
 from trainer.inbox import CommandInbox, Received
@@ -69,6 +70,9 @@ class Steerable(Protocol):
     def set_batch_size(self, value: int) -> None: ...
     def find_lr(self, spec: dict) -> dict: ...
     def fork(self, spec: dict) -> dict: ...
+
+    def adopt(self, source: dict, spec: dict) -> None:
+        """Load another run's checkpoint ``source`` and set ``spec``'s lr/beta; refuse (CommandError) before changing anything."""
 
 
 class DuplicateId(cmds.CommandError):
@@ -166,6 +170,8 @@ class Steering:
             "find_lr": t.find_lr,
             "fork": t.fork,
             "undo": lambda _: undo.undo(self),
+            "adopt": self._adopt,
+            "note": self._note,
         }
 
     # ------------------------------------------------------------------ opening a run
@@ -355,6 +361,27 @@ class Steering:
         self.event("rewound", checkpoint=meta["name"], to_epoch=meta["epoch"], branch=self.branch)
         self.say(f"rewound to {meta['name']} (epoch {meta['epoch']}), branch {self.branch}")
         return {"checkpoint": meta["name"], "to_epoch": meta["epoch"], "branch": self.branch, **before}
+
+    def _note(self, note: dict) -> dict:
+        """A client's line in the journal (a PBT source hears that another trial copied it)."""
+        self.event("note", command_id=self.current.id if self.current else None, **note)
+        return {}
+
+    def _adopt(self, spec: dict) -> dict:
+        """Another run's checkpoint, on a new branch (see :mod:`trainer.adopt`)."""
+        source = adopting.find_source(spec, self.rundir)
+        before = {"from_epoch": self.epoch, "from_step": self.step, "from_branch": self.branch}
+        self.trainer.adopt(source, spec)  # refuses before changing anything
+        self.branch = self._next_branch()
+        self.abort_epoch = True
+        meta = self.save("adopted")
+        hparams = self.trainer.hparams()
+        info = {"source_run": str(spec["run"]), "source_checkpoint": source["name"],
+                "source_epoch": source.get("epoch"), "checkpoint": meta["name"], "branch": self.branch,
+                "lr": hparams.get("lr"), "beta": hparams.get("beta")}
+        self.event("adopted", command_id=self.current.id if self.current else None, **info, **before)
+        self.say(f"adopted {source['name']} of {spec['run']} (its epoch {source.get('epoch')}), branch {self.branch}")
+        return {**info, **before}
 
     # ------------------------------------------------------------------ checkpoints and endings
 

@@ -25,6 +25,7 @@ from trainer.data import DataError
 from trainer.options import add_flags, argparse_type, defaults_of
 from trainer.rundir import RunDirError
 from trainer.search.backends import BackendError, make_backend
+from trainer.search.pbt import check_pbt
 from trainer.search.progress import Progress, summarize
 from trainer.search.runner import SweepRunner
 from trainer.search.settings import SWEEP_OPTIONS, SweepSettings, check_space, plan_round
@@ -80,6 +81,7 @@ def cmd_sweep(args) -> int:
         run_options = {k: getattr(args, k) for k in TRIAL_OPTIONS if getattr(args, k) != RUN_DEFAULTS[k]}
         settings = SweepSettings(**{k: getattr(args, k) for k in SWEEP_OPTIONS}, run_options=run_options).validate()
         check_space(space)
+        check_pbt(settings, space)
         first_round = plan_round(space, settings, 1)
     except (SpaceError, DataError, ValueError) as e:
         _fail(args, str(e))

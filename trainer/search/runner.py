@@ -30,6 +30,7 @@ from trainer.config import resume_argv
 from trainer.records import Status
 from trainer.rundir import JsonlTail, RunDir, RunDirError, current_line
 from trainer.search.backends import Launched, make_backend
+from trainer.search.pbt import PbtScheduler, check_pbt, population
 from trainer.search.progress import Progress, summarize
 from trainer.search.refine import narrow, top_trials
 from trainer.search.samplers import make_sampler
@@ -87,6 +88,8 @@ class SweepRunner:
         self.space = space
         self.settings = settings.validate()
         check_space(space)
+        check_pbt(self.settings, space)
+        self.pbt: PbtScheduler | None = None  # population-based training (trainer/search/pbt.py), made in run()
         self.command = command  # the trainer program; None: python -m trainer (tests substitute a stand-in)
         self.progress = progress or Progress(enabled=False)
         self.poll_seconds = poll_seconds
@@ -177,6 +180,8 @@ class SweepRunner:
                 sampler=self.settings.sampler, settings=self.settings.to_json(), space=self.space.to_json(),
                 param_order=list(self.space), storage=JOURNAL, rounds=[], state="running", finished=None,
             )
+        if self.settings.scheduler == "pbt":
+            self.pbt = PbtScheduler.of(self.sweep.path, self.settings)
         state = "failed"
         try:
             space, first_index = self.space, 1
@@ -232,6 +237,8 @@ class SweepRunner:
             while self.queue and len(self.running) < self.settings.parallel:
                 self._launch(self.queue.popleft(), round)
             self._poll()
+            if self.pbt is not None:
+                self.pbt.step(population(self.running))
             self._refresh()
             if self.queue or self.running:
                 self._wake.wait(self.poll_seconds)

@@ -54,6 +54,16 @@ class SweepSettings:
                                         high=4096, metavar="C")
     gpus_per_trial: float = option(0.0, "float", "GPUs per trial (Ray's num_gpus; fractions share a card)", low=0,
                                    high=64, metavar="G")
+    scheduler: str = option("none", "choice", "pbt: population-based training — every E epochs the bottom quantile "
+                            "is proposed to copy a top trial's checkpoint and perturb its α/β (approve or veto on "
+                            "the Sweeps page)", choices=("none", "pbt"))
+    perturb_every: int = option(2, "int", "PBT: rank the population every E epochs of a trial", low=1,
+                                high=MAX_INT, metavar="E")
+    quantile: float = option(0.25, "float", "PBT: the bottom (and top) fraction of the population", low=0,
+                             low_open=True, high=0.5, metavar="Q")
+    auto: bool = option(False, "bool", "PBT: apply every exploit at once instead of waiting for approval")
+    approve_timeout: float = option(120.0, "float", "PBT: seconds a proposal waits for Approve / Veto before it is "
+                                    "applied on its own", low=0, high=1e7, metavar="SECONDS")
     #: Every trial's other ``panda train`` options (data_dir, label, model, pace, ...): TrainConfig's names.
     run_options: dict[str, Any] = field(default_factory=dict)
 
@@ -67,6 +77,14 @@ class SweepSettings:
             if self.gpus_per_trial:
                 raise ValueError("--gpus-per-trial is a Ray resource: use it with --backend ray")
         self.trial_config({}).validate()
+        if self.scheduler != "pbt" and (self.auto or self.perturb_every != 2 or self.quantile != 0.25
+                                        or self.approve_timeout != 120.0):
+            raise ValueError("--perturb-every, --quantile, --auto and --approve-timeout are PBT's: use them with "
+                             "--scheduler pbt")
+        if self.scheduler == "pbt":
+            from trainer.search.pbt import check_pbt
+
+            check_pbt(self, {})  # the counts; the space is checked with it by check_space's caller
         return self
 
     def threads(self) -> int:
