@@ -1,15 +1,85 @@
-"""PandaCallback runs: undo works; find_lr and fork are refused with a clear reason."""
+"""PandaCallback runs: find_lr runs on fit's own batches and puts the state back; undo works; fork is refused."""
 
 from __future__ import annotations
 
+import json
+import math
+
+import numpy as np
 import pytest
 
 from conftest import answer, event_of, wait_for
 from test_callback import digits_images, fits, small_cnn  # noqa: F401  (fixtures)
+from trainer.callback_explore import EPOCH_END, LrRangeTest
+from trainer.exploration import LR_FINDER
 from trainer.undo import NOTHING_TO_UNDO
 
 
-def test_undo_works_and_exploration_is_refused_in_a_keras_fit(tmp_path, digits_images, fits):  # noqa: F811
+def state_of(model) -> list[np.ndarray]:
+    """Weights, BN statistics, optimizer slots, iteration count and learning rate, as host copies."""
+    return [np.array(v.numpy(), copy=True) for v in [*model.variables, *model.optimizer.variables]]
+
+
+def test_the_range_test_stops_at_4x_its_minimum_or_not_finite_or_at_max():
+    t = LrRangeTest({"steps": 10, "min": 1e-4, "max": 1.0})
+    assert not any(t.add(x) for x in (2.0, 1.0, 0.5, 0.4))
+    assert t.next_lr() == pytest.approx(t.lrs[4])
+    assert [t.add(x) for x in (50.0, 50.0)][-1] and t.stopped == "loss over 4x its minimum"
+    suggestion, points = t.result()
+    assert len(points) == 6 and suggestion["lr"] is not None
+    nan = LrRangeTest({"steps": 10, "min": 1e-4, "max": 1.0})
+    assert nan.add(math.nan) and nan.stopped == "not finite" and nan.result()[1][0]["loss"] is None
+    full = LrRangeTest({"steps": 2, "min": 1e-4, "max": 1.0})
+    assert not full.add(1.0) and full.add(0.9) and full.stopped == "max"
+
+
+def test_find_lr_runs_on_fit_batches_and_restores_the_exact_state(tmp_path, digits_images, fits):  # noqa: F811
+    from trainer import PandaCallback
+
+    model = small_cnn(lr=0.003)
+    t = fits(model, PandaCallback(tmp_path / "fit"), digits_images, epochs=1000)
+    run = t.run
+    wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
+    assert t.send("pause")["event"] == "applied"
+    before = state_of(model)
+    epochs_before = len(run.read_metrics())
+
+    found = t.send("find_lr", {"steps": 8, "min": 1e-5, "max": 1.0})
+    assert found["event"] == "applied", found.get("reason")
+    assert 1 <= found["points"] <= 8 and found["suggestion"]["lr"] is not None
+    after = state_of(model)
+    assert len(after) == len(before)
+    for b, a in zip(before, after):
+        assert b.dtype == a.dtype and b.tobytes() == a.tobytes(), "find_lr must put the state back bit for bit"
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.003)
+    assert run.read_status()["state"] == "paused", "a paused run waits paused again after the test"
+
+    # more batches than the epoch has left: the test ends with the epoch's last batch
+    longer = t.send("find_lr", {"steps": 5000, "min": 1e-6, "max": 1e-5})
+    assert longer["event"] == "applied" and longer["stopped"] == EPOCH_END and 1 <= longer["points"] <= 23
+    for b, a in zip(before, state_of(model)):
+        assert b.tobytes() == a.tobytes()
+
+    records = [json.loads(line) for line in (run.path / LR_FINDER).read_text().splitlines()]
+    assert [r["command_id"] for r in records] == [found["command_id"], longer["command_id"]]
+    assert records[0]["suggestion"] == found["suggestion"] and len(records[0]["points"]) == found["points"]
+    assert records[0]["points"][0]["lr"] == pytest.approx(1e-5)
+    assert all(p["loss"] is not None for r in records for p in r["points"])
+
+    forked = t.send("fork", {"candidates": [{"lr": 0.01}], "steps": 5})
+    assert forked["event"] == "rejected" and "not supported in a Keras model.fit" in forked["reason"]
+
+    assert t.send("resume")["event"] == "applied"
+    wait_for(lambda: len(run.read_metrics()) >= epochs_before + 2, run.path, what="epochs after find_lr")
+    metrics = run.read_metrics()
+    assert [r["epoch"] for r in metrics] == list(range(1, len(metrics) + 1)), "find_lr adds no epochs"
+    assert all(math.isfinite(r["loss"]) for r in metrics)
+    t.send("stop")
+    t.join()
+    assert run.read_status()["state"] == "finished"
+
+
+def test_undo_works_in_a_keras_fit(tmp_path, digits_images, fits):  # noqa: F811
     from trainer import PandaCallback
 
     model = small_cnn(lr=0.003)
@@ -18,10 +88,6 @@ def test_undo_works_and_exploration_is_refused_in_a_keras_fit(tmp_path, digits_i
     wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
     assert t.send("pause")["event"] == "applied"
 
-    found = t.send("find_lr", {"steps": 10})
-    assert found["event"] == "rejected" and "not supported in a Keras model.fit" in found["reason"]
-    forked = t.send("fork", {"candidates": [{"lr": 0.01}], "steps": 5})
-    assert forked["event"] == "rejected" and "not supported in a Keras model.fit" in forked["reason"]
     assert t.send("undo")["reason"] == NOTHING_TO_UNDO
 
     changed = answer(run, run.send_command("set_lr", 0.03, source="dashboard"))

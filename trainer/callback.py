@@ -17,6 +17,8 @@ read it like any other run, and the same commands steer it, applied at batch bou
   and ``resume`` lets it go on; ``stop`` checkpoints and sets ``model.stop_training``;
 * ``checkpoint`` saves now; ``rewind`` restores a checkpoint's weights and optimizer state (the
   epoch Keras is in goes on from there, recorded as the checkpoint's epoch + 1 on a new branch);
+* ``find_lr`` runs the range test on fit's own next batches and puts the exact state back
+  (:mod:`trainer.callback_explore`; fit's data position cannot be put back); ``fork`` is rejected;
 * ``set_beta`` and ``set_batch_size`` are rejected: a Keras optimizer's betas are constants in
   its compiled step, and ``fit``'s batch size belongs to its data.
 
@@ -53,6 +55,7 @@ import numpy as np  # noqa: E402
 
 from trainer import commands as cmds  # noqa: E402
 from trainer import internals as internals_lib  # noqa: E402
+from trainer.callback_explore import EPOCH_END, CallbackFinder  # noqa: E402
 from trainer.checkpoints import CheckpointError, CheckpointStore  # noqa: E402
 from trainer.devices import run_record  # noqa: E402
 from trainer.rundir import LIVE_STATES, RunDir, RunDirError, now  # noqa: E402
@@ -139,6 +142,8 @@ class PandaCallback(keras.callbacks.Callback):
         self._mark: float | None = None  # when the last epoch's record was handed off (end-to-end timing)
         self._in_epoch = False
         self._next_batch = 0
+        self._skip = 0  # batches of this epoch the learning-rate finder used (they train nothing)
+        self.finder = CallbackFinder(self)
         self._check_path()
 
     @property
@@ -298,9 +303,8 @@ class PandaCallback(keras.callbacks.Callback):
         raise cmds.CommandError("set_batch_size is not supported for a Keras model.fit: the batch size belongs to "
                                 "the data given to fit")
 
-    def find_lr(self, spec: dict) -> dict:
-        raise cmds.CommandError("find_lr is not supported in a Keras model.fit (PandaCallback): the callback never "
-                                "holds the training data, so it cannot train on a side track; run it with panda train")
+    def find_lr(self, spec: dict):
+        return self.finder.start(spec)  # runs on fit's next batches (trainer/callback_explore.py); answered then
 
     def fork(self, spec: dict) -> dict:
         raise cmds.CommandError("fork is not supported in a Keras model.fit (PandaCallback): the callback never "
@@ -364,12 +368,20 @@ class PandaCallback(keras.callbacks.Callback):
         self._base_step, self._base_batch, self._next_batch = self.steering.step, 0, 0
         self._means: dict[int, float] = {}
         self._in_epoch = True
+        self._skip = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.finder.active:
+            self.finder.batch_begin()
 
     def on_train_batch_end(self, batch, logs=None):
         # Per batch only Python: the step is counted from the batch index (no device read), and
         # the loss is the float Keras has already made of its logs. Batch losses, the sampled
         # records and the examples seen are worked out once, at the end of the epoch.
         steering = self.steering
+        if self.finder.active and self._finder_batch(batch, logs):
+            return
+        batch -= self._skip  # the finder's batches are no batches of the run
         steering.step = self._base_step + batch + 1 - self._base_batch
         self._next_batch = batch + 1
         self._batches_in_epoch += 1
@@ -388,7 +400,23 @@ class PandaCallback(keras.callbacks.Callback):
             self._cut_short = True
             self.model.stop_training = True
 
+    def _finder_batch(self, batch, logs) -> bool:
+        """A batch of the learning-rate finder: its loss goes to the test, nothing else is counted."""
+        steps = self.params.get("steps") if isinstance(self.params, dict) else None
+        self.finder.batch_end(logs, last_of_epoch=steps is not None and batch + 1 >= steps)
+        self._skip += 1
+        steering = self.steering
+        if not self.finder.active and (steering.inbox.ready.is_set() or steering.state in ("paused", "diverged")):
+            steering.handle_commands()  # the test is over: a run paused before it waits again here
+        return True
+
+    def _end_finder(self, why: str) -> None:
+        """Fit's training batches ran out (or fit ended) with a finder under way: finish it with what it has."""
+        if self.finder.active and (self.finder.test.losses or why != EPOCH_END):
+            self.finder.finish(why)
+
     def on_test_begin(self, logs=None):
+        self._end_finder(EPOCH_END)  # before validation, so it measures the restored model
         if self._in_epoch and self._training_ended is None:
             self._training_ended = time.perf_counter()  # fit's validation starts: the step-rate clock stops
             self._trained_samples = self._samples_seen()  # before evaluate resets the shared loss tracker
@@ -417,6 +445,7 @@ class PandaCallback(keras.callbacks.Callback):
         return out
 
     def on_epoch_end(self, epoch, logs=None):
+        self._end_finder(EPOCH_END)
         steering = self.steering
         logs = dict(logs or {})
         self._in_epoch = False
@@ -460,6 +489,7 @@ class PandaCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
+        self._end_finder("fit ended")
         try:
             if self.steering.stop_requested:
                 self.steering.stop_with_checkpoint()

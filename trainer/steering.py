@@ -79,6 +79,11 @@ class DuplicateId(cmds.CommandError):
     """A line repeating an id already answered: rejected without that id, so the id keeps one answer."""
 
 
+#: What a handler returns to answer its command later itself (``steering.answer(steering.current_item, ...)``):
+#: PandaCallback's ``find_lr`` runs on fit's next batches, so its answer comes when they are done.
+DEFERRED = object()
+
+
 def check_command(item: Received, seen_ids: set[str]) -> cmds.Command:
     """Validate one received line and refuse an id seen before; records the id as seen.
 
@@ -143,6 +148,7 @@ class Steering:
         self.abort_epoch = False  # a rewind or rollback dropped the epoch in progress
         self.seen_ids: set[str] = set()
         self.current: cmds.Command | None = None  # the command being applied (find_lr and fork record its id)
+        self.current_item: Received | None = None  # what it arrived as (a DEFERRED answer is given to it later)
         self.undo_points: list[dict] = []  # see trainer/undo.py; rebuilt from the journal on reopen
         self.paused_seconds = 0.0  # time spent in handle_commands, kept out of epoch timings
         self.hparam_changes = 0  # hyperparameter commands applied by this process (the compiled step absorbed them)
@@ -296,8 +302,12 @@ class Steering:
     def _handle(self, item: Received) -> None:
         try:
             command = self.current = check_command(item, self.seen_ids)
+            self.current_item = item
             point = undo.point_before(self, item.record.get("source"), command)
             applied = self.handlers()[command.cmd](command.value)
+            if applied is DEFERRED:  # the trainer answers it once it is done
+                self.write_status()
+                return
             if point is not None and undo.changed(command.cmd, point["hparams"], self.trainer.hparams()):
                 self.undo_points.append(point)
                 applied = {**(applied or {}), "undo_point": point}

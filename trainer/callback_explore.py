@@ -1,0 +1,153 @@
+"""``find_lr`` in a Keras ``model.fit`` (:class:`trainer.callback.PandaCallback`): the range test on fit's own batches.
+
+Keras never hands a callback the training data, so the finder cannot train on a side track as
+``panda train`` does (:mod:`trainer.exploration`). Instead, on the command it takes a
+:class:`~trainer.snapshot.Snapshot` of everything a batch changes (the model's variables: weights,
+batch-norm moving statistics, seed states; the optimizer's: slots, iteration count, learning
+rate; the compiled metrics' running sums), then for fit's next ``steps`` training batches sets the
+learning rate on the exponential ramp from ``min`` to ``max`` (``on_train_batch_begin``) and
+records each batch's loss (``on_train_batch_end``). It stops early once the smoothed loss is 4x
+its minimum (or not finite), or when the epoch's batches run out, restores the snapshot (so the
+learning rate in force too), appends the curve to ``lr_finder.jsonl`` and only then answers the
+command, with the same ``suggestion`` as ``panda train``.
+
+Those batches train nothing (the state is put back), but fit's position in its data cannot be
+put back: the epoch goes on after them, so the examples in them are skipped this epoch. The test
+does not count as steps; commands that arrive meanwhile wait for it. A run paused when the
+command arrives runs only the test's batches, then waits paused again.
+
+>>> ramp_test = LrRangeTest({"steps": 3, "min": 1e-3, "max": 1e-1})
+>>> [round(a, 6) for a in ramp_test.lrs]
+[0.001, 0.01, 0.1]
+"""
+
+from __future__ import annotations
+
+import math
+
+from trainer import commands as cmds
+from trainer.exploration import LR_FINDER, STOP_FACTOR, finite_or_none, ramp, smooth, suggest
+from trainer.rundir import append_jsonl, now
+from trainer.snapshot import Snapshot
+from trainer.steering import DEFERRED
+
+#: ``stopped`` when the epoch's batches ran out before ``steps``.
+EPOCH_END = "epoch end"
+
+
+class LrRangeTest:
+    """The ramp and the losses seen so far (pure Python: testable without Keras)."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.lrs = ramp(spec["min"], spec["max"], spec["steps"])
+        self.losses: list[float] = []
+        self.best = math.inf
+        self.stopped: str | None = None
+
+    def next_lr(self) -> float:
+        return self.lrs[len(self.losses)]
+
+    def add(self, loss: float) -> bool:
+        """Record one batch's loss; ``True`` once the test is over (``stopped`` says why)."""
+        self.losses.append(loss)
+        value = smooth(self.losses)[-1]
+        if not math.isfinite(value):
+            self.stopped = "not finite"
+        else:
+            self.best = min(self.best, value)
+            if value > STOP_FACTOR * self.best:
+                self.stopped = f"loss over {STOP_FACTOR:g}x its minimum"
+            elif len(self.losses) == len(self.lrs):
+                self.stopped = "max"
+        return self.stopped is not None
+
+    def result(self) -> tuple[dict, list[dict]]:
+        """The suggestion (as :class:`trainer.exploration.Explorer` makes it) and the curve's points."""
+        tried, smoothed = self.lrs[:len(self.losses)], smooth(self.losses)
+        suggestion = suggest(tried, smoothed)
+        if suggestion["lr"] is not None:
+            suggestion["lr"] = cmds.check_lr(float(f"{suggestion['lr']:.3g}"))
+        points = [{"lr": a, "loss": finite_or_none(l), "smoothed": finite_or_none(s)}
+                  for a, l, s in zip(tried, self.losses, smoothed)]
+        return suggestion, points
+
+
+class CallbackFinder:
+    """Runs one :class:`LrRangeTest` at a time on a :class:`~trainer.callback.PandaCallback`'s batches."""
+
+    def __init__(self, callback):
+        self.cb = callback
+        self.test: LrRangeTest | None = None
+        self._snap: Snapshot | None = None
+        self._item = None
+        self._command_id = None
+        self._was: tuple[str, str | None] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.test is not None
+
+    def variables(self) -> list:
+        model = self.cb.model
+        return [*model.variables, *model.optimizer.variables, *(v for m in model.metrics for v in m.variables)]
+
+    # ------------------------------------------------------------------ the command
+
+    def start(self, spec: dict):
+        """The ``find_lr`` handler: arm the test for fit's next batches; its answer comes when it ends."""
+        cb, steering = self.cb, self.cb.steering
+        schedule = cb._schedule()
+        if schedule is not None:
+            raise cmds.CommandError(f"find_lr needs a steerable learning rate; the optimizer's follows a "
+                                    f"{type(schedule).__name__} schedule")
+        if self.active:
+            raise cmds.CommandError("a find_lr is already running")
+        self.test = LrRangeTest(spec)
+        self._snap = Snapshot.take(self.variables(), step=steering.step)
+        self._item, self._command_id = steering.current_item, getattr(steering.current, "id", None)
+        self._was = None
+        if steering.state in ("paused", "diverged"):  # run the test's batches, then wait again
+            self._was = (steering.state, steering.message)
+            steering.state = "running"
+        steering.message = f"find_lr: ramping α over fit's next {spec['steps']} batches"
+        steering.say(steering.message)
+        return DEFERRED
+
+    # ------------------------------------------------------------------ the batches
+
+    def batch_begin(self) -> None:
+        self.cb.model.reset_metrics()  # the loss in this batch's logs is this batch's alone
+        self.cb.optimizer.learning_rate.assign(self.test.next_lr())
+
+    def batch_end(self, logs: dict | None, last_of_epoch: bool) -> None:
+        loss = (logs or {}).get("loss")
+        try:
+            loss = float(loss)
+        except (TypeError, ValueError):
+            loss = math.nan
+        if self.test.add(loss) or last_of_epoch:
+            self.finish(EPOCH_END if self.test.stopped is None else self.test.stopped)
+
+    def finish(self, stopped: str | None = None) -> dict:
+        """Put the state back, record the curve, answer the command."""
+        cb, steering, test = self.cb, self.cb.steering, self.test
+        test.stopped = test.stopped or stopped or EPOCH_END
+        saved = self._snap.restore()
+        steering.step = saved["step"]
+        self.test, self._snap = None, None
+        suggestion, points = test.result()
+        append_jsonl(steering.rundir.path / LR_FINDER, {
+            "kind": "lr_finder", "min": test.spec["min"], "max": test.spec["max"], "steps": test.spec["steps"],
+            "stopped": test.stopped, "suggestion": suggestion, "batch_size": cb.batch_size, "points": points,
+            "on": "model.fit batches", "command_id": self._command_id, "epoch": steering.epoch,
+            "step": steering.step, "branch": steering.branch, "time": now()})
+        if self._was is not None:
+            steering.state, steering.message = self._was
+        else:
+            steering.message = None
+        steering.say(f"find_lr: {len(points)} batches ({test.stopped}); suggested α {suggestion['lr']}")
+        result = {"suggestion": suggestion, "points": len(points), "stopped": test.stopped, "record": LR_FINDER}
+        steering.answer(self._item, True, **result)
+        steering.write_status()
+        return result
