@@ -1,4 +1,5 @@
-"""The sidebar's Explore panel: find α (the learning-rate finder's curve, with 'apply') and undo.
+"""The sidebar's Explore panel: find α (the learning-rate finder's curve, with 'apply'), undo, and the
+fork overlay when a fork waits for the user's choice (:mod:`app.fork_panel`).
 
 Both write through the page's :class:`app.controls.Steerer` (as every control does): "Find α"
 sends ``find_lr``, "Apply" sends ``set_lr`` with the finder's suggestion, "Undo" sends ``undo``.
@@ -15,6 +16,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.fork_panel import fork_overlay
 from app.run_controls import _steered, send_command
 from trainer.exploration import LR_FINDER
 
@@ -78,13 +80,13 @@ def explore_panel(ctx) -> None:
     if row[1].button("Undo", key="undo", icon=":material/undo:", disabled=off, width="stretch",
                      help="Back to the checkpoint and hyperparameters before the last change or rewind"):
         send_command(ctx, view, "undo")
+    fork_overlay(ctx, name, view, state, off)  # a fork waiting for the user's choice (app/fork_panel.py)
     record = latest_finding(view.path)
-    if record is None:
-        return
-    st.plotly_chart(finder_figure(record), key=f"lr-finder-{name}", config={"displayModeBar": False})
-    lr = suggested_lr(record)
-    if lr is not None and st.button(f"Apply α = {lr:.3g}", key="apply_lr", disabled=off, type="primary",
-                                    width="stretch"):
-        send_command(ctx, view, "set_lr", lr)
+    if record is not None:
+        st.plotly_chart(finder_figure(record), key=f"lr-finder-{name}", config={"displayModeBar": False})
+        lr = suggested_lr(record)
+        if lr is not None and st.button(f"Apply α = {lr:.3g}", key="apply_lr", disabled=off, type="primary",
+                                        width="stretch"):
+            send_command(ctx, view, "set_lr", lr)
     if st.session_state.get("control_error"):
         st.error(st.session_state.pop("control_error"))
