@@ -60,8 +60,15 @@ def test_find_lr_runs_on_fit_batches_and_restores_the_exact_state(tmp_path, digi
     for b, a in zip(before, state_of(model)):
         assert b.tobytes() == a.tobytes()
 
+    # a ramp that wrecks the model: stopped early, no divergence, and the state is still put back
+    wild = t.send("find_lr", {"steps": 20, "min": 1e-2, "max": 10.0})
+    assert wild["event"] == "applied" and wild["stopped"] in ("loss over 4x its minimum", "not finite"), wild
+    for b, a in zip(before, state_of(model)):
+        assert b.tobytes() == a.tobytes()
+    assert event_of(run, "diverged") is None and run.read_status()["state"] == "paused"
+
     records = [json.loads(line) for line in (run.path / LR_FINDER).read_text().splitlines()]
-    assert [r["command_id"] for r in records] == [found["command_id"], longer["command_id"]]
+    assert [r["command_id"] for r in records] == [found["command_id"], longer["command_id"], wild["command_id"]]
     assert records[0]["suggestion"] == found["suggestion"] and len(records[0]["points"]) == found["points"]
     assert records[0]["points"][0]["lr"] == pytest.approx(1e-5)
     assert all(p["loss"] is not None for r in records for p in r["points"])

@@ -501,6 +501,7 @@ class PandaCallback(keras.callbacks.Callback):
     def close(self) -> None:
         """Stop the heartbeat and the command watcher (``on_train_end`` does; call it if ``fit`` raised)."""
         steering = self.steering
+        self._end_finder("fit ended")  # fit raised during a find_lr: the state is put back all the same
         steering.end_heartbeat()
         if steering.inbox is not None:
             steering.inbox.stop()
