@@ -169,3 +169,20 @@ def test_numbers_too_big_for_a_float_do_not_break_the_charts():
     from app.data import _number
 
     assert math.isnan(_number(10**400))
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
+    """`panda status RUN | head -1`: the pipe closes under the writer; panda exits quietly."""
+    import subprocess
+    import sys
+
+    from tests.conftest_app import make_run
+
+    run = make_run(tmp_path, "r", epochs_done=3)
+    reader = subprocess.Popen(["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    code = f"import sys; from app.cli import main; sys.stdout.write('x' * 200_000); sys.exit(main(['status', {str(run.path)!r}]))"
+    panda = subprocess.run([sys.executable, "-c", code], stdout=reader.stdin, stderr=subprocess.PIPE, text=True,
+                           timeout=60)
+    reader.stdin.close()
+    reader.wait(timeout=10)
+    assert panda.returncode == 0 and "error" not in panda.stderr

@@ -171,6 +171,9 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     except RunDirError as e:
         print(f"panda: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `panda status RUN | head`: the reader left, which is fine (before OSError, its base)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except json.JSONDecodeError as e:  # a snapshot (status.json, config.json) that is not JSON
         print(f"panda: error: a run file is not valid JSON: {e}", file=sys.stderr)
         return 1
@@ -180,9 +183,6 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `panda status RUN | head`: the reader left, which is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
