@@ -9,7 +9,6 @@ smoothed loss, and the suggestion marked.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import streamlit as st
 from app.fork_panel import fork_overlay
 from app.run_controls import _steered, send_command
 from trainer.exploration import LR_FINDER
+from trainer.rundir import read_jsonl
 
 
 def latest_finding(run_path: Path | str) -> dict | None:
@@ -27,19 +27,8 @@ def latest_finding(run_path: Path | str) -> dict | None:
     >>> latest_finding("/nonexistent") is None
     True
     """
-    path = Path(run_path) / LR_FINDER
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a torn last line: the one before is whole
-        if isinstance(record, dict) and isinstance(record.get("points"), list):
-            return record
-    return None
+    records = read_jsonl(Path(run_path) / LR_FINDER)  # a torn last line is left out
+    return next((r for r in reversed(records) if isinstance(r.get("points"), list)), None)
 
 
 def suggested_lr(record: dict | None) -> float | None:

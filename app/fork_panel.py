@@ -10,7 +10,6 @@ and has not resumed since.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from app.controls import NotPresenter
 from app.run_controls import hparams_of, read_only
 from trainer.commands import CommandError
 from trainer.exploration import FORKS
+from trainer.rundir import read_jsonl
 
 #: A candidate's hyperparameter and the command that sets it, in the order they are sent.
 SETTERS = (("lr", "set_lr"), ("beta", "set_beta"), ("batch_size", "set_batch_size"))
@@ -47,17 +47,8 @@ def pending_fork(events: list[dict], state: str) -> dict | None:
 
 def fork_record(run_path: Path | str, command_id: str | None) -> dict | None:
     """The whole ``forks.jsonl`` line of the fork ``command_id`` (the newest whole line if it has no id)."""
-    try:
-        lines = (Path(run_path) / FORKS).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a torn last line
-        if isinstance(record, dict) and isinstance(record.get("candidates"), list) and (
-                command_id is None or record.get("command_id") == command_id):
+    for record in reversed(read_jsonl(Path(run_path) / FORKS)):  # a torn last line is left out
+        if isinstance(record.get("candidates"), list) and (command_id is None or record.get("command_id") == command_id):
             return record
     return None
 
