@@ -129,6 +129,34 @@ def test_a_cnn_fit_becomes_a_complete_panda_run(tmp_path, digits_images):
     assert run.list_checkpoints()[-1]["metrics"]["epoch"] == 3
 
 
+def test_the_callback_steps_in_through_fits_batch_function_and_takes_itself_out_after(tmp_path, digits_images):
+    # Panda steps in through a wrapper of model.train_function during fit, not through batch
+    # hooks; after fit the model is as it was, and a fit without the callback leaves its run alone.
+    import keras
+
+    from trainer import PandaCallback
+
+    model = small_cnn()
+    callback = PandaCallback(tmp_path / "hooked")
+    seen = {}
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.setdefault("wrapped", getattr(self.model.train_function, "panda_callback", None) is callback)
+
+    for hook in ("on_train_batch_begin", "on_train_batch_end", "on_batch_end"):
+        assert getattr(PandaCallback, hook) is getattr(keras.callbacks.Callback, hook), f"no {hook} of its own"
+    x, y = digits_images
+    model.fit(x, y, batch_size=64, epochs=2, callbacks=[callback, Probe()], verbose=0)
+    assert seen["wrapped"], "during fit, batches go through Panda"
+    assert not hasattr(model.train_function, "panda_callback"), "after fit, the model's own function again"
+    records = callback.rundir.read_metrics()
+    per_epoch = math.ceil(len(x) / 64)
+    assert [r["step"] for r in records] == [per_epoch, 2 * per_epoch], "every batch counted once"
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)  # without the callback: its run is untouched
+    assert callback.rundir.read_metrics() == records
+
+
 def test_commands_steer_fit_at_batch_boundaries(tmp_path, digits_images, fits):
     from trainer import PandaCallback
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import event_of, wait_for
-from trainer.rundir import append_jsonl, current_line
+from trainer.rundir import append_jsonl, current_line, read_jsonl
 
 
 def metrics_after(run, step):
@@ -20,7 +20,7 @@ def test_lr_change_reaches_the_optimizer_and_the_records_without_retracing(start
     t = start_trainer(epochs=40, pace=0.15, lr=0.01)
     run = t.run
     wait_for(lambda: len(run.read_metrics()) >= 2, run.path, what="two epochs")
-    traces = t.trainer.train_step.experimental_get_tracing_count()
+    traces = t.trainer.train_steps.experimental_get_tracing_count()
 
     answer = t.send("set_lr", 0.00123)
     assert answer["event"] == "applied"
@@ -35,7 +35,7 @@ def test_lr_change_reaches_the_optimizer_and_the_records_without_retracing(start
     later = wait_for(lambda: metrics_after(run, answer["step"]), run.path, what="an epoch after the change")
     assert later[0]["lr"] == pytest.approx(0.00123)
     assert later[0]["beta"] == pytest.approx(0.8)
-    assert t.trainer.train_step.experimental_get_tracing_count() == traces == 1
+    assert t.trainer.train_steps.experimental_get_tracing_count() == traces == 1
 
     batch = t.send("set_batch_size", 128)
     assert batch["event"] == "applied"
@@ -43,7 +43,8 @@ def test_lr_change_reaches_the_optimizer_and_the_records_without_retracing(start
                       what="an epoch with the new batch size")
     steps = [r["step"] for r in run.read_metrics()]
     assert bigger[-1]["step"] - steps[steps.index(bigger[-1]["step"]) - 1] == math.ceil(1437 / 128)
-    assert t.trainer.train_step.experimental_get_tracing_count() == 1, "a new batch size must not retrace"
+    assert t.trainer.train_steps.experimental_get_tracing_count() == 1, "a new batch size must not retrace"
+    assert t.trainer.step_on_batch.experimental_get_tracing_count() == 1
 
     assert t.send("scale_lr", 0.5)["hparams"]["lr"] == pytest.approx(0.000615)
     t.send("stop")
@@ -199,9 +200,35 @@ def test_the_xla_step_used_on_gpus_is_steerable_too(start_trainer):
     later = wait_for(lambda: metrics_after(run, answer["step"]), run.path, what="an epoch after the change")
     assert later[0]["lr"] == pytest.approx(0.0005)
     assert float(t.trainer.optimizer.learning_rate.numpy()) == pytest.approx(0.0005)
-    assert t.trainer.train_step.experimental_get_tracing_count() == 1
+    assert t.trainer.train_steps.experimental_get_tracing_count() == 1
     t.send("stop")
     assert t.join() == "finished"
+
+
+def test_a_command_stops_the_epoch_graph_between_two_steps_and_the_epoch_loses_no_step(start_trainer):
+    # Batch 1: 1,437 steps an epoch, all inside graph calls of about a quarter of a second. A
+    # command must not wait for the call to end: the inbox sets the variable the graph checks
+    # between steps. Commands applied mid-epoch (not at an epoch's end) show the graph was cut.
+    t = start_trainer(epochs=400, batch_size=1, lr=0.001)
+    run = t.run
+    per_epoch = 1437
+    steering = t.trainer.steering
+    answers = []
+    for k in range(3):  # each sent while a graph call is well inside an epoch (the live step tells)
+        wait_for(lambda: per_epoch < steering.current_step() and 200 < steering.current_step() % per_epoch < 800,
+                 run.path, what="a step in the middle of an epoch")
+        answers.append(t.send("set_lr", 0.001 * (k + 2)))
+    for answer in answers:
+        assert answer["event"] == "applied"
+        assert answer["step"] - answer["received_step"] <= 1, "applied at the next step"
+        assert answer["step"] % per_epoch, "applied in the middle of the epoch: the graph call was cut short"
+    t.send("stop")
+    assert t.join() == "finished"
+    records = [r for r in run.read_metrics() if r.get("epoch", 0) >= 1]
+    assert [r["step"] for r in records] == [per_epoch * r["epoch"] for r in records], "every step of every epoch ran"
+    first = [b for b in read_jsonl(run.batches_path) if b["epoch"] == 1]  # sampled losses: every 29th step
+    assert [b["step"] for b in first] == list(range(1, per_epoch + 1, math.ceil(per_epoch / 50)))
+    assert all(math.isfinite(b["loss"]) for b in first)
 
 
 def test_a_crash_inside_training_is_journaled_as_failed(start_trainer):
@@ -209,10 +236,10 @@ def test_a_crash_inside_training_is_journaled_as_failed(start_trainer):
     run = t.run
     wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
 
-    def broken_step():  # stands in for an out-of-memory or a data error mid-run
+    def broken_steps(stop_at, every):  # stands in for an out-of-memory or a data error mid-run
         raise RuntimeError("device lost")
 
-    t.trainer.train_step = broken_step
+    t.trainer.train_steps = broken_steps
     assert t.join() == "failed"
     failed = wait_for(lambda: [e for e in run.read_events() if e["event"] == "failed"], run.path, what="failed event")
     assert failed[0]["error"] == "RuntimeError: device lost" and "Traceback" in failed[0]["traceback"]

@@ -142,6 +142,9 @@ class PandaCallback(keras.callbacks.Callback):
         self._mark: float | None = None  # when the last epoch's record was handed off (end-to-end timing)
         self._in_epoch = False
         self._next_batch = 0
+        self._calls = 0  # fit's calls of its train function this epoch (the finder's included)
+        self._steps_per_call = 1  # the model's steps_per_execution
+        self._in_fit = False
         self._skip = 0  # batches of this epoch the learning-rate finder used (they train nothing)
         self.finder = CallbackFinder(self)
         self._check_path()
@@ -279,7 +282,10 @@ class PandaCallback(keras.callbacks.Callback):
         self._batches_in_epoch, self._means = 0, {}
 
     def refuse_checkpoint(self) -> str | None:
-        return None  # a non-finite loss is caught at the batch that produced it
+        """The newest batch's running loss, read now (batches keep it on the device): not finite, no save."""
+        latest = self._means.get(max(self._means)) if self._in_epoch and self._means else None
+        value = _float(latest) if latest is not None else None
+        return f"the training loss became {value}" if value is not None and not math.isfinite(value) else None
 
     def set_lr(self, value: float) -> None:
         schedule = self._schedule()
@@ -353,6 +359,9 @@ class PandaCallback(keras.callbacks.Callback):
             from trainer.tensorboard import TensorBoardLog
 
             steering.tb = TensorBoardLog(self.rundir.path)
+        self._steps_per_call = max(1, int(getattr(self.model, "steps_per_execution", 1) or 1))
+        self._in_fit = True
+        self._hook_train_function()
         steering.inbox.start()
         steering.start_heartbeat()
         steering.begin()
@@ -364,36 +373,65 @@ class PandaCallback(keras.callbacks.Callback):
             self._mark, self.steering.paused_seconds = now_, 0.0
         self._epoch_started, self._training_ended, self._trained_samples = now_, None, None
         self._paused_at_start = self.steering.paused_seconds
-        self._batches_in_epoch = 0
+        self._batches_in_epoch, self._calls = 0, 0
         self._base_step, self._base_batch, self._next_batch = self.steering.step, 0, 0
         self._means: dict[int, float] = {}
         self._in_epoch = True
         self._skip = 0
 
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.finder.active:
-            self.finder.batch_begin()
+    # ------------------------------------------------------------------ between batches
 
-    def on_train_batch_end(self, batch, logs=None):
-        # Per batch only Python: the step is counted from the batch index (no device read), and
-        # the loss is the float Keras has already made of its logs. Batch losses, the sampled
-        # records and the examples seen are worked out once, at the end of the epoch.
+    def _hook_train_function(self) -> None:
+        """Wrap the function ``fit`` calls once per batch, so Panda runs between batches.
+
+        The wrapper costs one Python call a batch and keeps the batch's logs as the tensors
+        Keras returned (read once, at the end of the epoch); batch hooks would cost more Python per
+        batch. It is taken off at the end of ``fit`` (:meth:`on_train_end`, :meth:`close`) and
+        passes batches straight through whenever this callback is not in a ``fit``.
+        """
+        model = self.model
+        inner = model.train_function
+        if getattr(inner, "panda_callback", None) is self:
+            return
+
+        def train_function(iterator):
+            if not self._in_fit:
+                return inner(iterator)
+            if self.finder.active:
+                self.finder.batch_begin()
+            logs = inner(iterator)
+            self._after_batch(logs)
+            return logs
+
+        train_function.panda_callback, train_function.panda_inner = self, inner
+        model.train_function = train_function
+
+    def _unhook_train_function(self) -> None:
+        self._in_fit = False
+        model = self.model
+        hooked = getattr(model, "train_function", None) if model is not None else None
+        if getattr(hooked, "panda_callback", None) is self:
+            model.train_function = hooked.panda_inner
+
+    def _after_batch(self, logs) -> None:
+        """A batch ended: count it, keep its loss (a tensor), apply the commands that arrived."""
+        # Only Python here: the step is counted from the calls (no device read), and the running
+        # mean of the loss is kept as the tensor Keras returned. Batch losses, the sampled records
+        # and the examples seen are worked out once, at the end of the epoch.
         steering = self.steering
+        self._calls += 1
+        batch = self._calls * self._steps_per_call - 1  # the index Keras gives batch hooks (end_step)
         if self.finder.active and self._finder_batch(batch, logs):
             return
         batch -= self._skip  # the finder's batches are no batches of the run
         steering.step = self._base_step + batch + 1 - self._base_batch
         self._next_batch = batch + 1
         self._batches_in_epoch += 1
-        mean = (logs or {}).get("loss")
-        if mean is not None and not isinstance(mean, float):
-            mean = _float(mean)  # Keras hands hooks Python floats; anything else is converted here
+        mean = logs.get("loss") if isinstance(logs, dict) else None
         if self.batch_size is None:
             self.batch_size = self._samples_seen()  # the first batch of the run: one device read, once
         if mean is not None:
             self._means[batch] = mean
-            if not math.isfinite(mean):
-                steering.diverge(f"the training loss became {mean}")
         if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged"):
             steering.handle_commands()
         if steering.stop_requested:
@@ -435,7 +473,9 @@ class PandaCallback(keras.callbacks.Callback):
         size = self.batch_size
         out, total0, n0 = [], 0.0, 0
         for i, b in enumerate(batches):
-            mean = self._means[b]
+            mean = _float(self._means[b])
+            if mean is None:
+                continue
             n = (b + 1 - self._base_batch) * size if size else b + 1 - self._base_batch
             if i == len(batches) - 1 and seen:
                 n = seen  # the last batch may be smaller
@@ -490,6 +530,7 @@ class PandaCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._end_finder("fit ended")
+        self._unhook_train_function()
         try:
             if self.steering.stop_requested:
                 self.steering.stop_with_checkpoint()
@@ -502,6 +543,7 @@ class PandaCallback(keras.callbacks.Callback):
         """Stop the heartbeat and the command watcher (``on_train_end`` does; call it if ``fit`` raised)."""
         steering = self.steering
         self._end_finder("fit ended")  # fit raised during a find_lr: the state is put back all the same
+        self._unhook_train_function()
         steering.end_heartbeat()
         if steering.inbox is not None:
             steering.inbox.stop()

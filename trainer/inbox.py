@@ -1,9 +1,10 @@
 """The trainer's inbox: new lines of ``commands.jsonl``, noticed by ``watchdog`` as they land.
 
-The watcher thread only notes when the file changed (and at which step) and sets :attr:`ready`:
-the least work possible on another thread, so it cannot lag behind the training thread. The
-training loop checks ``ready.is_set()`` before each step, which costs nanoseconds, and reads the
-new lines itself. A line is delivered once, in file order, stamped with when (and at which
+The watcher thread only notes when the file changed (and at which step), sets :attr:`ready` and
+calls ``on_ready``: the least work possible on another thread, so it cannot lag behind the
+training thread. A loop that steps from Python checks ``ready.is_set()`` before each step, which
+costs nanoseconds; ``panda train``'s loop runs its steps inside a graph, and its ``on_ready`` sets
+the ``tf.Variable`` that graph checks between steps. Either way the loop reads the new lines itself. A line is delivered once, in file order, stamped with when (and at which
 step) its change was noticed.
 """
 
@@ -48,7 +49,7 @@ class CommandInbox:
     """
 
     def __init__(self, run: RunDir, current_step: Callable[[], int],
-                 answered: set[tuple[int, str | None]] = frozenset()):
+                 answered: set[tuple[int, str | None]] = frozenset(), on_ready: Callable[[], None] = lambda: None):
         self._tail = JsonlTail(run.commands_path)
         self._current_step = current_step
         self._skip = set(answered)
@@ -56,6 +57,7 @@ class CommandInbox:
         self._lock = threading.Lock()
         self._noticed: tuple[float, int] | None = None
         self.ready = threading.Event()
+        self._on_ready = on_ready
         self._watcher = FileWatcher(run.path, [COMMANDS], on_change=self._on_change)
 
     def start(self) -> "CommandInbox":
@@ -67,10 +69,14 @@ class CommandInbox:
         self._watcher.stop()
 
     def _on_change(self) -> None:
+        # The loop is told first and the step read after: a loop running steps in a graph stops
+        # after the step in progress, so "received at step N" means "applied by step N + 1". (If
+        # the loop reads the lines in between, the stamp goes to the next line, whose latency then
+        # looks longer, never shorter.)
+        self._set_ready()
         with self._lock:
             if self._noticed is None:
                 self._noticed = (now(), self._current_step())
-        self.ready.set()
 
     def poll(self) -> None:
         """Read what was appended since the last read. Safe to call from any thread."""
@@ -82,7 +88,7 @@ class CommandInbox:
                 if item.key not in self._skip:
                     self._queue.append(item)
             if self._queue:
-                self.ready.set()
+                self._set_ready()
 
     def drain(self) -> list[Received]:
         """Every command received so far, oldest first.
@@ -103,7 +109,11 @@ class CommandInbox:
 
     def wake(self) -> None:
         """Make the loop look at its inbox (used by signal handlers)."""
-        self.ready.set()
+        self._set_ready()
+
+    def _set_ready(self) -> None:
+        self.ready.set()  # first: the loop clears its interrupt, then looks at this flag
+        self._on_ready()
 
     @staticmethod
     def describe(item: Received) -> dict[str, Any]:

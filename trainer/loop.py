@@ -1,9 +1,12 @@
 """The training loop: a ``tf.GradientTape`` step compiled once, steered between steps.
 
-Per step, Python does only what control needs: call the compiled step (which gathers its batch
-from the device-resident data through the epoch's permutation), check one flag for new commands,
-count the step. Metrics accumulate on the device in variables and are
-read once per epoch. Everything the user may change mid-run (learning rate, beta) is a
+Per step, Python does nothing: an epoch's steps run inside one graph call (a ``tf.while_loop``
+over the compiled step, each gathering its batch from the device-resident data through the
+epoch's permutation), which stops early when the inbox's thread sets the ``interrupt`` variable
+it reads between steps, so a command still lands at the next step. Python handles it and calls
+the graph again from where it stopped. Calls are also cut into spans of about a quarter of a
+second, so signals and a replay's steps are never kept waiting long. Metrics accumulate on the
+device in variables and are read once per epoch. Everything the user may change mid-run (learning rate, beta) is a
 ``tf.Variable`` changed with ``.assign``, so the step is traced once for the whole run.
 
     trainer = Trainer.create("runs/demo", TrainConfig(epochs=5))
@@ -42,6 +45,8 @@ from trainer.runlock import RunLock  # noqa: E402
 from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 
 EVAL_BATCH_SIZE = 1024
+#: How long one graph call of training steps aims to take (the first is a few steps; later ones adapt).
+SPAN_SECONDS = 0.25
 #: Signals that stop a run cleanly, with a checkpoint (SIGHUP: the terminal went away).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: ``config.json``'s ``trainer`` for runs ``panda train`` makes.
@@ -88,6 +93,8 @@ class Trainer:
         self.optimizer.build(self.model.trainable_variables)
         steering.store = CheckpointStore(run, model=self.model, optimizer=self.optimizer)
         self._build_steps()
+        steering.on_command = lambda: self._interrupt.assign(True)  # the running span stops after its step
+        self._span = 8  # steps per graph call, adapted to take about SPAN_SECONDS
         self._mark: float | None = None  # when the last epoch's record was handed off (end-to-end timing)
         self._probe = internals.Probe(data.x_val, data.y_val, data.n_classes) if (
             config.internals and len(data.x_val)) else None
@@ -134,13 +141,35 @@ class Trainer:
             acc["steps"].assign_add(1.0)
             return loss
 
+        def step_at(i):
+            index = order[i * batch:(i + 1) * batch]
+            return step_on_batch(tf.gather(x_train, index), tf.gather(y_train, index))
+
         @tf.function
         def train_step():
             """One optimizer step on the epoch's next batch; the batch never visits Python."""
-            start = position * batch
-            index = order[start:start + batch]
+            i = position.read_value()
             position.assign_add(1)
-            return step_on_batch(tf.gather(x_train, index), tf.gather(y_train, index))
+            return step_at(i)
+
+        # The epoch's steps run inside one graph (no Python between steps) until ``stop_at`` or until
+        # the inbox thread sets ``interrupt``: a command still lands between two steps.
+        self._interrupt = interrupt = tf.Variable(False, trainable=False, name="interrupt")
+        # Every ``every``-th step's loss, at its index; the other steps write the spare last slot.
+        self._sampled = sampled = tf.Variable(tf.zeros([BATCH_SAMPLES_PER_EPOCH + 1]), trainable=False,
+                                              name="sampled_losses")
+
+        @tf.function
+        def train_steps(stop_at, every):
+            """Steps from ``position`` until ``stop_at`` or ``interrupt``; returns the new position."""
+            i = position.read_value()
+            while tf.logical_and(i < stop_at, tf.logical_not(interrupt.read_value())):
+                loss = step_at(i)
+                slot = tf.where(i % every == 0, i // every, BATCH_SAMPLES_PER_EPOCH)
+                sampled.scatter_nd_update(tf.reshape(slot, [1, 1]), tf.reshape(tf.cast(loss, tf.float32), [1]))
+                i += 1
+                position.assign(i)
+            return i
 
         @tf.function
         def eval_step(start):
@@ -152,6 +181,7 @@ class Trainer:
             return loss * n, tf.reduce_sum(hits)
 
         self.train_step = train_step
+        self.train_steps = train_steps
         self.eval_step = eval_step
         self.step_on_batch = step_on_batch
 
@@ -321,34 +351,45 @@ class Trainer:
         self._batch.assign(self.hp.batch_size)
 
     def _run_epoch(self) -> dict | None:
-        """Train one epoch; returns its record, or ``None`` if a command cut it short."""
+        """Train one epoch; returns its record, or ``None`` if a command cut it short.
+
+        The steps run in spans of one graph call each (:meth:`_train_span`); between spans, and
+        whenever the inbox interrupts one, Python handles the commands that arrived.
+        """
         steering = self.steering
         for v in self._acc.values():
             v.assign(0.0)
         n = len(self.data.x_train)
         steps = math.ceil(n / self.hp.batch_size)
         every = max(1, math.ceil(steps / BATCH_SAMPLES_PER_EPOCH))
-        samples = []
         self._start_epoch_order(steering.epoch + 1)
         ready = steering.inbox.ready
-        train_step = self.train_step
+        base, done = steering.step, 0
         paused_before = steering.paused_seconds
         start = time.perf_counter()
         if self._mark is None:
             self._mark, steering.paused_seconds, paused_before = start, 0.0, 0.0
-        for i in range(steps):
-            if ready.is_set() or steering.step == steering.replay_due:
-                steering.handle_commands()
-                if steering.abort_epoch or steering.stop_requested:
-                    return None
-            loss = train_step()
-            steering.step += 1
-            if i % every == 0:
-                samples.append((steering.step, loss))
+        steering.live_step = lambda: base + int(self._position.numpy())  # the inbox stamps commands with it
+        try:
+            while done < steps:
+                self._interrupt.assign(False)  # before looking: a command arriving from now on interrupts the span
+                if ready.is_set() or steering.step == steering.replay_due:
+                    steering.handle_commands()
+                    if steering.abort_epoch or steering.stop_requested:
+                        return None
+                stop_at = min(steps, done + self._span)
+                if steering.replay_due > steering.step:
+                    stop_at = min(stop_at, steering.replay_due - base)
+                done = self._train_span(done, stop_at, every)
+                steering.step = base + done
+        finally:
+            steering.live_step = None
         stats = {k: float(v.numpy()) for k, v in self._acc.items()}  # waits for the device once
         seconds = time.perf_counter() - start - (steering.paused_seconds - paused_before)
         epoch, branch = steering.epoch + 1, steering.branch
-        batch_records = [{"epoch": epoch, "step": s, "loss": float(l.numpy()), "branch": branch} for s, l in samples]
+        losses = self._sampled.numpy()
+        batch_records = [{"epoch": epoch, "step": base + k * every + 1, "loss": float(losses[k]), "branch": branch}
+                         for k in range(math.ceil(steps / every))]
         return {
             "epoch": epoch, "branch": branch, "step": steering.step,
             "lr": self.hp.lr, "beta": self.hp.beta, "batch_size": self.hp.batch_size,
@@ -358,6 +399,19 @@ class Trainer:
             "epoch_seconds": seconds, "samples_per_second": stats["count"] / seconds if seconds > 0 else None,
             "_samples": stats["count"], "_batches": batch_records,
         }
+
+    def _train_span(self, done: int, stop_at: int, every: int) -> int:
+        """Run steps ``done`` .. ``stop_at`` in one graph call; returns the position reached (less if interrupted).
+
+        A span aims at :data:`SPAN_SECONDS`, so the main thread comes back to Python (signal
+        handlers, the replay's steps) that often even when no command interrupts it.
+        """
+        began = time.perf_counter()
+        reached = int(self.train_steps(tf.constant(stop_at, tf.int32), tf.constant(every, tf.int32)))
+        took = time.perf_counter() - began
+        if reached == stop_at and reached > done and took > 0:
+            self._span = max(1, min(1 << 30, int((reached - done) * SPAN_SECONDS / took)))
+        return reached
 
     def _evaluate(self) -> tuple[float, float] | None:
         """Validation loss and accuracy; commands are handled between its batches (``None``: a rewind cut it)."""

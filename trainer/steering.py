@@ -155,6 +155,10 @@ class Steering:
         self.advising = None  # a trainer.advising.Advising, for trainers with an advisor
         self.replay = None  # a trainer.replay.Replayer: commands to apply at given steps
         self.replay_due = -1  # the step of its next command (the loop checks it next to the inbox flag)
+        #: While a trainer runs many steps in one call, how to read the step reached (``step`` lags).
+        self.live_step: Callable[[], int] | None = None
+        #: Called (on the inbox's thread) when a command arrives: a trainer running steps in a graph stops them.
+        self.on_command: Callable[[], None] = lambda: None
         self._status_lock = threading.Lock()
         self._stop_heartbeat = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
@@ -187,7 +191,7 @@ class Steering:
         self.rundir.write_config(config)
         self.write_status()
         self.save("initial")  # a divergence in the first epoch rolls back to here
-        self.inbox = CommandInbox(self.rundir, lambda: self.step)
+        self.inbox = self._new_inbox()
         self.event("started", pid=os.getpid(), resumed_from=None, hparams=self.trainer.hparams())
 
     def reopen(self) -> list[dict]:
@@ -209,7 +213,7 @@ class Steering:
         answered, keys = answered_in(events)
         self.seen_ids |= answered
         self.undo_points = undo.undo_points(events)
-        self.inbox = CommandInbox(run, lambda: self.step, keys)
+        self.inbox = self._new_inbox(keys)
         waiting = state_at_end(events)
         self.event("started", pid=os.getpid(), resumed_from=meta["name"], hparams=self.trainer.hparams(),
                    resumed_paused=waiting is not None)
@@ -225,8 +229,16 @@ class Steering:
         """The same process trains the same run again (``fit`` called twice): a fresh inbox, a journal line."""
         answered, keys = answered_in(self.rundir.read_events())
         self.seen_ids |= answered
-        self.inbox = CommandInbox(self.rundir, lambda: self.step, keys)
+        self.inbox = self._new_inbox(keys)
         self.event("started", pid=os.getpid(), resumed_from=self.latest_checkpoint, hparams=self.trainer.hparams())
+
+    def _new_inbox(self, answered: set = frozenset()) -> CommandInbox:
+        return CommandInbox(self.rundir, self.current_step, answered, on_ready=lambda: self.on_command())
+
+    def current_step(self) -> int:
+        """The step training has reached, also in the middle of a graph call that runs many steps."""
+        live = self.live_step
+        return live() if live is not None else self.step
 
     def _moved_to(self, meta: dict) -> None:
         self.epoch, self.step, self.branch = meta["epoch"], meta["step"], meta.get("branch", 0)
@@ -239,7 +251,7 @@ class Steering:
 
     def status(self) -> Status:
         return Status(
-            name=self.rundir.name, state=self.state, epoch=self.epoch, epochs=self.epochs, step=self.step,
+            name=self.rundir.name, state=self.state, epoch=self.epoch, epochs=self.epochs, step=self.current_step(),
             branch=self.branch, pid=os.getpid(), host=socket.gethostname(), heartbeat=now(), started=self.started,
             hparams=self.trainer.hparams(), last=self.last_metrics, message=self.message,
             checkpoint=self.latest_checkpoint,
