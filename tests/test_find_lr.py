@@ -26,7 +26,7 @@ def test_find_lr_records_a_curve_and_restores_the_exact_state(start_trainer):
     names = [v.path if hasattr(v, "path") else v.name for v in Explorer(trainer).variables() if v is not None]
     assert any("moving_mean" in n for n in names) and any("velocity" in n for n in names)
     step, epoch, hp = trainer.steering.step, trainer.steering.epoch, trainer.hp.to_dict()
-    traces = trainer.step_on_batch.experimental_get_tracing_count()
+    traces = trainer.steps.step_on_batch.experimental_get_tracing_count()
 
     found = t.send("find_lr", {"steps": 60, "min": 1e-5, "max": 10})
     assert found["event"] == "applied", found.get("reason")
@@ -36,7 +36,7 @@ def test_find_lr_records_a_curve_and_restores_the_exact_state(start_trainer):
         assert b.dtype == a.dtype and b.tobytes() == a.tobytes(), f"{n} differs after find_lr"
     assert (trainer.steering.step, trainer.steering.epoch, trainer.hp.to_dict()) == (step, epoch, hp)
     assert float(trainer.optimizer.learning_rate.numpy()) == pytest.approx(0.003)
-    assert trainer.step_on_batch.experimental_get_tracing_count() == traces, "find_lr must not retrace the step"
+    assert trainer.steps.step_on_batch.experimental_get_tracing_count() == traces, "find_lr must not retrace the step"
 
     suggestion = found["suggestion"]
     assert 1e-5 <= suggestion["lr"] <= 10 and suggestion["min_lr"] is not None

@@ -20,7 +20,7 @@ def test_lr_change_reaches_the_optimizer_and_the_records_without_retracing(start
     t = start_trainer(epochs=40, pace=0.15, lr=0.01)
     run = t.run
     wait_for(lambda: len(run.read_metrics()) >= 2, run.path, what="two epochs")
-    traces = t.trainer.train_steps.experimental_get_tracing_count()
+    traces = t.trainer.steps.train_steps.experimental_get_tracing_count()
 
     answer = t.send("set_lr", 0.00123)
     assert answer["event"] == "applied"
@@ -35,7 +35,7 @@ def test_lr_change_reaches_the_optimizer_and_the_records_without_retracing(start
     later = wait_for(lambda: metrics_after(run, answer["step"]), run.path, what="an epoch after the change")
     assert later[0]["lr"] == pytest.approx(0.00123)
     assert later[0]["beta"] == pytest.approx(0.8)
-    assert t.trainer.train_steps.experimental_get_tracing_count() == traces == 1
+    assert t.trainer.steps.train_steps.experimental_get_tracing_count() == traces == 1
 
     batch = t.send("set_batch_size", 128)
     assert batch["event"] == "applied"
@@ -43,8 +43,8 @@ def test_lr_change_reaches_the_optimizer_and_the_records_without_retracing(start
                       what="an epoch with the new batch size")
     steps = [r["step"] for r in run.read_metrics()]
     assert bigger[-1]["step"] - steps[steps.index(bigger[-1]["step"]) - 1] == math.ceil(1437 / 128)
-    assert t.trainer.train_steps.experimental_get_tracing_count() == 1, "a new batch size must not retrace"
-    assert t.trainer.step_on_batch.experimental_get_tracing_count() == 1
+    assert t.trainer.steps.train_steps.experimental_get_tracing_count() == 1, "a new batch size must not retrace"
+    assert t.trainer.steps.step_on_batch.experimental_get_tracing_count() == 1
 
     assert t.send("scale_lr", 0.5)["hparams"]["lr"] == pytest.approx(0.000615)
     t.send("stop")
@@ -200,7 +200,7 @@ def test_the_xla_step_used_on_gpus_is_steerable_too(start_trainer):
     later = wait_for(lambda: metrics_after(run, answer["step"]), run.path, what="an epoch after the change")
     assert later[0]["lr"] == pytest.approx(0.0005)
     assert float(t.trainer.optimizer.learning_rate.numpy()) == pytest.approx(0.0005)
-    assert t.trainer.train_steps.experimental_get_tracing_count() == 1
+    assert t.trainer.steps.train_steps.experimental_get_tracing_count() == 1
     t.send("stop")
     assert t.join() == "finished"
 
@@ -226,8 +226,9 @@ def test_a_command_stops_the_epoch_graph_between_two_steps_and_the_epoch_loses_n
     assert t.join() == "finished"
     records = [r for r in run.read_metrics() if r.get("epoch", 0) >= 1]
     assert [r["step"] for r in records] == [per_epoch * r["epoch"] for r in records], "every step of every epoch ran"
-    first = [b for b in read_jsonl(run.batches_path) if b["epoch"] == 1]  # sampled losses: every 29th step
-    assert [b["step"] for b in first] == list(range(1, per_epoch + 1, math.ceil(per_epoch / 50)))
+    first = [b for b in read_jsonl(run.batches_path) if b["epoch"] == 1]  # sampled: the last of every 29 steps
+    every = math.ceil(per_epoch / 50)
+    assert [b["step"] for b in first] == [min(k + every, per_epoch) for k in range(0, per_epoch, every)]
     assert all(math.isfinite(b["loss"]) for b in first)
 
 
@@ -239,7 +240,7 @@ def test_a_crash_inside_training_is_journaled_as_failed(start_trainer):
     def broken_steps(stop_at, every):  # stands in for an out-of-memory or a data error mid-run
         raise RuntimeError("device lost")
 
-    t.trainer.train_steps = broken_steps
+    t.trainer.steps.train_steps = broken_steps
     assert t.join() == "failed"
     failed = wait_for(lambda: [e for e in run.read_events() if e["event"] == "failed"], run.path, what="failed event")
     assert failed[0]["error"] == "RuntimeError: device lost" and "Traceback" in failed[0]["traceback"]
@@ -275,11 +276,12 @@ def test_records_carry_end_to_end_wall_time_next_to_the_step_rate(start_trainer)
 def test_commands_are_applied_between_evaluation_batches(tmp_path, monkeypatch):
     import trainer.loop as loop
     from conftest import TrainerThread
+    from trainer import steps
     from trainer.hparams import Hyperparameters
 
-    monkeypatch.setattr(loop, "EVAL_BATCH_SIZE", 100)  # digits' 360 validation examples: 4 batches
+    monkeypatch.setattr(steps, "EVAL_BATCH_SIZE", 100)  # digits' 360 validation examples: 4 batches
     trainer = loop.Trainer.create(tmp_path / "r", loop.TrainConfig(hparams=Hyperparameters(), epochs=3), verbose=False)
-    original, seen = trainer.eval_step, []
+    original, seen = trainer.steps.eval_step, []
 
     def eval_step(start):  # during the second epoch's evaluation, a client sends a command
         if trainer.steering.epoch == 1 and int(start) == 0:
@@ -289,7 +291,7 @@ def test_commands_are_applied_between_evaluation_batches(tmp_path, monkeypatch):
             seen.append(float(trainer.knobs.lr.numpy()))
         return original(start)
 
-    trainer.eval_step = eval_step
+    trainer.steps.eval_step = eval_step
     t = TrainerThread(trainer).start()
     assert t.join() == "finished"
     assert seen[0] == pytest.approx(0.0042), "applied before the next evaluation batch"

@@ -16,7 +16,7 @@ checkpoint or metrics record comes from them).
   candidate's hyperparameters (``pick: "best"``).
 
 Steps reuse the trainer's compiled ``train_step`` (pointed at its own order of the examples) and
-``eval_step``: nothing is traced again. Pure helpers (:func:`ramp`, :func:`suggest`,
+``eval_step`` (:mod:`trainer.steps`): nothing is traced again. Pure helpers (:func:`ramp`, :func:`suggest`,
 :func:`smooth`, :func:`best_of`) are tested without TensorFlow.
 
 >>> [round(a, 6) for a in ramp(1e-4, 1e-2, 3)]
@@ -131,7 +131,7 @@ class Explorer:
 
     def variables(self) -> list:
         t = self.t
-        return [*t.model.variables, *t.optimizer.variables, *t._acc.values(), t._order, t._position, t._batch,
+        return [*t.model.variables, *t.optimizer.variables, *t.steps.variables(),
                 t.knobs.lr, t.knobs.beta]
 
     def snapshot(self) -> Snapshot:
@@ -156,16 +156,16 @@ class Explorer:
         self._order = epoch_permutation(n, t.config.seed, ORDER_SALT + t.steering.step)
         self._per_pass = max(1, math.ceil(n / batch_size))
         self._taken = 0
-        t._batch.assign(batch_size)
-        t._order.assign(self._order)
-        t._position.assign(0)
+        t.steps.batch.assign(batch_size)
+        t.steps.order.assign(self._order)
+        t.steps.position.assign(0)
 
     def _step(self) -> float:
         t = self.t
         if self._taken and self._taken % self._per_pass == 0:
-            t._position.assign(0)  # one pass done: the same order again
+            t.steps.position.assign(0)  # one pass done: the same order again
         self._taken += 1
-        return float(t.train_step().numpy())
+        return float(t.steps.train_step().numpy())
 
     def _val_subset(self) -> tuple[float | None, float | None]:
         import tensorflow as tf
@@ -174,7 +174,7 @@ class Explorer:
         n = min(len(t.data.x_val), 1024)
         if not n:
             return None, None
-        loss_sum, hits = t.eval_step(tf.constant(0, tf.int32))
+        loss_sum, hits = t.steps.eval_step(tf.constant(0, tf.int32))
         return finite_or_none(float(loss_sum) / n), float(hits) / n
 
     def _record(self, name: str, record: dict) -> None:

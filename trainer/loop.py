@@ -1,13 +1,11 @@
-"""The training loop: a ``tf.GradientTape`` step compiled once, steered between steps.
+"""The training loop: an epoch at a time, steered between any two steps.
 
-Per step, Python does nothing: an epoch's steps run inside one graph call (a ``tf.while_loop``
-over the compiled step, each gathering its batch from the device-resident data through the
-epoch's permutation), which stops early when the inbox's thread sets the ``interrupt`` variable
-it reads between steps, so a command still lands at the next step. Python handles it and calls
-the graph again from where it stopped. Calls are also cut into spans of about a quarter of a
-second, so signals and a replay's steps are never kept waiting long. Metrics accumulate on the
-device in variables and are read once per epoch. Everything the user may change mid-run (learning rate, beta) is a
-``tf.Variable`` changed with ``.assign``, so the step is traced once for the whole run.
+The compiled side (:mod:`trainer.steps`) runs an epoch's steps in graph calls that a command
+interrupts between two steps; this loop handles the commands that arrived, calls the graph again
+from where it stopped, evaluates, and hands each finished epoch to :class:`~trainer.steering.Steering`
+to be made durable. Per step, Python does nothing. Everything the user may change mid-run
+(learning rate, beta) is a ``tf.Variable`` changed with ``.assign``, so the step is traced once
+for the whole run.
 
     trainer = Trainer.create("runs/demo", TrainConfig(epochs=5))
     trainer.run()   # -> "finished"
@@ -43,10 +41,8 @@ from trainer.optimizers import make_optimizer  # noqa: E402
 from trainer.rundir import HEARTBEAT_SECONDS, LIVE_STATES, CheckpointError, RunDir, RunDirError, now  # noqa: E402
 from trainer.runlock import RunLock  # noqa: E402
 from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
+from trainer.steps import CompiledSteps  # noqa: E402
 
-EVAL_BATCH_SIZE = 1024
-#: How long one graph call of training steps aims to take (the first is a few steps; later ones adapt).
-SPAN_SECONDS = 0.25
 #: Signals that stop a run cleanly, with a checkpoint (SIGHUP: the terminal went away).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: ``config.json``'s ``trainer`` for runs ``panda train`` makes.
@@ -92,9 +88,9 @@ class Trainer:
                                                     self.hp.beta2, self.hp.epsilon)
         self.optimizer.build(self.model.trainable_variables)
         steering.store = CheckpointStore(run, model=self.model, optimizer=self.optimizer)
-        self._build_steps()
-        steering.on_command = lambda: self._interrupt.assign(True)  # the running span stops after its step
-        self._span = 8  # steps per graph call, adapted to take about SPAN_SECONDS
+        jit = config.jit if config.jit is not None else bool(tf.config.list_physical_devices("GPU"))
+        self.steps = CompiledSteps(self.model, self.optimizer, data, self.hp.batch_size, jit)
+        steering.on_command = self.steps.interrupt  # the running span stops after its step
         self._mark: float | None = None  # when the last epoch's record was handed off (end-to-end timing)
         self._probe = internals.Probe(data.x_val, data.y_val, data.n_classes) if (
             config.internals and len(data.x_val)) else None
@@ -105,85 +101,6 @@ class Trainer:
 
             steering.replay = Replayer.of_run(config.replay)
             steering.replay_due = steering.replay.due_step()
-
-    def _build_steps(self) -> None:
-        model, optimizer, data = self.model, self.optimizer, self.data
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        acc = {k: tf.Variable(0.0, trainable=False, name=k) for k in ("loss_sum", "correct", "count", "gnorm_sum", "steps")}
-        self._acc = acc
-        jit = self.config.jit if self.config.jit is not None else bool(tf.config.list_physical_devices("GPU"))
-        # The data lives on the device once; each epoch is a permutation of indices, and a step
-        # gathers its batch (as Keras's fit does): no per-epoch copy of the examples, no shuffle buffer.
-        x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train.astype("int32"))
-        x_val, y_val = tf.constant(data.x_val), tf.constant(data.y_val.astype("int32"))
-        n = max(len(data.x_train), 1)
-        self._order = order = tf.Variable(tf.range(n, dtype=tf.int32), trainable=False, name="epoch_order")
-        self._position = position = tf.Variable(0, dtype=tf.int32, trainable=False, name="epoch_position")
-        self._batch = batch = tf.Variable(self.hp.batch_size, dtype=tf.int32, trainable=False, name="batch_size")
-
-        @tf.function(jit_compile=jit)
-        def step_on_batch(x, y):
-            with tf.GradientTape() as tape:
-                logits = model(x, training=True)
-                loss = loss_fn(y, logits)
-                if model.losses:
-                    loss_total = loss + tf.add_n(model.losses)
-                else:
-                    loss_total = loss
-            grads = tape.gradient(loss_total, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            n = tf.cast(tf.shape(y)[0], tf.float32)
-            acc["loss_sum"].assign_add(loss * n)
-            hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y), tf.float32)
-            acc["correct"].assign_add(tf.reduce_sum(hits))
-            acc["count"].assign_add(n)
-            acc["gnorm_sum"].assign_add(tf.linalg.global_norm(grads))
-            acc["steps"].assign_add(1.0)
-            return loss
-
-        def step_at(i):
-            index = order[i * batch:(i + 1) * batch]
-            return step_on_batch(tf.gather(x_train, index), tf.gather(y_train, index))
-
-        @tf.function
-        def train_step():
-            """One optimizer step on the epoch's next batch; the batch never visits Python."""
-            i = position.read_value()
-            position.assign_add(1)
-            return step_at(i)
-
-        # The epoch's steps run inside one graph (no Python between steps) until ``stop_at`` or until
-        # the inbox thread sets ``interrupt``: a command still lands between two steps.
-        self._interrupt = interrupt = tf.Variable(False, trainable=False, name="interrupt")
-        # Every ``every``-th step's loss, at its index; the other steps write the spare last slot.
-        self._sampled = sampled = tf.Variable(tf.zeros([BATCH_SAMPLES_PER_EPOCH + 1]), trainable=False,
-                                              name="sampled_losses")
-
-        @tf.function
-        def train_steps(stop_at, every):
-            """Steps from ``position`` until ``stop_at`` or ``interrupt``; returns the new position."""
-            i = position.read_value()
-            while tf.logical_and(i < stop_at, tf.logical_not(interrupt.read_value())):
-                loss = step_at(i)
-                slot = tf.where(i % every == 0, i // every, BATCH_SAMPLES_PER_EPOCH)
-                sampled.scatter_nd_update(tf.reshape(slot, [1, 1]), tf.reshape(tf.cast(loss, tf.float32), [1]))
-                i += 1
-                position.assign(i)
-            return i
-
-        @tf.function
-        def eval_step(start):
-            x, y = x_val[start:start + EVAL_BATCH_SIZE], y_val[start:start + EVAL_BATCH_SIZE]
-            logits = model(x, training=False)  # batch norm uses its running statistics
-            loss = loss_fn(y, logits)
-            n = tf.cast(tf.shape(y)[0], tf.float32)
-            hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y), tf.float32)
-            return loss * n, tf.reduce_sum(hits)
-
-        self.train_step = train_step
-        self.train_steps = train_steps
-        self.eval_step = eval_step
-        self.step_on_batch = step_on_batch
 
     @classmethod
     def create(cls, run_path: Path | str, config: TrainConfig, verbose: bool = True) -> "Trainer":
@@ -267,10 +184,10 @@ class Trainer:
         pass  # the loop sees steering.abort_epoch and drops the epoch in progress
 
     def refuse_checkpoint(self) -> str | None:
-        count = self._acc["count"].numpy()
-        if not count:
+        sums = self.steps.read_sums()
+        if not sums["count"]:
             return None
-        return self._divergence(float(self._acc["loss_sum"].numpy() / max(count, 1.0)))
+        return self._divergence(sums["loss_sum"] / sums["count"])
 
     def set_lr(self, value: float) -> None:
         self.hp.lr = self.lr0 = value
@@ -344,52 +261,46 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def _start_epoch_order(self, epoch: int) -> None:
-        """This epoch's permutation of the training set: a new one every epoch, the same for a seed and epoch."""
-        self._order.assign(epoch_permutation(len(self.data.x_train), self.config.seed, epoch))
-        self._position.assign(0)
-        self._batch.assign(self.hp.batch_size)
-
     def _run_epoch(self) -> dict | None:
         """Train one epoch; returns its record, or ``None`` if a command cut it short.
 
-        The steps run in spans of one graph call each (:meth:`_train_span`); between spans, and
-        whenever the inbox interrupts one, Python handles the commands that arrived.
+        The steps run in spans of one graph call each (:meth:`CompiledSteps.run_span`); between
+        spans, and whenever the inbox interrupts one, Python handles the commands that arrived.
         """
         steering = self.steering
-        for v in self._acc.values():
-            v.assign(0.0)
         n = len(self.data.x_train)
         steps = math.ceil(n / self.hp.batch_size)
         every = max(1, math.ceil(steps / BATCH_SAMPLES_PER_EPOCH))
-        self._start_epoch_order(steering.epoch + 1)
+        compiled = self.steps
+        # a new order every epoch, the same for a seed and epoch
+        compiled.start_epoch(epoch_permutation(n, self.config.seed, steering.epoch + 1), self.hp.batch_size)
         ready = steering.inbox.ready
         base, done = steering.step, 0
         paused_before = steering.paused_seconds
         start = time.perf_counter()
         if self._mark is None:
             self._mark, steering.paused_seconds, paused_before = start, 0.0, 0.0
-        steering.live_step = lambda: base + int(self._position.numpy())  # the inbox stamps commands with it
+        steering.live_step = lambda: base + int(compiled.position.numpy())  # the inbox stamps commands with it
         try:
             while done < steps:
-                self._interrupt.assign(False)  # before looking: a command arriving from now on interrupts the span
+                compiled.clear_interrupt()  # before looking: a command arriving from now on interrupts the span
                 if ready.is_set() or steering.step == steering.replay_due:
                     steering.handle_commands()
                     if steering.abort_epoch or steering.stop_requested:
                         return None
-                stop_at = min(steps, done + self._span)
+                stop_at = min(steps, done + compiled.span)
                 if steering.replay_due > steering.step:
                     stop_at = min(stop_at, steering.replay_due - base)
-                done = self._train_span(done, stop_at, every)
+                done = compiled.run_span(done, stop_at, every)
                 steering.step = base + done
         finally:
             steering.live_step = None
-        stats = {k: float(v.numpy()) for k, v in self._acc.items()}  # waits for the device once
+        stats = compiled.read_sums()  # waits for the device once
         seconds = time.perf_counter() - start - (steering.paused_seconds - paused_before)
         epoch, branch = steering.epoch + 1, steering.branch
-        losses = self._sampled.numpy()
-        batch_records = [{"epoch": epoch, "step": base + k * every + 1, "loss": float(losses[k]), "branch": branch}
-                         for k in range(math.ceil(steps / every))]
+        losses = compiled.sampled_losses(math.ceil(steps / every))
+        batch_records = [{"epoch": epoch, "step": base + min((k + 1) * every, steps), "loss": loss, "branch": branch}
+                         for k, loss in enumerate(losses)]
         return {
             "epoch": epoch, "branch": branch, "step": steering.step,
             "lr": self.hp.lr, "beta": self.hp.beta, "batch_size": self.hp.batch_size,
@@ -400,30 +311,17 @@ class Trainer:
             "_samples": stats["count"], "_batches": batch_records,
         }
 
-    def _train_span(self, done: int, stop_at: int, every: int) -> int:
-        """Run steps ``done`` .. ``stop_at`` in one graph call; returns the position reached (less if interrupted).
-
-        A span aims at :data:`SPAN_SECONDS`, so the main thread comes back to Python (signal
-        handlers, the replay's steps) that often even when no command interrupts it.
-        """
-        began = time.perf_counter()
-        reached = int(self.train_steps(tf.constant(stop_at, tf.int32), tf.constant(every, tf.int32)))
-        took = time.perf_counter() - began
-        if reached == stop_at and reached > done and took > 0:
-            self._span = max(1, min(1 << 30, int((reached - done) * SPAN_SECONDS / took)))
-        return reached
-
     def _evaluate(self) -> tuple[float, float] | None:
         """Validation loss and accuracy; commands are handled between its batches (``None``: a rewind cut it)."""
         steering = self.steering
         ready = steering.inbox.ready
         sums = []
-        for start in range(0, len(self.data.x_val), EVAL_BATCH_SIZE):
+        for start in self.steps.eval_starts():
             if ready.is_set() or steering.step == steering.replay_due:
                 steering.handle_commands()
                 if steering.abort_epoch:
                     return None
-            sums.append(self.eval_step(tf.constant(start, tf.int32)))
+            sums.append(self.steps.eval_step(tf.constant(start, tf.int32)))
         loss_sum = sum(float(l) for l, _ in sums)
         correct = sum(float(c) for _, c in sums)
         n = max(len(self.data.x_val), 1)
@@ -456,7 +354,7 @@ class Trainer:
         if self._internals is not None and self._internals.due(steering.epoch):
             self._internals.timed(lambda: steering.append_internals(internals.measure(
                 self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch,
-                tracing={"traces": self.step_on_batch.experimental_get_tracing_count(),
+                tracing={"traces": self.steps.step_on_batch.experimental_get_tracing_count(),
                          "hparam_changes": steering.hparam_changes})))
         steering.say(
             f"epoch {steering.epoch:>3}/{self.config.epochs}  loss {record['loss']:.4f}  acc {record['accuracy']:.4f}"
