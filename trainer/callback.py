@@ -41,8 +41,6 @@ supported (checkpoints are ``tf.train.Checkpoint``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import time
@@ -56,6 +54,7 @@ import numpy as np  # noqa: E402
 from trainer import commands as cmds  # noqa: E402
 from trainer import internals as internals_lib  # noqa: E402
 from trainer.callback_explore import EPOCH_END, CallbackFinder  # noqa: E402
+from trainer.callback_logs import accuracy_of, as_float, batch_losses, model_signature  # noqa: E402
 from trainer.checkpoints import CheckpointError, CheckpointStore  # noqa: E402
 from trainer.devices import run_record  # noqa: E402
 from trainer.rundir import LIVE_STATES, RunDir, RunDirError, now  # noqa: E402
@@ -64,42 +63,6 @@ from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 
 #: ``config.json``'s ``trainer`` for runs this callback makes.
 TRAINER_NAME = "keras-callback"
-#: Keras log keys that mean "accuracy", in order of preference.
-ACCURACY_KEYS = ("accuracy", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy", "acc",
-                 "compile_metrics")
-
-
-def _float(value) -> float | None:
-    """A Python float from a number, numpy or TensorFlow scalar or Keras variable; else ``None``."""
-    if value is None or isinstance(value, (str, bool)):
-        return None
-    try:
-        return float(np.asarray(value).item())
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
-def model_signature(model: keras.Model) -> dict:
-    """What makes a checkpoint of ``model`` restorable: layer types, weight shapes, optimizer.
-
-    Names are left out: Keras numbers them per process (``dense_3``), so the same architecture
-    built in another process has the same signature.
-    """
-    layers = [[type(layer).__name__, [list(map(int, w.shape)) for w in layer.weights]] for layer in model.layers]
-    optimizer = type(model.optimizer).__name__ if getattr(model, "optimizer", None) is not None else None
-    digest = hashlib.sha256(json.dumps([layers, optimizer]).encode()).hexdigest()[:16]
-    return {"sha": digest, "class": type(model).__name__, "name": model.name, "optimizer": optimizer,
-            "layers": len(model.layers), "params": int(model.count_params())}
-
-
-def accuracy_of(logs: dict, prefix: str = "") -> float | None:
-    """The accuracy in Keras ``logs``, whatever the compiled metric was called."""
-    for key in ACCURACY_KEYS:
-        value = logs.get(prefix + key)
-        if isinstance(value, (int, float)):
-            return float(value)
-    return None
-
 
 class PandaCallback(keras.callbacks.Callback):
     """Turns ``model.fit`` into a Panda run at ``run_path`` (see the module's documentation).
@@ -198,7 +161,7 @@ class PandaCallback(keras.callbacks.Callback):
         return lr if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule) else None
 
     def _lr(self) -> float | None:
-        lr = _float(self.optimizer.learning_rate)
+        lr = as_float(self.optimizer.learning_rate)
         return float(f"{lr:.7g}") if lr is not None and math.isfinite(lr) else lr  # float32 -> the value set
 
     def hparams(self) -> dict:
@@ -206,8 +169,8 @@ class PandaCallback(keras.callbacks.Callback):
         beta = next((getattr(opt, k) for k in ("beta_1", "momentum", "rho") if hasattr(opt, k)), None)
         schedule = self._schedule()
         return {
-            "optimizer": type(opt).__name__.lower(), "lr": self._lr(), "beta": _float(beta),
-            "beta2": _float(getattr(opt, "beta_2", None)), "epsilon": _float(getattr(opt, "epsilon", None)),
+            "optimizer": type(opt).__name__.lower(), "lr": self._lr(), "beta": as_float(beta),
+            "beta2": as_float(getattr(opt, "beta_2", None)), "epsilon": as_float(getattr(opt, "epsilon", None)),
             "batch_size": self.batch_size, "decay": type(schedule).__name__ if schedule else "none",
             "decay_rate": None, "layers": None, "units": None, "batch_norm": None, "dropout": None,
         }
@@ -284,7 +247,7 @@ class PandaCallback(keras.callbacks.Callback):
     def refuse_checkpoint(self) -> str | None:
         """The newest batch's running loss, read now (batches keep it on the device): not finite, no save."""
         latest = self._means.get(max(self._means)) if self._in_epoch and self._means else None
-        value = _float(latest) if latest is not None else None
+        value = as_float(latest) if latest is not None else None
         return f"the training loss became {value}" if value is not None and not math.isfinite(value) else None
 
     def set_lr(self, value: float) -> None:
@@ -465,25 +428,6 @@ class PandaCallback(keras.callbacks.Callback):
         if self._in_epoch and (steering.inbox.ready.is_set() or steering.state in ("paused", "diverged")):
             steering.handle_commands()
 
-    def _batch_losses(self, seen: int | None) -> list[tuple[int, float]]:
-        """(batch, loss) of the batches since the running mean last started, from Keras's running means."""
-        batches = sorted(b for b in self._means if b >= self._base_batch)
-        if not batches:
-            return []
-        size = self.batch_size
-        out, total0, n0 = [], 0.0, 0
-        for i, b in enumerate(batches):
-            mean = _float(self._means[b])
-            if mean is None:
-                continue
-            n = (b + 1 - self._base_batch) * size if size else b + 1 - self._base_batch
-            if i == len(batches) - 1 and seen:
-                n = seen  # the last batch may be smaller
-            loss = (mean * n - total0) / (n - n0) if n > n0 else mean
-            out.append((b, loss))
-            total0, n0 = mean * n, n
-        return out
-
     def on_epoch_end(self, epoch, logs=None):
         self._end_finder(EPOCH_END)
         steering = self.steering
@@ -495,7 +439,7 @@ class PandaCallback(keras.callbacks.Callback):
         ended = time.perf_counter()
         steering.step = int(self.optimizer.iterations.numpy())  # once an epoch, exact whatever fit did
         seconds = (self._training_ended or ended) - self._epoch_started - (steering.paused_seconds - self._paused_at_start)
-        loss, val_loss = _float(logs.get("loss")), _float(logs.get("val_loss"))
+        loss, val_loss = as_float(logs.get("loss")), as_float(logs.get("val_loss"))
         for what, value in (("training", loss), ("validation", val_loss)):
             if value is not None and not math.isfinite(value):
                 steering.diverge(f"the {what} loss became {value}")
@@ -506,7 +450,7 @@ class PandaCallback(keras.callbacks.Callback):
         first_step = self._base_step - self._base_batch + 1
         batch_records = [{"epoch": steering.epoch + 1, "step": first_step + b,
                           "loss": value if math.isfinite(value) else None, "branch": steering.branch}
-                         for k, (b, value) in enumerate(self._batch_losses(samples)) if k % every == 0]
+                         for k, (b, value) in enumerate(batch_losses(self._means, self._base_batch, self.batch_size, samples)) if k % every == 0]
         wall = ended - self._mark - steering.paused_seconds
         record = {
             "epoch": steering.epoch + 1, "branch": steering.branch, "step": steering.step, "lr": self._lr(),
@@ -515,7 +459,7 @@ class PandaCallback(keras.callbacks.Callback):
             "grad_norm": None, "epoch_seconds": seconds,
             "samples_per_second": samples / seconds if samples and seconds > 0 else None,
             "wall_seconds": wall, "wall_samples_per_second": samples / wall if samples and wall > 0 else None,
-            "time": now(), "logs": {k: _float(v) for k, v in logs.items()},
+            "time": now(), "logs": {k: as_float(v) for k, v in logs.items()},
         }
         steering.commit_epoch(record, batch_records, self.checkpoint_every)
         self._mark, steering.paused_seconds = ended, 0.0  # the commit's own time counts in the next epoch

@@ -9,16 +9,9 @@ rollbacks, opening a new run and resuming one after a crash — lives here once,
 dashboard, ``panda ctl``, a sweep) cannot tell the two apart. Pure Python, no TensorFlow.
 
 A command reaches its handler through one explicit table, :meth:`Steering.handlers`: a
-``set_lr`` line in ``commands.jsonl`` is checked by :func:`trainer.commands.validate`, looked up
-there, and calls the trainer's ``set_lr``, which assigns the ``tf.Variable``.
-
->>> from trainer.inbox import Received
->>> check_command(Received(1, {"id": "c-1", "cmd": "set_lr", "value": 0.1}, 0.0, 0), set())
-Command(id='c-1', cmd='set_lr', value=0.1)
->>> check_command(Received(2, {"id": "c-1", "cmd": "pause"}, 0.0, 0), {"c-1"})
-Traceback (most recent call last):
-...
-trainer.steering.DuplicateId: duplicate command id 'c-1'
+``set_lr`` line in ``commands.jsonl`` is checked by :func:`trainer.steerable.check_command`,
+looked up there, and calls the trainer's ``set_lr``, which assigns the ``tf.Variable``. What a
+trainer must offer is the :class:`~trainer.steerable.Steerable` protocol (:mod:`trainer.steerable`).
 """
 
 from __future__ import annotations
@@ -27,7 +20,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from trainer import adopt as adopting
 from trainer import commands as cmds
@@ -39,84 +32,14 @@ from trainer.records import Status
 from trainer.rundir import (
     HEARTBEAT_SECONDS, CheckpointError, RunDir, RunDirError, append_jsonl, current_line, now, repair_jsonl_tail,
 )
+from trainer.steerable import (  # noqa: F401  (DEFERRED and Steerable: re-exported for trainers)
+    DEFERRED, DuplicateId, Steerable, after_pause, after_resume, check_command,
+)
 
 #: Commands that change a hyperparameter the compiled step reads from a tf.Variable.
 HPARAM_COMMANDS = ("set_lr", "scale_lr", "set_beta", "set_batch_size")
 #: At most this many mini-batch losses are logged per epoch, by either trainer.
 BATCH_SAMPLES_PER_EPOCH = 50
-
-
-class Steerable(Protocol):
-    """What a trainer offers its :class:`Steering`: the parts that differ between trainers."""
-
-    def hparams(self) -> dict:
-        """The hyperparameters in force, for status and events."""
-
-    def restore(self, meta: dict) -> None:
-        """Load checkpoint ``meta``'s weights and optimizer state (the hyperparameters in force stay)."""
-
-    def restore_hparams(self, latest: dict) -> None:
-        """Put back the hyperparameters the journal last recorded (``--resume``)."""
-
-    def after_rewind(self, meta: dict) -> None:
-        """Drop the epoch in progress after a rewind or rollback to ``meta``."""
-
-    def refuse_checkpoint(self) -> str | None:
-        """Why the current state must not be saved now (it diverged), or ``None``."""
-
-    def set_lr(self, value: float) -> None: ...
-    def scale_lr(self, factor: float) -> None: ...
-    def set_beta(self, value: float) -> None: ...
-    def set_batch_size(self, value: int) -> None: ...
-    def find_lr(self, spec: dict) -> dict: ...
-    def fork(self, spec: dict) -> dict: ...
-
-    def adopt(self, source: dict, spec: dict) -> None:
-        """Load another run's checkpoint ``source`` and set ``spec``'s lr/beta; refuse (CommandError) before changing anything."""
-
-
-class DuplicateId(cmds.CommandError):
-    """A line repeating an id already answered: rejected without that id, so the id keeps one answer."""
-
-
-#: What a handler returns to answer its command later itself (``steering.answer(steering.current_item, ...)``):
-#: PandaCallback's ``find_lr`` runs on fit's next batches, so its answer comes when they are done.
-DEFERRED = object()
-
-
-def check_command(item: Received, seen_ids: set[str]) -> cmds.Command:
-    """Validate one received line and refuse an id seen before; records the id as seen.
-
-    Never raises anything but :class:`~trainer.commands.CommandError`, whatever the line holds.
-    """
-    if item.id is not None and item.id in seen_ids:
-        raise DuplicateId(f"duplicate command id {item.id!r}")
-    try:
-        command = cmds.validate(item.record)
-    except cmds.CommandError:
-        raise
-    except Exception as e:  # validate is meant to catch everything; a client's line never ends the run
-        raise cmds.CommandError(f"invalid command ({type(e).__name__})") from None
-    finally:
-        if item.id is not None:
-            seen_ids.add(item.id)
-    return command
-
-
-def after_pause(state: str) -> str:
-    """The state a ``pause`` command leads to from ``state``; refuses a pause that cannot apply."""
-    if state == "paused":
-        raise cmds.CommandError("already paused")
-    if state == "diverged":
-        raise cmds.CommandError("already paused after divergence; resume when ready")
-    return "paused"
-
-
-def after_resume(state: str) -> str:
-    """The state a ``resume`` command leads to from ``state`` (also out of a divergence)."""
-    if state not in ("paused", "diverged"):
-        raise cmds.CommandError(f"not paused (state is {state})")
-    return "running"
 
 
 class Steering:
