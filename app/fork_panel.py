@@ -16,10 +16,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import controls
-from app.controls import NotPresenter
-from app.run_controls import hparams_of, read_only
-from trainer.commands import CommandError
+from app.run_controls import send_commands
 from trainer.exploration import FORKS
 from trainer.rundir import read_jsonl
 
@@ -91,23 +88,7 @@ def fork_figure(record: dict) -> go.Figure:
 
 def continue_with(ctx, view, candidate: dict) -> None:
     """Send the candidate's setters, then resume: all checked first, nothing sent for a viewer."""
-    hp = hparams_of(view)
-    plan = commands_for(candidate)
-    try:
-        ctx.steer.require(view.path)
-        for cmd, value in plan:
-            if cmd != "resume":
-                controls.check(cmd, value, hparams=hp)
-        sent = [ctx.steer.send(view.path, cmd, value, hparams=hp) for cmd, value in plan]
-    except NotPresenter as e:
-        read_only(e)
-        return
-    except CommandError as e:
-        st.session_state["control_error"] = f"Not sent: {e}"
-        return
-    st.session_state.setdefault("sent", []).extend(sent)
-    st.session_state.pop("control_error", None)
-    st.toast("Sent: " + ", then ".join(s.label for s in sent), icon=":material/send:")
+    send_commands(ctx, view, commands_for(candidate))
 
 
 def fork_overlay(ctx, name: str, view, state: str, off: bool) -> None:

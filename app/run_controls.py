@@ -40,20 +40,34 @@ def signature(view: RunView) -> tuple:
                  for k in ("lr", "beta", "batch_size"))
 
 
-def send_command(ctx, view: RunView, cmd: str, value=None, checkpoints=None) -> None:
-    """Send one command to the run through the page's Steerer; toast, remember, or say why not."""
-    hp = (view.status or {}).get("hparams") or {}
+def send_commands(ctx, view: RunView, plan: list[tuple[str, object]], *, hparams: dict | None = None,
+                  checkpoints=None) -> None:
+    """Send ``plan``'s (command, value) pairs through the page's Steerer; toast, remember, or say why not.
+
+    Every command is checked before the first is sent: a refused one sends none of them.
+    """
+    hp = hparams_of(view) if hparams is None else hparams
+    names = list(checkpoints) if checkpoints is not None else None
     try:
-        sent = ctx.steer.send(view.path, cmd, value, hparams=hp, checkpoints=checkpoints)
+        ctx.steer.require(view.path)
+        for cmd, value in plan:
+            controls.check(cmd, value, hparams=hp, checkpoints=names)
+        sent = [ctx.steer.send(view.path, cmd, value, hparams=hp, checkpoints=checkpoints) for cmd, value in plan]
     except NotPresenter as e:
         read_only(e)
         return
     except CommandError as e:
         st.session_state["control_error"] = f"Not sent: {e}"
         return
-    st.session_state.setdefault("sent", []).append(sent)
+    st.session_state.setdefault("sent", []).extend(sent)
     st.session_state.pop("control_error", None)
-    st.toast(f"Sent: {sent.label}", icon=":material/send:")
+    st.toast("Sent: " + ", then ".join(s.label for s in sent), icon=":material/send:")
+
+
+def send_command(ctx, view: RunView, cmd: str, value=None, checkpoints=None) -> None:
+    """Send one command to the run (see :func:`send_commands`)."""
+    send_commands(ctx, view, [(cmd, value)], hparams=(view.status or {}).get("hparams") or {},
+                  checkpoints=checkpoints)
 
 
 def _current_slider(label: str, key: str, grid: list, current, *, kind=float, **kw):

@@ -1,11 +1,16 @@
 """Helpers for the dashboard's tests: synthetic run directories written through the contract
-(:class:`trainer.rundir.RunDir`), and waiting for a condition without sleeping blindly."""
+(:class:`trainer.rundir.RunDir`), waiting for a condition without sleeping blindly, and the live
+parts the browser tests share (``panda app`` on a free port, a launched trainer stopped)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +30,45 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool
         if value or time.monotonic() >= deadline:
             return bool(value)
         pause.wait(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served_app(root: Path, token: str | None = None):
+    """``panda app`` serving ``root`` on a free port (a viewer's page unless ``token``); yields its URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PANDA_TOKEN"}
+    if token is not None:
+        env["PANDA_TOKEN"] = token
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "app", "--run-dir", str(root), "--port", str(port)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def stop_launched(run: RunDir, launch) -> None:
+    """Ask a trainer started with :func:`app.launch.start_run` to stop; kill it if it has not within 20 s."""
+    if launch.process.poll() is not None:
+        return
+    if run.exists():
+        run.send_command("stop", source="test")
+    try:
+        launch.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(launch.pid, signal.SIGKILL)
+        launch.process.wait()
 
 
 def epoch_record(epoch: int, *, steps_per_epoch: int = 20, branch: int = 0, lr: float = 0.003, t0: float | None = None) -> dict:

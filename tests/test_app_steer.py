@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from conftest_app import HPARAMS, epoch_record, make_run, write_status
+from conftest_app import epoch_record, make_run, write_status
 from test_app_page import DASHBOARD, _add_checkpoint, open_app  # noqa: F401  (the fixture)
 from trainer.rundir import append_jsonl
 

@@ -7,10 +7,8 @@ learning rate and see the trainer apply it, resume. On success the page is saved
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 
 from app.launch import start_run
 from trainer.config import TrainConfig
-from conftest_app import wait_until
+from conftest_app import free_port, stop_launched, wait_until
 from trainer.hparams import Hyperparameters
 from trainer.rundir import RunDir
 
@@ -29,12 +27,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
 
 pytestmark = pytest.mark.timeout(150)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _points(page, key: str) -> int:
@@ -49,20 +41,13 @@ def trainer(tmp_path):
     launch = start_run(tmp_path, "live", TrainConfig(hparams=Hyperparameters(optimizer="momentum", lr=1e-2), epochs=500, pace=0.4))
     run = RunDir(tmp_path / "live")
     yield run, launch
-    if launch.process.poll() is None:
-        if run.exists():
-            run.send_command("stop", source="test")
-        try:
-            launch.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(launch.pid, signal.SIGKILL)
-            launch.process.wait()
+    stop_launched(run, launch)
 
 
 @pytest.fixture
 def dashboard(tmp_path):
     """``panda app`` serving ``tmp_path`` on a free port."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "app", "--run-dir", str(tmp_path), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,  # any folder works

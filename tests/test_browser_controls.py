@@ -7,7 +7,6 @@ Reuses ``test_browser``'s fixtures: a real paced trainer (``live``, momentum, α
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 

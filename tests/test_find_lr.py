@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import answer, wait_for
+from conftest import wait_for
 from trainer.exploration import LR_FINDER, Explorer, ramp, smooth, suggest
 
 

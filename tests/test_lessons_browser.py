@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 
 import pytest
 
 from app.launch import start_run
-from conftest_app import wait_until
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port
+from conftest_app import served_app, stop_launched, wait_until
+from test_browser import CHROMIUM, CHROMIUM_ARGS
 from trainer.config import TrainConfig
 from trainer.rundir import RunDir
 
@@ -24,19 +20,9 @@ def live_lessons(tmp_path):
     """A paced digits run recording internals, and ``panda app`` on localhost."""
     launch = start_run(tmp_path, "live", TrainConfig(epochs=500, pace=0.5))
     run = RunDir(tmp_path / "live")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PANDA_TOKEN"}
-    app = subprocess.Popen([sys.executable, "-m", "app.cli", "app", "--run-dir", str(tmp_path), "--port", str(port)],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    yield run, f"http://127.0.0.1:{port}/lessons?run=live"
-    app.send_signal(signal.SIGINT)
-    app.wait(timeout=15)
-    if run.exists():
-        run.send_command("stop", source="test")
-    try:
-        launch.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(launch.pid, signal.SIGKILL)
+    with served_app(tmp_path) as url:
+        yield run, f"{url}lessons?run=live"
+    stop_launched(run, launch)
 
 
 def _measured_epoch(page) -> int:

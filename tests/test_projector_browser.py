@@ -5,19 +5,15 @@ On success the 1280×720 page is saved as ``docs/projector.png`` (the README's s
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from app.launch import start_run
 from app.scenarios import SCENARIOS
-from conftest_app import wait_until
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port
+from conftest_app import served_app, stop_launched, wait_until
+from test_browser import CHROMIUM, CHROMIUM_ARGS
 from trainer.rundir import RunDir
 
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "projector.png"
@@ -39,19 +35,9 @@ def room(tmp_path):
     config = SCENARIOS["bouncing"].config(epochs=500, pace=0.4)
     launch = start_run(tmp_path, NAME, config)
     run = RunDir(tmp_path / NAME)
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "app", "--run-dir", str(tmp_path), "--port", str(port)],
-                               env={**os.environ, "PANDA_TOKEN": "s3cret-token"}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, cwd=tmp_path)
-    yield run, f"http://127.0.0.1:{port}/"
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=15)
-    if run.exists():
-        run.send_command("stop", source="test")
-    try:
-        launch.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(launch.pid, signal.SIGKILL)
+    with served_app(tmp_path, token="s3cret-token") as url:
+        yield run, url
+    stop_launched(run, launch)
 
 
 def test_the_projected_page_fits_a_projector_a_laptop_and_a_phone(room, tmp_path):

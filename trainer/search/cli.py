@@ -13,7 +13,6 @@ Every argument is checked, and round 1 sampled and checked, before anything is w
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys

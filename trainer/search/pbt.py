@@ -60,7 +60,7 @@ def check_pbt(settings, space) -> None:
         raise PbtError("--scheduler pbt runs one population: use --rounds 1")
     varying = [name for name in SHAPE_PARAMS if name in space and not _fixed(space[name])]
     if varying:
-        raise PbtError(f"--scheduler pbt copies weights between trials, so their shapes must match: fix "
+        raise PbtError("--scheduler pbt copies weights between trials, so their shapes must match: fix "
                        + ", ".join(varying) + " (e.g. " + " ".join(f"--param {n}=VALUE" for n in varying) + ")")
 
 

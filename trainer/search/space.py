@@ -93,7 +93,7 @@ def _coerce(name: str, raw: Any) -> Any:
 def _check_value(name: str, value: Any, what: str = "value") -> None:
     try:
         DOMAINS[name].check(value)
-    except OptionError as e:
+    except OptionError:
         opt = DOMAINS[name]
         rule = f"one of {', '.join(map(format_value, opt.choices))}" if opt.kind == "choice" else opt.range_text
         raise SpaceError(f"{name}: {what} must be {'' if opt.kind == 'choice' else 'in '}{rule}, "
