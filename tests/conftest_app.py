@@ -50,12 +50,17 @@ def served_app(root: Path, token: str | None = None):
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        interrupt(process)
+
+
+def interrupt(process: subprocess.Popen) -> None:
+    """Ctrl-C for a server process; killed if it has not ended within 15 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def stop_launched(run: RunDir, launch) -> None:

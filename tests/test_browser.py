@@ -8,7 +8,6 @@ learning rate and see the trainer apply it, resume. On success the page is saved
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from app.launch import start_run
 from trainer.config import TrainConfig
-from conftest_app import free_port, stop_launched, wait_until
+from conftest_app import free_port, interrupt, stop_launched, wait_until
 from trainer.hparams import Hyperparameters
 from trainer.rundir import RunDir
 
@@ -59,12 +58,7 @@ def dashboard(tmp_path):
             break
     assert url == f"http://127.0.0.1:{port}/", f"panda app printed no URL (exit {process.poll()})"
     yield url
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    interrupt(process)
 
 
 def test_watch_pause_and_steer_a_real_run_in_chromium(trainer, dashboard, tmp_path):
