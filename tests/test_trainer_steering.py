@@ -57,6 +57,7 @@ def test_pause_holds_the_step_and_still_obeys_commands(start_trainer):
     wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
     paused = t.send("pause")
     assert paused["event"] == "applied"
+    assert run.read_status()["state"] == "paused", "the status is written before the answer"
     status = wait_for(lambda: (s := run.read_status())["state"] == "paused" and s, run.path, what="paused status")
     beat = status["heartbeat"]
     # two heartbeats later the step has not moved

@@ -148,6 +148,6 @@ class CallbackFinder:
             steering.message = None
         steering.say(f"find_lr: {len(points)} batches ({test.stopped}); suggested α {suggestion['lr']}")
         result = {"suggestion": suggestion, "points": len(points), "stopped": test.stopped, "record": LR_FINDER}
+        steering.write_status()  # before the answer: whoever sees it finds the run's state put back
         steering.answer(self._item, True, **result)
-        steering.write_status()
         return result

@@ -252,10 +252,10 @@ class Steering:
         except (cmds.CommandError, CheckpointError) as e:
             self.answer(item, False, str(e))
             return
-        self.answer(item, True, **(applied or {}))
         if command.cmd in HPARAM_COMMANDS:
             self.hparam_changes += 1
-        self.write_status()
+        self.write_status()  # before the answer: a client that sees the answer finds the status current
+        self.answer(item, True, **(applied or {}))
         if command.cmd in ("pause", "resume"):
             self.event("paused" if command.cmd == "pause" else "resumed", command_id=command.id)
 
