@@ -33,14 +33,19 @@ def test_the_range_test_stops_at_4x_its_minimum_or_not_finite_or_at_max():
     assert not full.add(1.0) and full.add(0.9) and full.stopped == "max"
 
 
-def test_find_lr_runs_on_fit_batches_and_restores_the_exact_state(tmp_path, digits_images, fits):  # noqa: F811
+def paused_fit(tmp_path, digits_images, fits):  # noqa: F811
+    """A long ``fit`` of the small CNN (α 0.003) with a PandaCallback, paused after its first epoch."""
     from trainer import PandaCallback
 
     model = small_cnn(lr=0.003)
     t = fits(model, PandaCallback(tmp_path / "fit"), digits_images, epochs=1000)
-    run = t.run
-    wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
+    wait_for(lambda: t.run.read_metrics(), t.run.path, what="a first epoch")
     assert t.send("pause")["event"] == "applied"
+    return model, t, t.run
+
+
+def test_find_lr_runs_on_fit_batches_and_restores_the_exact_state(tmp_path, digits_images, fits):  # noqa: F811
+    model, t, run = paused_fit(tmp_path, digits_images, fits)
     before = state_of(model)
     epochs_before = len(run.read_metrics())
 
@@ -87,13 +92,7 @@ def test_find_lr_runs_on_fit_batches_and_restores_the_exact_state(tmp_path, digi
 
 
 def test_undo_works_in_a_keras_fit(tmp_path, digits_images, fits):  # noqa: F811
-    from trainer import PandaCallback
-
-    model = small_cnn(lr=0.003)
-    t = fits(model, PandaCallback(tmp_path / "fit"), digits_images, epochs=1000)
-    run = t.run
-    wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
-    assert t.send("pause")["event"] == "applied"
+    model, t, run = paused_fit(tmp_path, digits_images, fits)
 
     assert t.send("undo")["reason"] == NOTHING_TO_UNDO
 

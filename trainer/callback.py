@@ -448,9 +448,10 @@ class PandaCallback(keras.callbacks.Callback):
         samples = self._trained_samples if self._training_ended is not None else self._samples_seen()
         every = max(1, math.ceil(self._batches_in_epoch / BATCH_SAMPLES_PER_EPOCH))
         first_step = self._base_step - self._base_batch + 1
+        losses = batch_losses(self._means, self._base_batch, self.batch_size, samples)
         batch_records = [{"epoch": steering.epoch + 1, "step": first_step + b,
                           "loss": value if math.isfinite(value) else None, "branch": steering.branch}
-                         for k, (b, value) in enumerate(batch_losses(self._means, self._base_batch, self.batch_size, samples)) if k % every == 0]
+                         for k, (b, value) in enumerate(losses) if k % every == 0]
         wall = ended - self._mark - steering.paused_seconds
         record = {
             "epoch": steering.epoch + 1, "branch": steering.branch, "step": steering.step, "lr": self._lr(),
@@ -474,7 +475,6 @@ class PandaCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._end_finder("fit ended")
-        self._unhook_train_function()
         try:
             if self.steering.stop_requested:
                 self.steering.stop_with_checkpoint()

@@ -29,7 +29,7 @@ from trainer import commands as cmds
 from trainer.exploration import LR_FINDER, STOP_FACTOR, finite_or_none, ramp, smooth, suggest
 from trainer.rundir import append_jsonl, now
 from trainer.snapshot import Snapshot
-from trainer.steering import DEFERRED
+from trainer.steerable import DEFERRED
 
 #: ``stopped`` when the epoch's batches ran out before ``steps``.
 EPOCH_END = "epoch end"

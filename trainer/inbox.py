@@ -2,9 +2,10 @@
 
 The watcher thread only notes when the file changed (and at which step), sets :attr:`ready` and
 calls ``on_ready``: the least work possible on another thread, so it cannot lag behind the
-training thread. A loop that steps from Python checks ``ready.is_set()`` before each step, which
-costs nanoseconds; ``panda train``'s loop runs its steps inside a graph, and its ``on_ready`` sets
-the ``tf.Variable`` that graph checks between steps. Either way the loop reads the new lines itself. A line is delivered once, in file order, stamped with when (and at which
+training thread. A loop that steps from Python (``PandaCallback``) checks ``ready.is_set()``
+between batches, which costs nanoseconds; ``panda train`` runs its steps inside a graph, and its
+``on_ready`` sets the ``tf.Variable`` that graph checks between steps. Either way the loop reads
+the new lines itself. A line is delivered once, in file order, stamped with when (and at which
 step) its change was noticed.
 """
 

@@ -59,7 +59,7 @@ class Trainer:
     """One run: owns its run directory, model, optimizer and the loop that trains them.
 
     Its :class:`~trainer.steering.Steering` (``self.steering``) does what every trainer does when
-    steered; this class is the :class:`~trainer.steering.Steerable` side: what a learning-rate
+    steered; this class is the :class:`~trainer.steerable.Steerable` side: what a learning-rate
     change or a rewind touches in this loop.
     """
 

@@ -32,9 +32,7 @@ from trainer.records import Status
 from trainer.rundir import (
     HEARTBEAT_SECONDS, CheckpointError, RunDir, RunDirError, append_jsonl, current_line, now, repair_jsonl_tail,
 )
-from trainer.steerable import (  # noqa: F401  (DEFERRED and Steerable: re-exported for trainers)
-    DEFERRED, DuplicateId, Steerable, after_pause, after_resume, check_command,
-)
+from trainer.steerable import DEFERRED, DuplicateId, Steerable, after_pause, after_resume, check_command
 
 #: Commands that change a hyperparameter the compiled step reads from a tf.Variable.
 HPARAM_COMMANDS = ("set_lr", "scale_lr", "set_beta", "set_batch_size")

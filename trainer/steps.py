@@ -28,6 +28,12 @@ EPOCH_SUMS = ("loss_sum", "correct", "count", "gnorm_sum", "steps")
 SPAN_SECONDS = 0.25
 
 
+def count_and_hits(logits, y):
+    """A batch's number of examples and of correct predictions (argmax of the logits), as floats."""
+    hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y), tf.float32))
+    return tf.cast(tf.shape(y)[0], tf.float32), hits
+
+
 class CompiledSteps:
     """A model's step, traced once, and the variables the loop steers it through.
 
@@ -63,8 +69,7 @@ class CompiledSteps:
                 loss_total = loss + tf.add_n(model.losses) if model.losses else loss
             grads = tape.gradient(loss_total, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            count = tf.cast(tf.shape(y)[0], tf.float32)
-            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y), tf.float32))
+            count, hits = count_and_hits(logits, y)
             sums.assign_add(tf.stack([loss * count, hits, count, tf.linalg.global_norm(grads), 1.0]))
             return loss
 
@@ -96,9 +101,8 @@ class CompiledSteps:
             x, y = x_val[start:start + EVAL_BATCH_SIZE], y_val[start:start + EVAL_BATCH_SIZE]
             logits = model(x, training=False)  # batch norm uses its running statistics
             loss = loss_fn(y, logits)
-            count = tf.cast(tf.shape(y)[0], tf.float32)
-            hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y), tf.float32)
-            return loss * count, tf.reduce_sum(hits)
+            count, hits = count_and_hits(logits, y)
+            return loss * count, hits
 
         self.step_on_batch, self.train_step, self.train_steps, self.eval_step = (
             step_on_batch, train_step, train_steps, eval_step)
