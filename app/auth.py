@@ -24,6 +24,8 @@ import threading
 import time
 from pathlib import Path
 
+from app.shared import shared
+
 #: Environment variables through which ``panda app`` hands its settings to the Streamlit script.
 ENV_TOKEN = "PANDA_TOKEN"
 ENV_PRESENT = "PANDA_PRESENT"
@@ -85,7 +87,7 @@ class Access:
 class OneTimeCode:
     """The presenter URL's code: accepted once, and only until ``expires`` (a ``time.time()``).
 
-    One instance serves the whole server (the dashboard caches it), so a second browser that
+    One instance serves the whole server (:func:`presenter_secrets`), so a second browser that
     shows the same code — someone who read it off the screen, or the Back button — gets nothing.
     """
 
@@ -147,3 +149,14 @@ class PresenterKeys:
         """The script that stores ``key`` in the browser: this site only, sent back with each new session."""
         return (f"<script>document.cookie = '{PRESENTER_COOKIE}={key}; path=/; SameSite=Strict; "
                 f"max-age={PRESENTER_COOKIE_AGE}';</script>")
+
+
+def presenter_secrets(run_dir: str | Path, code: str | None) -> tuple[OneTimeCode, PresenterKeys]:
+    """This server's one-time code and presenter keys: one pair per process, never in a Streamlit cache.
+
+    A client can clear ``st.cache_resource`` for every session; kept there, a spent code would come
+    back fresh and every presenter's key would stop working. Here (:mod:`app.shared`) a spent code
+    stays spent and a key stays valid for its life. The code's window opens at the first page load.
+    """
+    return shared("presenter secrets", (str(run_dir), code),
+                  lambda: (OneTimeCode(code, expires=time.time() + CODE_TTL), PresenterKeys()))

@@ -9,37 +9,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import time
-
 import streamlit as st
 import streamlit.components.v1 as components
 
 from app import settings as app_settings
-from app.auth import CODE_TTL, PRESENTER_COOKIE, Access, OneTimeCode, PresenterKeys
+from app.auth import PRESENTER_COOKIE, Access, OneTimeCode, PresenterKeys, presenter_secrets
 from app.data import RunStore
 from app.lessons_page import render_lessons
 from app.run_page import Context, render
+from app.shared import shared
 from app.sweep_page import render_sweeps
 
 st.set_page_config(page_title="Panda", page_icon="🐼", layout="wide", initial_sidebar_state=400)
 
 
-@st.cache_resource(show_spinner=False, on_release=lambda store: store.close())
 def run_store(root: str) -> RunStore:
-    """One store per run directory for the whole server: every tab shares its readers."""
-    return RunStore(root)
+    """One store per run directory for the whole server: every tab shares its readers and launches.
 
-
-@st.cache_resource(show_spinner=False)
-def presenter_code(code: str | None) -> OneTimeCode:
-    """The presenter URL's code, shared by every tab: the first session that shows it spends it."""
-    return OneTimeCode(code, expires=time.time() + CODE_TTL)
-
-
-@st.cache_resource(show_spinner=False)
-def presenter_keys() -> PresenterKeys:
-    """The keys given to presenters' browsers, shared by every tab of this server."""
-    return PresenterKeys()
+    Not in ``st.cache_resource``: a client's "Clear cache" would close it under every session's
+    live fragments and forget the runs this server launched (:mod:`app.shared`).
+    """
+    return shared("run store", root, lambda: RunStore(root), close=RunStore.close)
 
 
 def _presenter(access: Access, code: OneTimeCode, keys: PresenterKeys) -> bool:
@@ -72,7 +62,7 @@ def _presenter(access: Access, code: OneTimeCode, keys: PresenterKeys) -> bool:
 settings = app_settings.load()
 access = Access(settings.token, settings.present)
 context = Context(store=run_store(str(settings.run_dir)), access=access,
-                  can_steer=_presenter(access, presenter_code(settings.code), presenter_keys()))
+                  can_steer=_presenter(access, *presenter_secrets(settings.run_dir, settings.code)))
 if st.session_state.pop("token_in_url", False):
     st.warning("A token in the address is not accepted (browsers keep it in their history): type it in the "
                "sidebar, or open the presenter link with its one-time code.", icon=":material/key_off:")

@@ -25,6 +25,7 @@ import streamlit as st
 from app import charts, progress, scenarios, share
 from app import settings as app_settings
 from app.rundata import RunView
+from app.shared import shared
 
 #: Refresh of the viewers' live fragment (seconds).
 LIVE_EVERY = 1.0
@@ -132,9 +133,9 @@ class SharedCharts:
         return item
 
 
-@st.cache_resource(show_spinner=False)
 def shared_charts() -> SharedCharts:
-    return SharedCharts()
+    """The server's one chart cache (:mod:`app.shared`: a client's "Clear cache" does not empty it)."""
+    return shared("projector charts", None, SharedCharts)
 
 
 def send_chart(spec: str, element_id: str) -> None:

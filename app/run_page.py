@@ -20,6 +20,7 @@ from app import charts, controls, journal, progress, projector, run_controls
 from app.auth import Access
 from app.controls import NotPresenter, Steerer
 from app.compare import compare_view
+from app.shared import shared
 from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, read_only, rewind_panel
 from app.data import RunStore, RunView
 from app.explore_panel import explore_panel
@@ -95,9 +96,9 @@ class FigureCache:
         return figure
 
 
-@st.cache_resource(show_spinner=False)
 def figure_cache() -> FigureCache:
-    return FigureCache()
+    """The server's one figure cache (:mod:`app.shared`: a client's "Clear cache" does not empty it)."""
+    return shared("figure cache", None, FigureCache)
 
 
 def figure(view: RunView, kind: str, **options):

@@ -1,6 +1,6 @@
 """Every run under one run directory, shared by all browser tabs of one server process.
 
-The dashboard caches one :class:`RunStore` with ``st.cache_resource``, so every tab shares one
+The dashboard keeps one :class:`RunStore` per server process (:mod:`app.shared`), so every tab shares one
 :class:`~app.rundata.RunData` reader per run; the run picker's list reads a status file only
 when it changed.
 """

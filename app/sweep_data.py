@@ -4,7 +4,7 @@ Everything here is a pure reader of the files the sweep runner and the trainers 
 (:mod:`trainer.search.sweepdir`, :mod:`trainer.rundir`), so it is tested without a browser and
 imports neither Streamlit nor Plotly (nor TensorFlow). The one object that lives across page
 refreshes, :class:`TrialCurves`, is created by its caller: the page keeps one per sweep in
-``st.cache_resource``, a test or a benchmark makes its own.
+the server's shared state (:mod:`app.shared`), a test or a benchmark makes its own.
 """
 
 from __future__ import annotations

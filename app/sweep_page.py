@@ -3,7 +3,8 @@
 Only the Streamlit layout lives here; the data comes from :mod:`app.sweep_data` and the figures
 from :mod:`app.sweep_charts`. While the sweep runs, a fragment redraws the page every
 :data:`REFRESH_EVERY` seconds, reading through one :class:`~app.sweep_data.TrialCurves` per sweep
-that ``st.cache_resource`` keeps for the whole server, so a refresh parses only appended lines.
+that the server keeps for all tabs (:mod:`app.shared`, out of a client's "Clear cache"), so a refresh
+parses only appended lines.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import streamlit as st
 
 from app.sweep_charts import curves_figure, histograms_figure, parallel_coordinates_figure, score_vs_param_figure
 from app.controls import NotPresenter, Steerer
+from app.shared import shared
 from app.sweep_data import (
     SCORE,
     SweepView,
@@ -35,10 +37,9 @@ from trainer.search.sweepdir import SweepDir
 REFRESH_EVERY = 2.0
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
 def trial_curves(sweep_path: str) -> TrialCurves:
-    """One incremental reader per sweep folder for the whole server: every tab shares it."""
-    return TrialCurves()
+    """One incremental reader per sweep folder for the whole server (at most 32): every tab shares it."""
+    return shared("sweep curves", sweep_path, TrialCurves, limit=32)
 
 
 def babysit(key: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from trainer.rundir import RunDir  # noqa: E402
 from trainer.watch import FileWatcher  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _a_new_server_per_test():
+    """Each test's dashboard is a new server: the state one server process shares (app.shared) goes."""
+    yield
+    shared = sys.modules.get("app.shared")
+    if shared is not None:
+        shared.release_all()
 
 
 def wait_for(predicate: Callable[[], Any], folder: Path | str, timeout: float = 60.0, what: str = "condition",
