@@ -8,6 +8,8 @@ as flags as well: ``panda app`` behaves the same from any folder.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import functools
 import os
 import signal
 import socket
@@ -23,12 +25,17 @@ from trainer import cli as trainer_cli
 from trainer.search.cli import add_sweep
 
 from app.scenarios import DEFAULT, EPOCHS, PACE, SCENARIOS
-from app.share import ENV_VIEW_URL, lan_addresses, qr_terminal, url
+from app.share import ENV_VIEW_URL, STEER_FOLDER, lan_addresses, qr_terminal, steer_file, url, write_private
 from app.auth import CODE_TTL, ENV_CODE, ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN, is_local, new_token, read_token_file
 
 DASHBOARD = Path(__file__).resolve().parent / "dashboard.py"
 PROJECT_CONFIG = Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml"
 DEFAULT_PORT = 8501
+#: Seconds the Streamlit child gets to end after SIGTERM before it is killed (a room of websockets
+#: kept it serving for more than 13 s): ``panda app`` ends within 5 s of Ctrl-C or SIGTERM.
+STOP_GRACE = 3.0
+#: Linux's prctl option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 #: Used when the project's config file is not there (an installed wheel): the settings that matter.
 FALLBACK_CONFIG = {
     "server": {"address": "127.0.0.1", "headless": True, "runOnSave": False, "fileWatcherType": "none"},
@@ -72,8 +79,30 @@ def pick_port(host: str, start: int = DEFAULT_PORT, tries: int = 50) -> int:
     raise OSError(f"no free port in {start}..{start + tries - 1}")
 
 
+def _die_with_parent(parent: int, prctl) -> None:
+    """In the Streamlit child before it starts (Linux): be killed when ``panda app`` dies, even by kill -9.
+
+    Without it the child outlives a killed parent, reparented and still serving with the token
+    in its environment. A parent that died before the call is caught by the ``getppid`` check.
+    """
+    prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _child_guard():
+    """The ``preexec_fn`` that ties the child's life to this process, where the platform offers one."""
+    if not sys.platform.startswith("linux"):
+        return None  # elsewhere Ctrl-C and SIGTERM still stop it (Server.stop); kill -9 does not
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: no dlopen between fork and exec
+    except (OSError, AttributeError):
+        return None
+    return functools.partial(_die_with_parent, os.getpid(), prctl)
+
+
 class Server:
-    """The Streamlit server, as a child process of this command."""
+    """The Streamlit server, as a child process of this command that dies with it."""
 
     def __init__(self, run_dir: Path, host: str, port: int, token: str | None, present: bool, code: str | None = None,
                  view_url: str | None = None):
@@ -92,11 +121,13 @@ class Server:
         self.argv = [
             sys.executable, "-m", "streamlit", "run", str(DASHBOARD), *streamlit_flags(),
             f"--server.address={host}", f"--server.port={port}",
-            *(["--client.showErrorDetails=none"] if present else []),
+            # Tracebacks name source paths: with an audience they go to the server log, not the pages.
+            *(["--client.showErrorDetails=none"] if present or token else []),
             # Streamlit looks up a public IP to print when none is set; Panda sends nothing out.
             f"--browser.serverAddress={_hosts(host)[0]}",
         ]
-        self.process = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=_child_guard())
+        self.private_files: list[Path] = []  # removed when the server stops (the steer link)
 
     def wait_ready(self, timeout: float = 60.0) -> bool:
         probe_host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
@@ -115,14 +146,17 @@ class Server:
             pause.wait(0.2)
         return False
 
-    def stop(self) -> None:
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds: however many viewers hold a websocket open."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for path in self.private_files:
+            path.unlink(missing_ok=True)
 
 
 def _hosts(host: str) -> list[str]:
@@ -130,17 +164,17 @@ def _hosts(host: str) -> list[str]:
     return lan_addresses() if host in ("0.0.0.0", "", "::") else [host]
 
 
-def _urls(host: str, port: int, token: str | None, present: bool, code: str | None = None) -> list[str]:
-    lines = []
-    for h in _hosts(host):
-        base = url(h, port)
-        if token:
-            lines.append(f"  watch:  {base}")
-            if code:
-                lines.append(f"  steer:  {base}?code={code}   (presenter only: works once, within "
-                             f"{CODE_TTL // 60} minutes of the first page load)")
-        else:
-            lines.append(f"  {base}")
+def _urls(host: str, port: int, token: str | None) -> list[str]:
+    """The URLs everyone may see: the viewers' (``watch``) with a token, else the page's."""
+    return [f"  watch:  {url(h, port)}" if token else f"  {url(h, port)}" for h in _hosts(host)]
+
+
+def _steer_lines(host: str, port: int, code: str | None, generated_token: str | None = None) -> list[str]:
+    """What only the presenter may read: the steer URLs with the one-time code, and a generated token."""
+    lines = [f"  steer:  {url(h, port)}?code={code}   (presenter only: works once, within "
+             f"{CODE_TTL // 60} minutes of the first page load)" for h in _hosts(host)] if code else []
+    if generated_token:
+        lines.append(f"  presenter token: {generated_token}   (type it in the sidebar after a reload or in another tab)")
     return lines
 
 
@@ -212,10 +246,16 @@ def _serve(args, run_dir: Path) -> tuple[Server, str | None] | None:
         print(f"panda: error: the dashboard did not start on {host}:{port}", file=sys.stderr)
         return None
     print(f"Panda dashboard for {run_dir.resolve()}:", flush=True)
-    for line in _urls(host, port, token, present, code):
+    for line in _urls(host, port, token):
         print(line, flush=True)
-    if generated:
-        print(f"  presenter token: {token}   (type it in the sidebar after a reload or in another tab)", flush=True)
+    secret = _steer_lines(host, port, code, token if generated else None)
+    if secret and getattr(args, "print_steer", False):
+        print("\n".join(secret), flush=True)
+    elif secret:  # off the terminal a lecturer may be projecting
+        path = write_private(steer_file(port), "\n".join(line.strip() for line in secret) + "\n")
+        server.private_files.append(path)
+        print(f"  steer:  the presenter's link is in {path} (readable by you only; open it on this machine, "
+              "off the projected screen; --print-steer prints it here)", flush=True)
     if token:
         print("Viewers see everything live; only the presenter's link (or the token typed in the sidebar) can steer.",
               flush=True)
@@ -305,6 +345,9 @@ def _add_serving(p: argparse.ArgumentParser) -> None:
                    "or a random one with --present)")
     p.add_argument("--token", help="presenter token; visible to every user of this machine in ps: "
                    "prefer --token-file or $PANDA_TOKEN")
+    p.add_argument("--print-steer", action="store_true",
+                   help="print the presenter's steer link (and a generated token) in the terminal instead of "
+                   f"writing it to {STEER_FOLDER}/steer-PORT.txt (readable by you only)")
 
 
 def add_app(subparsers) -> None:

@@ -2,11 +2,15 @@
 
 Each panel opens with two plain sentences a lecturer can point at, then the evidence. The figures
 come from :mod:`app.lessons` (pure, tested without a browser); the tracing panel measures real
-TensorFlow on the selected run's model when asked (:mod:`trainer.tracing`).
+TensorFlow on the selected run's model when the presenter asks (:mod:`trainer.tracing`): a
+viewer's click cannot make the server run TensorFlow, and one measurement per model serves
+everyone for :data:`MEASURE_EVERY` seconds.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -15,10 +19,13 @@ from app import lessons
 from app.controls import NotPresenter, Steerer
 from app.data import inside
 from app.launch import LaunchError
+from app.shared import shared
 from trainer.rundir import RunDir, iter_runs
 
 #: Seconds between refreshes of the live panels.
 LIVE_EVERY = 2.0
+#: Seconds a model's tracing measurement is reused: a click costs TensorFlow at most once per model in that time.
+MEASURE_EVERY = 5 * 60
 
 
 def _explain(text: str) -> None:
@@ -104,7 +111,41 @@ def softmax_panel(run: RunDir | None, internals: lessons.Internals) -> None:
         st.plotly_chart(confusion, key="lesson-confusion")
 
 
-def tracing_panel(runs: list[RunDir], internals: lessons.Internals) -> None:
+class Measurements:
+    """The tracing panel's results for the whole server, one per model: measured on the presenter's
+    click (one at a time, at most once per :data:`MEASURE_EVERY` per model), shown to every session.
+
+    A measurement costs seconds of CPU and hundreds of MB of TensorFlow; a viewer's click (or a
+    forged one) never starts one.
+    """
+
+    def __init__(self):
+        self._results: dict[str, tuple[float, list[str]]] = {}
+        self._lock = threading.Lock()
+        self.measured = 0  # how many measurements ran (tests)
+
+    def get(self, model: str) -> list[str]:
+        found = self._results.get(model)
+        return found[1] if found else []
+
+    def measure(self, model: str, config: dict) -> list[str]:
+        with self._lock:  # one at a time for the whole server; a second click gets the first's result
+            found = self._results.get(model)
+            if found and time.monotonic() - found[0] < MEASURE_EVERY:
+                return found[1]
+            from trainer.tracing import measure_run  # TensorFlow loads only when asked
+
+            lines = measure_run(config).lines()
+            self._results[model] = (time.monotonic(), lines)
+            self.measured += 1
+            return lines
+
+
+def measurements() -> Measurements:
+    return shared("tracing measurements", None, Measurements)
+
+
+def tracing_panel(runs: list[RunDir], internals: lessons.Internals, steer: Steerer | None = None) -> None:
     st.subheader("tf.Variable against a constant, and @tf.function")
     _explain("@tf.function turns the training step into a graph once. A learning rate given as a Python number "
              "is baked into that graph, so each new value builds it again; a tf.Variable is read when the step "
@@ -115,13 +156,16 @@ def tracing_panel(runs: list[RunDir], internals: lessons.Internals) -> None:
                   f"hyperparameters changed {tracing.get('hparam_changes', 0)} times")
     names = ["(a digits-sized model)"] + [str(r.path.name) for r in runs]
     choice = st.selectbox("Model to measure", names, key="lesson-tracing-run")
-    if st.button("Measure it now", key="lesson-tracing-go", icon=":material/timer:"):
-        from trainer.tracing import measure_run  # TensorFlow loads only when asked
-
-        config = {} if choice == names[0] else next(r for r in runs if r.path.name == choice).read_config()
-        with st.spinner("Tracing and timing the step…"):
-            st.session_state["lesson-tracing"] = measure_run(config).lines()
-    for line in st.session_state.get("lesson-tracing", []):
+    presenter = steer is not None and steer.can_steer
+    if st.button("Measure it now", key="lesson-tracing-go", icon=":material/timer:", disabled=not presenter,
+                 help=None if presenter else "The presenter measures; the result shows here for everyone."):
+        if not presenter:  # a forged click from a viewer's browser (the button is disabled there) stops here
+            st.error("Read-only view: the presenter measures, and the result shows here.", icon=":material/lock:")
+        else:
+            config = {} if choice == names[0] else next(r for r in runs if r.path.name == choice).read_config()
+            with st.spinner("Tracing and timing the step…"):
+                measurements().measure(choice, config)
+    for line in measurements().get(choice):
         st.markdown(f"- {line}")
 
 
@@ -184,4 +228,4 @@ def live_panels(run: RunDir | None, runs: list[RunDir], steer: Steerer | None) -
                        "the panels follow the run.")
         batch_norm_panel(run, internals, steer)
         softmax_panel(run, internals)
-        tracing_panel(runs, internals)
+        tracing_panel(runs, internals, steer)

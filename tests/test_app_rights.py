@@ -290,6 +290,7 @@ def test_the_token_comes_from_a_file_or_the_environment_and_the_command_line_war
 
 
 def test_the_presenter_link_carries_a_one_time_code_not_the_token():
-    lines = cli._urls("127.0.0.1", 8501, TOKEN, True, "one-time")
+    lines = cli._steer_lines("127.0.0.1", 8501, "one-time")
     assert not any(TOKEN in line for line in lines)
     assert any("?code=one-time" in line for line in lines)
+    assert not any("code" in line for line in cli._urls("127.0.0.1", 8501, TOKEN))  # the watch URL: no code

@@ -33,12 +33,13 @@ def test_panda_vs_caviar_counts_the_epochs_each_spent(tmp_path):
     assert panda.best == sorted(panda.best) and caviar.best == sorted(caviar.best)  # best so far never drops
 
 
-def _page(root: str) -> None:
+def _page(root: str, can_steer: bool = False) -> None:
     from pathlib import Path
 
+    from app.controls import Steerer
     from app.lessons_page import render_lessons
 
-    render_lessons(Path(root))
+    render_lessons(Path(root), Steerer(Path(root), can_steer))
 
 
 def test_the_page_renders_every_panel_from_a_real_run_directory(tmp_path):
@@ -66,11 +67,19 @@ def test_an_empty_run_directory_shows_the_panels_empty_state(tmp_path):
     assert any("needs one ordinary run and one sweep" in i.value for i in at.info)
 
 
-def test_the_tracing_button_measures_real_tensorflow(tmp_path):
+def test_the_tracing_button_measures_real_tensorflow_for_the_presenter_and_shows_everyone(tmp_path):
     make_run(tmp_path, "babysat", epochs_done=2, hparams={"units": 8})
-    at = AppTest.from_function(_page, args=(str(tmp_path),), default_timeout=240).run()
+    viewer = AppTest.from_function(_page, args=(str(tmp_path),), default_timeout=240).run()
+    assert viewer.button(key="lesson-tracing-go").disabled  # display-only for a viewer
+    at = AppTest.from_function(_page, args=(str(tmp_path), True), default_timeout=240).run()
     at.selectbox(key="lesson-tracing-run").select("babysat").run()
     assert not at.exception
     at.button(key="lesson-tracing-go").click().run()
     text = " ".join(m.value for m in at.markdown)
     assert "traced 8 times" in text and "traced 1 time(s)" in text
+    at.button(key="lesson-tracing-go").click().run()  # again within MEASURE_EVERY: the same result, no new work
+    viewer.selectbox(key="lesson-tracing-run").select("babysat").run()  # every session sees the one measurement
+    assert "traced 8 times" in " ".join(m.value for m in viewer.markdown)
+    from app.lessons_page import measurements
+
+    assert measurements().measured == 1
