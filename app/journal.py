@@ -6,6 +6,7 @@ Pure functions from a :class:`~app.data.RunView` to ``pandas`` tables, newest fi
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -70,7 +71,8 @@ def _latency(command: dict, answer: dict) -> float | None:
     return None
 
 
-def _event_detail(event: dict) -> str:
+def _event_detail(event: dict, private: bool = True) -> str:
+    """An event in a few words; ``private=False`` (a viewer) leaves out what may name files: errors, source runs."""
     name = event.get("event")
     if name == "started":
         return f"pid {event.get('pid')}" + (f", resumed from {event['resumed_from']}" if event.get("resumed_from") else "")
@@ -85,26 +87,30 @@ def _event_detail(event: dict) -> str:
     if name == "diverged":
         return f"{event.get('reason')}; rolled back to {event.get('checkpoint')}"
     if name == "adopted":
-        return (f"{event.get('source_checkpoint')} of {event.get('source_run')} (its epoch {event.get('source_epoch')}), "
+        source = event.get("source_run") if private else Path(str(event.get("source_run"))).name
+        return (f"{event.get('source_checkpoint')} of {source} (its epoch {event.get('source_epoch')}), "
                 f"branch {event.get('branch')}")
     if name == "note":
         return str(event.get("text") or "")
     if name == "finished":
         return str(event.get("reason") or "")
     if name == "failed":
-        return str(event.get("error") or "")
+        return str(event.get("error") or "") if private else "(the details are the presenter's)"
     return ""
 
 
-def events_table(view: RunView, *, include_epoch_checkpoints: bool = False) -> pd.DataFrame:
-    """The trainer's journal; routine end-of-epoch checkpoints are left out unless asked for."""
+def events_table(view: RunView, *, include_epoch_checkpoints: bool = False, private: bool = True) -> pd.DataFrame:
+    """The trainer's journal; routine end-of-epoch checkpoints are left out unless asked for.
+
+    ``private=False``: for a viewer, without errors or paths (:func:`_event_detail`).
+    """
     rows = []
     for event in view.events:
         if not include_epoch_checkpoints and event.get("event") == "checkpoint_saved" and event.get("reason") == "epoch":
             continue
         rows.append({
             "time": clock(event.get("time")), "event": str(event.get("event") or "?"),
-            "epoch": event.get("epoch"), "step": event.get("step"), "detail": _event_detail(event),
+            "epoch": event.get("epoch"), "step": event.get("step"), "detail": _event_detail(event, private),
         })
     frame = pd.DataFrame(rows, columns=EVENT_COLUMNS)
     return frame.iloc[::-1].reset_index(drop=True)

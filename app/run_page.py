@@ -140,7 +140,7 @@ def _picker_options(ctx: Context) -> tuple[list[str], dict[str, str], dict[str, 
 def run_picker(ctx: Context) -> None:
     names, labels, states = _picker_options(ctx)
     if not names:
-        st.caption(f"No runs yet in `{ctx.store.root}`.")
+        st.caption(f"No runs yet in `{ctx.store.root}`." if ctx.can_steer else "No runs yet.")
         return
     current = st.session_state.get("run")
     if current not in names:
@@ -149,7 +149,8 @@ def run_picker(ctx: Context) -> None:
         st.session_state["run"] = current
     if st.session_state.get("run_picker") not in names:
         st.session_state["run_picker"] = current
-    chosen = st.selectbox(f"Run ({len(names)} in {ctx.store.root.name}/)", names, key="run_picker",
+    where = f" in {ctx.store.root.name}/" if ctx.can_steer else ""  # paths are the presenter's
+    chosen = st.selectbox(f"Run ({len(names)}{where})", names, key="run_picker",
                           format_func=lambda n: labels.get(n, n))
     if chosen != st.session_state.get("run"):
         st.session_state["run"] = chosen
@@ -268,7 +269,8 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
     elif state == "diverged":
         st.warning(diverged_text(view), icon=":material/local_fire_department:")
     elif state == "failed":
-        st.error(f"**Failed.** {status.get('message') or ''}", icon=":material/error:")
+        # a failure's message may name files: the presenter's
+        st.error(f"**Failed.** {(status.get('message') or '') if ctx.can_steer else ''}", icon=":material/error:")
         failure = next((e for e in reversed(view.events) if e.get("event") == "failed"), None)
         if failure and failure.get("traceback") and ctx.can_steer:  # paths and code: for the presenter
             with st.expander("Traceback"):
@@ -278,8 +280,9 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
         if word == "completed":
             st.success(f"Completed all {epoch} epochs.", icon=":material/flag:")
         else:  # stopped by the user, or interrupted: checkpointed, and --resume continues it
-            st.info(f"**{word.capitalize()}** at epoch {epoch}: {status.get('message') or word}. "
-                    f"`panda train --resume {view.path}` continues it.", icon=":material/stop_circle:")
+            how = f"`panda train --resume {view.path}` continues it." if ctx.can_steer else "It can be continued."
+            st.info(f"**{word.capitalize()}** at epoch {epoch}: {(status.get('message') if ctx.can_steer else None) or word}. "
+                    + how, icon=":material/stop_circle:")
 
 
 def _charts(view: RunView, log_loss: bool) -> None:
@@ -293,7 +296,7 @@ def _charts(view: RunView, log_loss: bool) -> None:
     st.caption(charts.legend_markdown())
 
 
-def _journal(view: RunView) -> None:
+def _journal(view: RunView, private: bool) -> None:
     commands_tab, events_tab = st.tabs(["Commands", "Trainer events"])
     with commands_tab:
         table = journal.commands_table(view)
@@ -303,7 +306,7 @@ def _journal(view: RunView) -> None:
             st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(table), 320),
                          column_config={"id": st.column_config.TextColumn("id", width="small")})
     with events_tab:
-        table = journal.events_table(view)
+        table = journal.events_table(view, private=private)
         st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * max(len(table), 1), 320))
 
 
@@ -347,13 +350,13 @@ def live_view(ctx: Context) -> None:
     title.markdown(f"## {view.name}  {badge(view.word(state))}")
     if dataset:
         title.caption(f"{dataset} · TensorFlow {config.get('versions', {}).get('tensorflow', '?')} · "
-                      f"{', '.join(config.get('devices') or [])} · `{view.path}`")
+                      f"{', '.join(config.get('devices') or [])}" + (f" · `{view.path}`" if ctx.can_steer else ""))
     status_col.toggle("Log-scale loss", key="log_loss")
     _notices(ctx, view, state)
     _advice_notice(ctx, view, state)
     _metrics_row(view, state)
     _charts(view, bool(st.session_state.get("log_loss")))
-    _journal(view)
+    _journal(view, ctx.can_steer)
 
 
 # --------------------------------------------------------------------------- the page
@@ -364,7 +367,8 @@ def render(ctx: Context) -> None:
         return projector.render(ctx.store)  # a viewer: the projected page (?presenter shows the token box)
     with st.sidebar:
         st.markdown("## :material/monitor_heart: Panda")
-        st.caption(f"Run directory `{ctx.store.root}`")
+        if ctx.can_steer:  # a viewer with ?presenter sees no paths
+            st.caption(f"Run directory `{ctx.store.root}`")
         run_picker(ctx)
         projector.presenter_panel(ctx)
         if ctx.access.needs_token and not ctx.can_steer:
@@ -378,9 +382,10 @@ def render(ctx: Context) -> None:
 
     if not ctx.store.runs() and not ctx.store.launches and not st.session_state.get("run"):
         st.markdown("# Panda")
-        st.markdown(f"No runs in `{ctx.store.root}` yet. Start one here — it trains in the background, "
+        root = ctx.store.root if ctx.can_steer else "the run directory"  # paths are the presenter's
+        st.markdown(f"No runs in `{root}` yet. Start one here — it trains in the background, "
                     "so you can close this page and come back — or from a terminal with "
-                    "`panda train --run-dir " + str(ctx.store.root) + " --pace 0.5`.")
+                    f"`panda train --run-dir {root} --pace 0.5`.")
         with st.container(border=True):
             new_run_form(ctx, key="welcome", expanded_title="Start training")
         return

@@ -60,14 +60,15 @@ def render_sweep(sweep_path: Path, *, runs_root: Path | str | None = None,
     ``steerer``: the page's one writer (PBT's Approve / Veto); without one the page only watches.
     """
     sweep_path = Path(sweep_path)
+    presenter = steerer is not None and steerer.can_steer  # paths are the presenter's
     if not SweepDir.is_sweep(sweep_path):
-        st.error(f"`{sweep_path}` is not a Panda sweep (no sweep.json).")
+        st.error(f"`{sweep_path if presenter else sweep_path.name}` is not a Panda sweep (no sweep.json).")
         return
     curves = trial_curves(str(sweep_path.resolve()))
     try:
         first = load_sweep(sweep_path, curves)
     except RunDirError as e:
-        st.error(str(e))
+        st.error(str(e) if presenter else f"Sweep {sweep_path.name} cannot be read.")  # errors name files
         return
     running = first.spec.get("state") == "running"
 
@@ -85,12 +86,14 @@ def render_sweeps(runs_root: Path, *, on_babysit: Callable[[str], None] | None =
     """The Sweeps page: pick one of the sweeps under ``runs_root`` (``?sweep=NAME``) and draw it."""
     runs_root = Path(runs_root)
     found = sorted(p.name for p in runs_root.iterdir() if SweepDir.is_sweep(p)) if runs_root.is_dir() else []
+    presenter = steerer is not None and steerer.can_steer
+    where = runs_root if presenter else "the run directory"  # paths are the presenter's
     if not found:
-        st.info(f"No sweeps in `{runs_root}` yet. Start one with "
-                f"`panda sweep --run-dir {runs_root} --name my-sweep --trials 8 --parallel 2`.")
+        st.info(f"No sweeps in `{where}` yet. Start one with "
+                f"`panda sweep --run-dir {where} --name my-sweep --trials 8 --parallel 2`.")
         return
     wanted = st.query_params.get("sweep")
-    chosen = st.sidebar.selectbox(f"Sweep ({len(found)} in {runs_root.name}/)", found,
+    chosen = st.sidebar.selectbox(f"Sweep ({len(found)}{f' in {runs_root.name}/' if presenter else ''})", found,
                                   index=found.index(wanted) if wanted in found else len(found) - 1)
     st.query_params["sweep"] = chosen
     render_sweep(runs_root / chosen, runs_root=runs_root, on_babysit=on_babysit, steerer=steerer)

@@ -34,14 +34,16 @@ class Session:
 
     def __init__(self, port: int, cookie: str | None = None):
         headers = {"Cookie": cookie} if cookie else None
-        self.ws = connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"],
-                          origin=f"http://127.0.0.1:{port}", additional_headers=headers, max_size=None)
+        self._stack = contextlib.ExitStack()
+        self.ws = self._stack.enter_context(connect(
+            f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], origin=f"http://127.0.0.1:{port}",
+            additional_headers=headers, max_size=None))
         self.pages: dict[str, str] = {}  # url path -> page script hash
         self.page_hash = ""
         self.elements: list = []  # the last script run's new elements
 
     def close(self) -> None:
-        self.ws.close()
+        self._stack.close()
 
     def send(self, **fields) -> None:
         self.ws.send(BackMsg(**fields).SerializeToString())
