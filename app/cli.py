@@ -33,7 +33,7 @@ PROJECT_CONFIG = Path(__file__).resolve().parent.parent / ".streamlit" / "config
 DEFAULT_PORT = 8501
 #: Seconds the Streamlit child gets to end after SIGTERM before it is killed (a room of websockets
 #: kept it serving for more than 13 s): ``panda app`` ends within 5 s of Ctrl-C or SIGTERM.
-STOP_GRACE = 3.0
+STOP_GRACE = 2.0
 #: Linux's prctl option: the signal a process gets when its parent dies.
 PR_SET_PDEATHSIG = 1
 #: Used when the project's config file is not there (an installed wheel): the settings that matter.
