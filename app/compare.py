@@ -6,6 +6,10 @@ import streamlit as st
 
 from app import charts
 
+#: The most runs a viewer's Compare shows (and reads) at once: no viewer's pick, forged or not, makes the
+#: server open every run of a large run directory every few seconds. The presenter's is not limited.
+VIEWER_MOST = 8
+
 
 def compare_default(names: list[str], current: str | None, most: int = 8) -> list[str]:
     """What Compare shows first: the current run and its siblings (same sweep or folder), newest first.
@@ -37,7 +41,9 @@ def compare_view(ctx) -> None:
     key = f"compare_runs-{current}"  # a new run opened: its siblings become the default
     if key in st.session_state:  # keep what the user picked that the filter hides
         shown += [n for n in st.session_state[key] if n not in shown and n in names]
-    chosen = st.multiselect("Runs", shown, default=[n for n in compare_default(names, current) if n in shown], key=key)
+    most = None if ctx.can_steer else VIEWER_MOST
+    chosen = st.multiselect("Runs", shown, default=[n for n in compare_default(names, current) if n in shown], key=key,
+                            max_selections=most)[:most]  # a forged selection too
     views = [ctx.store.run(ctx.store.path_of(n)).view() for n in chosen]
     labels = {str(ctx.store.path_of(n)): n for n in chosen}
     log = column == "lr" or log_y and column in ("val_loss", "loss")

@@ -294,3 +294,25 @@ def test_the_presenter_link_carries_a_one_time_code_not_the_token():
     assert not any(TOKEN in line for line in lines)
     assert any("?code=one-time" in line for line in lines)
     assert not any("code" in line for line in cli._urls("127.0.0.1", 8501, TOKEN))  # the watch URL: no code
+
+
+# --------------------------------------------------------------------------- what a viewer's widgets cost
+
+
+def test_a_viewers_compare_reads_at_most_a_few_runs_whatever_it_sends(open_app):
+    from app import compare
+    from app.shared import shared
+
+    for i in range(12):
+        make_run(open_app.root, f"sweep/t{i:02d}", epochs_done=2)
+    at = open_app(query={"run": "sweep/t00"})
+    key = "compare_runs-" + at.session_state["run"]
+    everything = at.multiselect(key=key).options
+    assert len(everything) == 12
+    at.multiselect(key=key).set_value(everything).run()  # what no browser sends past max_selections
+    assert "at most 8" in str(at.exception)  # the forger's own page says no; nobody else's
+    store = shared("run store", str(open_app.root), lambda: None)
+    assert sum(store.is_open(open_app.root / name) for name in everything) <= compare.VIEWER_MOST + 1  # + the run shown
+    presenter = open_app(query={"code": "c", "run": "sweep/t00"}, code="c")
+    presenter.multiselect(key=key).set_value(everything).run()
+    assert sum(store.is_open(open_app.root / name) for name in everything) == 12
