@@ -252,7 +252,13 @@ def _serve(args, run_dir: Path) -> tuple[Server, str | None] | None:
     if secret and getattr(args, "print_steer", False):
         print("\n".join(secret), flush=True)
     elif secret:  # off the terminal a lecturer may be projecting
-        path = write_private(steer_file(port), "\n".join(line.strip() for line in secret) + "\n")
+        try:
+            path = write_private(steer_file(port), "\n".join(line.strip() for line in secret) + "\n")
+        except OSError as e:
+            server.stop()
+            print(f"panda: error: cannot write the presenter's link to {steer_file(port)}: {e.strerror or e} "
+                  "(--print-steer prints it here instead)", file=sys.stderr)
+            return None
         server.private_files.append(path)
         print(f"  steer:  the presenter's link is in {path} (readable by you only; open it on this machine, "
               "off the projected screen; --print-steer prints it here)", flush=True)

@@ -40,3 +40,18 @@ def test_the_qr_code_carries_the_viewers_url_and_the_terminal_shows_it(monkeypat
     assert cli._urls("0.0.0.0", 8501, "tok") == ["  watch:  http://192.168.1.23:8501/", "  watch:  http://10.0.0.5:8501/"]
     steer = cli._steer_lines("0.0.0.0", 8501, "c0de")
     assert [line.split()[1] for line in steer] == ["http://192.168.1.23:8501/?code=c0de", "http://10.0.0.5:8501/?code=c0de"]
+
+
+def test_the_steer_file_is_this_users_alone_and_a_planted_symlink_is_replaced_not_followed(tmp_path):
+    import stat
+
+    target = tmp_path / "victim.txt"
+    target.write_text("keep me\n")
+    path = share.steer_file(8501, tmp_path / "home" / ".panda")
+    path.parent.mkdir(parents=True)
+    path.symlink_to(target)
+    assert share.write_private(path, "steer: http://x/?code=c\n") == path
+    assert target.read_text() == "keep me\n" and not path.is_symlink()
+    assert path.read_text() == "steer: http://x/?code=c\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    fresh = share.write_private(share.steer_file(9000, tmp_path / "new"), "x")
+    assert stat.S_IMODE(fresh.parent.stat().st_mode) == 0o700
