@@ -25,7 +25,7 @@ from websockets.sync.client import connect
 from conftest_app import free_port, interrupt, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-#: A widget's value type in the proto, by the element type that shows it.
+#: The element types that are widgets here (their proto carries the widget id).
 WIDGET_FIELDS = ("button", "selectbox", "text_input", "number_input", "slider", "checkbox")
 
 
