@@ -15,11 +15,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import streamlit as st
 import tensorflow as tf
+from streamlit.testing.v1 import AppTest
 
 from conftest import answer, wait_for
+from conftest_app import make_run
 from trainer.exploration import FORKS, LR_FINDER, Explorer
 from trainer.records import Status
 from trainer.rundir import RunDir
@@ -160,3 +164,23 @@ def test_sigterm_during_a_fork_of_panda_train_stops_it_within_a_second(tmp_path)
     stopped = next(e["checkpoint"] for e in events if e["event"] == "checkpoint_saved" and e["reason"] == "stop")
     assert tensors(run, stopped) == tensors(run, before), "weights and optimizer slots as before the fork"
     assert not (run.path / FORKS).exists()
+
+
+def test_the_run_page_says_what_a_live_exploration_does(tmp_path, monkeypatch):
+    run = make_run(tmp_path, "demo")
+    status = run.read_status()
+    run.write_status({**status, "heartbeat": time.time(), "activity": {
+        "kind": "fork", "command_id": "c-1", "done": 1234, "total": 40000, "candidates": 8, "candidate": 1}})
+    monkeypatch.delenv("PANDA_TOKEN", raising=False)
+    monkeypatch.setenv("PANDA_RUN_DIR", str(tmp_path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app" / "dashboard.py"), default_timeout=30)
+    try:
+        at.run()
+        assert not at.exception, at.exception
+        assert any("Running a fork: step 1,234 of 40,000" in c.value for c in at.caption)
+
+        run.write_status({**status, "heartbeat": time.time(), "activity": ["not", "a", "table"]})
+        at.run()
+        assert not at.exception and not any("Running a" in c.value for c in at.caption), "a wrong type shows nothing"
+    finally:
+        st.cache_resource.clear()  # closes the store's file watchers
