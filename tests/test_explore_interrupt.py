@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import answer, wait_for
 from conftest_app import make_run
+from test_callback import digits_images, fits, small_cnn  # noqa: F401  (fixtures)
 from trainer.exploration import FORKS, LR_FINDER, Explorer
 from trainer.records import Status
 from trainer.rundir import RunDir
@@ -130,6 +131,32 @@ def test_a_stop_abandons_a_long_find_lr(start_trainer):
     assert state_of(trainer) == before
     assert float(trainer.optimizer.learning_rate.numpy()) == np.float32(0.003), "the ramp's α is not left in force"
     assert not (run.path / LR_FINDER).exists()
+
+
+def test_a_stop_abandons_a_find_lr_in_a_keras_fit(tmp_path, digits_images, fits):  # noqa: F811
+    from trainer import PandaCallback
+
+    model = small_cnn(lr=0.003)
+    x, y = digits_images
+    # batches of one example: an epoch of ~2,900 batches, so the 5,000-step test would run to its end
+    t = fits(model, PandaCallback(tmp_path / "fit"), (np.concatenate([x, x]), np.concatenate([y, y])),
+             epochs=1000, batch_size=1)
+    run = t.run
+    assert t.send("pause")["event"] == "applied"
+    before = [np.array(v.numpy(), copy=True).tobytes() for v in [*model.variables, *model.optimizer.variables]]
+    found = run.send_command("find_lr", {"steps": 5000, "min": 1e-7, "max": 1e-6}, source="test")
+    shown = exploring(run, found, beyond=10)
+    assert shown["kind"] == "find_lr" and shown["total"] == 5000
+    note = run.send_command("note", "sent during the test", source="test")
+    stop = run.send_command("stop", source="test")
+    rejected = answer(run, found)
+    assert rejected["event"] == "rejected" and rejected["reason"].startswith("interrupted by a stop command"), rejected
+    assert rejected["time"] - command_time(run, stop) < WITHIN_SECONDS
+    t.join()
+    assert position(run, found) < position(run, note) < position(run, stop)
+    assert [np.array(v.numpy(), copy=True).tobytes() for v in [*model.variables, *model.optimizer.variables]] == before
+    assert not (run.path / LR_FINDER).exists()
+    assert run.read_events()[-1]["reason"] == "stopped" and run.read_status()["activity"] is None
 
 
 def tensors(run: RunDir, checkpoint: str) -> dict[str, bytes]:
