@@ -28,6 +28,7 @@ from app.launch import LaunchError
 from app.new_run import new_run_form
 from trainer.advising import latest_advice
 from trainer.advisor import not_learning
+from trainer.records import Status
 from trainer.rundir import RunDir, pid_alive
 
 #: state -> (badge colour, glyph for the picker, Material icon for the badge)
@@ -247,6 +248,10 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
     if view.malformed_total:
         where = ", ".join(f"{name}: {n}" for name, n in sorted(view.malformed.items()))
         st.warning(f"Skipped {view.malformed_total} malformed line(s) that are not JSON records ({where}).", icon=":material/warning:")
+    activity = Status.from_json(status).activity or {}  # typed: a hostile status.json shows nothing here
+    if state in ("running", "paused") and activity.get("kind") in ("find_lr", "fork"):
+        st.caption(f"Running a {activity['kind']}: step {activity.get('done') or 0:,} of {activity.get('total') or 0:,}; "
+                   "other commands wait for it, Stop abandons it and puts the state back.")
     if state == "not answering":
         age = progress.heartbeat_age(view)
         pid = status.get("pid")

@@ -409,6 +409,9 @@ class PandaCallback(keras.callbacks.Callback):
         steering = self.steering
         if not self.finder.active and (steering.inbox.ready.is_set() or steering.state in ("paused", "diverged")):
             steering.handle_commands()  # the test is over: a run paused before it waits again here
+            if steering.stop_requested:  # the stop that abandoned it
+                self._cut_short = True
+                self.model.stop_training = True
         return True
 
     def _end_finder(self, why: str) -> None:

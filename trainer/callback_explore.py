@@ -13,7 +13,8 @@ command, with the same ``suggestion`` as ``panda train``.
 
 Those batches train nothing (the state is put back), but fit's position in its data cannot be
 put back: the epoch goes on after them, so the examples in them are skipped this epoch. The test
-does not count as steps; commands that arrive meanwhile wait for it. A run paused when the
+does not count as steps; commands that arrive meanwhile wait for it, except a ``stop``, which
+abandons it (the state put back, the command rejected ``interrupted``). A run paused when the
 command arrives runs only the test's batches, then waits paused again.
 
 >>> ramp_test = LrRangeTest({"steps": 3, "min": 1e-3, "max": 1e-1})
@@ -112,7 +113,14 @@ class CallbackFinder:
             steering.state = "running"
         steering.message = f"find_lr: ramping α over fit's next {spec['steps']} batches"
         steering.say(steering.message)
+        self._started = now()
+        self._progress()
         return DEFERRED
+
+    def _progress(self) -> None:
+        """``status.json``'s ``activity``, as :class:`~trainer.exploration.Explorer` shows it."""
+        self.cb.steering.activity = {"kind": "find_lr", "command_id": self._command_id, "done": len(self.test.losses),
+                                     "total": len(self.test.lrs), "started": self._started}
 
     # ------------------------------------------------------------------ the batches
 
@@ -128,24 +136,45 @@ class CallbackFinder:
             loss = math.nan
         if self.test.add(loss) or last_of_epoch:
             self.finish(EPOCH_END if self.test.stopped is None else self.test.stopped)
+            return
+        self._progress()
+        why = self.cb.steering.interruption()
+        if why is not None:
+            self.abandon(why)
+
+    def _put_back(self) -> LrRangeTest:
+        """The state as before the test; the run's state and message too. Returns the test that ran."""
+        steering, test = self.cb.steering, self.test
+        steering.step = self._snap.restore()["step"]
+        self.test, self._snap = None, None
+        if self._was is not None:
+            steering.state, steering.message = self._was
+        else:
+            steering.message = None
+        steering.activity = None
+        if steering.pending:  # what arrived during the test (Steering.interruption queued it) is handled next
+            steering.inbox.wake()
+        return test
+
+    def abandon(self, why: str) -> None:
+        """A stop arrived: put the state back, record nothing, reject the command ``interrupted``."""
+        steering = self.cb.steering
+        test = self._put_back()
+        steering.write_status()
+        steering.answer(self._item, False, f"interrupted by {why} after {len(test.losses)} of {len(test.lrs)} "
+                                           f"batches; nothing was kept, the state is put back")
 
     def finish(self, stopped: str | None = None) -> dict:
         """Put the state back, record the curve, answer the command."""
-        cb, steering, test = self.cb, self.cb.steering, self.test
-        test.stopped = test.stopped or stopped or EPOCH_END
-        saved = self._snap.restore()
-        steering.step = saved["step"]
-        self.test, self._snap = None, None
+        cb, steering = self.cb, self.cb.steering
+        self.test.stopped = self.test.stopped or stopped or EPOCH_END
+        test = self._put_back()
         suggestion, points = test.result()
         append_jsonl(steering.rundir.path / LR_FINDER, {
             "kind": "lr_finder", "min": test.spec["min"], "max": test.spec["max"], "steps": test.spec["steps"],
             "stopped": test.stopped, "suggestion": suggestion, "batch_size": cb.batch_size, "points": points,
             "on": "model.fit batches", "command_id": self._command_id, "epoch": steering.epoch,
             "step": steering.step, "branch": steering.branch, "time": now()})
-        if self._was is not None:
-            steering.state, steering.message = self._was
-        else:
-            steering.message = None
         steering.say(f"find_lr: {len(points)} batches ({test.stopped}); suggested α {suggestion['lr']}")
         result = {"suggestion": suggestion, "points": len(points), "stopped": test.stopped, "record": LR_FINDER}
         steering.write_status()  # before the answer: whoever sees it finds the run's state put back

@@ -15,6 +15,12 @@ checkpoint or metrics record comes from them).
   ``fork_result`` event, then pauses for the user (``pick: "ask"``) or applies the best
   candidate's hyperparameters (``pick: "best"``).
 
+Both can take minutes (8 candidates x 5,000 steps), so between any two steps they publish their
+progress (``status.json``'s ``activity``) and look for a stop (a ``stop`` command or a stop
+signal, :meth:`~trainer.steering.Steering.interruption`): on one, the exploration is abandoned,
+the exact state put back, the command rejected with a reason starting ``interrupted``, and the stop
+carried out. Other commands that arrive meanwhile wait, and are handled in order after its answer.
+
 Steps reuse the trainer's compiled ``train_step`` (pointed at its own order of the examples) and
 ``eval_step`` (:mod:`trainer.steps`): nothing is traced again. Pure helpers (:func:`ramp`, :func:`suggest`,
 :func:`smooth`, :func:`best_of`) are tested without TensorFlow.
@@ -121,6 +127,10 @@ def finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+class Interrupted(cmds.CommandError):
+    """A stop arrived during an exploration: it was abandoned and the state put back (the command is rejected)."""
+
+
 class Explorer:
     """``find_lr`` and ``fork`` for :class:`trainer.loop.Trainer` (its variables, compiled steps, data)."""
 
@@ -177,6 +187,35 @@ class Explorer:
         loss_sum, hits = t.steps.eval_step(tf.constant(0, tf.int32))
         return finite_or_none(float(loss_sum) / n), float(hits) / n
 
+    # ------------------------------------------------------------------ progress, and giving up on a stop
+
+    def _begin(self, kind: str, total: int, **more) -> None:
+        """From now on ``status.json`` says what runs (``activity``); its step is the run's, not the side track's."""
+        s = self.t.steering
+        self._total, self._done, self._more = total, 0, {"kind": kind, **more}
+        self._live, s.live_step = s.live_step, None  # the epoch's live step reads the position exploration moves
+        self._started = now()
+        self._publish()
+        s.write_status()
+
+    def _publish(self, **more) -> None:
+        self._more.update(more)
+        self.t.steering.activity = {**self._more, "command_id": getattr(self.t.steering.current, "id", None),
+                                    "done": self._done, "total": self._total, "started": self._started}
+
+    def _go_on(self, **more) -> None:
+        """Before each step: publish the progress; raise :class:`Interrupted` when a stop arrived."""
+        self._publish(**more)
+        why = self.t.steering.interruption()
+        if why is not None:
+            raise Interrupted(f"interrupted by {why} after {self._done} of {self._total} steps; "
+                              f"nothing was kept, the state is put back")
+
+    def _end(self) -> None:
+        s = self.t.steering
+        s.activity, s.live_step = None, self._live
+        s.write_status()
+
     def _record(self, name: str, record: dict) -> None:
         s = self.t.steering
         append_jsonl(s.rundir.path / name, {**record, "command_id": getattr(s.current, "id", None),
@@ -189,12 +228,15 @@ class Explorer:
         snap = self.snapshot()
         lrs, losses = ramp(spec["min"], spec["max"], spec["steps"]), []
         stopped = "max"
+        self._begin("find_lr", len(lrs))
         try:
             self._start_order(t.hp.batch_size)
             best = math.inf
             for lr in lrs:
+                self._go_on()
                 t.knobs.lr.assign(lr)
                 losses.append(self._step())
+                self._done += 1
                 value = smooth(losses)[-1]
                 if not math.isfinite(value):
                     stopped = "not finite"
@@ -205,6 +247,7 @@ class Explorer:
                     break
         finally:
             self.restore(snap)
+            self._end()
         tried = lrs[:len(losses)]
         smoothed = smooth(losses)
         suggestion = suggest(tried, smoothed)
@@ -226,8 +269,11 @@ class Explorer:
         if t.knobs.beta is None and any("beta" in c for c in spec["candidates"]):
             raise cmds.CommandError(f"optimizer {t.hp.optimizer} has no beta: a fork candidate cannot set one")
         results = []
+        self._begin("fork", len(spec["candidates"]) * spec["steps"], candidates=len(spec["candidates"]))
         try:
-            for candidate in spec["candidates"]:
+            for index, candidate in enumerate(spec["candidates"]):
+                self._done = index * spec["steps"]  # a diverged candidate stops early: its steps count as done
+                self._go_on(candidate=index + 1)
                 self.restore(snap)
                 hp = {**base, **candidate}
                 t.knobs.lr.assign(hp["lr"])
@@ -236,7 +282,9 @@ class Explorer:
                 self._start_order(hp["batch_size"])
                 losses = []
                 for _ in range(spec["steps"]):
+                    self._go_on()
                     losses.append(self._step())
+                    self._done += 1
                     if not math.isfinite(losses[-1]):
                         break
                 val_loss, val_accuracy = self._val_subset()
@@ -247,6 +295,7 @@ class Explorer:
                                 "curve": [{"step": i + 1, "loss": finite_or_none(l)} for i, l in thin(losses)]})
         finally:
             self.restore(snap)
+            self._end()
         best = best_of(results)
         self._record(FORKS, {"kind": "fork", "steps": spec["steps"], "pick": spec["pick"], "base": base,
                              "best": best, "candidates": results, "val_examples": min(len(t.data.x_val), 1024)})

@@ -34,7 +34,7 @@ FLOAT_FIELDS = ("time", "received_time", "lr", "heartbeat", "started")
 TEXT_FIELDS = ("id", "cmd", "source", "event", "command_id", "reason", "checkpoint", "resumed_from", "error",
                "duplicate_id", "name", "state", "host", "message")
 #: Fields that hold a table of hyperparameters or metrics.
-TABLE_FIELDS = ("hparams", "metrics", "last")
+TABLE_FIELDS = ("hparams", "metrics", "last", "activity")
 
 
 def number(value: Any) -> int | float | None:
@@ -105,6 +105,7 @@ class Status:
     last: dict | None = None
     message: str | None = None
     checkpoint: str | None = None
+    activity: dict | None = None  # what a long command (find_lr, fork) is doing, with its progress
 
     @classmethod
     def from_json(cls, data: Any) -> "Status":

@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from typing import Any, Callable
 
 from trainer import adopt as adopting
@@ -70,6 +71,12 @@ class Steering:
         self.seen_ids: set[str] = set()
         self.current: cmds.Command | None = None  # the command being applied (find_lr and fork record its id)
         self.current_item: Received | None = None  # what it arrived as (a DEFERRED answer is given to it later)
+        #: Commands received but not yet handled, in file order (an exploration collects them meanwhile).
+        self.pending: deque[Received] = deque()
+        self._pending_changed = False
+        self._stop_queued = False
+        #: What a long command is doing now, for ``status.json`` (``{"kind", "done", "total", ...}``), or ``None``.
+        self.activity: dict | None = None
         self.undo_points: list[dict] = []  # see trainer/undo.py; rebuilt from the journal on reopen
         self.paused_seconds = 0.0  # time spent in handle_commands, kept out of epoch timings
         self.hparam_changes = 0  # hyperparameter commands applied by this process (the compiled step absorbed them)
@@ -175,7 +182,7 @@ class Steering:
             name=self.rundir.name, state=self.state, epoch=self.epoch, epochs=self.epochs, step=self.current_step(),
             branch=self.branch, pid=os.getpid(), host=socket.gethostname(), heartbeat=now(), started=self.started,
             hparams=self.trainer.hparams(), last=self.last_metrics, message=self.message,
-            checkpoint=self.latest_checkpoint,
+            checkpoint=self.latest_checkpoint, activity=self.activity,
         )
 
     def write_status(self) -> None:
@@ -224,13 +231,52 @@ class Steering:
         started = time.perf_counter()
         if self.replay is not None:
             self.replay.inject(self)
-        for item in self.inbox.drain():
-            self._handle(item)
+        self._collect()
+        self._handle_pending()
         while self.state in ("paused", "diverged") and not self.stop_requested:
             if self.inbox.wait(HEARTBEAT_SECONDS):
-                for item in self.inbox.drain():
-                    self._handle(item)
+                self._collect()
+                self._handle_pending()
         self.paused_seconds += time.perf_counter() - started
+
+    def _collect(self) -> None:
+        items = self.inbox.drain()
+        if items:
+            self.pending.extend(items)
+            self._pending_changed = True
+
+    def _handle_pending(self) -> None:
+        """Handle the queued commands in order (those a handler's exploration collects too)."""
+        while self.pending:
+            item = self.pending.popleft()
+            self._pending_changed = True
+            self._handle(item)
+
+    def interruption(self) -> str | None:
+        """Why a long command (``find_lr``, ``fork``) must give up now, or ``None`` to go on.
+
+        A stop signal, or a valid ``stop`` line among the commands received so far; those are
+        queued to be handled, in order, once the long command has been answered. Cheap enough to
+        call between any two steps: a flag and an attribute when nothing arrived.
+        """
+        if self.stop_requested:
+            return "Ctrl-C or SIGTERM" if self.stop_requested == "signal" else "a stop"
+        if self.inbox.ready.is_set():
+            self._collect()
+        if self._pending_changed:
+            self._pending_changed = False
+            self._stop_queued = any(self._is_stop(item) for item in self.pending)
+        return "a stop command" if self._stop_queued else None
+
+    def _is_stop(self, item: Received) -> bool:
+        """Whether ``item`` is a ``stop`` that will be applied (valid, with an id not answered before)."""
+        if item.record is None or item.record.get("cmd") != "stop" or item.id in self.seen_ids:
+            return False
+        try:
+            cmds.validate(item.record)
+        except Exception:  # an invalid stop is rejected in its turn, and interrupts nothing
+            return False
+        return True
 
     def _handle(self, item: Received) -> None:
         try:
@@ -422,8 +468,9 @@ class Steering:
     def finish(self, reason: str) -> None:
         """Answer what is still queued, journal the end, and say so."""
         self.flush()  # every epoch's record lands before ``finished``
-        for item in self.inbox.drain():
-            self.answer(item, False, f"the run {reason} before this command was applied")
+        self._collect()
+        while self.pending:
+            self.answer(self.pending.popleft(), False, f"the run {reason} before this command was applied")
         self.event("finished", reason=reason)
         self.set_state("finished", FINISH_MESSAGES.get(reason))
         self.say(f"finished ({reason}) at epoch {self.epoch}, step {self.step}: {self.rundir.path}")
