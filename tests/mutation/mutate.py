@@ -9,7 +9,8 @@ there holds the settings every module shares.
 mutmut reads its configuration from the current directory's ``pyproject.toml`` and works in
 ``./mutants``, so each module gets a scratch root ``mutants/<module>/`` (git ignores ``mutants/``)
 holding links to ``trainer``, ``app`` and ``tests`` and a ``pyproject.toml`` with that module's
-``only_mutate`` and test selection. A fresh run each time (``--keep`` reuses mutmut's cache).
+``only_mutate`` and test selection. A fresh run each time; ``--keep``, after adding tests (not after
+changing the module), tests only the last run's survivors again.
 
 Survivors judged equivalent, or changing only a message's wording, are listed in
 ``tests/mutation/accepted.toml`` by function and changed lines (not by mutmut's numbered name,
@@ -70,10 +71,11 @@ def scratch_root(module: str, tests: list[str], keep: bool) -> Path:
     return root
 
 
-def run_mutmut(root: Path, max_children: int) -> None:
-    """mutmut's own ``run`` in ``root`` (its console entry point: ``python -m mutmut`` re-imports itself)."""
+def run_mutmut(root: Path, max_children: int, mutants: list[str]) -> None:
+    """mutmut's own ``run`` in ``root``, of all mutants or only ``mutants`` (its console entry point:
+    ``python -m mutmut`` re-imports itself)."""
     code = "import sys; from mutmut.__main__ import cli; sys.exit(cli())"
-    args = [sys.executable, "-c", code, "run", "--max-children", str(max_children)]
+    args = [sys.executable, "-c", code, "run", "--max-children", str(max_children), *mutants]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # mutmut puts its mutants first itself
     done = subprocess.run(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if done.returncode != 0:
@@ -121,7 +123,10 @@ def _toml_str(text: str) -> str:
 def test_module(module: str, tests: list[str], args) -> dict:
     started = time.monotonic()
     root = scratch_root(module, tests, args.keep)
-    run_mutmut(root, args.max_children)
+    meta = root / "mutants" / (module + ".meta")
+    again = [n for n, v in verdicts(root, module).items() if v != "killed"] if meta.exists() else []
+    if not meta.exists() or again:
+        run_mutmut(root, args.max_children, again)
     found = verdicts(root, module)
     open_ones = [n for n, v in found.items() if v in ("survived", "no tests", "suspicious")]
     diffs = changes(root, open_ones)
@@ -150,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"of {', '.join(table)} (default: all)")
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--min", type=float, default=90.0, help="the lowest passing score, in %% (default 90)")
-    parser.add_argument("--keep", action="store_true", help="reuse the last run's mutants and results")
+    parser.add_argument("--keep", action="store_true",
+                        help="after changing tests only: keep the last run's mutants and kills, test the rest again")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in table]
     if unknown:
