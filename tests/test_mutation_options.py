@@ -238,3 +238,51 @@ def test_to_flags_round_trips_through_add_flags():
     back = vars(parser_for().parse_args(flags))
     assert {k: back[k] for k in values} == values
     assert to_flags(T, {"flag_on": True}) == ["--flag-on"]
+
+
+def test_option_declares_a_field_with_its_default_and_spec():
+    """Declared inside the test, so that the declaration itself is checked (not only its import-time result)."""
+    @dataclass
+    class Local:
+        n: int = option(3, "int", "n's help", low=1)
+        items: list = option([1, 2], "text", "a list")
+        table: dict = option({"a": 1}, "text", "a dict")
+
+    one, two = Local(), Local()
+    assert (one.n, one.items, one.table) == (3, [1, 2], {"a": 1})
+    one.items.append(3)
+    one.table["b"] = 2
+    assert (two.items, two.table) == ([1, 2], {"a": 1})
+    assert type(Local().items) is list and type(Local().table) is dict
+    table = options_of(Local)
+    assert (table["n"].kind, table["n"].help, table["n"].low, table["n"].name) == ("int", "n's help", 1, "n")
+    assert (table["items"].kind, table["items"].help) == ("text", "a list")
+    assert defaults_of(Local) == {"n": 3, "items": [1, 2], "table": {"a": 1}}
+
+
+def test_an_optional_flag_defaults_to_none_whatever_the_table_says():
+    parser = argparse.ArgumentParser(prog="t")
+    add_flags(parser, {"beta": T["beta"]}, {"beta": 0.9})
+    assert parser.parse_args([]).beta is None
+    assert "(default" not in parser.format_help()
+
+
+def test_argparse_type_names_a_check_without_a_name_value():
+    from functools import partial
+    assert argparse_type(partial(int)).__name__ == "value"
+
+
+@pytest.mark.parametrize("bad, message", [
+    (float("inf"), "free must be finite, got inf"), ("nan", "free must be finite, got 'nan'"),
+    ("ten", "free must be a number, got 'ten'"), ([1], "free must be a number, got [1]"),
+    (True, "free must be a number, got True"),
+])
+def test_number_errors_name_the_option_and_echo_the_value(bad, message):
+    assert str(why(T["free"], bad)) == message
+
+
+def test_a_switch_takes_only_bools_whole_numbers_or_text():
+    from decimal import Decimal
+    for printable_as_one in (Decimal(1), 1.0):
+        with pytest.raises(OptionError):
+            T["flag_on"].check(printable_as_one)
