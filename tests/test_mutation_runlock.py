@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import time
 
 import pytest
@@ -53,6 +54,14 @@ def test_held_and_repr(tmp_path):
     assert RunLock(str(tmp_path)).path == tmp_path / LOCK
     lock.release()
     assert lock.held is False and lock.fd is None
+
+
+def test_the_lock_file_is_private_to_exec_and_not_executable(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with RunLock(tmp_path) as lock:
+        assert os.get_inheritable(lock.fd) is False
+        assert stat.S_IMODE(os.stat(tmp_path / LOCK).st_mode) == 0o644 & ~umask
 
 
 def test_holding_it_again_keeps_the_same_descriptor(tmp_path):
@@ -160,10 +169,12 @@ def test_a_forked_child_lets_go_of_its_copies_only(tmp_path):
     lock = RunLock(tmp_path).acquire()
     other = RunLock(tmp_path / "..").acquire()
     read, write = os.pipe()
+    copies = [lock.fd, other.fd]
     pid = os.fork()
     if pid == 0:  # the child: its copies are closed and forgotten, without unlocking the parent's
         try:
-            report = {"fds": [lock.fd, other.fd], "held": [lock.held, other.held], "known": len(runlock._held)}
+            report = {"fds": [lock.fd, other.fd], "held": [lock.held, other.held], "known": len(runlock._held),
+                      "open": [os.path.exists(f"/proc/self/fd/{fd}") for fd in copies]}
             os.write(write, json.dumps(report).encode())
         finally:
             os._exit(0)
@@ -171,7 +182,7 @@ def test_a_forked_child_lets_go_of_its_copies_only(tmp_path):
     with os.fdopen(read, "rb") as pipe:
         report = json.loads(pipe.read())
     os.waitpid(pid, 0)
-    assert report == {"fds": [None, None], "held": [False, False], "known": 0}
+    assert report == {"fds": [None, None], "held": [False, False], "known": 0, "open": [False, False]}
     assert lock.held and other.held
     with pytest.raises(RunDirError):
         RunLock(tmp_path).acquire()  # the parent still holds it
@@ -187,6 +198,22 @@ def test_forget_in_child_survives_an_already_closed_descriptor(tmp_path):
     try:
         runlock._forget_in_child()
         assert lock.fd is None and len(runlock._held) == 0
+    finally:
+        for held in saved:
+            runlock._held.add(held)
+
+
+def test_forget_in_child_closes_each_copy(tmp_path):
+    """Called here directly (a forked child's calls are not seen by the mutation tool's bookkeeping)."""
+    lock = RunLock(tmp_path).acquire()
+    fd = lock.fd
+    saved = set(runlock._held) - {lock}
+    try:
+        runlock._forget_in_child()
+        assert lock.fd is None and not lock.held
+        with pytest.raises(OSError):
+            os.fstat(fd)
+        assert (tmp_path / LOCK).read_text() != "", "no truncating: the parent's holder record stays"
     finally:
         for held in saved:
             runlock._held.add(held)
