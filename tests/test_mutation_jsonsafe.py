@@ -38,6 +38,7 @@ def dicts(n: int, inner=1):
     (TORN + json.dumps(B).encode(), [None, B]),
     (b'{"id": "a"}{"id": "b"}', [{"id": "a"}, {"id": "b"}]),       # only the newline was lost
     (b'garbage{"id": "b"}', [None, {"id": "b"}]),
+    (b'x{"id": "b"}', [None, {"id": "b"}]),                           # the object starts at the second byte
     (b'[1]{"id": "b"}', [None, {"id": "b"}]),                         # a prefix that is JSON but no object
     (b'{"id": "b", "inner": {"x": 1}}{"bad', [None]),
     (b'{"id": "a", "cm', [None]), (b"", [None]), (b"{", [None]), (b"[1, 2]", [None]), (b"7", [None]),
