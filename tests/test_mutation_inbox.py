@@ -89,6 +89,20 @@ def test_lines_are_stamped_with_the_first_notice_of_their_change(tmp_path):
     assert item.step == 41
 
 
+
+def test_after_a_read_the_next_notice_stamps_again(tmp_path):
+    run = make_run(tmp_path)
+    step = {"now": 1}
+    inbox = CommandInbox(run, lambda: step["now"])
+    assert inbox.drain() == []
+    append_jsonl(run.commands_path, {"id": "c", "cmd": "stop"})
+    step["now"] = 50
+    inbox._on_change()
+    step["now"] = 51
+    [item] = inbox.drain()
+    assert item.step == 50
+
+
 def test_a_notice_sets_ready_before_telling_the_loop(tmp_path):
     run = make_run(tmp_path)
     calls = Calls()
@@ -133,6 +147,7 @@ def test_the_watcher_delivers_appended_lines_and_lines_written_before_it_started
     try:
         assert inbox.ready.is_set() and calls.count >= 1, "start reads what was written before"
         assert [i.id for i in inbox.drain()] == ["early"]
+        assert inbox.drain() == [] and not inbox.ready.is_set()
         append_jsonl(run.commands_path, {"id": "late", "cmd": "resume"})
         assert inbox.wait(60), "the watcher noticed the appended line"
         assert [i.id for i in inbox.drain()] == ["late"]
@@ -149,3 +164,22 @@ def test_describe_echoes_bounded_fields():
     assert big["command_id"] is None and big["line"] == 3
     assert big["cmd"]["truncated"] is True and len(big["cmd"]["preview"]) == MAX_ECHO_CHARS
     assert big["value"]["truncated"] is True
+
+
+def test_only_the_commands_file_wakes_the_inbox(tmp_path):
+    """The trainer writes status.json at every heartbeat: that must not interrupt its own epoch graph."""
+    from trainer.watch import FileWatcher
+    run = make_run(tmp_path)
+    step = {"now": 1}
+    inbox = CommandInbox(run, lambda: step["now"]).start()
+    try:
+        with FileWatcher(run.path, ["other.txt"]) as other:
+            (run.path / "other.txt").write_text("x")
+            assert other.wait(60), "the test's own watcher saw the other file change"
+        step["now"] = 2
+        append_jsonl(run.commands_path, {"id": "a", "cmd": "pause"})
+        assert inbox.wait(60)
+        [item] = inbox.drain()
+        assert item.step == 2, "a notice of another file stamped the command"
+    finally:
+        inbox.stop()
