@@ -89,7 +89,11 @@ def verdicts(root: Path, module: str) -> dict[str, str]:
 
 
 def function_of(mutant: str) -> str:
-    """``trainer.options.xǁOptionǁcheck__mutmut_12`` -> ``trainer.options.xǁOptionǁcheck``."""
+    """The function a mutant changes, without mutmut's number (which shifts when the function is edited).
+
+    >>> function_of("trainer.options.xǁOptionǁcheck__mutmut_12")
+    'trainer.options.xǁOptionǁcheck'
+    """
     return mutant.rpartition("__mutmut_")[0]
 
 
@@ -120,7 +124,7 @@ def _toml_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def test_module(module: str, tests: list[str], args) -> dict:
+def mutate_module(module: str, tests: list[str], args) -> dict:
     started = time.monotonic()
     root = scratch_root(module, tests, args.keep)
     meta = root / "mutants" / (module + ".meta")
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.modules if m not in table]
     if unknown:
         parser.error(f"no test selection for {', '.join(unknown)} in pyproject.toml [tool.panda.mutation]")
-    rows = [test_module(m, table[m], args) for m in args.modules or table]
+    rows = [mutate_module(m, table[m], args) for m in args.modules or table]
     print(f"| module | mutants | killed | survived | no tests | accepted | score | time |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| `{r['module']}` | {r['mutants']} | {r['killed']} | {r['survived']} | {r['no tests']} "
