@@ -167,7 +167,8 @@ def test_describe_the_holder(holder, text):
 
 def test_a_forked_child_lets_go_of_its_copies_only(tmp_path):
     lock = RunLock(tmp_path).acquire()
-    other = RunLock(tmp_path / "..").acquire()
+    (tmp_path / "other").mkdir()
+    other = RunLock(tmp_path / "other").acquire()
     read, write = os.pipe()
     copies = [lock.fd, other.fd]
     pid = os.fork()
