@@ -1,0 +1,120 @@
+"""The typed readers of the run directory, field by field, at each limit (trainer/records.py).
+
+The mutation-testing selection for trainer/records.py (pyproject.toml [tool.panda.mutation]).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer.jsonsafe import MAX_ECHO_CHARS
+from trainer.records import (FLOAT_FIELDS, INT_FIELDS, TABLE_FIELDS, TEXT_FIELDS, Answer, Status, log_record, number,
+                             table, text)
+
+LONG = 10 * MAX_ECHO_CHARS
+
+
+@pytest.mark.parametrize("value, out", [
+    (0, 0), (-5, -5), (2 ** 63 - 1, 2 ** 63 - 1), (-(2 ** 63) + 1, -(2 ** 63) + 1), (1.5, 1.5), (-0.0, 0.0),
+    (1e308, 1e308),
+    (2 ** 63, None), (-(2 ** 63), None), (True, None), (False, None), (float("nan"), None), (float("inf"), None),
+    (float("-inf"), None), ("1", None), (None, None), ([1], None), ({"a": 1}, None),
+])
+def test_number(value, out):
+    assert number(value) == out
+    if out is not None:
+        assert type(number(value)) is type(value)
+
+
+def test_text_keeps_strings_up_to_its_bound_and_cuts_one_past():
+    assert text(None) is None and text("") == "" and text("abc") == "abc"
+    assert text("x" * LONG) == "x" * LONG
+    assert text("x" * (LONG + 1)) == "x" * LONG + "…"
+
+
+@pytest.mark.parametrize("value, out", [
+    (7, "7"), (True, "true"), (["x"], '["x"]'), ({"a": 1}, '{"a":1}'), (float("nan"), '"nan"'),
+])
+def test_text_of_other_values_is_their_json(value, out):
+    assert text(value) == out
+
+
+def test_text_of_a_big_value_is_bounded():
+    out = text(list(range(1000)))
+    assert len(out) == MAX_ECHO_CHARS and out.startswith("[0,1,2,")
+
+
+def test_table_keeps_flat_entries_with_string_names():
+    raw = {"lr": 0.1, "n": 3, "opt": "adam", "bn": True, "beta": None, "bad": float("nan"), "big": 10 ** 30,
+           "list": [1], "sub": {"a": 1}, 7: 1, "flag": False}
+    assert table(raw) == {"lr": 0.1, "n": 3, "opt": "adam", "bn": True, "beta": None, "flag": False}
+    for not_a_table in (None, [], "x", 3, [("lr", 0.1)]):
+        assert table(not_a_table) is None
+    assert table({}) == {}
+
+
+def test_log_record_types_every_kind_of_field():
+    raw = {"epoch": 3, "step": "7", "line": 2.0, "pid": True, "time": 5, "lr": "0.1", "heartbeat": float("inf"),
+           "id": "c-1", "cmd": {"a": 1}, "reason": None, "hparams": {"lr": 0.1, "x": [1]}, "metrics": "no",
+           "value": [float("nan"), 1], "other": "x" * 500, 5: "five"}
+    out = log_record(raw)
+    assert out == {"epoch": 3, "step": None, "line": None, "pid": None, "time": 5.0, "lr": None, "heartbeat": None,
+                   "id": "c-1", "cmd": '{"a":1}', "reason": None, "hparams": {"lr": 0.1}, "metrics": None,
+                   "value": [None, 1], "other": {"preview": '"' + "x" * (MAX_ECHO_CHARS - 1), "truncated": True},
+                   "5": "five"}
+    assert type(out["time"]) is float
+    assert log_record({"epoch": 2 ** 63}) == {"epoch": None}
+    assert log_record({"received_step": -1, "to_epoch": 0}) == {"received_step": -1, "to_epoch": 0}
+
+
+@pytest.mark.parametrize("key", INT_FIELDS)
+def test_every_int_field_takes_whole_numbers_only(key):
+    assert log_record({key: 4})[key] == 4
+    for bad in (4.0, "4", True, None, 2 ** 64):
+        assert log_record({key: bad})[key] is None
+
+
+@pytest.mark.parametrize("key", FLOAT_FIELDS)
+def test_every_float_field_takes_finite_numbers_as_floats(key):
+    assert log_record({key: 4})[key] == 4.0 and type(log_record({key: 4})[key]) is float
+    for bad in ("4", True, float("nan"), None, [4]):
+        assert log_record({key: bad})[key] is None
+
+
+@pytest.mark.parametrize("key", TEXT_FIELDS)
+def test_every_text_field_is_text(key):
+    assert log_record({key: "t"})[key] == "t"
+    assert log_record({key: 5})[key] == "5"
+
+
+@pytest.mark.parametrize("key", TABLE_FIELDS)
+def test_every_table_field_is_a_flat_table(key):
+    assert log_record({key: {"a": 1, "b": [1]}})[key] == {"a": 1}
+    assert log_record({key: [1]})[key] is None
+
+
+def test_status_reads_the_documented_types_and_defaults_the_rest():
+    full = {"name": "r", "state": "running", "epoch": 3, "epochs": 10, "step": 30, "branch": 1, "pid": 99,
+            "host": "h", "heartbeat": 5, "started": 1.5, "hparams": {"lr": 0.1}, "last": {"loss": 0.5},
+            "message": "m", "checkpoint": "ckpt-3"}
+    status = Status.from_json(full)
+    assert status.to_json() == {**full, "heartbeat": 5.0}
+    assert Status.from_json(status.to_json()) == status
+    assert Status.from_json({}) == Status() == Status.from_json(None) == Status.from_json([1, 2])
+    assert Status().to_json() == {"name": "", "state": "unknown", "epoch": 0, "epochs": None, "step": 0, "branch": 0,
+                                  "pid": None, "host": None, "heartbeat": 0.0, "started": None, "hparams": {},
+                                  "last": None, "message": None, "checkpoint": None}
+    wrong = Status.from_json({"state": 5, "epoch": "3", "hparams": [1], "heartbeat": "now", "name": None,
+                              "extra": 1})
+    assert (wrong.state, wrong.epoch, wrong.hparams, wrong.heartbeat, wrong.name) == ("5", 0, {}, 0.0, "")
+
+
+def test_answers_are_applied_or_rejected_events_only():
+    applied = Answer.from_json({"event": "applied", "command_id": "c", "cmd": "set_lr", "time": 1, "epoch": 2,
+                                "step": 3, "line": 4, "extra": "x"})
+    assert applied == Answer("applied", "c", "set_lr", 1.0, 2, 3, None, 4) and applied.applied is True
+    rejected = Answer.from_json({"event": "rejected", "reason": "bad", "epoch": "2"})
+    assert rejected == Answer("rejected", reason="bad") and rejected.applied is False
+    for other in ({"event": "started"}, {"event": "APPLIED"}, {}, None, "applied", {"event": ["applied"]}):
+        assert Answer.from_json(other) is None
+    assert Answer("applied ").applied is False
