@@ -23,13 +23,18 @@ DEFAULT_HEIGHT = 800
 def page_path(run: str | None) -> str:
     """The compact page's path and query, for run ``run`` (or the page's own choice).
 
+    A name that is no UTF-8 text (lone surrogates) cannot travel in a URL: the page then picks.
+
     >>> page_path("my run&co")
     '/?run=my+run%26co&embed=true'
-    >>> page_path(None)
-    '/?embed=true'
+    >>> page_path(chr(0xDCFF)), page_path(None)
+    ('/?embed=true', '/?embed=true')
     """
-    query = {"run": run} if run else {}
-    return "/?" + urlencode({**query, "embed": "true"}, errors="surrogateescape")
+    try:
+        query = {"run": run.encode("utf-8").decode("utf-8")} if run else {}
+    except UnicodeEncodeError:
+        query = {}
+    return "/?" + urlencode({**query, "embed": "true"})
 
 
 def locate(path: Path | str, run: str | None = None) -> tuple[Path, str | None]:
