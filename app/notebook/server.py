@@ -23,10 +23,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from app.cli import Server, pick_port
+with warnings.catch_warnings():  # app.cli brings optuna, whose tqdm.auto warns in a kernel without ipywidgets
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    from app.cli import Server, pick_port
 
 #: The address the notebook's servers listen on: this machine only.
 HOST = "127.0.0.1"
