@@ -63,6 +63,7 @@ def test_show_and_the_magic_embed_one_loopback_server_that_goes_with_the_kernel(
     with client.setup_kernel(env=kernel_env()):
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)
+        assert [o["output_type"] for o in nb.cells[0].outputs] == ["display_data"]  # no warning, no server log
         shown, magic = (html_outputs(cell) for cell in nb.cells)
         assert len(shown) == 1 and len(magic) == 1, [c.outputs for c in nb.cells]
         url, port = IFRAME.search(shown[0]).groups()
