@@ -105,7 +105,8 @@ class Server:
     """The Streamlit server, as a child process of this command that dies with it."""
 
     def __init__(self, run_dir: Path, host: str, port: int, token: str | None, present: bool, code: str | None = None,
-                 view_url: str | None = None):
+                 view_url: str | None = None, **popen):
+        """``popen``: more of ``subprocess.Popen``'s options (the notebook's server: its output, its session)."""
         self.host, self.port = host, port
         # The secrets travel in the environment (readable by this user only), never as arguments.
         env = {**os.environ, ENV_RUN_DIR: str(run_dir.resolve()), ENV_PRESENT: "1" if present else "0"}
@@ -126,7 +127,7 @@ class Server:
             # Streamlit looks up a public IP to print when none is set; Panda sends nothing out.
             f"--browser.serverAddress={_hosts(host)[0]}",
         ]
-        self.process = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=_child_guard())
+        self.process = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=_child_guard(), **popen)
         self.private_files: list[Path] = []  # removed when the server stops (the steer link)
 
     def wait_ready(self, timeout: float = 60.0) -> bool:
