@@ -32,9 +32,11 @@ Example::
 from __future__ import annotations
 
 import bisect
+import errno
 import json
 import os
 import socket
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -129,6 +131,34 @@ def append_jsonl(path: Path | str, *records: dict, sync: bool = True) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class NotRegularFile(OSError):
+    """A run-directory path that is a FIFO, socket, device or folder where a file belongs."""
+
+
+def open_regular(path: Path | str):
+    """Open ``path`` for reading in binary mode, refusing anything but a regular file.
+
+    The file is opened non-blocking (so a FIFO or a device cannot stall ``open``), then
+    ``fstat``-ed: a FIFO, socket, device or folder raises :class:`NotRegularFile` (an ``OSError``)
+    and is never read. Every reader of a run-directory file opens it through here. A missing file
+    raises ``FileNotFoundError`` as ``open`` would.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # a Unix socket
+            raise NotRegularFile(f"{path} is not a regular file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_json(path: Path | str) -> dict | None:
