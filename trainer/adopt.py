@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainer.commands import CommandError
-from trainer.rundir import RunDir, RunDirError
+from trainer.rundir import CheckpointError, RunDir, RunDirError, check_checkpoint_files
 
 PREFIX = "ckpt"  # as trainer.checkpoints.PREFIX (imported there with TensorFlow)
 
@@ -27,7 +27,7 @@ def find_source(spec: dict, own: RunDir) -> dict:
     """The source checkpoint's meta (``name``, ``path``, ``epoch``, ...) named by an adopt ``spec``."""
     try:
         return _find_source(spec, own)
-    except (RunDirError, OSError, ValueError) as e:  # an unreadable folder is a refusal, never the run's end
+    except (RunDirError, OSError, ValueError, RuntimeError) as e:  # an unreadable folder (RuntimeError: a symlink loop) is a refusal, never the run's end
         if isinstance(e, CommandError):
             raise
         raise CommandError(f"adopt: {spec['run']!r} is not a Panda run ({str(e)[:200]})") from None
@@ -38,14 +38,18 @@ def _find_source(spec: dict, own: RunDir) -> dict:
     source = RunDir(path)
     if not path.is_dir():
         raise CommandError(f"adopt: no run folder at {spec['run']!r}")
-    if not source.config_path.is_file() or source.read_config() is None:
+    if not source.config_path.is_file():
         raise CommandError(f"adopt: {spec['run']!r} is not a Panda run (no config.json)")
+    source.read_config()  # RunDirError (a refusal) when it is not a usable config.json
     if path.resolve() == own.path.resolve():
         raise CommandError("adopt: that is this run; use rewind to go back to one of its own checkpoints")
-    checkpoints = source.list_checkpoints()
+    checkpoints, unusable = source.checkpoint_listing()
+    wanted = spec.get("checkpoint")
+    skipped = [f"{name}: {why}" for name, why in unusable if wanted is None or name == wanted]
+    if skipped and (wanted is not None or not checkpoints):
+        raise CommandError(f"adopt: {spec['run']!r} has an unusable checkpoint ({skipped[-1][:200]})")
     if not checkpoints:
         raise CommandError(f"adopt: {spec['run']!r} has no checkpoint yet")
-    wanted = spec.get("checkpoint")
     if wanted is None:
         return checkpoints[-1]
     found = [m for m in checkpoints if m["name"] == wanted]
@@ -62,6 +66,10 @@ def variables_of(checkpoint_path: str | Path) -> dict[str, tuple]:
     import tensorflow as tf
 
     prefix = str(Path(checkpoint_path) / PREFIX)
+    try:
+        check_checkpoint_files(checkpoint_path)  # TensorFlow would block on a FIFO
+    except CheckpointError as e:
+        raise CommandError(f"adopt: {e}") from None
     try:
         return {name: tuple(shape) for name, shape in tf.train.list_variables(prefix)
                 if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
