@@ -25,6 +25,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from trainer.config import check_name
 from trainer.jsonsafe import MAX_ECHO_CHARS, preview, text_of
 
 #: Fields of log records that must be whole numbers, or plain numbers (anything else reads as missing).
@@ -84,7 +85,8 @@ def _typed(cls, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         return {}
     values = {f.name: _field(f.name, data.get(f.name)) for f in fields(cls)}
-    return {k: v for k, v in values.items() if v is not None}
+    # a text field that was not text (log_record shows it as its JSON) is no value in a typed record
+    return {k: v for k, v in values.items() if v is not None and (not isinstance(v, str) or isinstance(data[k], str))}
 
 
 @dataclass(frozen=True)
@@ -246,3 +248,38 @@ def checkpoint_meta(data: Any) -> dict:
         if key not in meta:
             raise ValueError(f"meta.json has no whole-number {key}")
     return {"branch": 0, "hparams": {}, "metrics": None, "reason": None, **meta}
+
+
+def run_name(value: Any) -> str | None:
+    """A valid run name (:func:`trainer.config.check_name`: the one rule for names), else ``None``.
+
+    A name read from a file becomes a folder to open, so ``../../private/run`` is no name.
+
+    >>> run_name("trial-0001"), run_name("../../private/run"), run_name(["x"])
+    ('trial-0001', None, None)
+    """
+    try:
+        return check_name(value)
+    except ValueError:
+        return None
+
+
+#: A line of a sweep's ``trials.jsonl``: each field and its check. A line without a valid ``trial``
+#: name is not a trial.
+TRIAL_FIELDS = {
+    "trial": run_name, "round": whole, "index": whole, "state": string, "params": table, "pid": whole,
+    "started": real, "backend": string, "resumed": string, "returncode": whole, "best_val_accuracy": real,
+    "best_epoch": whole, "epochs": whole, "reason": string, "error": string, "ended": real, "time": real,
+}
+
+
+def trial_record(data: Any) -> dict | None:
+    """A ``trials.jsonl`` line with every field checked, or ``None`` when it names no valid trial.
+
+    >>> trial_record({"trial": "trial-0002", "round": "1", "state": "running", "params": {"lr": 0.1}})
+    {'trial': 'trial-0002', 'state': 'running', 'params': {'lr': 0.1}}
+    >>> trial_record({"trial": "../../private/run", "state": "finished"}) is None
+    True
+    """
+    record = checked(TRIAL_FIELDS, data)
+    return record if "trial" in record else None
