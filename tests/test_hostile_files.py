@@ -249,3 +249,45 @@ def test_any_content_in_any_file_gives_typed_values_or_a_notice(tmp_path_factory
         assert config["schema_version"] == 1
     except RunDirError as e:  # the one way read_config refuses
         assert "\n" not in str(e)
+
+
+# --------------------------------------------------------------------------- the Sweeps page: names are run names
+
+
+def test_a_trial_named_out_of_the_sweep_is_not_shown_and_babysit_cannot_open_it(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from app import sweep_data
+    from test_search_page import make_sweep
+
+    root = tmp_path / "runs"
+    sweep = make_sweep(root, n=2)
+    make_run(tmp_path, "private")  # tmp/private: what ../../private names from runs/s1
+    for name in ("../../private", "../../private/run", "/etc", "x\n", "..", ["trial-0001"]):
+        sweep.append_trial({"trial": name, "round": 1, "state": "finished", "best_val_accuracy": 1.0})
+    sweep.append_trial({"trial": "trial-0002", "round": "one", "params": [1], "best_val_accuracy": "high"})
+
+    view = sweep_data.load_sweep(sweep.path)
+    assert list(view.trials) == ["trial-0001", "trial-0002"]
+    assert view.trials["trial-0002"]["round"] == 1 and isinstance(view.trials["trial-0002"]["params"], dict)
+    assert set(sweep_data.trials_frame(view)["trial"]) == {"trial-0001", "trial-0002"}
+    with pytest.raises(ValueError):
+        sweep_data.trial_key(view, "../../private")
+    with pytest.raises(ValueError):
+        sweep.trial_run("../../private")
+
+    def app(path: str, runs_root: str) -> None:
+        from pathlib import Path
+
+        from app.sweep_page import render_sweep
+
+        render_sweep(Path(path), runs_root=Path(runs_root))
+
+    at = AppTest.from_function(app, args=(str(sweep.path), str(root)), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.dataframe) == 1 and set(at.dataframe[0].value["trial"]) == {"trial-0001", "trial-0002"}
+    assert not any("private" in o or ".." in o or "etc" in o for o in at.selectbox[0].options)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["run"] in ("s1/trial-0001", "s1/trial-0002")

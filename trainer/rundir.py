@@ -149,11 +149,11 @@ def open_regular(path: Path | str):
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
         if e.errno == errno.ENXIO:  # a Unix socket
-            raise NotRegularFile(f"{path} is not a regular file") from None
+            raise NotRegularFile(f"{Path(path).name} is not a regular file") from None
         raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegularFile(f"{path} is not a regular file")
+            raise NotRegularFile(f"{Path(path).name} is not a regular file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
