@@ -84,7 +84,7 @@ def test_divergence_rolls_back_past_a_corrupt_newest_checkpoint(start_trainer):
     diverged = event_of(run, "diverged")
     assert diverged["checkpoint"] == older[-1]["name"], (diverged, newest["name"])
     assert skipped(run) == {newest["name"]: "meta.json is not valid JSON"}
-    assert run.status().state == "diverged"
+    wait_for(lambda: (s := run.status()) and s.state == "diverged", run.path, what="diverged in status.json")
     assert t.send("set_lr", 0.02)["event"] == "applied"
     assert t.send("stop")["event"] == "applied"
     assert t.join() == "finished"

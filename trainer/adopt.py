@@ -5,8 +5,9 @@ A run told ``{"cmd": "adopt", "value": {"run": "runs/s/trial-0003", "checkpoint"
 history (as a rewind does: the epoch in progress is dropped, the epoch count goes on from where
 this run was), sets the given α and β, saves an ``adopted`` checkpoint (so a later rollback or
 ``--resume`` starts from the adopted state) and journals ``adopted`` with the source run and
-checkpoint. It refuses, with the reason, a folder that is not a Panda run, this run itself, a
-missing checkpoint, or a checkpoint whose variables (names and shapes) differ from this run's:
+checkpoint. It refuses, with the reason, a folder that is not a Panda run (or whose config.json is
+unusable), this run itself, a missing or unusable checkpoint (a bad meta.json, a FIFO where a file
+belongs: never opened), or a checkpoint whose variables (names and shapes) differ from this run's:
 another architecture or optimizer. Nothing is changed by a refused adopt.
 
 :func:`find_source` is pure Python; :func:`check_compatible` reads checkpoint indexes with
@@ -46,8 +47,9 @@ def _find_source(spec: dict, own: RunDir) -> dict:
     checkpoints, unusable = source.checkpoint_listing()
     wanted = spec.get("checkpoint")
     skipped = [f"{name}: {why}" for name, why in unusable if wanted is None or name == wanted]
-    if skipped and (wanted is not None or not checkpoints):
-        raise CommandError(f"adopt: {spec['run']!r} has an unusable checkpoint ({skipped[-1][:200]})")
+    if skipped:  # unnamed: "the newest" may be the unusable one, so none is guessed
+        raise CommandError(f"adopt: {spec['run']!r} has an unusable checkpoint ({skipped[-1][:200]})"
+                           + ("; name a usable one with \"checkpoint\"" if wanted is None and checkpoints else ""))
     if not checkpoints:
         raise CommandError(f"adopt: {spec['run']!r} has no checkpoint yet")
     if wanted is None:
