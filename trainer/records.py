@@ -167,6 +167,11 @@ def string(value: Any) -> str | None:
     return value
 
 
+def flag(value: Any) -> bool | None:
+    """A JSON boolean, else ``None``."""
+    return value if isinstance(value, bool) else None
+
+
 def strings(value: Any) -> list[str] | None:
     """A list of such strings, else ``None``."""
     if not isinstance(value, list):
@@ -205,7 +210,8 @@ CONFIG_FIELDS = {
     "epochs": whole, "seed": whole, "pace": real, "checkpoint_every": whole, "hparams": table,
     "dataset": lambda v: checked(DATASET_FIELDS, v) if isinstance(v, dict) else None, "dataset_spec": string,
     "versions": lambda v: {k: s for k, s in (table(v) or {}).items() if isinstance(s, str)} if isinstance(v, dict) else None,
-    "devices": strings, "argv": strings, "model_signature": obj,
+    "devices": strings, "argv": strings, "model_signature": obj, "autopilot": flag, "tensorboard": flag,
+    "internals": flag,
 }
 
 
