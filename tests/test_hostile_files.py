@@ -112,7 +112,8 @@ def test_wrong_types_in_status_and_config_read_as_no_value():
 
 
 @pytest.mark.parametrize("meta, words", [
-    ([1], "JSON list"), ({"seq": "3", "epoch": 1, "step": 2}, "seq"), ({"seq": 3, "epoch": True, "step": 2}, "epoch"),
+    ([1], "not a JSON object"), ({"seq": "3", "epoch": 1, "step": 2}, "seq"),
+    ({"seq": 3, "epoch": True, "step": 2}, "epoch"),
     ({"seq": 3, "epoch": 1}, "step"), ({"seq": 3.0, "epoch": 1, "step": 2}, "seq"),
 ])
 def test_a_checkpoint_meta_of_wrong_types_is_refused_with_the_reason(meta, words):
@@ -160,7 +161,8 @@ def test_another_runs_bad_status_or_config_costs_it_a_notice_never_the_run_list(
     store = RunStore(tmp_path, watch=False)
     runs = {r.name: r for r in finishes(store.runs)}
     assert set(runs) == {"good", *bad}
-    assert runs["good"].notice is None and (runs["good"].state, runs["good"].epoch, runs["good"].epochs) == ("finished", 3, 3)
+    good_line = runs["good"]
+    assert good_line.notice is None and (good_line.state, good_line.epoch, good_line.epochs) == ("finished", 3, 3)
     assert runs["list"].notice == "status.json holds a JSON array, not an object"
     assert runs["epoch-x"].notice is None and runs["epoch-x"].epoch == 0 and runs["epoch-x"].state == "not answering"
     assert runs["config-list"].notice == "config.json holds a JSON array, not an object"

@@ -28,7 +28,8 @@ def find_source(spec: dict, own: RunDir) -> dict:
     """The source checkpoint's meta (``name``, ``path``, ``epoch``, ...) named by an adopt ``spec``."""
     try:
         return _find_source(spec, own)
-    except (RunDirError, OSError, ValueError, RuntimeError) as e:  # an unreadable folder (RuntimeError: a symlink loop) is a refusal, never the run's end
+    except (RunDirError, OSError, ValueError, RuntimeError) as e:  # an unreadable folder (or a symlink loop)
+        # is a refusal, never the run's end
         if isinstance(e, CommandError):
             raise
         raise CommandError(f"adopt: {spec['run']!r} is not a Panda run ({str(e)[:200]})") from None

@@ -140,8 +140,6 @@ class Answer:
         return cls(**values) if values.get("event") in ("applied", "rejected") else None
 
 
-
-
 # --------------------------------------------------------------------------- snapshot files: one reader per record type
 
 
@@ -209,7 +207,7 @@ CONFIG_FIELDS = {
     "schema_version": whole, "name": string, "trainer": string, "model": string, "created": real,
     "epochs": whole, "seed": whole, "pace": real, "checkpoint_every": whole, "hparams": table,
     "dataset": lambda v: checked(DATASET_FIELDS, v) if isinstance(v, dict) else None, "dataset_spec": string,
-    "versions": lambda v: {k: s for k, s in (table(v) or {}).items() if isinstance(s, str)} if isinstance(v, dict) else None,
+    "versions": lambda v: {k: s for k, s in (table(v) or {}).items() if isinstance(s, str)} if table(v) else None,
     "devices": strings, "argv": strings, "model_signature": obj, "autopilot": flag, "tensorboard": flag,
     "internals": flag,
 }
@@ -248,7 +246,7 @@ def checkpoint_meta(data: Any) -> dict:
     ValueError: meta.json has no whole-number seq
     """
     if not isinstance(data, dict):
-        raise ValueError(f"meta.json holds a JSON {type(data).__name__}, not an object")
+        raise ValueError("meta.json is not a JSON object")
     meta = checked(CHECKPOINT_FIELDS, data)
     for key in CHECKPOINT_REQUIRED:
         if key not in meta:

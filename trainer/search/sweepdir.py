@@ -103,7 +103,8 @@ class SweepDir:
         try:
             spec = read_json(self.spec_path)
         except (OSError, ValueError) as e:
-            raise RunDirError(f"{self.path} is not a usable Panda sweep ({e if isinstance(e, ValueError) else SWEEP + ' cannot be read'})") from None
+            why = e if isinstance(e, ValueError) else f"{SWEEP} cannot be read"
+            raise RunDirError(f"{self.path} is not a usable Panda sweep ({why})") from None
         if spec is None:
             raise RunDirError(f"{self.path} is not a Panda sweep (no {SWEEP})")
         if spec.get("schema_version") != SWEEP_SCHEMA_VERSION:
