@@ -81,7 +81,7 @@ def twin_panel(run: RunDir, steer: Steerer | None) -> None:
     if RunDir(twin).exists():
         st.plotly_chart(lessons.twin_figure(run.path, twin), key="lesson-twin")
         return
-    config = run.read_config()
+    config = run.config_snapshot().record or {}  # checked: a run's config.json may hold anything
     if config.get("trainer") != "panda-train" or not (config.get("hparams") or {}).get("batch_norm"):
         return
     if st.button("Start its twin without batch norm", key="lesson-twin-go", icon=":material/compare:",

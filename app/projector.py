@@ -192,6 +192,8 @@ def live_projection(store) -> None:
     message = (view.status or {}).get("message") if state == "diverged" else None  # a failure's may hold paths
     line = " · ".join(x for x in (f"Latest: {words}" if words else "No intervention yet", message) if x)
     _line(line, "panda-latest")
+    if view.notice:
+        _line(f"Unusable file in this run: {view.notice}", "panda-notice")
     hint = scenarios.hint(name)
     if hint:
         _line(f"Try: {hint}", "panda-hint")

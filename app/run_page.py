@@ -122,7 +122,8 @@ def _picker_options(ctx: Context) -> tuple[list[str], dict[str, str], dict[str, 
     for r in runs:
         progress_text = f"{r.epoch}/{r.epochs}" if r.epochs else f"{r.epoch}"
         word = r.word or r.state
-        labels[r.name] = f"{STATE_STYLE.get(word, ('', '•', ''))[1]} {r.name} · {word} · {progress_text}"
+        labels[r.name] = (f"{STATE_STYLE.get(word, ('', '•', ''))[1]} {r.name} · {word} · {progress_text}"
+                          + (" · ⚠ unusable file" if r.notice else ""))
     for name, launch in ctx.store.launches.items():
         if name not in states:
             failed = launch.exit_code() not in (None, 0)
@@ -245,6 +246,8 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
     status = view.status or {}
     if view.missing:
         st.error("This run's folder was deleted while open; the page shows what it had read.", icon=":material/delete:")
+    if view.notice:
+        st.warning(f"Unusable file in this run: {view.notice}.", icon=":material/warning:")
     if view.malformed_total:
         where = ", ".join(f"{name}: {n}" for name, n in sorted(view.malformed.items()))
         st.warning(f"Skipped {view.malformed_total} malformed line(s) that are not JSON records ({where}).", icon=":material/warning:")

@@ -35,7 +35,6 @@ from trainer.rundir import (
     RunDir,
     kept_before,
     pid_alive,
-    read_json,
 )
 from trainer.outcome import outcome
 from trainer.records import log_record
@@ -125,8 +124,8 @@ class RunView:
     path: Path
     version: int  # changes whenever anything changed (the status every heartbeat)
     log_version: int  # changes only when records were appended: what charts depend on
-    config: dict | None
-    status: dict | None
+    config: dict | None  # checked (trainer.records.config_record)
+    status: dict | None  # typed (trainer.records.Status, as a dict)
     epochs: dict[str, np.ndarray]
     batches: dict[str, np.ndarray]
     events: list[dict]
@@ -136,6 +135,7 @@ class RunView:
     malformed: dict[str, int]
     missing: bool
     records_read: int
+    notice: str | None = None  # one line when status.json or config.json is unusable
 
     def state(self, at: float | None = None) -> str:
         """The run's state as a user should read it: ``not answering`` when the trainer is gone."""
@@ -199,6 +199,8 @@ class RunData:
         self.log_version = getattr(self, "log_version", 0) + 1
         self.config: dict | None = None
         self._config_inode: int | None = None
+        self._config_key: tuple | None = None
+        self.notices: dict[str, str | None] = {}  # file name -> why it is unusable (None: it is fine)
         self.status: dict | None = None
         self._status_key: tuple | None = None
         self._tails = {name: _Tail(JsonlTail(self.path / name)) for name in (METRICS, BATCHES, EVENTS, COMMANDS)}
@@ -310,16 +312,25 @@ class RunData:
         return inode != self._config_inode
 
     def _read_config(self) -> bool:
+        """``config.json`` once, typed; an unusable one is a notice (looked at again when it changes)."""
         if self.config is not None:
             return False
         try:
-            self._config_inode = os.stat(self.path / CONFIG).st_ino
-            self.config = read_json(self.path / CONFIG)
-        except (OSError, ValueError):
-            self.config = None
-        return self.config is not None
+            st = os.stat(self.path / CONFIG)
+        except OSError:
+            return False
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key == self._config_key:
+            return False
+        self._config_key, self._config_inode = key, st.st_ino
+        snapshot = self.run.config_snapshot()
+        self.config = snapshot.record
+        self.notices[CONFIG] = snapshot.notice
+        return True
 
     def _read_status(self) -> bool:
+        """``status.json`` when it changed, typed (:class:`~trainer.records.Status`); an unusable one
+        keeps the last good status and is a notice."""
         try:
             st = os.stat(self.path / STATUS)
         except OSError:
@@ -327,12 +338,11 @@ class RunData:
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key == self._status_key:
             return False
-        try:
-            status = read_json(self.path / STATUS)
-        except (OSError, ValueError):
-            return False  # replaced atomically, so this is a stray file; try next time
         self._status_key = key
-        if status == self.status:
+        snapshot = self.run.status_snapshot()
+        notice, self.notices[STATUS] = self.notices.get(STATUS), snapshot.notice
+        status = self.status if snapshot.record is None else snapshot.record.to_json()
+        if status == self.status and notice == snapshot.notice:
             return False
         self.status = status
         return True
@@ -432,6 +442,7 @@ class RunData:
                 log_version=self.log_version,
                 config=self.config,
                 status=self.status,
+                notice=next((n for n in self.notices.values() if n), None),
                 epochs=self.epochs.view(),
                 batches=self.batches.view(),
                 events=list(self.events),

@@ -2,7 +2,9 @@
 
 The dashboard keeps one :class:`RunStore` per server process (:mod:`app.shared`), so every tab shares one
 :class:`~app.rundata.RunData` reader per run; the run picker's list reads a status file only
-when it changed.
+when it changed. Another run's files may hold anything: they are read through the typed readers
+(:func:`~trainer.rundir.read_snapshot`), and a bad one costs that run a one-line ``notice``, never
+the list.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 from app.rundata import RunData
 from trainer.outcome import outcome
-from trainer.rundir import RunDir, iter_runs, pid_alive, read_json
+from trainer.records import Status
+from trainer.rundir import RunDir, Snapshot, iter_runs, pid_alive, read_snapshot
 
 
 def inside(root: Path | str, path: Path | str) -> bool:
@@ -38,12 +41,13 @@ class RunSummary:
     epochs: int | None
     created: float
     word: str = ""  # the state in the picker's words (trainer.outcome): completed, stopped, killed …
+    notice: str | None = None  # one line when its status.json or config.json is unusable
 
 
 @dataclass
 class _StatusCache:
     key: tuple | None = None
-    status: dict | None = None
+    snapshot: Snapshot = Snapshot()
 
 
 class RunStore:
@@ -57,7 +61,7 @@ class RunStore:
         self._runs: dict[Path, RunData] = {}
         self._used: dict[Path, float] = {}
         self._status: dict[Path, _StatusCache] = {}
-        self._configs: dict[Path, dict] = {}
+        self._configs: dict[Path, Snapshot] = {}  # config.json is written once
         self.launches: dict[str, Any] = {}  # run name -> app.launch.Launch, shared by all tabs
 
     def run(self, path: Path | str) -> RunData:
@@ -98,44 +102,42 @@ class RunStore:
         for run in iter_runs(self.root):
             if not self.contains(run.path):
                 continue
-            status = self._read_status(run)
-            config = self._configs.get(run.path)
-            if config is None:
-                try:
-                    config = read_json(run.config_path) or {}
-                except (OSError, ValueError):
-                    config = {}
-                self._configs[run.path] = config
-            name = str(run.path.relative_to(self.root))
-            try:
-                state = run.liveness(status) if status else "starting"
-            except OSError:
-                state = "missing"
-            gone = state == "not answering" and not pid_alive((status or {}).get("pid"), (status or {}).get("host"))
-            out.append(RunSummary(
-                name=name, path=run.path, state=state,
-                word=outcome(state, message=(status or {}).get("message"), pid_gone=gone),
-                epoch=int((status or {}).get("epoch") or 0),
-                epochs=(status or {}).get("epochs") or config.get("epochs"),
-                created=float(config.get("created") or 0.0),
-            ))
+            out.append(self._summary(run))
         out.sort(key=lambda r: (-r.created, r.name))
         return out
 
-    def _read_status(self, run: RunDir) -> dict | None:
+    def _summary(self, run: RunDir) -> RunSummary:
+        """One run's line, from its typed status and config (a bad file: a notice, no exception)."""
+        read = self._read_status(run)
+        status: Status | None = read.record
+        config = self._configs.get(run.path)
+        if config is None:
+            config = self._configs[run.path] = run.config_snapshot()
+        settings = config.record or {}
+        try:
+            state = run.liveness(status) if status else "starting"
+        except OSError:
+            state = "missing"
+        gone = state == "not answering" and not pid_alive(status.pid, status.host)
+        return RunSummary(
+            name=str(run.path.relative_to(self.root)), path=run.path, state=state,
+            word=outcome(state, message=status.message if status else None, pid_gone=gone),
+            epoch=status.epoch if status else 0,
+            epochs=(status.epochs if status else None) or settings.get("epochs"),
+            created=settings.get("created", 0.0),
+            notice=read.notice or config.notice,
+        )
+
+    def _read_status(self, run: RunDir) -> Snapshot:
         cache = self._status.setdefault(run.path, _StatusCache())
         try:
             st = os.stat(run.status_path)
         except OSError:
-            return None
+            return Snapshot()
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key != cache.key:
-            try:
-                cache.status = read_json(run.status_path)
-                cache.key = key
-            except (OSError, ValueError):
-                pass
-        return cache.status
+            cache.snapshot, cache.key = run.status_snapshot(), key
+        return cache.snapshot
 
     def close(self) -> None:
         with self._lock:

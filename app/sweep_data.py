@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from trainer.config import check_name
 from trainer.rundir import JsonlTail, RunDirError, current_line
 from trainer.search.pbt import proposals as pbt_proposals
 from trainer.search.pbt import read_log as read_pbt_log
@@ -183,8 +184,8 @@ def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView
             continue
         view.curves[name] = curves.current_line(run)
         view.steering[name] = curves.steering(run)
-        status = run.read_status()
-        view.now[name] = hparams_now(status, view.curves[name])
+        status = run.status()  # typed: another process's file may hold anything
+        view.now[name] = hparams_now(status.to_json() if status else None, view.curves[name])
         try:
             view.hparams[name] = run.read_config().get("hparams") or {}
         except RunDirError:
@@ -274,7 +275,7 @@ def trial_key(view: SweepView, trial: str, runs_root: Path | str | None = None) 
     >>> trial_key(SweepView(Path("runs/s1"), {}, {}), "trial-0003")
     's1/trial-0003'
     """
-    path = view.path / trial
+    path = view.path / check_name(trial)  # names come from trials.jsonl: never a path out of the sweep
     root = Path(runs_root) if runs_root is not None else view.path.parent
     try:
         return str(path.resolve().relative_to(root.resolve()))

@@ -102,12 +102,16 @@ def test_unicode_digits_are_not_a_rewind_target():
         cmds.validate({"id": "x", "cmd": "rewind", "value": "²"})
 
 
-def test_unicode_digits_do_not_crash_checkpoint_lookup():
+def test_unicode_digits_do_not_crash_checkpoint_lookup(tmp_path):
     from trainer.checkpoints import CheckpointStore
     from trainer.rundir import CheckpointError
 
-    store = object.__new__(CheckpointStore)  # find() reads only the index: no TensorFlow objects needed
-    store._index = [{"name": "ckpt-00001", "epoch": 2}]
+    folder = tmp_path / "ckpt-00001"  # find() reads the index and the found one's meta.json: no TensorFlow objects
+    folder.mkdir()
+    (folder / "meta.json").write_text('{"seq": 1, "epoch": 2, "step": 9}')
+    (folder / "ckpt.index").write_bytes(b"")
+    store = object.__new__(CheckpointStore)
+    store._index, store.skipped, store.on_skip = [{"name": "ckpt-00001", "epoch": 2, "path": str(folder)}], [], None
     store._idle, store._pending, store._error = threading.Condition(), 0, None
     with pytest.raises(CheckpointError):
         store.find("²")

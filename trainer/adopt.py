@@ -5,8 +5,9 @@ A run told ``{"cmd": "adopt", "value": {"run": "runs/s/trial-0003", "checkpoint"
 history (as a rewind does: the epoch in progress is dropped, the epoch count goes on from where
 this run was), sets the given α and β, saves an ``adopted`` checkpoint (so a later rollback or
 ``--resume`` starts from the adopted state) and journals ``adopted`` with the source run and
-checkpoint. It refuses, with the reason, a folder that is not a Panda run, this run itself, a
-missing checkpoint, or a checkpoint whose variables (names and shapes) differ from this run's:
+checkpoint. It refuses, with the reason, a folder that is not a Panda run (or whose config.json is
+unusable), this run itself, a missing or unusable checkpoint (a bad meta.json, a FIFO where a file
+belongs: never opened), or a checkpoint whose variables (names and shapes) differ from this run's:
 another architecture or optimizer. Nothing is changed by a refused adopt.
 
 :func:`find_source` is pure Python; :func:`check_compatible` reads checkpoint indexes with
@@ -18,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainer.commands import CommandError
-from trainer.rundir import RunDir, RunDirError
+from trainer.rundir import CheckpointError, RunDir, RunDirError, check_checkpoint_files
 
 PREFIX = "ckpt"  # as trainer.checkpoints.PREFIX (imported there with TensorFlow)
 
@@ -27,7 +28,8 @@ def find_source(spec: dict, own: RunDir) -> dict:
     """The source checkpoint's meta (``name``, ``path``, ``epoch``, ...) named by an adopt ``spec``."""
     try:
         return _find_source(spec, own)
-    except (RunDirError, OSError, ValueError) as e:  # an unreadable folder is a refusal, never the run's end
+    except (RunDirError, OSError, ValueError, RuntimeError) as e:  # an unreadable folder (or a symlink loop)
+        # is a refusal, never the run's end
         if isinstance(e, CommandError):
             raise
         raise CommandError(f"adopt: {spec['run']!r} is not a Panda run ({str(e)[:200]})") from None
@@ -38,14 +40,19 @@ def _find_source(spec: dict, own: RunDir) -> dict:
     source = RunDir(path)
     if not path.is_dir():
         raise CommandError(f"adopt: no run folder at {spec['run']!r}")
-    if not source.config_path.is_file() or source.read_config() is None:
+    if not source.config_path.is_file():
         raise CommandError(f"adopt: {spec['run']!r} is not a Panda run (no config.json)")
+    source.read_config()  # RunDirError (a refusal) when it is not a usable config.json
     if path.resolve() == own.path.resolve():
         raise CommandError("adopt: that is this run; use rewind to go back to one of its own checkpoints")
-    checkpoints = source.list_checkpoints()
+    checkpoints, unusable = source.checkpoint_listing()
+    wanted = spec.get("checkpoint")
+    skipped = [f"{name}: {why}" for name, why in unusable if wanted is None or name == wanted]
+    if skipped:  # unnamed: "the newest" may be the unusable one, so none is guessed
+        raise CommandError(f"adopt: {spec['run']!r} has an unusable checkpoint ({skipped[-1][:200]})"
+                           + ("; name a usable one with \"checkpoint\"" if wanted is None and checkpoints else ""))
     if not checkpoints:
         raise CommandError(f"adopt: {spec['run']!r} has no checkpoint yet")
-    wanted = spec.get("checkpoint")
     if wanted is None:
         return checkpoints[-1]
     found = [m for m in checkpoints if m["name"] == wanted]
@@ -62,6 +69,10 @@ def variables_of(checkpoint_path: str | Path) -> dict[str, tuple]:
     import tensorflow as tf
 
     prefix = str(Path(checkpoint_path) / PREFIX)
+    try:
+        check_checkpoint_files(checkpoint_path)  # TensorFlow would block on a FIFO
+    except CheckpointError as e:
+        raise CommandError(f"adopt: {e}") from None
     try:
         return {name: tuple(shape) for name, shape in tf.train.list_variables(prefix)
                 if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}

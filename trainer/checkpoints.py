@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -17,7 +18,10 @@ from typing import Callable
 
 import tensorflow as tf
 
-from trainer.rundir import CHECKPOINT_META, CheckpointError, RunDir, _fsync_dir, atomic_write_json, now
+from trainer.rundir import (
+    CHECKPOINT_META, CheckpointError, RunDir, _fsync_dir, atomic_write_json, check_checkpoint_files, now, read_json,
+)
+from trainer.records import checkpoint_meta
 
 PREFIX = "ckpt"
 #: How many of the newest ``epoch`` checkpoints are always kept.
@@ -42,12 +46,32 @@ class CheckpointStore:
         self._write_fn = None
         self._write_signature = None
         self._sweep_leftovers()
-        self._index = run.list_checkpoints()  # oldest first, as on disk
-        self._seq = max((m["seq"] for m in self._index), default=0)
+        self._index, self.skipped = run.checkpoint_listing()  # usable ones oldest first; unusable ones and why
+        self.on_skip: Callable[[str, str], None] | None = None  # told when a checkpoint turns out unusable
+        self._seq = max([m["seq"] for m in self._index] + self._numbers_taken(), default=0)
         self._queue: queue.Queue | None = None  # the committer's work (see save_async)
         self._pending = 0
         self._idle = threading.Condition()
         self._error: BaseException | None = None
+
+    def _numbers_taken(self) -> list[int]:
+        """The numbers of every ``ckpt-N`` folder, usable or not: a new checkpoint never reuses one."""
+        return [int(m.group(1)) for child in self.folder.iterdir()
+                if (m := re.fullmatch(rf"{PREFIX}-(\d{{1,18}})", child.name))]
+
+    def _usable(self, meta: dict) -> bool:
+        """Whether ``meta``'s checkpoint is still usable on disk; if not it leaves the index, and why is told."""
+        try:
+            checkpoint_meta(read_json(Path(meta["path"]) / CHECKPOINT_META))
+            check_checkpoint_files(meta["path"])
+            return True
+        except (OSError, ValueError, CheckpointError) as e:
+            reason = str(e) if not isinstance(e, OSError) or e.strerror is None else f"{CHECKPOINT_META}: {e.strerror}"
+        self._index = [m for m in self._index if m["name"] != meta["name"]]
+        self.skipped.append((meta["name"], reason))
+        if self.on_skip is not None:
+            self.on_skip(meta["name"], reason)
+        return False
 
     def _sweep_leftovers(self) -> None:
         """Remove what a process killed mid-save or mid-prune left: ``.tmp-*`` and ``.del-*`` folders."""
@@ -156,11 +180,14 @@ class CheckpointStore:
         checkpoints = self._index
         by_name = [m for m in checkpoints if m["name"] == spec]
         if by_name:
-            return by_name[0]
+            return self._still_usable(by_name[0])
         if spec.isascii() and spec.isdigit():  # not "²": int() would refuse it
             at_epoch = [m for m in checkpoints if m["epoch"] == int(spec)]
             if at_epoch:
-                return at_epoch[-1]
+                return self._still_usable(at_epoch[-1])
+        skipped = [reason for name, reason in self.skipped if name == spec]
+        if skipped:
+            raise CheckpointError(f"checkpoint {spec} is unusable: {skipped[-1]}")
         names = ", ".join(m["name"] for m in checkpoints[-5:]) or "none yet"
         raise CheckpointError(f"no checkpoint {str(spec)[:40]!r} (newest: {names})")
 
@@ -170,11 +197,20 @@ class CheckpointStore:
         self.flush()
         return list(self._index)
 
+    def _still_usable(self, meta: dict) -> dict:
+        if not self._usable(meta):
+            raise CheckpointError(f"checkpoint {meta['name']} is unusable: {self.skipped[-1][1]}")
+        return meta
+
     def latest(self) -> dict | None:
+        """The newest usable checkpoint; unusable newer ones are skipped (and told to :attr:`on_skip`)."""
         self.flush()
+        while self._index and not self._usable(self._index[-1]):
+            pass
         return self._index[-1] if self._index else None
 
     def restore(self, meta: dict) -> dict:
+        check_checkpoint_files(meta["path"])  # never hand TensorFlow a FIFO to open
         path = Path(meta["path"]) / PREFIX
         if not Path(f"{path}.index").exists():
             raise CheckpointError(f"checkpoint {meta['name']} has no data (was it deleted?)")

@@ -40,7 +40,7 @@ def check_name(name: Any) -> str:
     ...
     ValueError: a run name is letters, digits, '.', '_' or '-' (at most 80), starting with a letter or digit; got '../escape'
     """
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # not match: "$" also matches before a final "\n"
         raise ValueError("a run name is letters, digits, '.', '_' or '-' (at most 80), starting with a letter "
                          f"or digit; got {short_repr(name)}")
     return name

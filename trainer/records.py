@@ -25,6 +25,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from trainer.config import check_name
 from trainer.jsonsafe import MAX_ECHO_CHARS, preview, text_of
 
 #: Fields of log records that must be whole numbers, or plain numbers (anything else reads as missing).
@@ -84,7 +85,8 @@ def _typed(cls, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         return {}
     values = {f.name: _field(f.name, data.get(f.name)) for f in fields(cls)}
-    return {k: v for k, v in values.items() if v is not None}
+    # a text field that was not text (log_record shows it as its JSON) is no value in a typed record
+    return {k: v for k, v in values.items() if v is not None and (not isinstance(v, str) or isinstance(data[k], str))}
 
 
 @dataclass(frozen=True)
@@ -139,3 +141,150 @@ class Answer:
         return cls(**values) if values.get("event") in ("applied", "rejected") else None
 
 
+# --------------------------------------------------------------------------- snapshot files: one reader per record type
+
+
+def whole(value: Any) -> int | None:
+    """An int of sane size (never a bool), else ``None``."""
+    return value if isinstance(value, int) and number(value) is not None else None
+
+
+def real(value: Any) -> float | None:
+    """A finite number as a float, else ``None``."""
+    value = number(value)
+    return None if value is None else float(value)
+
+
+def string(value: Any) -> str | None:
+    """A string that can be written as UTF-8 (no lone surrogate), else ``None``."""
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def flag(value: Any) -> bool | None:
+    """A JSON boolean, else ``None``."""
+    return value if isinstance(value, bool) else None
+
+
+def strings(value: Any) -> list[str] | None:
+    """A list of such strings, else ``None``."""
+    if not isinstance(value, list):
+        return None
+    out = [string(v) for v in value]
+    return None if None in out else out
+
+
+def wholes(value: Any) -> list[int | None] | None:
+    """A list of ints or ``null`` (a shape's unknown dimension), else ``None``."""
+    if not isinstance(value, list) or any(v is not None and whole(v) is None for v in value):
+        return None
+    return value
+
+
+def obj(value: Any) -> dict | None:
+    """A JSON object as written (its own reader checks inside), else ``None``."""
+    return value if isinstance(value, dict) else None
+
+
+def checked(schema: dict, data: Any) -> dict:
+    """``data``'s fields that pass their check in ``schema`` (field -> check); others are missing."""
+    if not isinstance(data, dict):
+        return {}
+    values = {key: check(data.get(key)) for key, check in schema.items()}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+#: ``config.json``'s ``dataset``: each field and its check.
+DATASET_FIELDS = {"name": string, "n_train": whole, "n_val": whole, "n_features": whole, "n_classes": whole,
+                  "source": string, "input_shape": wholes, "class_names": strings}
+#: ``config.json``: each field a client reads and its check. Other fields (run options the trainer
+#: alone reads back on ``--resume``, where :class:`~trainer.config.TrainConfig` checks them) pass as written.
+CONFIG_FIELDS = {
+    "schema_version": whole, "name": string, "trainer": string, "model": string, "created": real,
+    "epochs": whole, "seed": whole, "pace": real, "checkpoint_every": whole, "hparams": table,
+    "dataset": lambda v: checked(DATASET_FIELDS, v) if isinstance(v, dict) else None, "dataset_spec": string,
+    "versions": lambda v: {k: s for k, s in (table(v) or {}).items() if isinstance(s, str)} if table(v) else None,
+    "devices": strings, "argv": strings, "model_signature": obj, "autopilot": flag, "tensorboard": flag,
+    "internals": flag,
+}
+
+
+def config_record(data: Any) -> dict | None:
+    """``config.json`` with every field in :data:`CONFIG_FIELDS` checked, or ``None`` when it is no object.
+
+    >>> config_record({"schema_version": 1, "epochs": "x", "hparams": [1], "dataset": {"n_classes": 10}})
+    {'schema_version': 1, 'dataset': {'n_classes': 10}}
+    >>> config_record([]) is None
+    True
+    """
+    if not isinstance(data, dict):
+        return None
+    known = checked(CONFIG_FIELDS, data)
+    return {**{k: v for k, v in data.items() if isinstance(k, str) and k not in CONFIG_FIELDS}, **known}
+
+
+#: A checkpoint's ``meta.json``: each field and its check; :data:`CHECKPOINT_REQUIRED` must pass.
+CHECKPOINT_FIELDS = {"seq": whole, "epoch": whole, "step": whole, "branch": whole, "reason": string, "time": real,
+                     "hparams": table, "metrics": obj}
+CHECKPOINT_REQUIRED = ("seq", "epoch", "step")
+
+
+def checkpoint_meta(data: Any) -> dict:
+    """A checkpoint's ``meta.json``, checked; ``ValueError`` says why a checkpoint cannot be used.
+
+    ``branch`` defaults to 0 and ``hparams`` to ``{}``; ``metrics`` is the epoch record or ``None``.
+
+    >>> checkpoint_meta({"seq": 3, "epoch": 2, "step": 40, "hparams": {"lr": 0.1}})["branch"]
+    0
+    >>> checkpoint_meta({"seq": "3", "epoch": 2, "step": 40})
+    Traceback (most recent call last):
+    ...
+    ValueError: meta.json has no whole-number seq
+    """
+    if not isinstance(data, dict):
+        raise ValueError("meta.json is not a JSON object")
+    meta = checked(CHECKPOINT_FIELDS, data)
+    for key in CHECKPOINT_REQUIRED:
+        if key not in meta:
+            raise ValueError(f"meta.json has no whole-number {key}")
+    return {"branch": 0, "hparams": {}, "metrics": None, "reason": None, **meta}
+
+
+def run_name(value: Any) -> str | None:
+    """A valid run name (:func:`trainer.config.check_name`: the one rule for names), else ``None``.
+
+    A name read from a file becomes a folder to open, so ``../../private/run`` is no name.
+
+    >>> run_name("trial-0001"), run_name("../../private/run"), run_name(["x"])
+    ('trial-0001', None, None)
+    """
+    try:
+        return check_name(value)
+    except ValueError:
+        return None
+
+
+#: A line of a sweep's ``trials.jsonl``: each field and its check. A line without a valid ``trial``
+#: name is not a trial.
+TRIAL_FIELDS = {
+    "trial": run_name, "round": whole, "index": whole, "state": string, "params": table, "pid": whole,
+    "started": real, "backend": string, "resumed": string, "returncode": whole, "best_val_accuracy": real,
+    "best_epoch": whole, "epochs": whole, "reason": string, "error": string, "ended": real, "time": real,
+}
+
+
+def trial_record(data: Any) -> dict | None:
+    """A ``trials.jsonl`` line with every field checked, or ``None`` when it names no valid trial.
+
+    >>> trial_record({"trial": "trial-0002", "round": "1", "state": "running", "params": {"lr": 0.1}})
+    {'trial': 'trial-0002', 'state': 'running', 'params': {'lr': 0.1}}
+    >>> trial_record({"trial": "../../private/run", "state": "finished"}) is None
+    True
+    """
+    record = checked(TRIAL_FIELDS, data)
+    return record if "trial" in record else None

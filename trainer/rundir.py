@@ -32,16 +32,18 @@ Example::
 from __future__ import annotations
 
 import bisect
+import errno
 import json
 import os
 import socket
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from trainer.records import Status
+from trainer.records import Status, checkpoint_meta, config_record, string
 
 from trainer.jsonsafe import clean, parse_line
 
@@ -131,13 +133,90 @@ def append_jsonl(path: Path | str, *records: dict, sync: bool = True) -> None:
         os.close(fd)
 
 
-def read_json(path: Path | str) -> dict | None:
-    """A snapshot file, or ``None`` when it does not exist (yet)."""
+class NotRegularFile(OSError):
+    """A run-directory path that is a FIFO, socket, device or folder where a file belongs."""
+
+
+def open_regular(path: Path | str):
+    """Open ``path`` for reading in binary mode, refusing anything but a regular file.
+
+    The file is opened non-blocking (so a FIFO or a device cannot stall ``open``), then
+    ``fstat``-ed: a FIFO, socket, device or folder raises :class:`NotRegularFile` (an ``OSError``)
+    and is never read. Every reader of a run-directory file opens it through here. A missing file
+    raises ``FileNotFoundError`` as ``open`` would.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # a Unix socket
+            raise NotRegularFile(f"{Path(path).name} is not a regular file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(f"{Path(path).name} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+#: A snapshot file (``config.json``, ``status.json``, ``meta.json``) over this size is not read: the
+#: trainer writes a few kilobytes, so a bigger one is foreign and must not cost a reader its memory.
+MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024
+
+
+def read_json(path: Path | str) -> dict | None:
+    """A snapshot file's JSON object, or ``None`` when it does not exist (yet).
+
+    Anything else raises: ``OSError`` when it cannot be opened (:class:`NotRegularFile` for a
+    FIFO, socket, device or folder, which is never read), ``ValueError`` when it is over
+    :data:`MAX_SNAPSHOT_BYTES`, not UTF-8, not JSON, too deep, or JSON but not an object.
+    :func:`read_snapshot` turns those into a notice.
+    """
+    try:
+        f = open_regular(path)
     except FileNotFoundError:
         return None
+    with f:
+        data = f.read(MAX_SNAPSHOT_BYTES + 1)
+    name = Path(path).name
+    if len(data) > MAX_SNAPSHOT_BYTES:
+        raise ValueError(f"{name} is over {MAX_SNAPSHOT_BYTES // 2**20} MiB")
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{name} is not UTF-8 text") from None
+    except (ValueError, RecursionError):
+        raise ValueError(f"{name} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} holds a JSON {_json_type(value)}, not an object")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot file as a reader sees it: its typed record, and a one-line notice when it is unusable."""
+
+    record: Any = None  # the typed record; None when the file is missing or unusable
+    notice: str | None = None  # why a file that is there gave no record (for the page, one line)
+
+
+def read_snapshot(path: Path | str, typed: Callable[[dict], Any] = lambda d: d) -> Snapshot:
+    """``typed(read_json(path))`` or the reason it failed, never an exception and never blocking."""
+    try:
+        raw = read_json(path)
+        return Snapshot(None if raw is None else typed(raw))
+    except NotRegularFile:
+        return Snapshot(None, f"{Path(path).name} is not a regular file")
+    except (OSError, ValueError) as e:
+        if isinstance(e, OSError):
+            return Snapshot(None, f"{Path(path).name} cannot be read ({e.strerror or type(e).__name__})")
+        return Snapshot(None, str(e))
 
 
 def repair_jsonl_tail(path: Path | str) -> int:
@@ -268,6 +347,30 @@ def kept_before(keys: Sequence[float], key: float) -> int:
 # --------------------------------------------------------------------------- the run directory
 
 
+def check_checkpoint_files(folder: Path | str) -> None:
+    """Refuse a checkpoint folder TensorFlow must not read: no index, or a file that is not a regular file.
+
+    TensorFlow opens the files blocking, so a FIFO in their place would hang the trainer; this looks
+    first (``stat``, which follows a symlink to what it names) and raises :class:`CheckpointError`.
+    """
+    folder = Path(folder)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {folder.name} cannot be read ({e.strerror or type(e).__name__})") from None
+    names = set()
+    for entry in entries:
+        try:
+            regular = stat.S_ISREG(os.stat(entry.path).st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            raise CheckpointError(f"checkpoint {folder.name} holds {ascii(entry.name)}, which is not a regular file")
+        names.add(entry.name)
+    if not any(name.endswith(".index") for name in names):
+        raise CheckpointError(f"checkpoint {folder.name} has no data (was it deleted?)")
+
+
 def new_command_id() -> str:
     return f"c-{uuid.uuid4().hex[:12]}"
 
@@ -342,10 +445,16 @@ class RunDir:
         return self
 
     # snapshots
+    def config_snapshot(self) -> Snapshot:
+        """``config.json`` checked (:func:`~trainer.records.config_record`), or why it is unusable."""
+        return read_snapshot(self.config_path, config_record)
+
     def read_config(self) -> dict:
-        config = read_json(self.config_path)
+        """``config.json`` checked; ``RunDirError`` when it is missing, unusable or of another schema."""
+        snapshot = self.config_snapshot()
+        config = snapshot.record
         if config is None:
-            raise RunDirError(f"{self.path} is not a Panda run (no {CONFIG})")
+            raise RunDirError(f"{self.path} is not a Panda run ({snapshot.notice or 'no ' + CONFIG})")
         version = config.get("schema_version")
         if version != SCHEMA_VERSION:
             raise RunDirError(
@@ -357,16 +466,19 @@ class RunDir:
         atomic_write_json(self.config_path, {"schema_version": SCHEMA_VERSION, **config})
 
     def read_status(self) -> dict | None:
-        """``status.json`` as written (raw JSON); :meth:`status` is the typed, checked view."""
+        """``status.json`` as written (a JSON object), or ``None``; :meth:`status` is the typed, checked view."""
         try:
             return read_json(self.status_path)
-        except ValueError:  # replaced atomically, so only a foreign writer leaves it unparseable
+        except (OSError, ValueError):  # replaced atomically, so only a foreign writer leaves it unusable
             return None
 
+    def status_snapshot(self) -> Snapshot:
+        """``status.json`` as a :class:`~trainer.records.Status`, or why it is unusable."""
+        return read_snapshot(self.status_path, Status.from_json)
+
     def status(self) -> "Status | None":
-        """``status.json`` as a :class:`~trainer.records.Status`, or ``None`` before the first one."""
-        raw = self.read_status()
-        return None if raw is None else Status.from_json(raw)
+        """``status.json`` as a :class:`~trainer.records.Status`, or ``None`` before the first (or when unusable)."""
+        return self.status_snapshot().record
 
     def write_status(self, status: "Status | dict") -> None:
         """Replace ``status.json`` (a dict is read as a :class:`~trainer.records.Status` first)."""
@@ -410,19 +522,38 @@ class RunDir:
 
     # checkpoints
     def list_checkpoints(self) -> list[dict]:
-        """Complete checkpoints, oldest first, each its ``meta.json`` plus ``name`` and ``path``."""
-        out = []
-        if not self.checkpoints_path.is_dir():
-            return out
-        for child in self.checkpoints_path.iterdir():
+        """Usable complete checkpoints, oldest first, each its checked ``meta.json`` plus ``name`` and ``path``."""
+        return self.checkpoint_listing()[0]
+
+    def checkpoint_listing(self) -> tuple[list[dict], list[tuple[str, str]]]:
+        """Usable checkpoints (as :meth:`list_checkpoints`), and ``(name, reason)`` for each unusable one.
+
+        A checkpoint is unusable when its ``meta.json`` is missing, not a regular file, not JSON or
+        fails :func:`~trainer.records.checkpoint_meta`: the trainer skips it with a journaled reason.
+        """
+        good, bad = [], []
+        try:
+            children = list(self.checkpoints_path.iterdir())
+        except OSError:
+            return good, bad
+        for child in children:
             if child.name.startswith("."):
                 continue  # a checkpoint still being written
-            meta = read_json(child / CHECKPOINT_META)
-            if meta is None:
+            if string(child.name) is None:  # undecodable bytes in the folder's name
+                bad.append((ascii(child.name), "its folder name is not UTF-8"))
                 continue
-            out.append({**meta, "name": child.name, "path": str(child)})
-        out.sort(key=lambda m: m.get("seq", 0))
-        return out
+            try:
+                raw = read_json(child / CHECKPOINT_META)
+                if raw is None:
+                    raise ValueError(f"{CHECKPOINT_META} is missing")
+                good.append({**checkpoint_meta(raw), "name": child.name, "path": str(child)})
+            except NotRegularFile:
+                bad.append((child.name, f"{CHECKPOINT_META} is not a regular file"))
+            except (OSError, ValueError) as e:
+                bad.append((child.name, str(e) if isinstance(e, ValueError) else f"{CHECKPOINT_META} cannot be read"))
+        good.sort(key=lambda m: (m["seq"], m["name"]))
+        bad.sort()
+        return good, bad
 
     # liveness
     def liveness(self, status: "Status | dict | None" = None, at: float | None = None) -> str:

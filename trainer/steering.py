@@ -63,7 +63,7 @@ class Steering:
         self.started = now()
         self.last_metrics: dict | None = None
         self.latest_checkpoint: str | None = None
-        self.store = None  # a trainer.checkpoints.CheckpointStore, set by the trainer
+        self._store = None  # a trainer.checkpoints.CheckpointStore, set by the trainer (see store)
         self.inbox: CommandInbox | None = None
         self.tb = None  # a trainer.tensorboard.TensorBoardLog when asked for
         self.stop_requested: str | None = None  # "command" or "signal"
@@ -112,6 +112,20 @@ class Steering:
             "note": self._note,
         }
 
+    @property
+    def store(self):
+        return self._store
+
+    @store.setter
+    def store(self, store) -> None:
+        """The trainer's checkpoint store; a checkpoint it finds unusable is journaled, never fatal."""
+        self._store = store
+        if store is not None:
+            store.on_skip = self._checkpoint_skipped
+
+    def _checkpoint_skipped(self, name: str, reason: str) -> None:
+        self.event("checkpoint_skipped", checkpoint=name, reason=reason)
+
     # ------------------------------------------------------------------ opening a run
 
     def open_new(self, config: dict) -> None:
@@ -130,6 +144,8 @@ class Steering:
         run = self.rundir
         for path in (run.metrics_path, run.batches_path, run.events_path, run.internals_path):
             repair_jsonl_tail(path)
+        for name, reason in self.store.skipped:  # found unusable when the store opened
+            self._checkpoint_skipped(name, reason)
         meta = self.store.latest()
         if meta is None:
             raise RunDirError(f"{run.path} has no checkpoint to resume from")
@@ -452,6 +468,12 @@ class Steering:
         """Roll back to the last good checkpoint, then wait paused for the user."""
         lr = self.trainer.hparams().get("lr")
         meta = self.store.latest()
+        if meta is None:  # every checkpoint was found unusable (and journaled): wait for the user as it is
+            self.abort_epoch = True
+            self.event("diverged", reason=reason, checkpoint=None, branch=self.branch, lr=lr)
+            self.set_state("diverged", f"{reason}; no usable checkpoint to roll back to. Lower the learning rate, "
+                                       f"then resume.")
+            return
         self.rewind_to(meta)
         self.event("diverged", reason=reason, checkpoint=meta["name"], branch=self.branch, lr=lr)
         self.say(f"diverged: {reason}; rolled back to {meta['name']} (epoch {self.epoch}); paused — "

@@ -18,7 +18,9 @@ sweep's files are the whole interface: the runner writes them, the dashboard rea
 A trial's state in ``trials.jsonl`` moves ``queued`` → ``running`` → (``stopping`` →) one of
 :data:`FINAL_STATES`. Each record carries ``time``, ``trial``, ``round``, ``state`` and, as they
 become known, ``params``, ``pid``, ``best_val_accuracy``, ``best_epoch``, ``epochs``, ``reason``
-and ``error``. :meth:`SweepDir.trials` folds them into one dict per trial, the last value winning.
+and ``error``. :meth:`SweepDir.trials` folds them into one dict per trial, the last value winning;
+each line is read through :func:`trainer.records.trial_record` (a field of the wrong type is
+missing, a line whose ``trial`` is not a run name is left out).
 
 >>> import tempfile, pathlib
 >>> sweep = SweepDir(pathlib.Path(tempfile.mkdtemp()) / "s").create()
@@ -34,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trainer.config import check_name
+from trainer.records import trial_record
 from trainer.rundir import (
     CONFIG,
     RunDir,
@@ -95,7 +99,12 @@ class SweepDir:
 
     # sweep.json
     def read_spec(self) -> dict:
-        spec = read_json(self.spec_path)
+        """``sweep.json``; ``RunDirError`` when it is missing or unusable (not a regular file, not an object)."""
+        try:
+            spec = read_json(self.spec_path)
+        except (OSError, ValueError) as e:
+            why = e if isinstance(e, ValueError) else f"{SWEEP} cannot be read"
+            raise RunDirError(f"{self.path} is not a usable Panda sweep ({why})") from None
         if spec is None:
             raise RunDirError(f"{self.path} is not a Panda sweep (no {SWEEP})")
         if spec.get("schema_version") != SWEEP_SCHEMA_VERSION:
@@ -115,17 +124,17 @@ class SweepDir:
     def trials(self, records: list[dict] | None = None) -> dict[str, dict[str, Any]]:
         """Each trial's latest known fields, in the order the trials were first recorded."""
         out: dict[str, dict[str, Any]] = {}
-        for record in self.read_trial_records() if records is None else records:
-            name = record.get("trial")
-            if not isinstance(name, str):
+        for raw in self.read_trial_records() if records is None else records:
+            record = trial_record(raw)  # every field checked; a name that is no run name is no trial
+            if record is None:
                 continue
-            merged = out.setdefault(name, {"trial": name})
-            merged.update({k: v for k, v in record.items() if v is not None or k not in merged})
+            out.setdefault(record["trial"], {}).update(record)
         return out
 
     # the trials' run directories
     def trial_run(self, name: str) -> RunDir:
-        return RunDir(self.path / name)
+        """The run folder of trial ``name``; ``ValueError`` for a name that is no run name (``../x``)."""
+        return RunDir(self.path / check_name(name))
 
     def log_path(self, name: str) -> Path:
         return self.logs_path / f"{name}.log"
