@@ -20,7 +20,7 @@ from app.controls import NotPresenter, Steerer
 from app.data import inside
 from app.launch import LaunchError
 from app.shared import shared
-from trainer.rundir import RunDir, iter_runs
+from trainer.rundir import RunDir, RunDirError, iter_runs
 
 #: Seconds between refreshes of the live panels.
 LIVE_EVERY = 2.0
@@ -162,9 +162,13 @@ def tracing_panel(runs: list[RunDir], internals: lessons.Internals, steer: Steer
         if not presenter:  # a forged click from a viewer's browser (the button is disabled there) stops here
             st.error("Read-only view: the presenter measures, and the result shows here.", icon=":material/lock:")
         else:
-            config = {} if choice == names[0] else next(r for r in runs if r.path.name == choice).read_config()
-            with st.spinner("Tracing and timing the step…"):
-                measurements().measure(choice, config)
+            try:
+                config = {} if choice == names[0] else next(r for r in runs if r.path.name == choice).read_config()
+            except RunDirError as e:  # the run's config.json is unusable: say so, measure nothing
+                st.error(f"Not measured: {e}", icon=":material/error:")
+            else:
+                with st.spinner("Tracing and timing the step…"):
+                    measurements().measure(choice, config)
     for line in measurements().get(choice):
         st.markdown(f"- {line}")
 
