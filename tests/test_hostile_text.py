@@ -240,3 +240,61 @@ def test_panda_export_csv_of_a_run_with_surrogates_exits_0(tmp_path):
     assert done.returncode == 0, done.stderr
     text = (run.path / "export" / "journal.csv").read_text(encoding="utf-8")
     assert re.search(r"\\udfff", text) and "ok\\ud800x" in text
+
+
+# ----------------------------------------------------------------------------- a real panda train on a terminal
+
+
+HOSTILE_COMMANDS = [  # each rejected; printed escaped
+    b'{"id": "s-value", "cmd": "set_lr", "value": "\\udfff"}\n',
+    b'{"id": "s-note", "cmd": "note", "value": {"text": "hi \\ud800"}}\n',
+    b'{"id": "s-source", "cmd": "pause", "source": "\\udfff"}\n',
+    b'{"id": "s\\udfff", "cmd": "pause"}\n',
+    b'{"id": "s-cmd", "cmd": "\\udfffpause"}\n',
+    b'{"id": "h\\n", "cmd": "pause"}\n',
+    b'{"id": "s-esc", "cmd": "set_lr", "value": "\\u001b[2J\\u0007"}\n',
+]
+
+
+def test_a_terminal_trainer_rejects_surrogates_prints_them_escaped_and_resumes_past_them(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import answer, wait_for
+
+    run = RunDir(tmp_path / "t")
+    out = open(tmp_path / "out.txt", "wb")  # not --quiet: every rejection is printed (strict UTF-8 stdout)
+    panda = [sys.executable, "-m", "trainer", "train"]
+    proc = subprocess.Popen([*panda, "--run-dir", tmp_path, "--name", "t", "--epochs", "1000", "--pace", "0.05"],
+                            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    try:
+        wait_for(lambda: (run.read_status() or {}).get("state") == "running" or proc.poll() is not None,
+                 tmp_path, what="running")
+        with open(run.commands_path, "ab") as f:
+            f.write(b"".join(HOSTILE_COMMANDS))
+        assert answer(run, run.send_command("set_lr", 0.002, command_id="after"))["event"] == "applied"
+        assert proc.poll() is None, (tmp_path / "out.txt").read_text(errors="replace")
+        rejected = [e for e in run.read_events() if e.get("event") == "rejected"]
+        assert len(rejected) == len(HOSTILE_COMMANDS)
+        assert sum("surrogate" in e["reason"] for e in rejected) == 5 and any("'id'" in e["reason"] for e in rejected)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    with open(run.commands_path, "ab") as f:  # one more for the resumed process to answer and print
+        f.write(b'{"id": "late", "cmd": "note", "value": "\\udfff"}\n')
+    resumed = subprocess.Popen([*panda, "--resume", run.path, "--epochs", "2000"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        assert answer(run, "late")["event"] == "rejected"
+        assert answer(run, run.send_command("stop", command_id="stop-1"))["event"] == "applied"
+        assert resumed.wait(120) == 0
+    finally:
+        resumed.kill()
+        out.close()
+    printed = (tmp_path / "out.txt").read_bytes()
+    assert b"\x1b" not in printed and b"\x07" not in printed, "no client escape sequence reached the terminal"
+    assert printed.count(b"\\udfff") >= 4 and b"Traceback" not in printed
+    printed.decode("utf-8")  # valid UTF-8 throughout
+    answers = [e for e in run.read_events() if e.get("event") in ("applied", "rejected")]
+    assert len(answers) == len(HOSTILE_COMMANDS) + 3, "nothing was answered twice across the restart"

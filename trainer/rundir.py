@@ -179,6 +179,8 @@ MAX_LINE_BYTES = 4 * 2**20
 #: waits for the next call, :attr:`JsonlTail.behind`), so a reader's one call stays short.
 READ_BLOCK = 2**20
 MAX_READ_PER_CALL = 64 * 2**20
+#: Of a line over the limit, this many last bytes are kept: a client's line glued onto it survives.
+RECOVERY_WINDOW = 64 * 2**10
 
 
 @dataclass
@@ -264,28 +266,29 @@ class JsonlTail:
         return out
 
     def _take(self, block: bytes, out: list) -> None:
-        """Split a block read at the end of what was read before into lines; keep the torn rest."""
+        """Split a block read at the end of what was read before into lines; keep the torn rest.
+
+        Past ``max_line`` only the line's last :data:`RECOVERY_WINDOW` bytes are kept: the object
+        a client glued onto an over-long torn line is still recovered from them.
+        """
         begin = self._pos - len(block)
         start = 0
         while True:
             newline = block.find(b"\n", start)
+            end = len(block) if newline < 0 else newline
+            if not self._skipping and len(self._partial) + end - start > self.max_line:
+                self._skipping = True
+            self._partial += block[start:end]
+            if self._skipping:
+                del self._partial[:-RECOVERY_WINDOW]
             if newline < 0:
-                rest = len(block) - start
-                if not self._skipping and len(self._partial) + rest > self.max_line:
-                    self._partial, self._skipping = bytearray(), True
-                elif not self._skipping:
-                    self._partial += block[start:]
                 return
-            too_long = self._skipping or len(self._partial) + newline - start > self.max_line
-            line = b"" if too_long else bytes(self._partial) + block[start:newline]
+            line, too_long = bytes(self._partial), self._skipping
             self._partial, self._skipping = bytearray(), False
             self.offset = begin + newline + 1
             start = newline + 1
             if too_long:
-                self.lines_read += 1
-                self.malformed += 1
-                self.too_long += 1
-                out.append((self.lines_read, None, True))
+                self._too_long(line, out)
                 continue
             for raw in line.splitlines() or [b""]:  # a lone \r ends a line too
                 self.lines_read += 1
@@ -294,6 +297,16 @@ class JsonlTail:
                 for record in parse_line(raw, scrub_text=self.scrub_text):
                     self.malformed += record is None
                     out.append((self.lines_read, record, False))
+
+    def _too_long(self, window: bytes, out: list) -> None:
+        """A line over ``max_line``: one malformed line, and the whole object ending it (``window``) if any."""
+        self.lines_read += 1
+        self.malformed += 1
+        self.too_long += 1
+        out.append((self.lines_read, None, True))
+        ending = parse_line(window, scrub_text=self.scrub_text)[-1]
+        if ending is not None:
+            out.append((self.lines_read, ending, False))
 
 
 def read_jsonl(path: Path | str) -> list[dict]:
