@@ -17,11 +17,12 @@ import tracemalloc
 import pytest
 
 from conftest import answer, wait_for
-from trainer import jsonsafe, rundir
-from trainer.inbox import TOO_LONG, CommandInbox
-from trainer.rundir import MAX_LINE_BYTES, READ_BLOCK, JsonlTail, RunDir, append_jsonl, read_jsonl
-from trainer.steerable import check_command
 from trainer import commands as cmds
+from trainer import jsonl, jsonsafe, rundir
+from trainer.inbox import TOO_LONG, CommandInbox
+from trainer.jsonl import MAX_LINE_BYTES, READ_BLOCK, JsonlTail, read_jsonl
+from trainer.rundir import RunDir, append_jsonl
+from trainer.steerable import check_command
 
 MB = 2**20
 BRACES = b"{" * 300 + b'"' + b"x" * (3 * MB)  # 300 later starts of an object, none of them whole
@@ -105,7 +106,7 @@ def test_a_torn_line_under_the_limit_is_read_once_and_parsed_once(tmp_path, monk
 def test_one_read_is_bounded_and_the_rest_comes_next(tmp_path, monkeypatch):
     path = tmp_path / "m.jsonl"
     append_jsonl(path, *({"i": i, "pad": "z" * 1000} for i in range(5000)))  # 5 MB
-    monkeypatch.setattr(rundir, "MAX_READ_PER_CALL", MB)
+    monkeypatch.setattr(jsonl, "MAX_READ_PER_CALL", MB)
     reads = CountingReads(monkeypatch)
     tail, seen, calls = JsonlTail(path), [], 0
     while True:
@@ -125,7 +126,7 @@ def test_a_fifo_in_place_of_a_log_reads_as_empty_without_blocking(tmp_path):
     got = []
     reader = threading.Thread(target=lambda: got.append((JsonlTail(run.commands_path).read_new(),
                                                          CommandInbox(run, lambda: 0).drain(),
-                                                         rundir.repair_jsonl_tail(run.commands_path))), daemon=True)
+                                                         jsonl.repair_jsonl_tail(run.commands_path))), daemon=True)
     reader.start()
     reader.join(20)
     assert not reader.is_alive() and got == [([], [], 0)]
