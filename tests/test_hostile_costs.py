@@ -15,8 +15,11 @@ import time
 import tracemalloc
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import answer, wait_for
+from hostile import lines
 from trainer import commands as cmds
 from trainer import jsonl, jsonsafe, rundir
 from trainer.inbox import TOO_LONG, CommandInbox
@@ -117,6 +120,28 @@ def test_one_read_is_bounded_and_the_rest_comes_next(tmp_path, monkeypatch):
             break
     assert [r["i"] for r in seen] == list(range(5000)) and calls >= 5
     assert len(read_jsonl(path)) == 5000, "a one-shot reader reads to the end"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(lines, max_size=6), st.lists(st.integers(1, 40), max_size=8), st.integers(3, 64))
+def test_reading_in_any_pieces_and_blocks_gives_what_one_read_gives(tmp_path, garbage, cuts, block):
+    data = b"".join(garbage)
+    path = tmp_path / f"p{len(list(tmp_path.iterdir()))}.jsonl"
+    path.write_bytes(b"")
+    tail, got, at = JsonlTail(path, max_line=100), [], 0
+    saved = jsonl.READ_BLOCK
+    jsonl.READ_BLOCK = block  # lines cross block boundaries
+    try:
+        for cut in [*cuts, len(data)]:
+            with open(path, "ab") as f:
+                f.write(data[at:at + cut])
+            at += cut
+            got += tail.read_entries()
+        assert at >= len(data)
+    finally:
+        jsonl.READ_BLOCK = saved
+    assert got == JsonlTail(path, max_line=100).read_entries()
+    assert tail.offset == data.rfind(b"\n") + 1
 
 
 def test_a_fifo_in_place_of_a_log_reads_as_empty_without_blocking(tmp_path):

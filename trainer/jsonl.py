@@ -28,8 +28,10 @@ def repair_jsonl_tail(path: Path | str) -> int:
     except FileNotFoundError:
         return 0
     try:
-        size = os.fstat(fd).st_size
-        end = size
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return 0
+        size = end = st.st_size
         while end > 0:
             start = max(0, end - READ_BLOCK)
             newline = os.pread(fd, end - start, start).rfind(b"\n")
@@ -153,13 +155,16 @@ class JsonlTail:
             end = len(block) if newline < 0 else newline
             if not self._skipping and len(self._partial) + end - start > self.max_line:
                 self._skipping = True
-            self._partial += block[start:end]
-            if self._skipping:
-                del self._partial[:-RECOVERY_WINDOW]
-            if newline < 0:
-                return
-            line, too_long = bytes(self._partial), self._skipping
-            self._partial, self._skipping = bytearray(), False
+            if newline >= 0 and not self._partial and not self._skipping:
+                line, too_long = block[start:end], False  # a whole line in this block: no copy kept
+            else:
+                self._partial += block[start:end]
+                if self._skipping:
+                    del self._partial[:-RECOVERY_WINDOW]
+                if newline < 0:
+                    return
+                line, too_long = bytes(self._partial), self._skipping
+                self._partial, self._skipping = bytearray(), False
             self.offset = begin + newline + 1
             start = newline + 1
             if too_long:
