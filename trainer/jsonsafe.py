@@ -146,7 +146,7 @@ def scrub(value: Any) -> Any:
 
 
 def find_surrogate(value: Any) -> str | None:
-    """Where ``value`` holds a lone surrogate (``"'value' → 'text'"``, ``"a key of 'value'"``), else ``None``."""
+    """Where ``value`` holds a lone surrogate (``"value" → "text"``, ``a key of "value"``), else ``None``."""
     stack: list[tuple[str, Any]] = [("", value)]
     while stack:
         where, item = stack.pop()
@@ -180,10 +180,10 @@ def terminal_text(text: str) -> str:
 
 
 def say(text: str, file: Any = None) -> None:
-    """Print one line of ``text`` through :func:`terminal_text`; a terminal that cannot take it costs the line, never the caller.
+    """Print one line of ``text`` (to ``file``, default stdout) through :func:`terminal_text`.
 
     A stream whose encoding lacks a character gets its escape (``\\u03b1``); a closed or broken
-    stream drops the line.
+    stream drops the line: a terminal costs the line at worst, never the caller.
     """
     stream = file if file is not None else sys.stdout
     try:
