@@ -12,6 +12,7 @@ many records the run has.
 
 from __future__ import annotations
 
+import html
 import math
 import time
 from dataclasses import dataclass
@@ -156,16 +157,20 @@ def _clock(t) -> str:
 
 def interventions(view: RunView) -> list[Intervention]:
     """The run's interventions on its current history (those undone by a rewind are dropped)."""
-    sources = {c.get("id"): c for c in view.commands}
+    sources = {c["id"]: c for c in view.commands if isinstance(c.get("id"), str)}
     hparams: dict = {}
     out: list[Intervention] = []
 
     def add(kind: str, event: dict, text: str, extra: str = "") -> None:
+        # ``text`` may hold a client's words (a note, a path): the hover is Plotly's HTML, so they are
+        # escaped there; the records were scrubbed on reading (trainer.jsonsafe.scrub), so all is UTF-8.
         x = _position(view, event)
-        command = sources.get(event.get("command_id")) or {}
-        who = f" by {command['source']}" if command.get("source") else ""
+        command_id = event.get("command_id")
+        command = (sources.get(command_id) if isinstance(command_id, str) else None) or {}
+        who = f" by {html.escape(str(command['source']))}" if command.get("source") else ""
         epoch = event.get("epoch") if isinstance(event.get("epoch"), int) else round(x)
-        detail = (f"<b>{text}</b><br>after epoch {epoch}, step {event.get('step', '?')}"
+        step = event.get("step") if isinstance(event.get("step"), int) else "?"
+        detail = (f"<b>{html.escape(text)}</b><br>after epoch {epoch}, step {step}"
                   f"<br>{_clock(event.get('time'))}{who}" + (f"<br>{extra}" if extra else ""))
         out.append(Intervention(x, kind, text, detail, float(event.get("time") or 0.0)))
 

@@ -6,13 +6,16 @@ import json
 
 from hypothesis import strategies as st
 
+#: Any text, lone UTF-16 surrogates and control characters included (``st.text()`` leaves surrogates out).
+texts = st.text(alphabet=st.characters(blacklist_categories=()) | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+                max_size=20)
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=10**300, max_value=10**400)
-           | st.floats() | st.text(max_size=20))
+           | st.floats() | texts)
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=20)
+                           | st.dictionaries(texts, inner, max_size=4), max_leaves=20)
 #: Commands the live tests may send at random: never ``stop`` (that would end the run on purpose).
 SAFE_NAMES = ["set_lr", "scale_lr", "set_beta", "set_batch_size", "pause", "resume", "checkpoint", "rewind", "explode"]
-command_like = st.fixed_dictionaries({"id": json_values | st.text(max_size=8), "cmd": st.sampled_from(SAFE_NAMES) | json_values},
+command_like = st.fixed_dictionaries({"id": json_values | texts, "cmd": st.sampled_from(SAFE_NAMES) | json_values},
                                      optional={"value": json_values})
 #: Whole lines: any JSON text (NaN and Infinity included) or arbitrary bytes (not always ending a line).
 lines = (json_values.map(lambda v: json.dumps(v).encode() + b"\n")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from trainer import commands as cmds
+from trainer import jsonsafe
 from trainer.config import RUN_DEFAULTS, TrainConfig, add_train_flags, check_name
 from trainer.options import Option, argparse_type
 from trainer.records import Answer
@@ -243,7 +244,7 @@ def cmd_ctl(args) -> int:
                     if answer.applied:
                         print(f"applied {args.action} at epoch {answer.epoch}, step {answer.step}")
                         return 0
-                    print(f"panda ctl: rejected: {answer.reason}", file=sys.stderr)
+                    jsonsafe.say(f"panda ctl: rejected: {answer.reason}", sys.stderr)  # the journal's text, escaped
                     return 1
             left = deadline - time.monotonic()
             if left <= 0:

@@ -26,11 +26,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from trainer.jsonsafe import find_surrogate, text_of
 from trainer.hparams import MAX_BATCH_SIZE, MAX_LR, STEERABLE  # noqa: F401  (MAX_*: re-exported limits)
 from trainer.options import Option, OptionError, short_repr
 
-#: A command id: 1 to 128 visible characters (no control characters), unique within a run.
-ID_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+#: A command id: 1 to 128 ASCII letters, digits and ``_ . : @ + = -`` (``c-3f2a9b``), unique within a run.
+#: Matched whole (``fullmatch``): ``"h\n"``, spaces, quotes, slashes and non-ASCII are not ids.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@+=-]{1,128}")
+ID_RULE = "a string of 1 to 128 ASCII letters, digits or _ . : @ + = -"
 #: A rewind target: a checkpoint's name or an epoch number (ASCII digits).
 CHECKPOINT_PATTERN = re.compile(r"^(ckpt-[0-9]{1,9}|[0-9]{1,9})$")
 #: The largest factor ``scale_lr`` takes (the result must still be a valid learning rate).
@@ -241,16 +244,19 @@ VALUED = tuple(name for name, check in COMMANDS.items() if check is not _no_valu
 
 def valid_id(value: Any) -> str | None:
     """``value`` if it is a valid command id, else ``None``."""
-    return value if isinstance(value, str) and ID_PATTERN.match(value) else None
+    return value if isinstance(value, str) and ID_PATTERN.fullmatch(value) else None
 
 
 def validate(record: Any) -> Command:
     """Check one line of ``commands.jsonl``; raise :class:`CommandError` with the reason."""
     if not isinstance(record, dict):
         raise CommandError("a command must be a JSON object")
+    where = find_surrogate(record)
+    if where is not None:
+        raise CommandError(f"{where} holds a lone UTF-16 surrogate (like \\udfff), which is not valid Unicode text")
     command_id = valid_id(record.get("id"))
     if command_id is None:
-        raise CommandError("a command needs an 'id': a string of 1 to 128 characters, no control characters")
+        raise CommandError(f"a command needs an 'id': {ID_RULE}, got {text_of(record.get('id'))[:40]}")
     name = record.get("cmd")
     if not isinstance(name, str) or name not in COMMANDS:
         raise CommandError(f"unknown command {short_repr(name)} (known: {', '.join(COMMANDS)})")

@@ -128,7 +128,7 @@ def export_run(run_path: Path | str, fmt: str = "csv", out: Path | str | None = 
     for name, frame in tables.items():
         path = folder / f"{name}.{fmt}"
         if fmt == "csv":
-            frame.to_csv(path, index=False)
+            frame.to_csv(path, index=False, errors="backslashreplace")  # text was scrubbed on reading; belt and braces
         else:
             frame.to_parquet(path, index=False, engine="pyarrow")
         written.append(path)

@@ -7,6 +7,10 @@ between batches, which costs nanoseconds; ``panda train`` runs its steps inside 
 ``on_ready`` sets the ``tf.Variable`` that graph checks between steps. Either way the loop reads
 the new lines itself. A line is delivered once, in file order, stamped with when (and at which
 step) its change was noticed.
+
+Client text is read raw (not scrubbed) so that a command holding a lone surrogate is rejected
+with its reason (:func:`trainer.commands.validate`); what an answer echoes is scrubbed
+(:meth:`CommandInbox.describe`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ from typing import Any, Callable
 
 from trainer.commands import valid_id
 from trainer.jsonsafe import preview
-from trainer.rundir import COMMANDS, JsonlTail, RunDir, now
+from trainer.rundir import COMMANDS, MAX_LINE_BYTES, JsonlTail, RunDir, now
 from trainer.watch import FileWatcher
+
+
+#: Why a line over the reader's limit is rejected (it was skipped unread, so nothing else is known).
+TOO_LONG = f"a line of commands.jsonl over {MAX_LINE_BYTES} bytes (skipped unread)"
 
 
 @dataclass
@@ -28,6 +36,7 @@ class Received:
     record: dict | None  # None: the line was not a JSON object
     time: float
     step: int
+    problem: str | None = None  # why the line is rejected whatever it holds (:data:`TOO_LONG`)
 
     @property
     def id(self) -> str | None:
@@ -46,14 +55,17 @@ class CommandInbox:
     ``answered`` holds ``(line, command_id)`` pairs (:attr:`Received.key`), as
     :func:`trainer.journal.answered_in` reads them from the journal: a line is answered once,
     whatever it holds, and a new line that repeats an old id is still delivered (to be rejected
-    as a duplicate).
+    as a duplicate). Once ``commands.jsonl`` was replaced (an editor's save: a new inode) or cut,
+    it is read again from the start and every line whose key or valid id was delivered before is
+    skipped: old lines are never answered again (a repeated id then gets no second answer either).
     """
 
     def __init__(self, run: RunDir, current_step: Callable[[], int],
                  answered: set[tuple[int, str | None]] = frozenset(), on_ready: Callable[[], None] = lambda: None):
-        self._tail = JsonlTail(run.commands_path)
+        self._tail = JsonlTail(run.commands_path, scrub_text=False)
         self._current_step = current_step
         self._skip = set(answered)
+        self._ids = {command_id for _, command_id in answered if command_id is not None}
         self._queue: deque[Received] = deque()
         self._lock = threading.Lock()
         self._noticed: tuple[float, int] | None = None
@@ -84,11 +96,16 @@ class CommandInbox:
         with self._lock:
             stamp, step = self._noticed or (now(), self._current_step())
             self._noticed = None
-            for line, record in self._tail.read_new_lines():
-                item = Received(line, record, stamp, step)
-                if item.key not in self._skip:
-                    self._queue.append(item)
-            if self._queue:
+            rewritten = self._tail.restarts > 0
+            for line, record, too_long in self._tail.read_entries():
+                item = Received(line, record, stamp, step, TOO_LONG if too_long else None)
+                if item.key in self._skip or (rewritten and item.id in self._ids):
+                    continue
+                self._skip.add(item.key)
+                if item.id is not None:
+                    self._ids.add(item.id)
+                self._queue.append(item)
+            if self._queue or self._tail.behind:  # behind: more to read, the loop comes back for it
                 self._set_ready()
 
     def drain(self) -> list[Received]:

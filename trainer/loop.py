@@ -29,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 from trainer import commands as cmds  # noqa: E402
 from trainer import internals  # noqa: E402
+from trainer import jsonsafe  # noqa: E402
 from trainer.advising import Advising  # noqa: E402
 from trainer.checkpoints import CheckpointStore  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402  (re-exported: ``from trainer.loop import TrainConfig``)
@@ -428,7 +429,7 @@ class Trainer:
                 steering.fail(error, traceback.format_exc())
             except Exception:  # the folder is gone, read-only or full: stderr is all that is left
                 steering.state = "failed"
-            print(f"panda: training failed: {error}", file=sys.stderr)
+            jsonsafe.say(f"panda: training failed: {error}", sys.stderr)
         finally:
             steering.end_heartbeat()
             steering.inbox.stop()

@@ -39,13 +39,14 @@ import socket
 import stat
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from trainer.records import Status, checkpoint_meta, config_record, string
 
-from trainer.jsonsafe import clean, parse_line
+from trainer.jsonsafe import clean
+# The logs' readers (their own module, part of this contract):
+from trainer.jsonl import MAX_LINE_BYTES, JsonlTail, read_jsonl, repair_jsonl_tail  # noqa: F401
 
 SCHEMA_VERSION = 1
 
@@ -217,97 +218,6 @@ def read_snapshot(path: Path | str, typed: Callable[[dict], Any] = lambda d: d) 
         if isinstance(e, OSError):
             return Snapshot(None, f"{Path(path).name} cannot be read ({e.strerror or type(e).__name__})")
         return Snapshot(None, str(e))
-
-
-def repair_jsonl_tail(path: Path | str) -> int:
-    """Cut a torn last line (one without its newline) left by a crash. Returns bytes removed.
-
-    Only the single writer of a file may call this, before it appends again.
-    """
-    path = Path(path)
-    if not path.exists():
-        return 0
-    with open(path, "rb+") as f:
-        data = f.read()
-        keep = data.rfind(b"\n") + 1
-        if keep == len(data):
-            return 0
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-        return len(data) - keep
-
-
-# --------------------------------------------------------------------------- incremental reading
-
-
-@dataclass
-class JsonlTail:
-    """Reads an append-only JSONL file incrementally: each call returns only the new records.
-
-    A torn last line (a writer mid-append, or a crash) stays unread until its newline arrives.
-    A line that is not a JSON object is skipped and counted in :attr:`malformed`; nothing in a
-    line can make the reader raise. When a torn line was glued to the next writer's line, the
-    complete object that ends it is still read (:func:`trainer.jsonsafe.parse_line`), under the
-    same line number as the malformed prefix. A file that shrank or was replaced is read again
-    from the start.
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.jsonl"
-    >>> tail = JsonlTail(p)
-    >>> append_jsonl(p, {"epoch": 1})
-    >>> tail.read_new()
-    [{'epoch': 1}]
-    >>> tail.read_new()
-    []
-    """
-
-    path: Path
-    offset: int = 0
-    malformed: int = 0
-    lines_read: int = 0
-    #: How often the file was found replaced or cut and read again from the start.
-    restarts: int = 0
-    _inode: int | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        self.path = Path(self.path)
-
-    def read_new(self) -> list[dict]:
-        return [record for _, record in self.read_new_lines() if record is not None]
-
-    def read_new_lines(self) -> list[tuple[int, dict | None]]:
-        """New ``(line_number, record)`` pairs; ``record`` is ``None`` for a malformed line."""
-        try:
-            with open(self.path, "rb") as f:
-                st = os.fstat(f.fileno())
-                if st.st_ino != self._inode or st.st_size < self.offset:
-                    self.restarts += self._inode is not None
-                    self._inode, self.offset, self.lines_read = st.st_ino, 0, 0
-                if st.st_size == self.offset:
-                    return []
-                f.seek(self.offset)
-                chunk = f.read(st.st_size - self.offset)
-        except FileNotFoundError:
-            return []
-        end = chunk.rfind(b"\n") + 1
-        if end == 0:
-            return []
-        self.offset += end
-        out: list[tuple[int, dict | None]] = []
-        for raw in chunk[:end].splitlines():
-            self.lines_read += 1
-            if not raw.strip():
-                continue
-            for record in parse_line(raw):
-                self.malformed += record is None
-                out.append((self.lines_read, record))
-        return out
-
-
-def read_jsonl(path: Path | str) -> list[dict]:
-    """Every well-formed record of a JSONL file (a torn last line is ignored)."""
-    return JsonlTail(Path(path)).read_new()
 
 
 def current_line(metrics: list[dict]) -> list[dict]:

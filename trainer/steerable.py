@@ -68,6 +68,8 @@ def check_command(item: Received, seen_ids: set[str]) -> cmds.Command:
     """
     if item.id is not None and item.id in seen_ids:
         raise DuplicateId(f"duplicate command id {item.id!r}")
+    if item.problem is not None:
+        raise cmds.CommandError(item.problem)
     try:
         command = cmds.validate(item.record)
     except cmds.CommandError:

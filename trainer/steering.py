@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from trainer import adopt as adopting
 from trainer import commands as cmds
+from trainer import jsonsafe
 from trainer import undo
 from trainer.inbox import CommandInbox, Received
 from trainer.journal import answered_in, last_hparams, state_at_end
@@ -217,8 +218,9 @@ class Steering:
             self.set_state("running")
 
     def say(self, text: str) -> None:
+        """One line to the terminal; a client's text in it is escaped (:func:`trainer.jsonsafe.say`)."""
         if self.verbose:
-            print(f"{self.say_prefix}{text}", flush=True)
+            jsonsafe.say(f"{self.say_prefix}{text}")
 
     def start_heartbeat(self) -> None:
         """Refresh ``status.json`` every second from a thread, and re-read the command file."""
