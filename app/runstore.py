@@ -19,7 +19,7 @@ from typing import Any
 from app.rundata import RunData
 from trainer.outcome import outcome
 from trainer.records import Status
-from trainer.rundir import RunDir, Snapshot, iter_runs, pid_alive, read_snapshot
+from trainer.rundir import RunDir, Snapshot, iter_runs, pid_alive
 
 
 def inside(root: Path | str, path: Path | str) -> bool:
