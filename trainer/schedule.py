@@ -51,7 +51,7 @@ def schedule_from(events: list[dict], records: list[dict], hparams: dict) -> dic
             while points and points[-1][0] > step:
                 points.pop()
         if isinstance(new, dict) and isinstance(new.get("lr"), (int, float)) and (
-                kind in ("started", "rewound") or kind == "applied"):
+                kind in ("started", "rewound", "applied", "lr_observed")):
             lr0, lr0_epoch = new.get("lr0", new["lr"]), new.get("lr0_epoch", lr0_epoch)
             put(step, new["lr"])
     steps, values = [], []

@@ -1,0 +1,140 @@
+"""PandaCallback sees what others do to a fit: α changed by other callbacks or user code, a pause in validation,
+a find_lr that runs to the epoch's end of a ``train_step`` model, an unbuilt model resumed."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import wait_for
+from keras_corpus import PROGRAMS, digits
+from test_callback_corpus import Probe, Sender
+from trainer.rundir import RunDir
+from trainer.schedule import lr_at, lr_schedule
+
+
+def mlp(lr=3e-3):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(10)])
+    model.compile(optimizer=keras.optimizers.Adam(lr),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def test_learning_rate_changes_by_others_are_journaled_recorded_and_exported(tmp_path):
+    import keras
+
+    from trainer import PandaCallback
+
+    x, y = digits(640)
+    model, panda, probe = mlp(), PandaCallback(tmp_path / "seen"), Probe()
+    halve = keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr if epoch == 0 else lr * 0.5)
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[halve, panda, probe])
+    model.optimizer.learning_rate = 0.0007  # user code between two fits
+    line = _line_above()
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=[panda, probe])
+
+    observed = [e for e in panda.rundir.read_events() if e["event"] == "lr_observed"]
+    assert [(e["source"], e["previous"], e["lr"]) for e in observed] == [
+        ("LearningRateScheduler", 0.003, 0.0015), (f"test_callback_observed.py:{line}", 0.0015, 0.0007)]
+    assert observed[0]["step"] == 10 and observed[0]["hparams"]["lr"] == pytest.approx(0.0015)
+    records = panda.rundir.read_metrics()
+    assert [r["lr"] for r in records] == pytest.approx(probe.epoch_alpha) == [0.003, 0.0015, 0.0007]
+    schedule = lr_schedule(panda.rundir.path)
+    assert [lr_at(schedule, step) for step in range(len(probe.alphas))] == pytest.approx(probe.alphas, rel=1e-6), \
+        "the exported schedule is the α each step used"
+
+
+def _line_above() -> int:
+    import inspect
+
+    return inspect.currentframe().f_back.f_lineno - 1
+
+
+def test_a_pause_during_validation_leaves_the_training_time_positive(tmp_path):
+    import keras
+
+    from trainer import PandaCallback
+
+    x, y = digits(640)
+    panda = PandaCallback(tmp_path / "paused")
+    run = panda.rundir
+    resumed = []
+
+    def resume_after_two_heartbeats():
+        status = wait_for(lambda: (s := run.read_status())["state"] == "paused" and s, run.path, what="paused")
+        wait_for(lambda: run.read_status()["heartbeat"] > status["heartbeat"] + 1.5, run.path, what="2 heartbeats")
+        resumed.append(run.send_command("resume", source="test"))
+
+    class PauseInValidation(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            if not resumed and not hasattr(self, "thread"):
+                run.send_command("pause", source="test")
+                panda.steering.inbox.poll()
+                self.thread = threading.Thread(target=resume_after_two_heartbeats, daemon=True)
+                self.thread.start()
+
+    model = mlp()
+    model.fit(x, y, batch_size=64, epochs=2, validation_split=0.25, verbose=0, callbacks=[panda, PauseInValidation()])
+    first = run.read_metrics()[0]
+    paused = next(e for e in run.read_events() if e["event"] == "paused")
+    assert paused["epoch"] == 0, "the pause landed in the first epoch's validation pass"
+    assert first["epoch_seconds"] > 0 and first["samples_per_second"] > 0
+    assert first["epoch_seconds"] < 1.5, "the pause is in neither the training window ..."
+    assert first["wall_seconds"] < 1.5 + first["epoch_seconds"], "... nor the end-to-end time"
+
+
+def test_find_lr_to_the_epochs_end_leaves_a_train_step_models_loss_alone(tmp_path):
+    # The VAE's train_step returns "loss" while its metrics are "total_loss"...: Keras takes the
+    # epoch's numbers from the last logs it saw. A find_lr that runs into the epoch's end (with a
+    # ramp that wrecks the loss) must not hand Keras its own batches' losses.
+    from trainer import PandaCallback
+
+    program = PROGRAMS["vae"]
+    panda = PandaCallback(tmp_path / "vae")
+    sender = Sender(panda, {(1, 3): [("find_lr", {"steps": 500, "min": 1e-3, "max": 50.0})]})
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = program.build()
+    probe = Probe()
+    history = model.fit(**program.fit_kwargs(tmp_path), callbacks=[panda, sender, probe], verbose=0)
+    found = panda.rundir.answer_to(sender.ids[(1, 3)][0])
+    assert found["event"] == "applied" and found["stopped"] in ("epoch end", "loss over 4x its minimum", "not finite")
+    per_epoch = math.ceil(1024 / 64)
+    last_real = probe.batch_logs[per_epoch + 4]["loss"]  # the newest batch of epoch 2 before the finder took over
+    losses = history.history["loss"]
+    assert losses[1] == pytest.approx(last_real, rel=1e-6), "History holds the training batches' mean, not the finder's"
+    assert losses[1] < 2 * losses[0] and losses[2] < 2 * losses[0]
+    records = panda.rundir.read_metrics()
+    assert [r["loss"] for r in records] == pytest.approx(losses)
+    assert records[1]["explored_batches"] >= 1 and "explored_batches" not in records[2]
+    assert records[0]["batch_size"] == 64 and all(r["samples_per_second"] > 0 for r in records)
+
+
+def test_an_unbuilt_subclassed_model_resumes_its_run(tmp_path):
+    from trainer import PandaCallback
+
+    program = PROGRAMS["subclassed"]
+    x, y = digits(1024)
+    first = program.build()
+    first.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=[PandaCallback(tmp_path / "sub")])
+    saved = [w.copy() for w in first.get_weights()]
+    again = program.build()  # a new process builds the same class afresh: unbuilt again
+    panda = PandaCallback(tmp_path / "sub", resume=True)
+    probe = Probe()
+    with pytest.warns(RuntimeWarning, match="opens after fit's first batch"):
+        again.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=[panda, probe])
+    run = RunDir(tmp_path / "sub")
+    records = run.read_metrics()
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert records[1]["step"] == probe.steps[-1] == records[0]["step"] + 16 - 1, \
+        "the checkpoint replaced the first batch's weights: its step is not counted"
+    assert [e["resumed_from"] for e in run.read_events() if e["event"] == "started"][1] is not None
+    assert not all(np.array_equal(a, b) for a, b in zip(saved, again.get_weights())), "it trained on"
