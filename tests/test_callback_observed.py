@@ -49,6 +49,14 @@ def test_learning_rate_changes_by_others_are_journaled_recorded_and_exported(tmp
     schedule = lr_schedule(panda.rundir.path)
     assert [lr_at(schedule, step) for step in range(len(probe.alphas))] == pytest.approx(probe.alphas, rel=1e-6), \
         "the exported schedule is the α each step used"
+    from app import charts
+    from app.data import RunData
+
+    view = RunData(panda.rundir.path, watch=False).view()
+    marks = [i for i in charts.interventions(view) if i.kind == "lr"]
+    assert [m.text for m in marks] == ["learning rate 0.003 → 0.0015", "learning rate 0.0015 → 0.0007"]
+    assert "by LearningRateScheduler" in marks[0].detail
+    assert sorted(set(charts.learning_rate_series(view)[1])) == [0.0007, 0.0015, 0.003]
 
 
 def _line_above() -> int:
@@ -92,30 +100,36 @@ def test_a_pause_during_validation_leaves_the_training_time_positive(tmp_path):
 
 def test_find_lr_to_the_epochs_end_leaves_a_train_step_models_loss_alone(tmp_path):
     # The VAE's train_step returns "loss" while its metrics are "total_loss"...: Keras takes the
-    # epoch's numbers from the last logs it saw. A find_lr that runs into the epoch's end (with a
-    # ramp that wrecks the loss) must not hand Keras its own batches' losses.
+    # epoch's numbers from the last logs it saw. A find_lr that runs into the epoch's end must not
+    # hand Keras its own batches' losses (it did: that epoch's loss was the finder's last batch).
+    import json
+
+    import keras
+
     from trainer import PandaCallback
+    from trainer.exploration import LR_FINDER
 
     program = PROGRAMS["vae"]
     panda = PandaCallback(tmp_path / "vae")
-    sender = Sender(panda, {(1, 3): [("find_lr", {"steps": 500, "min": 1e-3, "max": 50.0})]})
-    import keras
-
+    sender = Sender(panda, {(1, 3): [("find_lr", {"steps": 500, "min": 1e-4, "max": 2e-3})]})
     keras.utils.set_random_seed(0)
     model = program.build()
     probe = Probe()
     history = model.fit(**program.fit_kwargs(tmp_path), callbacks=[panda, sender, probe], verbose=0)
     found = panda.rundir.answer_to(sender.ids[(1, 3)][0])
-    assert found["event"] == "applied" and found["stopped"] in ("epoch end", "loss over 4x its minimum", "not finite")
     per_epoch = math.ceil(1024 / 64)
-    last_real = probe.batch_logs[per_epoch + 4]["loss"]  # the newest batch of epoch 2 before the finder took over
+    assert found["event"] == "applied" and found["stopped"] == "epoch end"
+    assert found["points"] == per_epoch - 5, "the finder took the epoch's batches after the 5th"
+    curve = json.loads((panda.rundir.path / LR_FINDER).read_text().splitlines()[0])["points"]
+    last_real = probe.batch_logs[per_epoch + 4]["loss"]  # epoch 2's 5th batch: the newest before the finder
     losses = history.history["loss"]
-    assert losses[1] == pytest.approx(last_real, rel=1e-6), "History holds the training batches' mean, not the finder's"
-    assert losses[1] < 2 * losses[0] and losses[2] < 2 * losses[0]
+    assert losses[1] == pytest.approx(last_real, rel=1e-6), "History holds the training batches' mean"
+    assert losses[1] != pytest.approx(curve[-1]["loss"], rel=1e-3), "not the finder's last batch"
     records = panda.rundir.read_metrics()
     assert [r["loss"] for r in records] == pytest.approx(losses)
-    assert records[1]["explored_batches"] >= 1 and "explored_batches" not in records[2]
+    assert records[1]["explored_batches"] == found["points"] and "explored_batches" not in records[2]
     assert records[0]["batch_size"] == 64 and all(r["samples_per_second"] > 0 for r in records)
+    assert records[1]["samples_per_second"] < records[0]["samples_per_second"] * 10
 
 
 def test_an_unbuilt_subclassed_model_resumes_its_run(tmp_path):
@@ -138,3 +152,33 @@ def test_an_unbuilt_subclassed_model_resumes_its_run(tmp_path):
         "the checkpoint replaced the first batch's weights: its step is not counted"
     assert [e["resumed_from"] for e in run.read_events() if e["event"] == "started"][1] is not None
     assert not all(np.array_equal(a, b) for a, b in zip(saved, again.get_weights())), "it trained on"
+
+
+def test_a_steered_schedule_is_exported_as_the_alpha_each_step_used(tmp_path):
+    import json
+
+    import keras
+
+    from trainer import PandaCallback
+    from trainer.schedule_keras import PandaSchedule
+
+    x, y = digits(640)
+    keras.utils.set_random_seed(0)
+    decay = keras.optimizers.schedules.ExponentialDecay(0.01, decay_steps=5, decay_rate=0.8)
+    model = keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(10)])
+    model.compile(optimizer=keras.optimizers.SGD(decay), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    panda, probe = PandaCallback(tmp_path / "decay"), Probe()
+    sender = Sender(panda, {(0, 3): [("set_lr", 0.05)], (1, 2): [("scale_lr", 0.5)]})
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[panda, sender, probe])
+    (set_lr,), (scaled,) = ([panda.rundir.answer_to(i) for i in ids] for ids in sender.ids.values())
+    assert set_lr["event"] == scaled["event"] == "applied"
+    assert probe.alphas[set_lr["step"]] == pytest.approx(0.05, rel=1e-5), "α is the one asked for at the next step"
+    assert probe.alphas[set_lr["step"] + 5] == pytest.approx(0.05 * 0.8, rel=1e-5), "and the decay goes on from it"
+    exported = lr_schedule(panda.rundir.path)
+    assert exported["steps"] == [0, set_lr["step"], scaled["step"]]
+    (tmp_path / "schedule.json").write_text(json.dumps(exported))
+    rebuilt = PandaSchedule.from_json(tmp_path / "schedule.json")
+    used = [float(rebuilt(step)) for step in range(len(probe.alphas))]
+    assert used == pytest.approx(probe.alphas, rel=1e-5), "the export is the α every step used"
+    assert [r["lr"] for r in panda.rundir.read_metrics()] == pytest.approx(probe.epoch_alpha, rel=1e-5)

@@ -61,6 +61,7 @@ from trainer.callback_run import RunOpening  # noqa: E402
 from trainer.checkpoints import CheckpointError  # noqa: E402
 from trainer.rundir import LIVE_STATES, RunDir, RunDirError, now  # noqa: E402
 from trainer.runlock import RunLock  # noqa: E402
+from trainer.schedule import scales_from  # noqa: E402
 from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 
 
@@ -113,7 +114,7 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         self._lr_batch: float | None = None  # α of the newest training batch, as the watch saw it
         self._last_logs = None  # the newest training batch's logs (what Keras keeps while the finder runs)
         self.finder = CallbackFinder(self)
-        self.lr_watch = LrWatch()
+        self.lr_watch = LrWatch(step=lambda: self.steering.step)
         self.steered_schedule = None  # a trainer.callback_lr.SteeredSchedule when compiled with a schedule
         self.data = FitData()  # what fit's data says of its batches
         self._warned: set[str] = set()
@@ -155,7 +156,9 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
                 self.optimizer.learning_rate.assign(lr)
 
     def restore_hparams(self, latest: dict) -> None:
-        if latest.get("lr") is not None:
+        if self.steered_schedule is not None:  # the multiplier the journal last gave the schedule
+            self.steered_schedule.scale.assign(scales_from(self.rundir.read_events())["scales"][-1])
+        elif latest.get("lr") is not None:
             self._assign_lr(latest["lr"])
 
     def after_rewind(self, meta: dict) -> None:
@@ -229,7 +232,7 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
             raise RunDirError(f"this PandaCallback already belongs to the run of model {self._signature['name']!r}; "
                               f"give model {signature['name']!r} its own PandaCallback")
 
-    def _open_and_start(self) -> None:
+    def _open_and_start(self) -> bool:
         """Open the run (its first checkpoint needs the model's and optimizer's variables), then obey it."""
         if not self.optimizer.built and self.model.trainable_variables:
             self.optimizer.build(self.model.trainable_variables)  # slots exist before the first checkpoint
@@ -239,8 +242,9 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
             shape = self.model.output_shape if self.model.built else None
             n_classes = shape[-1] if isinstance(shape, tuple) else None
             self._probe = internals_lib.Probe(np.asarray(x_val), np.asarray(y_val), int(n_classes or np.max(y_val) + 1))
-        self._open_run(self._planned)
+        reopened = self._open_run(self._planned)
         self._start()
+        return reopened
 
     def _start(self) -> None:
         steering = self.steering
@@ -281,7 +285,7 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
     def on_test_batch_begin(self, batch, logs=None):
         # fit's validation pass: commands are still applied between its batches
         steering = self.steering
-        if self._in_epoch and (steering.inbox.ready.is_set() or steering.state in ("paused", "diverged")):
+        if self._in_epoch and self._opened and (steering.inbox.ready.is_set() or steering.state in ("paused", "diverged")):
             steering.handle_commands()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -337,6 +341,8 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
 
     def on_train_end(self, logs=None):
         self._end_finder("fit ended")
+        if not self._opened:  # fit ran no batch: an unbuilt model's run never opened
+            return self.close()
         try:
             if self.steering.stop_requested:
                 self.steering.stop_with_checkpoint()

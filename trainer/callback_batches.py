@@ -78,8 +78,13 @@ class FitBatches:
             self.model.stop_training = True
 
     def _open_after_first_batch(self) -> None:
-        self._open_and_start()  # a resumed run restores its checkpoint: count this epoch's batches from it
-        self._base_step, self._base_batch, self._epoch_step0 = self.steering.step, self._calls * self._steps_per_call, self.steering.step
+        """The run opens now; a resumed run's checkpoint replaces what this first batch trained (not counted)."""
+        calls = self._calls * self._steps_per_call
+        if self._open_and_start():
+            self._base_step, self._base_batch = self.steering.step, calls
+        else:
+            self._base_step, self._base_batch = self.steering.step - calls, 0
+        self._epoch_step0 = self._base_step
 
     def _finder_call(self, inner, iterator):
         """A batch of the learning-rate finder: its loss goes to the test, nothing else is counted.

@@ -87,10 +87,22 @@ def _positive(value) -> int | None:
 
 
 def accuracy_of(logs: dict, prefix: str = "") -> float | None:
-    """The accuracy in Keras ``logs``, whatever the compiled metric was called."""
+    """The accuracy in Keras ``logs``, whatever the compiled metric was called.
+
+    A multi-output model's accuracy is the first output's that has one (``digit_accuracy``).
+
+    >>> accuracy_of({"loss": 1.0, "digit_accuracy": 0.5, "val_digit_accuracy": 0.25})
+    0.5
+    >>> accuracy_of({"val_digit_accuracy": 0.25}, "val_")
+    0.25
+    """
     for key in ACCURACY_KEYS:
         value = logs.get(prefix + key)
         if isinstance(value, (int, float)):
+            return float(value)
+    for key, value in logs.items():
+        mine = key.startswith(prefix) and (prefix or not key.startswith("val_"))
+        if mine and key.endswith("_accuracy") and isinstance(value, (int, float)):
             return float(value)
     return None
 

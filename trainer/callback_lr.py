@@ -59,7 +59,8 @@ def assigned_by(frame) -> str | None:
 class LrWatch:
     """Every Python assignment of one optimizer's α variable, Panda's own told apart."""
 
-    def __init__(self):
+    def __init__(self, step=lambda: 0):
+        self.step = step  # the steps taken so far: a change takes effect from there
         self.variable = None
         self.current: float | None = None  # α in force, as last assigned (no device read)
         self.pending: list[dict] = []  # changes Panda did not make, not journaled yet
@@ -86,7 +87,7 @@ class LrWatch:
         if self.variable is not None:
             value = rounded(as_float(self.variable))
             if value != self.current:
-                self.pending.append({"lr": value, "previous": self.current, "source": None})
+                self.pending.append({"lr": value, "previous": self.current, "source": None, "step": self.step()})
                 self.current = value
 
     @contextlib.contextmanager
@@ -101,7 +102,8 @@ class LrWatch:
     def _saw(self, value, frame) -> None:
         value = rounded(as_float(value))
         if not self._own and value != self.current:
-            self.pending.append({"lr": value, "previous": self.current, "source": assigned_by(frame)})
+            self.pending.append({"lr": value, "previous": self.current, "source": assigned_by(frame),
+                                 "step": self.step()})
         self.current = value
 
     def take(self) -> list[dict]:
@@ -209,6 +211,7 @@ class LrSteering:
         if not self._in_epoch:
             watch.check()
         for change in watch.take():
-            self.steering.event("lr_observed", **change, hparams=self.hparams())
+            self.rundir.append_event("lr_observed", epoch=self.steering.epoch, **change,
+                                     hparams={**self.hparams(), "lr": change["lr"]})
             who = f" by {change['source']}" if change["source"] else ""
             self.steering.say(f"learning rate {change['previous']} -> {change['lr']}{who} at step {self.steering.step}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import os
 
+import json
+
 from trainer.checkpoints import CheckpointError, CheckpointStore
 from trainer.devices import run_record
 from trainer.rundir import LIVE_STATES, RunDirError
@@ -18,6 +20,11 @@ from trainer.runlock import RunLock
 
 #: ``config.json``'s ``trainer`` for runs this callback makes.
 TRAINER_NAME = "keras-callback"
+
+
+def json_safe(value):
+    """``value`` as plain JSON (a schedule's config may hold numpy numbers)."""
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 class RunOpening:
@@ -55,17 +62,19 @@ class RunOpening:
                 f"({self._signature['layers']} layers, {self._signature['params']} parameters, optimizer "
                 f"{self._signature['optimizer']}); its checkpoints cannot be restored into this model")
 
-    def _open_run(self, planned: int | None) -> None:
-        """Create the run at the path, or continue it (``resume=True``): once, when the model's variables exist."""
+    def _open_run(self, planned: int | None) -> bool:
+        """Create the run at the path, or continue it (``resume=True``: returns ``True``), once the variables exist."""
         steering = self.steering
         steering.step = int(self.optimizer.iterations.numpy())
         self._check_path()  # the path may have changed since the callback was made
-        if self.rundir.exists() and self.resume:
+        reopened = self.rundir.exists() and self.resume
+        if reopened:
             self._reopen()
         else:
             steering.epochs = steering.epoch + planned if planned else None
             self._create()
         self._opened = True
+        return reopened
 
     def _create(self) -> None:
         path = self.rundir.path
@@ -92,9 +101,21 @@ class RunOpening:
             dataset={"name": self.dataset or "model.fit", "n_train": None, "n_val": None,
                      "n_features": n_features, "n_classes": n_classes, "source": "model.fit"},
             epochs=self.steering.epochs, seed=None, pace=0.0, checkpoint_every=self.checkpoint_every,
-            tensorboard=self.tensorboard, internals=self.internals))
+            tensorboard=self.tensorboard, internals=self.internals, **self._schedule_record()))
         if self._probe is not None:
             self.steering.append_internals(self._probe.first_record())
+
+    def _schedule_record(self) -> dict:
+        """The user's ``LearningRateSchedule``, serialized (``panda export --format schedule`` rebuilds it)."""
+        schedule = self._schedule()
+        if schedule is None:
+            return {}
+        import keras
+
+        try:
+            return {"lr_schedule": json_safe(keras.saving.serialize_keras_object(schedule))}
+        except Exception as e:  # a schedule Keras cannot serialize: the export says so, training goes on
+            return {"lr_schedule": {"error": f"{type(e).__name__}: {e}"[:300]}}
 
     def _reopen(self) -> None:
         """Continue the run at the path (``resume=True``): newest checkpoint, journal's learning rate."""

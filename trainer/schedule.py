@@ -62,10 +62,41 @@ def schedule_from(events: list[dict], records: list[dict], hparams: dict) -> dic
     return {"steps": steps, "values": values}
 
 
+def scales_from(events: list[dict]) -> dict:
+    """A ``PandaCallback`` run compiled with a Keras schedule: Panda's multiplier by step (``lr_scale`` answers).
+
+    >>> scales_from([{"event": "applied", "cmd": "set_lr", "step": 40, "lr_scale": 0.5},
+    ...              {"event": "rewound", "step": 20}, {"event": "applied", "cmd": "scale_lr", "step": 30, "lr_scale": 2.0}])
+    {'steps': [0, 30], 'scales': [1.0, 2.0]}
+    """
+    points: list[tuple[int, float]] = [(0, 1.0)]
+    for event in events:
+        step = event.get("step")
+        if not isinstance(step, int):
+            continue
+        if event.get("event") in MOVED_BACK:
+            while len(points) > 1 and points[-1][0] > step:
+                points.pop()
+        if event.get("event") == "applied" and isinstance(event.get("lr_scale"), (int, float)):
+            while len(points) > 1 and points[-1][0] >= step:
+                points.pop()
+            points.append((step, float(event["lr_scale"])))
+    return {"steps": [s for s, _ in points], "scales": [v for _, v in points]}
+
+
 def lr_schedule(run_path: Path | str) -> dict:
-    """The α(step) run ``run_path`` used along its current history, with its name."""
+    """The α(step) run ``run_path`` used along its current history, with its name.
+
+    A ``PandaCallback`` run compiled with a Keras ``LearningRateSchedule`` exports that schedule
+    (``schedule``, its Keras serialization) and Panda's multiplier by step (``steps``, ``scales``):
+    α(step) = scale(step) × schedule(step), which :class:`~trainer.schedule_keras.PandaSchedule` rebuilds.
+    """
     run = RunDir(run_path).require()
     config = run.read_config()
+    if isinstance(config.get("lr_schedule"), dict):
+        if "error" in config["lr_schedule"]:
+            raise ValueError(f"{run.path}'s schedule could not be serialized: {config['lr_schedule']['error']}")
+        return {"run": run.name, "schedule": config["lr_schedule"], **scales_from(run.read_events())}
     return {"run": run.name, **schedule_from(run.read_events(), run.read_metrics(), config.get("hparams") or {})}
 
 
