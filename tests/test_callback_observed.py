@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -81,21 +82,31 @@ def test_a_pause_during_validation_leaves_the_training_time_positive(tmp_path):
         resumed.append(run.send_command("resume", source="test"))
 
     class PauseInValidation(keras.callbacks.Callback):
+        window: list[float] = []  # perf_counter at the first epoch's start and at its validation's start
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 0:
+                self.window.append(time.perf_counter())
+
         def on_test_begin(self, logs=None):
-            if not resumed and not hasattr(self, "thread"):
+            if not hasattr(self, "thread"):
+                self.window.append(time.perf_counter())
                 run.send_command("pause", source="test")
                 panda.steering.inbox.poll()
                 self.thread = threading.Thread(target=resume_after_two_heartbeats, daemon=True)
                 self.thread.start()
 
     model = mlp()
-    model.fit(x, y, batch_size=64, epochs=2, validation_split=0.25, verbose=0, callbacks=[panda, PauseInValidation()])
+    probe = PauseInValidation()
+    model.fit(x, y, batch_size=64, epochs=2, validation_split=0.25, verbose=0, callbacks=[panda, probe])
     first = run.read_metrics()[0]
-    paused = next(e for e in run.read_events() if e["event"] == "paused")
-    assert paused["epoch"] == 0, "the pause landed in the first epoch's validation pass"
-    assert first["epoch_seconds"] > 0 and first["samples_per_second"] > 0
-    assert first["epoch_seconds"] < 1.5, "the pause is in neither the training window ..."
-    assert first["wall_seconds"] < 1.5 + first["epoch_seconds"], "... nor the end-to-end time"
+    events = run.read_events()
+    paused, resumed_at = (next(e for e in events if e["event"] == kind) for kind in ("paused", "resumed"))
+    assert paused["epoch"] == 0 and resumed_at["time"] - paused["time"] > 1.4, "1.5 s paused in epoch 1's validation"
+    training = probe.window[1] - probe.window[0]
+    assert first["epoch_seconds"] == pytest.approx(training, abs=0.05, rel=0.05), "the training window, pause left out"
+    assert first["samples_per_second"] > 0
+    assert first["wall_seconds"] < training + 1.4, "the end-to-end time leaves the pause out too"
 
 
 def test_find_lr_to_the_epochs_end_leaves_a_train_step_models_loss_alone(tmp_path):
@@ -182,3 +193,21 @@ def test_a_steered_schedule_is_exported_as_the_alpha_each_step_used(tmp_path):
     used = [float(rebuilt(step)) for step in range(len(probe.alphas))]
     assert used == pytest.approx(probe.alphas, rel=1e-5), "the export is the α every step used"
     assert [r["lr"] for r in panda.rundir.read_metrics()] == pytest.approx(probe.epoch_alpha, rel=1e-5)
+
+
+def test_a_fit_panda_cannot_follow_trains_without_it_and_says_so_once(tmp_path, monkeypatch):
+    # Only Keras's TensorFlow backend can be followed; this process has no other backend to run,
+    # so the backend's name is what is replaced (keras.backend.backend), nothing else.
+    import keras
+
+    from trainer import PandaCallback
+
+    x, y = digits(256)
+    model = mlp()
+    panda = PandaCallback(tmp_path / "other")
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.warns(RuntimeWarning, match="TensorFlow backend, not 'jax'") as said:
+        history = model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[panda])
+    assert len([w for w in said if "PandaCallback" in str(w.message)]) == 1
+    assert len(history.history["loss"]) == 2 and history.history["loss"][1] < history.history["loss"][0]
+    assert not (tmp_path / "other").exists()

@@ -118,6 +118,7 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         self.steered_schedule = None  # a trainer.callback_lr.SteeredSchedule when compiled with a schedule
         self.data = FitData()  # what fit's data says of its batches
         self._warned: set[str] = set()
+        self._idle = False  # a fit this callback cannot follow (another backend): every hook returns at once
         self._check_path()
 
     @property
@@ -203,8 +204,11 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
             warnings.warn(f"PandaCallback: {text}", RuntimeWarning, stacklevel=3)
 
     def on_train_begin(self, logs=None):
-        if keras.backend.backend() != "tensorflow":
-            raise RuntimeError(f"PandaCallback needs Keras's TensorFlow backend, not {keras.backend.backend()!r}")
+        self._idle = keras.backend.backend() != "tensorflow"
+        if self._idle:  # checkpoints are tf.train.Checkpoints: nothing to do but let fit train
+            self.warn_once("backend", f"needs Keras's TensorFlow backend, not {keras.backend.backend()!r}: this fit "
+                                      f"trains without Panda and {self.rundir.path} is not written")
+            return
         if getattr(self.model, "optimizer", None) is None:
             raise RuntimeError("PandaCallback needs a compiled model: call model.compile(...) before fit")
         self.data = FitData.of_fit()
@@ -261,6 +265,8 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         steering.handle_commands()  # commands sent before fit started (a pause waits here)
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self._idle:
+            return
         self._journal_lr_changes()
         now_ = time.perf_counter()
         if self._mark is None:  # the first epoch of this fit: end-to-end time starts here
@@ -276,6 +282,8 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         self._last_logs, self._lr_batch = None, None
 
     def on_test_begin(self, logs=None):
+        if self._idle:
+            return
         self._end_finder(EPOCH_END)  # before validation, so it measures the restored model
         if self._in_epoch and self._training_ended is None:
             self._training_ended = time.perf_counter()  # fit's validation starts: the step-rate clock stops
@@ -283,12 +291,16 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
             self._trained_samples = self._samples_seen()  # before evaluate resets the shared loss tracker
 
     def on_test_batch_begin(self, batch, logs=None):
+        if self._idle:
+            return
         # fit's validation pass: commands are still applied between its batches
         steering = self.steering
         if self._in_epoch and self._opened and (steering.inbox.ready.is_set() or steering.state in ("paused", "diverged")):
             steering.handle_commands()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._idle:
+            return
         self._end_finder(EPOCH_END)
         self._journal_lr_changes()
         steering = self.steering
@@ -340,7 +352,10 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
+        if self._idle:
+            return
         self._end_finder("fit ended")
+        self._journal_lr_changes()  # another callback's change at the last epoch's end
         if not self._opened:  # fit ran no batch: an unbuilt model's run never opened
             return self.close()
         try:

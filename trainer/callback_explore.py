@@ -132,6 +132,7 @@ class CallbackFinder:
         cb, steering = self.cb, self.cb.steering
         if self.active:
             raise cmds.CommandError("a find_lr is already running")
+        cb.check_assignable()
         self.test = LrRangeTest(spec)
         self._snap = Snapshot.take(self.variables(), step=steering.step)
         self._item, self._command_id = steering.current_item, getattr(steering.current, "id", None)

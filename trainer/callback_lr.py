@@ -174,8 +174,16 @@ class LrSteering:
             return rounded(as_float(self.steered_schedule(max(0, self.steering.step - 1))))
         return self._lr_batch if self._lr_batch is not None else self._lr()
 
+    def check_assignable(self) -> None:
+        """Refuse (``CommandError``) a learning rate Panda cannot set: neither a variable nor a schedule (a callable)."""
+        held = getattr(base_optimizer(self.optimizer), "_learning_rate", None)
+        if self.steered_schedule is None and not isinstance(held, keras.Variable):
+            raise cmds.CommandError(f"the optimizer's learning rate is {article(type(held).__name__)}, which Panda "
+                                    f"cannot assign; compile with a float or a LearningRateSchedule")
+
     def _assign_lr(self, value: float) -> dict:
         """α now = ``value``; with a schedule, its multiplier so that α(now) = ``value`` (the shape goes on)."""
+        self.check_assignable()
         steered = self.steered_schedule
         if steered is None:
             with self.lr_watch.own():
