@@ -97,8 +97,9 @@ class FitBatches:
         self.finder.batch_begin()
         try:
             logs = inner(iterator)
-        except BaseException:
-            self._end_finder(EPOCH_END)
+        except BaseException:  # the data ran out (or fit failed): put everything back, even with no point yet
+            if self.finder.active:
+                self.finder.finish(EPOCH_END)
             raise
         self._calls += 1
         self._skip += self._steps_per_call
