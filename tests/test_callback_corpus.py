@@ -50,7 +50,7 @@ class Sender:
     """A Keras callback that sends ``commands[(epoch, batch)]`` after that batch (or the first after it, when
     ``steps_per_execution`` > 1 skips it) and has Panda's inbox read them."""
 
-    def __new__(cls, panda, commands: dict):
+    def __new__(cls, panda, commands: dict, source: str = "test"):
         import keras
 
         class _Sender(keras.callbacks.Callback):
@@ -65,7 +65,7 @@ class Sender:
             def on_train_batch_end(self, batch, logs=None):
                 due = [key for key in commands if key[0] == self.epoch and key[1] <= batch and key not in self.ids]
                 for key in due:
-                    self.ids[key] = [panda.rundir.send_command(cmd, value, source="test") for cmd, value in commands[key]]
+                    self.ids[key] = [panda.rundir.send_command(cmd, value, source=source) for cmd, value in commands[key]]
                 if due:
                     panda.steering.inbox.poll()  # applied at the next batch boundary
 

@@ -244,3 +244,23 @@ def test_find_lr_into_the_end_of_a_data_set_of_unknown_length_puts_the_epochs_me
     records = panda.rundir.read_metrics()
     assert records[0]["explored_batches"] == 6 and records[0]["batch_size"] == 64
     assert records[0]["loss"] == pytest.approx(history.history["loss"][0])
+
+
+def test_undo_of_a_schedule_change_puts_its_multiplier_back(tmp_path):
+    import keras
+
+    from trainer import PandaCallback
+
+    x, y = digits(640)
+    keras.utils.set_random_seed(0)
+    decay = keras.optimizers.schedules.ExponentialDecay(0.01, decay_steps=5, decay_rate=0.8)
+    model = keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(10)])
+    model.compile(optimizer=keras.optimizers.SGD(decay), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    panda = PandaCallback(tmp_path / "undo")
+    sender = Sender(panda, {(0, 2): [("set_lr", 0.05)], (1, 2): [("undo", None)]}, source="dashboard")
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[panda, sender])
+    changed, undone = (panda.rundir.answer_to(ids[0]) for ids in sender.ids.values())
+    assert changed["event"] == "applied" and changed["hparams"]["lr_scale"] != 1.0
+    assert undone["event"] == "applied" and undone["undid"] == changed["command_id"], undone
+    assert undone["hparams"]["lr_scale"] == 1.0 and float(model.optimizer._learning_rate.scale.numpy()) == 1.0
+    assert lr_schedule(panda.rundir.path)["scales"][-1] == 1.0, "the export follows the undo"

@@ -55,7 +55,7 @@ from trainer.callback_explore import EPOCH_END, CallbackFinder  # noqa: E402
 from trainer.callback_logs import (  # noqa: E402
     FitData, accuracy_of, as_float, batch_losses, model_signature, unbuilt,
 )
-from trainer.callback_lr import LrSteering, LrWatch, base_optimizer, steer_schedule  # noqa: E402
+from trainer.callback_lr import LrSteering, LrWatch, base_optimizer, rounded, steer_schedule  # noqa: E402
 from trainer.callback_batches import FitBatches  # noqa: E402
 from trainer.callback_run import RunOpening  # noqa: E402
 from trainer.checkpoints import CheckpointError  # noqa: E402
@@ -141,6 +141,7 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
             "beta2": as_float(getattr(opt, "beta_2", None)), "epsilon": as_float(getattr(opt, "epsilon", None)),
             "batch_size": self.batch_size, "decay": type(schedule).__name__ if schedule else "none",
             "decay_rate": None, "layers": None, "units": None, "batch_norm": None, "dropout": None,
+            **({"lr_scale": rounded(as_float(self.steered_schedule.scale))} if self.steered_schedule else {}),
         }
 
     # ------------------------------------------------------------------ the Steerable side
@@ -157,8 +158,9 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
                 self.optimizer.learning_rate.assign(lr)
 
     def restore_hparams(self, latest: dict) -> None:
-        if self.steered_schedule is not None:  # the multiplier the journal last gave the schedule
-            self.steered_schedule.scale.assign(scales_from(self.rundir.read_events())["scales"][-1])
+        if self.steered_schedule is not None:  # the multiplier then (undo), else the journal's last (resume)
+            scale = latest.get("lr_scale") or scales_from(self.rundir.read_events())["scales"][-1]
+            self.steered_schedule.scale.assign(scale)
         elif latest.get("lr") is not None:
             self._assign_lr(latest["lr"])
 

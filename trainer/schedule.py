@@ -63,7 +63,8 @@ def schedule_from(events: list[dict], records: list[dict], hparams: dict) -> dic
 
 
 def scales_from(events: list[dict]) -> dict:
-    """A ``PandaCallback`` run compiled with a Keras schedule: Panda's multiplier by step (``lr_scale`` answers).
+    """A ``PandaCallback`` run compiled with a Keras schedule: Panda's multiplier by step (``lr_scale`` of the
+    answers and of the hyperparameters journaled, an ``undo`` included).
 
     >>> scales_from([{"event": "applied", "cmd": "set_lr", "step": 40, "lr_scale": 0.5},
     ...              {"event": "rewound", "step": 20}, {"event": "applied", "cmd": "scale_lr", "step": 30, "lr_scale": 2.0}])
@@ -77,11 +78,17 @@ def scales_from(events: list[dict]) -> dict:
         if event.get("event") in MOVED_BACK:
             while len(points) > 1 and points[-1][0] > step:
                 points.pop()
-        if event.get("event") == "applied" and isinstance(event.get("lr_scale"), (int, float)):
-            while len(points) > 1 and points[-1][0] >= step:
+        scale = event.get("lr_scale", (event.get("hparams") or {}).get("lr_scale"))
+        if event.get("event") in ("applied", "started") and isinstance(scale, (int, float)):
+            while points and points[-1][0] >= step:
                 points.pop()
-            points.append((step, float(event["lr_scale"])))
-    return {"steps": [s for s, _ in points], "scales": [v for _, v in points]}
+            points.append((step, float(scale)))
+    steps, scales = [], []
+    for step, scale in points:
+        if not scales or scale != scales[-1]:
+            steps.append(step)
+            scales.append(scale)
+    return {"steps": steps, "scales": scales}
 
 
 def lr_schedule(run_path: Path | str) -> dict:
