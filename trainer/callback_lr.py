@@ -72,15 +72,17 @@ class LrWatch:
         if variable is self.variable or not isinstance(variable, keras.Variable):
             return
         self.variable, self.current = variable, rounded(as_float(variable))
-        original = variable.assign
+        watch = self
 
-        def assign(value, *args, **kwargs):
-            out = original(value, *args, **kwargs)
-            if not tf.inside_function():  # a traced step's assignment is not a change now
-                self._saw(value, sys._getframe(1))
-            return out
+        class Watched(type(variable)):  # this one variable's class: its assign tells the watch
+            def assign(self, value, *args, **kwargs):
+                out = super().assign(value, *args, **kwargs)
+                if not tf.inside_function():  # a traced step's assignment is not a change now
+                    watch._saw(value, sys._getframe(1))
+                return out
 
-        variable.assign = assign
+        Watched.__name__ = Watched.__qualname__ = type(variable).__name__
+        variable.__class__ = Watched
 
     def check(self) -> None:
         """Read α once: a change that bypassed ``assign`` (a variable of its own) is seen too, source unknown."""
