@@ -213,6 +213,9 @@ def interventions(view: RunView) -> list[Intervention]:
                 f"α {_fmt(event.get('lr'))}, branch {event.get('branch')}")
         elif name == "note":
             add("note", event, str(event.get("text") or "note"))
+        elif name == "lr_observed":  # another Keras callback or the user's code changed α (PandaCallback)
+            add("lr", event, f"learning rate {_fmt(event.get('previous'))} → {_fmt(event.get('lr'))}",
+                f"by {event.get('source') or 'someone else'}")
         if new:
             hparams = new
     return out
@@ -365,8 +368,8 @@ def learning_rate_series(view: RunView) -> tuple[np.ndarray, np.ndarray]:
     points += [(float(x), 0, float(y)) for x, y in zip(e["epoch"], e["lr"]) if np.isfinite(y)]
     for i, event in enumerate(view.events, 1):
         hp = event.get("hparams")
-        if event.get("event") in ("started", "applied") and isinstance(hp, dict) and isinstance(hp.get("lr"), (int, float)):
-            x = _position(view, event) if event.get("event") == "applied" else float(event.get("epoch") or 0)
+        if event.get("event") in ("started", "applied", "lr_observed") and isinstance(hp, dict) and isinstance(hp.get("lr"), (int, float)):
+            x = _position(view, event) if event.get("event") != "started" else float(event.get("epoch") or 0)
             points.append((x, i, float(hp["lr"])))
     if view.last_epoch is None and view.status and isinstance((view.status.get("hparams") or {}).get("lr"), (int, float)):
         points.append((float(view.status.get("epoch") or 0), len(view.events) + 1, float(view.status["hparams"]["lr"])))

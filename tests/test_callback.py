@@ -207,21 +207,56 @@ def test_commands_steer_fit_at_batch_boundaries(tmp_path, digits_images, fits):
     assert len({e["command_id"] for e in answers}) == len(answers) == 11
 
 
-def test_a_learning_rate_schedule_cannot_be_steered(tmp_path, digits_images, fits):
+def test_a_learning_rate_schedule_is_steered_through_its_multiplier(tmp_path, digits_images, fits):
     import keras
 
     from trainer import PandaCallback
 
     schedule = keras.optimizers.schedules.ExponentialDecay(0.01, decay_steps=10, decay_rate=0.9)
-    t = fits(small_cnn(optimizer=keras.optimizers.SGD(learning_rate=schedule)), PandaCallback(tmp_path / "sched"),
-             digits_images, epochs=1000)
+    model = small_cnn(optimizer=keras.optimizers.SGD(learning_rate=schedule))
+    t = fits(model, PandaCallback(tmp_path / "sched"), digits_images, epochs=1000)
     wait_for(lambda: t.run.read_metrics(), t.run.path, what="an epoch")
-    for cmd, value in (("set_lr", 0.1), ("scale_lr", 0.5)):
-        reply = t.send(cmd, value)
-        assert reply["event"] == "rejected" and "ExponentialDecay" in reply["reason"], reply
+    assert t.send("pause")["event"] == "applied"
+    steered = model.optimizer._learning_rate
+    step = int(model.optimizer.iterations.numpy())
+
+    reply = t.send("set_lr", 0.05)  # α now is 0.05, and the decay goes on from there
+    assert reply["event"] == "applied" and reply["hparams"]["lr"] == pytest.approx(0.05, rel=1e-5)
+    assert reply["lr_scale"] == pytest.approx(0.05 / schedule(step).numpy(), rel=1e-5)
+    assert float(steered(step + 10).numpy()) == pytest.approx(0.05 * 0.9, rel=1e-5), "the schedule's shape goes on"
+    halved = t.send("scale_lr", 0.5)
+    assert halved["event"] == "applied" and halved["lr_scale"] == pytest.approx(reply["lr_scale"] / 2, rel=1e-5)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.025, rel=1e-5)
     assert t.run.read_status()["hparams"]["decay"] == "ExponentialDecay"
-    assert t.send("stop")["event"] == "applied"
+    assert t.send("resume")["event"] == "applied"
+    t.send("stop")
     t.join()
+    after = [r for r in t.run.read_metrics() if r["step"] > step]
+    assert all(r["lr"] == pytest.approx(0.025 * 0.9 ** ((r["step"] - 1 - step) / 10), rel=1e-4) for r in after), after
+
+
+def test_a_schedule_at_zero_cannot_be_set_and_says_so(tmp_path, digits_images):
+    import keras
+
+    from trainer import PandaCallback
+
+    held = keras.optimizers.schedules.PiecewiseConstantDecay([100], [0.0, 0.01])  # a warm-up hold at α 0
+    model = small_cnn(optimizer=keras.optimizers.Adam(learning_rate=held))
+    callback = PandaCallback(tmp_path / "held")
+    sent = []
+
+    class Sender(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):  # after Panda's: the run is open
+            sent.append(callback.rundir.send_command("set_lr", 0.1, source="test"))
+            callback.steering.inbox.poll()
+
+    model.fit(*digits_images, batch_size=256, epochs=1, verbose=0, callbacks=[callback, Sender()])
+    refused = callback.rundir.answer_to(sent[0])
+    assert refused["event"] == "rejected"
+    assert refused["reason"].startswith("a PiecewiseConstantDecay schedule is at α 0 at step 1"), refused["reason"]
+    from trainer.callback_lr import article
+
+    assert (article("ExponentialDecay"), article("CosineDecay")) == ("an ExponentialDecay", "a CosineDecay")
 
 
 def test_a_non_finite_loss_rolls_back_and_waits_then_rewind_branches(tmp_path, digits_images, fits):

@@ -26,11 +26,38 @@ def test_the_range_test_stops_at_4x_its_minimum_or_not_finite_or_at_max():
     assert t.next_lr() == pytest.approx(t.lrs[4])
     assert [t.add(x) for x in (50.0, 50.0)][-1] and t.stopped == "loss over 4x its minimum"
     suggestion, points = t.result()
-    assert len(points) == 6 and suggestion["lr"] is not None
+    assert len(points) == 6 and suggestion["lr"] is None and suggestion["reason"].startswith("too short")
     nan = LrRangeTest({"steps": 10, "min": 1e-4, "max": 1.0})
     assert nan.add(math.nan) and nan.stopped == "not finite" and nan.result()[1][0]["loss"] is None
     full = LrRangeTest({"steps": 2, "min": 1e-4, "max": 1.0})
     assert not full.add(1.0) and full.add(0.9) and full.stopped == "max"
+
+
+def curve(losses, low=1e-5, high=1.0):
+    test = LrRangeTest({"steps": len(losses), "min": low, "max": high})
+    for loss in losses:
+        test.add(loss)
+    return test.result()[0]
+
+
+def test_a_suggestion_only_from_a_curve_that_can_carry_one():
+    # a clear descent and a rise: min_lr / 10, inside the range
+    good = curve([2.3] * 4 + [2.2, 2.0, 1.6, 1.1, 0.7, 0.5, 0.45, 0.6, 1.5, 4.0, 9.0, 20.0])
+    assert good["lr"] is not None and good["lr"] == pytest.approx(good["min_over_10"], rel=1e-2)
+    assert "reason" not in good
+    # the loss fell from the first batch on: the minimum's α / 10 is below the range, clamped to its floor
+    low = LrRangeTest({"steps": 30, "min": 1e-6, "max": 1.0})  # `--steps 30`: the floor suggestions
+    for loss in [2.0, 0.5, 0.5, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2, 2.8, 3.6, 4.6, 6.0, 8.0, 10.0, 13.0, 17.0, 22.0]:
+        if low.add(loss):
+            break
+    assert low.stopped == "loss over 4x its minimum" and low.result()[0]["lr"] is None
+    assert low.result()[0]["reason"].startswith("at the low end of the range (1e-06)")
+    # flat or noisy: no clear descent
+    flat = curve([2.30, 2.31, 2.29, 2.30, 2.32, 2.28, 2.30, 2.31, 2.29, 2.30])
+    assert flat["lr"] is None and flat["reason"].startswith("no clear descent")
+    # still falling at the top of the range
+    falling = curve([2.3 - 0.2 * k for k in range(10)], low=1e-6, high=1e-3)
+    assert falling["lr"] is None and falling["reason"].startswith("at the high end of the range (0.001)")
 
 
 def paused_fit(tmp_path, digits_images, fits):  # noqa: F811
@@ -51,7 +78,8 @@ def test_find_lr_runs_on_fit_batches_and_restores_the_exact_state(tmp_path, digi
 
     found = t.send("find_lr", {"steps": 8, "min": 1e-5, "max": 1.0})
     assert found["event"] == "applied", found.get("reason")
-    assert 1 <= found["points"] <= 8 and found["suggestion"]["lr"] is not None
+    assert 1 <= found["points"] <= 8 and found["steps_used"] == found["points"]
+    assert (found["suggestion"]["lr"] is None) == ("reason" in found["suggestion"])
     after = state_of(model)
     assert len(after) == len(before)
     for b, a in zip(before, after):

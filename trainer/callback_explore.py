@@ -9,7 +9,9 @@ learning rate on the exponential ramp from ``min`` to ``max`` (``on_train_batch_
 records each batch's loss (``on_train_batch_end``). It stops early once the smoothed loss is 4x
 its minimum (or not finite), or when the epoch's batches run out, restores the snapshot (so the
 learning rate in force too), appends the curve to ``lr_finder.jsonl`` and only then answers the
-command, with the same ``suggestion`` as ``panda train``.
+command, with the same ``suggestion`` as ``panda train`` — unless the curve cannot carry one
+(:func:`unreadable`): then ``suggestion.lr`` is ``null`` and ``suggestion.reason`` says why. The
+answer says how many of fit's batches the test used (``steps_used``).
 
 Those batches train nothing (the state is put back), but fit's position in its data cannot be
 put back: the epoch goes on after them, so the examples in them are skipped this epoch. The test
@@ -34,6 +36,33 @@ from trainer.steerable import DEFERRED
 
 #: ``stopped`` when the epoch's batches ran out before ``steps``.
 EPOCH_END = "epoch end"
+#: A curve of fewer finite points than this is too short to suggest from.
+MIN_POINTS = 8
+#: The smoothed loss must fall at least this fraction below its first value for a suggestion.
+MIN_DROP = 0.05
+
+
+def unreadable(lrs: list[float], smoothed: list[float], suggestion: dict, stopped: str | None) -> str | None:
+    """Why the curve cannot carry a suggestion (too short, no clear descent, at an end of the range), or ``None``.
+
+    >>> unreadable([1e-3, 1e-2], [1.0, 0.5], {"lr": 1e-3, "min_lr": 1e-2}, "max")
+    'too short to read: 2 batches (at least 8)'
+    >>> lrs = [10 ** (k - 6) for k in range(8)]
+    >>> unreadable(lrs, [1.0] * 8, {"lr": 1e-6, "min_lr": 1e-5}, "max")
+    'no clear descent: the smoothed loss fell 0% below its start (the curve is flat or noisy)'
+    """
+    finite = [(a, l) for a, l in zip(lrs, smoothed) if math.isfinite(l)]
+    if len(finite) < MIN_POINTS:
+        return f"too short to read: {len(finite)} batches (at least {MIN_POINTS})"
+    start, low = finite[0][1], min(l for _, l in finite)
+    drop = (start - low) / abs(start) if start else 0.0
+    if drop < MIN_DROP:
+        return f"no clear descent: the smoothed loss fell {max(drop, 0.0):.0%} below its start (the curve is flat or noisy)"
+    if suggestion["lr"] is None or suggestion["lr"] <= lrs[0] * (1 + 1e-9):
+        return f"at the low end of the range ({lrs[0]:g}): the loss fell from the first batches on; try a lower min"
+    if suggestion["min_lr"] is not None and suggestion["min_lr"] >= finite[-1][0] and stopped == "max":
+        return f"at the high end of the range ({lrs[-1]:g}): the loss was still falling; try a higher max"
+    return None
 
 
 class LrRangeTest:
@@ -67,7 +96,10 @@ class LrRangeTest:
         """The suggestion (as :class:`trainer.exploration.Explorer` makes it) and the curve's points."""
         tried, smoothed = self.lrs[:len(self.losses)], smooth(self.losses)
         suggestion = suggest(tried, smoothed)
-        if suggestion["lr"] is not None:
+        reason = unreadable(tried, smoothed, suggestion, self.stopped)
+        if reason is not None:
+            suggestion = {**suggestion, "lr": None, "reason": reason}
+        else:
             suggestion["lr"] = cmds.check_lr(float(f"{suggestion['lr']:.3g}"))
         points = [{"lr": a, "loss": finite_or_none(l), "smoothed": finite_or_none(s)}
                   for a, l, s in zip(tried, self.losses, smoothed)]
@@ -90,20 +122,18 @@ class CallbackFinder:
         return self.test is not None
 
     def variables(self) -> list:
-        model = self.cb.model
-        return [*model.variables, *model.optimizer.variables, *(v for m in model.metrics for v in m.variables)]
+        model, steered = self.cb.model, self.cb.steered_schedule
+        knobs = [steered.scale, steered.override] if steered is not None else []
+        return [*model.variables, *model.optimizer.variables, *(v for m in model.metrics for v in m.variables), *knobs]
 
     # ------------------------------------------------------------------ the command
 
     def start(self, spec: dict):
         """The ``find_lr`` handler: arm the test for fit's next batches; its answer comes when it ends."""
         cb, steering = self.cb, self.cb.steering
-        schedule = cb._schedule()
-        if schedule is not None:
-            raise cmds.CommandError(f"find_lr needs a steerable learning rate; the optimizer's follows a "
-                                    f"{type(schedule).__name__} schedule")
         if self.active:
             raise cmds.CommandError("a find_lr is already running")
+        cb.check_assignable()
         self.test = LrRangeTest(spec)
         self._snap = Snapshot.take(self.variables(), step=steering.step)
         self._item, self._command_id = steering.current_item, getattr(steering.current, "id", None)
@@ -125,8 +155,13 @@ class CallbackFinder:
     # ------------------------------------------------------------------ the batches
 
     def batch_begin(self) -> None:
-        self.cb.model.reset_metrics()  # the loss in this batch's logs is this batch's alone
-        self.cb.optimizer.learning_rate.assign(self.test.next_lr())
+        cb = self.cb
+        cb.model.reset_metrics()  # the loss in this batch's logs is this batch's alone
+        if cb.steered_schedule is not None:
+            cb.steered_schedule.override.assign(self.test.next_lr())  # α itself, whatever the schedule says
+        else:
+            with cb.lr_watch.own():
+                cb.optimizer.learning_rate.assign(self.test.next_lr())
 
     def batch_end(self, logs: dict | None, last_of_epoch: bool) -> None:
         loss = (logs or {}).get("loss")
@@ -145,7 +180,8 @@ class CallbackFinder:
     def _put_back(self) -> LrRangeTest:
         """The state as before the test; the run's state and message too. Returns the test that ran."""
         steering, test = self.cb.steering, self.test
-        steering.step = self._snap.restore()["step"]
+        with self.cb.lr_watch.own():  # the finder's own α is no change by someone else
+            steering.step = self._snap.restore()["step"]
         self.test, self._snap = None, None
         if self._was is not None:
             steering.state, steering.message = self._was
@@ -175,8 +211,10 @@ class CallbackFinder:
             "stopped": test.stopped, "suggestion": suggestion, "batch_size": cb.batch_size, "points": points,
             "on": "model.fit batches", "command_id": self._command_id, "epoch": steering.epoch,
             "step": steering.step, "branch": steering.branch, "time": now()})
-        steering.say(f"find_lr: {len(points)} batches ({test.stopped}); suggested α {suggestion['lr']}")
-        result = {"suggestion": suggestion, "points": len(points), "stopped": test.stopped, "record": LR_FINDER}
+        said = suggestion["lr"] if suggestion["lr"] is not None else f"none ({suggestion['reason']})"
+        steering.say(f"find_lr: {len(points)} batches ({test.stopped}); suggested α {said}")
+        result = {"suggestion": suggestion, "points": len(points), "steps_used": len(points) * cb._steps_per_call,
+                  "stopped": test.stopped, "record": LR_FINDER}
         steering.write_status()  # before the answer: whoever sees it finds the run's state put back
         steering.answer(self._item, True, **result)
         return result

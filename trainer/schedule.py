@@ -51,7 +51,7 @@ def schedule_from(events: list[dict], records: list[dict], hparams: dict) -> dic
             while points and points[-1][0] > step:
                 points.pop()
         if isinstance(new, dict) and isinstance(new.get("lr"), (int, float)) and (
-                kind in ("started", "rewound") or kind == "applied"):
+                kind in ("started", "rewound", "applied", "lr_observed")):
             lr0, lr0_epoch = new.get("lr0", new["lr"]), new.get("lr0_epoch", lr0_epoch)
             put(step, new["lr"])
     steps, values = [], []
@@ -62,10 +62,48 @@ def schedule_from(events: list[dict], records: list[dict], hparams: dict) -> dic
     return {"steps": steps, "values": values}
 
 
+def scales_from(events: list[dict]) -> dict:
+    """A ``PandaCallback`` run compiled with a Keras schedule: Panda's multiplier by step (``lr_scale`` of the
+    answers and of the hyperparameters journaled, an ``undo`` included).
+
+    >>> scales_from([{"event": "applied", "cmd": "set_lr", "step": 40, "lr_scale": 0.5},
+    ...              {"event": "rewound", "step": 20}, {"event": "applied", "cmd": "scale_lr", "step": 30, "lr_scale": 2.0}])
+    {'steps': [0, 30], 'scales': [1.0, 2.0]}
+    """
+    points: list[tuple[int, float]] = [(0, 1.0)]
+    for event in events:
+        step = event.get("step")
+        if not isinstance(step, int):
+            continue
+        if event.get("event") in MOVED_BACK:
+            while len(points) > 1 and points[-1][0] > step:
+                points.pop()
+        scale = event.get("lr_scale", (event.get("hparams") or {}).get("lr_scale"))
+        if event.get("event") in ("applied", "started") and isinstance(scale, (int, float)):
+            while points and points[-1][0] >= step:
+                points.pop()
+            points.append((step, float(scale)))
+    steps, scales = [], []
+    for step, scale in points:
+        if not scales or scale != scales[-1]:
+            steps.append(step)
+            scales.append(scale)
+    return {"steps": steps, "scales": scales}
+
+
 def lr_schedule(run_path: Path | str) -> dict:
-    """The α(step) run ``run_path`` used along its current history, with its name."""
+    """The α(step) run ``run_path`` used along its current history, with its name.
+
+    A ``PandaCallback`` run compiled with a Keras ``LearningRateSchedule`` exports that schedule
+    (``schedule``, its Keras serialization) and Panda's multiplier by step (``steps``, ``scales``):
+    α(step) = scale(step) × schedule(step), which :class:`~trainer.schedule_keras.PandaSchedule` rebuilds.
+    """
     run = RunDir(run_path).require()
     config = run.read_config()
+    if isinstance(config.get("lr_schedule"), dict):
+        if "error" in config["lr_schedule"]:
+            raise ValueError(f"{run.path}'s schedule could not be serialized: {config['lr_schedule']['error']}")
+        return {"run": run.name, "schedule": config["lr_schedule"], **scales_from(run.read_events())}
     return {"run": run.name, **schedule_from(run.read_events(), run.read_metrics(), config.get("hparams") or {})}
 
 

@@ -5,6 +5,8 @@
     model.compile(optimizer=keras.optimizers.Adam(PandaSchedule.from_json("runs/my-run/export/schedule.json")), ...)
 
 α is piecewise constant: ``values[i]`` from optimizer step ``steps[i]`` on (see :mod:`trainer.schedule`).
+A ``PandaCallback`` run compiled with a Keras schedule exports that schedule and the multiplier
+``set_lr``/``scale_lr`` gave it by step; ``from_json`` then returns a :class:`ScaledSchedule`.
 Note that the steps are the run's: a different batch size or data set size makes a step mean
 another point of training.
 """
@@ -30,8 +32,12 @@ class PandaSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.name = name
 
     @classmethod
-    def from_json(cls, path: Path | str) -> "PandaSchedule":
+    def from_json(cls, path: Path | str) -> "keras.optimizers.schedules.LearningRateSchedule":
+        """The schedule of ``schedule.json``: piecewise α, or a Keras schedule × Panda's multiplier (:class:`ScaledSchedule`)."""
         data = json.loads(Path(path).read_text())
+        if "schedule" in data:
+            inner = keras.saving.deserialize_keras_object(data["schedule"])
+            return ScaledSchedule(inner, data["steps"], data["scales"], name=data.get("run"))
         return cls(data["steps"], data["values"], name=data.get("run"))
 
     def __call__(self, step):
@@ -41,3 +47,25 @@ class PandaSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self) -> dict:
         return {"steps": self.steps, "values": self.values, "name": self.name}
+
+
+@keras.saving.register_keras_serializable(package="panda")
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """α(step) = ``scales[i]`` × ``schedule``(step) from step ``steps[i]`` on: a Keras schedule as a run steered it."""
+
+    def __init__(self, schedule, steps: list[int], scales: list[float], name: str | None = None):
+        self.schedule = schedule
+        self.scale = PandaSchedule(steps, scales)
+        self.name = name
+
+    def __call__(self, step):
+        return tf.cast(self.schedule(step), tf.float32) * self.scale(step)
+
+    def get_config(self) -> dict:
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule), "steps": self.scale.steps,
+                "scales": self.scale.values, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ScaledSchedule":
+        return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["steps"], config["scales"],
+                   config.get("name"))
