@@ -22,13 +22,14 @@ def refused(check, value, *args) -> str:
 
 # --- ids and the envelope ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("good", ["c", "c-1", "x" * 128, "é ü ✓", "a b", "~!@#"])
+@pytest.mark.parametrize("good", ["c", "c-1", "x" * 128, "a.b:c@d+e=f_g", "A9"])
 def test_valid_ids(good):
     assert valid_id(good) == good
     assert validate({"id": good, "cmd": "pause"}) == Command(good, "pause", None)
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 129, "a\x00b", "a\tb", "a\x1fb", "a\x7fb", "\nid", None, 7, 1.5, ["c"],
+@pytest.mark.parametrize("bad", ["", "x" * 129, "é ü ✓", "a b", "~!@#", "h\n", "a\x00b", "a\tb", "a\x1fb", "a\x7fb",
+                                 "\nid", None, 7, 1.5, ["c"],
                                  {"id": "c"}, True])
 def test_invalid_ids(bad):
     assert valid_id(bad) is None

@@ -59,10 +59,13 @@ def test_a_torn_line_whose_own_first_brace_is_at_the_start_is_malformed():
 
 
 def test_recovery_finds_the_last_complete_object_within_its_tries():
-    """Each '{' inside the surviving object's text is one failed try before its own start brace."""
+    """Each '{' inside the surviving object's text is one failed try before its own start brace.
+
+    The torn prefix is long, so the work budget (a multiple of the line's length) is not what stops it.
+    """
     def line(braces: int) -> tuple[bytes, dict]:
         record = {"id": "b", "text": "{" * braces}
-        return TORN + json.dumps(record).encode(), record
+        return TORN + b"x" * 200_000 + json.dumps(record).encode(), record
 
     raw, record = line(MAX_RECOVERY_TRIES - 1)   # found on the last try allowed
     assert parse_line(raw) == [None, record]
@@ -73,7 +76,10 @@ def test_recovery_finds_the_last_complete_object_within_its_tries():
 def test_too_deep_or_bad_lines_are_malformed_not_errors():
     assert parse_line(b"[" * 100_000) == [None]
     assert parse_line(b'{"a": ' * 50_000) == [None]
-    assert parse_line(TORN + b'{"a": "\xff"}') == [None]
+    # bytes that are not UTF-8 decode as lone surrogates (kept, so validation rejects them with a reason) ...
+    assert parse_line(TORN + b'{"a": "\xff"}') == [None, {"a": "\udcff"}]
+    # ... and a reader of client text gets them escaped
+    assert parse_line(TORN + b'{"a": "\xff"}', scrub_text=True) == [None, {"a": "\\udcff"}]
 
 
 # --- clean ------------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_status_reads_the_documented_types_and_defaults_the_rest():
                                   "last": None, "message": None, "checkpoint": None, "activity": None}
     wrong = Status.from_json({"state": 5, "epoch": "3", "hparams": [1], "heartbeat": "now", "name": None,
                               "extra": 1})
-    assert (wrong.state, wrong.epoch, wrong.hparams, wrong.heartbeat, wrong.name) == ("5", 0, {}, 0.0, "")
+    assert (wrong.state, wrong.epoch, wrong.hparams, wrong.heartbeat, wrong.name) == ("unknown", 0, {}, 0.0, "")
 
 
 def test_answers_are_applied_or_rejected_events_only():
