@@ -7,6 +7,7 @@ says what a room of viewers must not be able to do.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -143,3 +144,26 @@ def test_the_cookie_script_stores_the_key_for_this_site_only():
     parts = [p.strip() for p in cookie.split(";")]
     assert parts[0] == f"{PRESENTER_COOKIE}=KEY123"
     assert set(parts[1:]) == {"path=/", "SameSite=Strict", f"max-age={PRESENTER_COOKIE_AGE}"}
+
+
+# --- the server's secrets: one pair per process, out of every client's reach -------------------
+
+def test_presenter_secrets_are_one_pair_per_server_and_code_and_the_code_lives_its_ttl(tmp_path):
+    from app.auth import CODE_TTL, presenter_secrets
+
+    before = time.time()
+    code, keys = presenter_secrets(tmp_path, "abc")
+    after = time.time()
+    assert isinstance(code, OneTimeCode) and isinstance(keys, PresenterKeys)
+    assert before + CODE_TTL <= code.expires <= after + CODE_TTL  # the window opens now, for CODE_TTL
+    again = presenter_secrets(str(tmp_path), "abc")
+    assert again[0] is code and again[1] is keys  # the same pair for the same server, however the path is given
+    key = keys.issue()
+    assert code.redeem("abc") is True
+    code2, keys2 = presenter_secrets(tmp_path, "abc")
+    assert code2.spent and code2.redeem("abc") is False  # spent stays spent on the next lookup
+    assert keys2.valid(key)  # and a key stays valid
+    other, other_keys = presenter_secrets(tmp_path / "other", "abc")
+    assert other is not code and other_keys is not keys and other.redeem("abc") is True
+    fresh, _ = presenter_secrets(tmp_path, "xyz")
+    assert fresh is not code and fresh.redeem("abc") is False and fresh.redeem("xyz") is True

@@ -274,3 +274,22 @@ def test_a_hyperparameter_check_turns_option_errors_into_command_errors():
     assert check.__name__ == "check_lr"
     assert check("0.25") == 0.25
     assert refused(check, 0) == "learning rate must be > 0, got 0.0"
+
+
+# --- text that is not Unicode, and what a refusal echoes ---------------------------------------
+
+@pytest.mark.parametrize("record, where", [
+    ({"id": "c", "cmd": "pause", "note": "x\udfff"}, '"note"'),
+    ({"id": "c\ud800", "cmd": "pause"}, '"id"'),
+    ({"id": "c", "cmd": "set_lr", "value": {"k\udfff": 1}}, 'a key of "value"'),
+])
+def test_a_lone_surrogate_anywhere_is_refused_naming_where(record, where):
+    assert refused(validate, record) == (f"{where} holds a lone UTF-16 surrogate (like \\udfff), "
+                                         "which is not valid Unicode text")
+
+
+def test_a_bad_id_is_echoed_in_its_first_40_characters():
+    bad = "a b" * 30
+    message = refused(validate, {"id": bad, "cmd": "pause"})
+    echo = cmds.text_of(bad)
+    assert message.endswith(f"got {echo[:40]}") and not message.endswith(echo[:41])
