@@ -333,20 +333,35 @@ def _line(x, y, name: str, color: str, *, width: float = 2.5, fmt: str = ".4g", 
                 hovertemplate=f"{name}: %{{y:{fmt}}}<br>epoch %{{x:.0f}}<extra></extra>", **kw)
 
 
+def abandoned_traces(view: RunView, columns: Sequence[tuple[str, str, str]], fmt: str = ".4g") -> list[dict]:
+    """The epochs rewinds dropped, faded and dotted: the branches the run left, one legend entry."""
+    traces = []
+    for branch in view.abandoned:
+        for column, name, color in columns:
+            x, y = decimate_minmax(branch["epoch"], branch[column])
+            traces.append(_line(x, y, "abandoned branch", color, width=1.5, fmt=fmt, opacity=0.35,
+                                legendgroup="abandoned", showlegend=not traces))
+            traces[-1]["line"]["dash"] = "dot"
+            traces[-1]["hovertemplate"] = f"{name} (abandoned): %{{y:{fmt}}}<br>epoch %{{x:.0f}}<extra></extra>"
+    return traces
+
+
 def loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
-    """Training and validation loss per epoch."""
+    """Training and validation loss per epoch (and, faded, the epochs rewinds dropped)."""
     e = view.epochs
-    traces = [_line(*decimate_minmax(e["epoch"], e[column]), name, color)
-              for column, name, color in (("loss", "train", TRAIN), ("val_loss", "validation", VALIDATION))]
+    columns = (("loss", "train", TRAIN), ("val_loss", "validation", VALIDATION))
+    traces = abandoned_traces(view, columns) + [_line(*decimate_minmax(e["epoch"], e[column]), name, color)
+                                               for column, name, color in columns]
     layout = _layout("Loss", "loss", f"loss-{view.name}-{log_y}", yaxis=dict(type="log" if log_y else "linear"))
     return _figure(traces, layout, view, empty=view.n_epochs == 0)
 
 
 def accuracy_figure(view: RunView) -> go.Figure:
-    """Training and validation accuracy per epoch."""
+    """Training and validation accuracy per epoch (and, faded, the epochs rewinds dropped)."""
     e = view.epochs
-    traces = [_line(*decimate_minmax(e["epoch"], e[column]), name, color, fmt=".2%")
-              for column, name, color in (("accuracy", "train", TRAIN), ("val_accuracy", "validation", VALIDATION))]
+    columns = (("accuracy", "train", TRAIN), ("val_accuracy", "validation", VALIDATION))
+    traces = abandoned_traces(view, columns, fmt=".2%") + [
+        _line(*decimate_minmax(e["epoch"], e[column]), name, color, fmt=".2%") for column, name, color in columns]
     layout = _layout("Accuracy", "accuracy", f"acc-{view.name}", yaxis=dict(tickformat=".0%"))
     return _figure(traces, layout, view, empty=view.n_epochs == 0)
 

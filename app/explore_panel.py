@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.fork_panel import fork_overlay
-from app.run_controls import _steered, send_command
+from app.run_controls import LIVE_EVERY, _steered, send_command
 from trainer.exploration import LR_FINDER
 from trainer.rundir import read_jsonl
 
@@ -56,8 +56,11 @@ def finder_figure(record: dict) -> go.Figure:
     return fig
 
 
-@st.fragment
+@st.fragment(run_every=LIVE_EVERY)
 def explore_panel(ctx) -> None:
+    """Find α, Undo, and what they and a fork produce: a timed fragment, so a finder's curve or a
+    fork's candidates appear the moment the trainer writes them (it holds only buttons: nothing a
+    user drags is redrawn under the pointer)."""
     steered = _steered(ctx)
     if steered is None:
         return

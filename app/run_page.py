@@ -1,10 +1,11 @@
 """The single-run page: pick a run, watch it live, steer it.
 
-Four fragments keep the page live without rerunning the whole script: the run picker and the
-rewind list (every 2 s), the run's status, charts and journal (every second), and the answers to
-this tab's commands (every second). The Steer panel (:mod:`app.run_controls`) is a fragment that
-reruns only when used, so a slider being dragged is never redrawn under the pointer. When a run's
-state or hyperparameters change in a way the controls must show, or the controls show another run
+Timed fragments keep the page live without rerunning the whole script: the run picker and the
+rewind list's notes (every 2 s), the run's status, charts and journal, the Explore panel (Find α's
+curve, a fork's candidates) and the answers to this tab's commands (every second). The Steer panel
+(:mod:`app.run_controls`) and the rewind list are fragments that rerun only when used, so a slider
+being dragged or a list held open is never redrawn under the pointer. When a run's state,
+hyperparameters or branch change in a way the controls must show, or the controls show another run
 than the one on screen (a run just started from this page), the live fragment reruns the page once.
 """
 
@@ -20,7 +21,7 @@ from app import charts, controls, journal, progress, projector, run_controls
 from app.auth import Access
 from app.controls import NotPresenter, Steerer
 from app.compare import compare_view
-from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, read_only, rewind_panel
+from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, read_only, rewind_notes, rewind_panel
 from app.data import RunStore, RunView
 from app.explore_panel import explore_panel
 from app.launch import LaunchError
@@ -105,7 +106,8 @@ def figure(view: RunView, kind: str, **options):
         "loss": charts.loss_figure, "accuracy": charts.accuracy_figure,
         "lr": charts.learning_rate_figure, "batch": charts.batch_loss_figure,
     }
-    key = (str(view.path), view.log_version, kind, tuple(sorted(options.items())))
+    # the epochs shown change without a new record right after a rewind (the status moves first)
+    key = (str(view.path), view.log_version, view.n_epochs, len(view.abandoned), kind, tuple(sorted(options.items())))
     return figure_cache().get(key, lambda: builders[kind](view, **options))
 
 
@@ -162,7 +164,7 @@ def run_picker(ctx: Context) -> None:
 def _control_signature(state: str, view: RunView) -> tuple:
     hp = (view.status or {}).get("hparams") or {}
     return (view.name, controls.controllable(state), state in ("paused", "diverged"), hp.get("optimizer"),
-            run_controls.signature(view))
+            run_controls.signature(view), (view.status or {}).get("branch"))
 
 
 def _metrics_row(view: RunView, state: str) -> None:
@@ -370,6 +372,7 @@ def render(ctx: Context) -> None:
             token_box()
         controls_panel(ctx)
         rewind_panel(ctx)
+        rewind_notes(ctx)
         explore_panel(ctx)
         answers_panel(ctx)
         with st.expander("Start a new run", icon=":material/add_circle:", expanded=False):
