@@ -275,6 +275,10 @@ def rewind_notes(ctx) -> None:
     options, labels, epochs = st.session_state.get(f"rewind-shown-{name}") or ([], {}, {})
     if off:
         return
+    target = st.session_state.get(f"rewind-{name}")
+    drops = drops_text(epochs.get(target), (view.status or {}).get("epoch"))
+    if drops:  # first, so the button below coming and going never moves it
+        st.caption(f":orange[:material/warning:] Rewinding to {labels.get(target, target)} {drops}.")
     newer = [c["name"] for c in checkpoints if c["name"] not in options]
     if newer or (set(options) - {c["name"] for c in checkpoints}):
         if state in ("paused", "diverged"):
@@ -282,10 +286,6 @@ def rewind_notes(ctx) -> None:
         if st.button(f"Show {len(newer)} newer checkpoint{'s' if len(newer) != 1 else ''}", key="rewind-refresh",
                      icon=":material/refresh:", type="tertiary"):
             st.rerun()
-    target = st.session_state.get(f"rewind-{name}")
-    drops = drops_text(epochs.get(target), (view.status or {}).get("epoch"))
-    if drops:
-        st.caption(f":orange[:material/warning:] Rewinding to {labels.get(target, target)} {drops}.")
 
 
 @st.fragment(run_every=LIVE_EVERY)
