@@ -255,7 +255,9 @@ def histograms_figure(view: SweepView, bins: int = 12) -> go.Figure:
             _whole_counts(fig, max(heights, default=0), row, col)
             continue
         if scale == "int" and finite:
-            edges = np.arange(min(finite) - 0.5, max(finite) + 1.5, max(1, math.ceil((max(finite) - min(finite) + 1) / bins)))
+            step = max(1, math.ceil((max(finite) - min(finite) + 1) / bins))
+            count = math.ceil((max(finite) - min(finite) + 1) / step)  # the last bin holds the largest value
+            edges = min(finite) - 0.5 + step * np.arange(count + 1)
         elif finite:
             spec = view.space.get(param) or {}
             low, high = spec.get("min", min(finite)), spec.get("max", max(finite))

@@ -425,3 +425,15 @@ def test_a_viewer_sees_pbt_proposals_but_writes_nothing(tmp_path):
     with pytest.raises(NotPresenter, match="outside the run directory"):
         Steerer(tmp_path / "elsewhere", True).decide_pbt(sweep.path, "p-0001", "vetoed")
     assert decisions(sweep) == []
+
+
+def test_an_integer_histogram_counts_every_trial(tmp_path):
+    """The bins of an integer parameter reach its largest value (97 and 99 once fell past the last bin)."""
+    for n in (6, 13, 40):
+        view = sweep_data.load_sweep(make_sweep(tmp_path / str(n), n=n, epochs=1).path)
+        values = [view.value(name, "units") for name in view.trials]
+        for bins in (3, 4, 12):
+            units = sweep_charts.histograms_figure(view, bins=bins).data[2]
+            assert sum(units.y) == n, (n, bins, values)
+            edges_high = max(units.x) + max(units.width) / 0.95 / 2
+            assert edges_high >= max(values) + 0.5 - 1e-9
