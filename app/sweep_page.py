@@ -88,10 +88,14 @@ def render_sweeps(runs_root: Path, *, on_babysit: Callable[[str], None] | None =
         st.info(f"No sweeps in `{runs_root}` yet. Start one with "
                 f"`panda sweep --run-dir {runs_root} --name my-sweep --trials 8 --parallel 2`.")
         return
+    # the address first; then the sweep this tab last showed (browser Back from a trial may come
+    # without the query string); then the newest
     wanted = st.query_params.get("sweep")
+    if wanted not in found:
+        wanted = st.session_state.get("sweep")
     chosen = st.sidebar.selectbox(f"Sweep ({len(found)} in {runs_root.name}/)", found,
                                   index=found.index(wanted) if wanted in found else len(found) - 1)
-    st.query_params["sweep"] = chosen
+    st.query_params["sweep"] = st.session_state["sweep"] = chosen
     render_sweep(runs_root / chosen, runs_root=runs_root, on_babysit=on_babysit, steerer=steerer)
 
 

@@ -81,7 +81,7 @@ def test_page_shows_the_run_charts_and_status_from_the_run_directory(tmp_path, o
     np.testing.assert_allclose(_values(train["y"]), [r["loss"] for r in run.read_metrics()])
     assert charts["Learning rate α"]["layout"]["yaxis"]["type"] == "log"
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Epoch"] == "12 / 40" and metrics["Learning rate α"] == "0.003"
+    assert metrics["Epoch"] == "12/40" and metrics["Learning rate α"] == "0.003"
     assert at.get("progress")[0].value == 30  # percent
     assert "running" in at.main.markdown[0].value
 

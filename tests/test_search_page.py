@@ -17,11 +17,11 @@ from trainer.search.sweepdir import SweepDir
 SPACE = ["lr=log:1e-4:1", "beta=log1m:0.9:0.999", "units=int:50:100", "optimizer=choice:sgd,adam", "decay=none"]
 
 
-def make_sweep(root: Path, n: int = 24, epochs: int = 4, running: int = 0) -> SweepDir:
+def make_sweep(root: Path, n: int = 24, epochs: int = 4, running: int = 0, name: str = "s1") -> SweepDir:
     """A finished sweep of ``n`` trials (the last ``running`` still running), with curves."""
     space = parse_param_args(SPACE)
-    sweep = SweepDir(root / "s1").create()
-    sweep.write_spec({"name": "s1", "seed": 0, "sampler": "random", "space": space.to_json(), "param_order": list(space),
+    sweep = SweepDir(root / name).create()
+    sweep.write_spec({"name": name, "seed": 0, "sampler": "random", "space": space.to_json(), "param_order": list(space),
                       "settings": SweepSettings(trials=n, epochs=epochs).to_json(),
                       "rounds": [{"round": 1, "space": space.to_json(), "around": []}], "state": "running" if running else "finished"})
     for i, params in enumerate(RandomSampler(0).sample(space, n), start=1):
