@@ -438,7 +438,7 @@ def overlay_figure(views: Sequence[RunView], column: str = "val_loss", *, highli
     yaxis = dict(type="log" if log_y else "linear")
     if column.endswith("accuracy"):
         yaxis["tickformat"] = ".0%"
-    layout = _layout(f"{label} — {len(views)} runs", label, f"overlay-{column}-{log_y}", height=CHART_HEIGHT + 60,
+    layout = _layout(f"{label} — {len(views)} run{'' if len(views) == 1 else 's'}", label, f"overlay-{column}-{log_y}", height=CHART_HEIGHT + 60,
                      yaxis=yaxis, showlegend=len(views) <= 12)
     return _figure(traces, layout, markers=False)
 

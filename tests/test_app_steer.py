@@ -119,3 +119,13 @@ def test_compare_starts_from_the_run_and_its_sweep_siblings_on_a_log_axis(tmp_pa
     at.multiselect(key=key).set_value(["s1/t2"]).run()
     at.text_input(key="compare_filter").input("t3").run()
     assert set(at.multiselect(key=key).options) == {"s1/t3", "s1/t2"}  # the filter, and what stays picked
+    at.multiselect(key=key).set_value(["s1/t2", "s1/t3"]).run()
+
+    def compared():
+        return next(s for s in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+                    if " — " in s["layout"]["title"]["text"])
+
+    assert [t["name"] for t in compared()["data"]] == ["s1/t3"]  # the filter narrows the chart too
+    assert compared()["layout"]["title"]["text"].endswith("— 1 run")
+    at.selectbox(key="compare_metric").set_value("val_accuracy").run()
+    assert at.toggle(key="compare_log").disabled and compared()["layout"]["yaxis"]["type"] == "linear"
