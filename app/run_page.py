@@ -171,8 +171,8 @@ def _control_signature(state: str, view: RunView) -> tuple:
 #: The cards: numbers a little smaller than Streamlit's, so five fit side by side at 1280 px with the
 #: sidebar open, and two to a row on a phone (each card at least ``min-width``).
 CARDS_CSS = """<style>
-.st-key-cards [data-testid="stMetric"] { flex: 1 1 0; min-width: 8.4rem; padding: 0.55rem 0.8rem; }
-.st-key-cards [data-testid="stMetricValue"] { font-size: 1.75rem; }
+.st-key-cards [data-testid="stMetric"] { flex: 1 1 0; min-width: 8rem; padding: 0.5rem 0.75rem; }
+.st-key-cards [data-testid="stMetricValue"] { font-size: 1.6rem; }
 </style>"""
 
 
