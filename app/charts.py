@@ -317,6 +317,8 @@ def _layout(title: str, y_title: str, revision: str, *, height: int = CHART_HEIG
 
 def _figure(traces: list[dict], layout: dict, view: RunView | None = None, *, markers: bool = True,
             empty: bool = False) -> go.Figure:
+    if view is not None and view.n_epochs and np.nanmax(view.epochs["epoch"]) < 8:
+        layout["xaxis"] = {**layout["xaxis"], "dtick": 1}  # a short run: whole epochs, never 0.5
     if markers and view is not None:
         marker_traces, shapes = _interventions(interventions(view))
         traces = traces + marker_traces
@@ -362,7 +364,10 @@ def accuracy_figure(view: RunView) -> go.Figure:
     columns = (("accuracy", "train", TRAIN), ("val_accuracy", "validation", VALIDATION))
     traces = abandoned_traces(view, columns, fmt=".2%") + [
         _line(*decimate_minmax(e["epoch"], e[column]), name, color, fmt=".2%") for column, name, color in columns]
-    layout = _layout("Accuracy", "accuracy", f"acc-{view.name}", yaxis=dict(tickformat=".0%"))
+    values = np.concatenate([e["accuracy"], e["val_accuracy"]])
+    values = values[np.isfinite(values)]
+    narrow = len(values) and values.max() - values.min() < 0.1  # 10 %, 11 %, 11 %: one more digit
+    layout = _layout("Accuracy", "accuracy", f"acc-{view.name}", yaxis=dict(tickformat=".1%" if narrow else ".0%"))
     return _figure(traces, layout, view, empty=view.n_epochs == 0)
 
 
