@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from app.charts import log_ticks
 from app.sweep_data import SCORE, STEERABLE, SweepView, best_trial, exploits, steering_text
 
 #: Colour-blind-safe (Okabe–Ito) colours per trial state.
@@ -192,6 +193,10 @@ def score_vs_param_figure(view: SweepView, param: str = "lr") -> go.Figure:
     scale = view.scale(param)
     log_axis = scale == "log" or (scale is None and param == "lr")
     fig.update_xaxes(title=_axis_title(view, param), type="log" if log_axis else "linear")
+    xs = [x for trace in fig.data for x in trace.x if isinstance(x, (int, float)) and x > 0]
+    if log_axis and xs:  # 1e-4 as on every other chart, never Plotly's "100μ"
+        values, texts = log_ticks(min(xs), max(xs))
+        fig.update_xaxes(tickvals=values, ticktext=texts)
     if scale == "log1m":
         # β near 1 on a reversed log axis of 1 - β: plot 1 - β, label it as β
         for trace in fig.data:

@@ -138,6 +138,7 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
         frame, hide_index=True, on_select="rerun", selection_mode="single-row", key=f"sweep-table-{view.name}",
         column_config={
             SCORE: st.column_config.ProgressColumn("best val accuracy", min_value=0.0, max_value=1.0, format="%.4f"),
+            "best_epoch": st.column_config.NumberColumn("best epoch", format="%d"),  # blank while running, not "None"
             "lr": st.column_config.NumberColumn("lr", format="%.3e", help="as the sweep sampled it"),
             "lr now": st.column_config.NumberColumn("lr now", format="%.3e", help="in force now, after decay and steering"),
             "steered": st.column_config.CheckboxColumn(

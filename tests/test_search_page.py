@@ -437,3 +437,10 @@ def test_an_integer_histogram_counts_every_trial(tmp_path):
             assert sum(units.y) == n, (n, bins, values)
             edges_high = max(units.x) + max(units.width) / 0.95 / 2
             assert edges_high >= max(values) + 0.5 - 1e-9
+
+
+def test_score_against_lr_writes_powers_of_ten_as_every_chart_does(tmp_path):
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=12).path)
+    axis = sweep_charts.score_vs_param_figure(view, "lr").layout.xaxis
+    assert axis.ticktext and all("μ" not in t for t in axis.ticktext)
+    assert any(re_text in axis.ticktext for re_text in ("1e-3", "1e-2", "1e-1"))
