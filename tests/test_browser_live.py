@@ -8,6 +8,7 @@ rewound to, the dropped epochs are drawn as a faded abandoned branch, and the "d
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,8 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, dashboard  # noqa: F401  (fixt
 from trainer.config import TrainConfig
 from trainer.hparams import Hyperparameters
 from trainer.rundir import RunDir, read_jsonl
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -114,8 +117,7 @@ def test_rewind_list_holds_still_find_alpha_and_fork_appear_and_cards_follow_the
             assert max(max(t["x"]) for t in live) == 5
             assert max(max(t["x"]) for t in dropped) == before
             expect(sidebar.get_by_text(re.compile("drops epoch"))).to_have_count(0, timeout=10_000)
-            page.screenshot(path=str(tmp_path / "rewound.png"))
+            page.screenshot(path=str(DOCS / "run-rewound.png"), timeout=120_000)  # what a rewind looks like
             assert not page.locator('[data-testid="stException"]').count()
         finally:
-            page.screenshot(path='/tmp/h25/fail.png')  # DEBUG
             browser.close()
