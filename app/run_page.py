@@ -268,17 +268,8 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
             f"The trainer stopped answering: last heartbeat {progress.age_text(age)}"
             + (f", process {pid} is gone" if gone else f", process {pid} does not respond")
             + f". Its last state was **{status.get('state')}**.", icon=":material/power_off:")
-        if gone and st.button("Continue this run from its last checkpoint", key=f"resume-{view.name}",
-                              icon=":material/restart_alt:", disabled=not ctx.can_steer):
-            try:
-                launch = ctx.steer.resume_run(view.path)
-            except NotPresenter as e:
-                read_only(e)
-            except (LaunchError, OSError, ValueError) as e:
-                st.error(f"Not resumed: {e}")
-            else:
-                ctx.store.launches[f"{view.name}#resume"] = launch
-                st.toast(f"Resuming {view.name} (pid {launch.pid})")
+        if gone:
+            _continue_button(ctx, view, "Continue this run from its last checkpoint")
     elif state == "diverged":
         st.warning(diverged_text(view), icon=":material/local_fire_department:")
     elif state == "failed":
@@ -292,8 +283,32 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
         if word == "completed":
             st.success(f"Completed all {epoch} epochs.", icon=":material/flag:")
         else:  # stopped by the user, or interrupted: checkpointed, and --resume continues it
-            st.info(f"**{word.capitalize()}** at epoch {epoch}: {status.get('message') or word}. "
-                    f"`panda train --resume {view.path}` continues it.", icon=":material/stop_circle:")
+            st.info(f"**{word.capitalize()}** at epoch {epoch}: {status.get('message') or word}.",
+                    icon=":material/stop_circle:")
+        total = status.get("epochs")
+        if ctx.can_steer and isinstance(epoch, int) and isinstance(total, int):
+            more = total - epoch if total > epoch else MORE_EPOCHS  # what was planned, or another stretch
+            _continue_button(ctx, view, f"Continue this run ({more} more epochs)", epochs=epoch + more)
+
+
+#: How far "Continue this run" takes a run that completed every planned epoch.
+MORE_EPOCHS = 20
+
+
+def _continue_button(ctx: Context, view: RunView, label: str, *, epochs: int | None = None) -> None:
+    """Continue a finished or gone run from its last checkpoint, launched as Start a new run launches
+    (``panda train --resume`` in the background, through the Steerer)."""
+    if not st.button(label, key=f"resume-{view.name}", icon=":material/restart_alt:", disabled=not ctx.can_steer):
+        return
+    try:
+        launch = ctx.steer.resume_run(view.path, epochs=epochs)
+    except NotPresenter as e:
+        read_only(e)
+    except (LaunchError, OSError, ValueError) as e:
+        st.error(f"Not resumed: {e}")
+    else:
+        ctx.store.launches[f"{view.name}#resume"] = launch
+        st.toast(f"Resuming {view.name} (pid {launch.pid})")
 
 
 def _charts(view: RunView, log_loss: bool) -> None:

@@ -284,3 +284,29 @@ def test_the_start_form_launches_a_background_trainer(tmp_path, open_app):
     assert wait_until(lambda: (run.read_status() or {}).get("state") == "finished", timeout=90)
     at.run()
     assert "from-form" in at.main.markdown[0].value and not status.get("message")
+
+
+@pytest.mark.parametrize("done, planned, more", [(30, 30, 20), (6, 30, 24)])
+def test_a_finished_run_offers_continue_through_the_launch_path(tmp_path, open_app, monkeypatch, done, planned, more):
+    """Completed (another 20 epochs) or stopped (the epochs it planned): one click, `panda train --resume`."""
+    from app import launch
+
+    started = []
+
+    class Process:
+        pid = 4242
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(launch, "_spawn", lambda command, log_path: started.append(command) or Process())
+    run = make_run(tmp_path, "done", epochs_done=done, epochs=planned, state="finished")
+    write_status(run, state="finished", epoch=done, epochs=planned, message="completed" if done == planned else "stopped")
+    at = open_app()
+    button = at.button(key="resume-done")
+    assert button.label == f"Continue this run ({more} more epochs)" and not button.disabled
+    button.click().run()
+    assert not at.exception
+    [command] = started
+    assert command[command.index("--resume") + 1] == str(run.path)
+    assert command[command.index("--epochs") + 1] == str(done + more)
