@@ -46,16 +46,16 @@ KINDS = {
     "lr": Kind("learning rate", "triangle-down", "#E69F00"),
     "beta": Kind("beta", "diamond", "#CC79A7"),
     "batch_size": Kind("batch size", "square", "#56B4E9"),
-    "pause": Kind("pause", "square", "#6B7280"),
+    "pause": Kind("pause", "square-open", "#6B7280"),
     "resume": Kind("resume", "triangle-right", "#009E73"),
     "rewind": Kind("rewind", "circle", "#7B3294"),
     "diverged": Kind("divergence", "x", "#C00000"),
     "checkpoint": Kind("checkpoint", "star", "#999933"),
-    "stop": Kind("stop", "square", "#111827"),
+    "stop": Kind("stop", "square-x", "#111827"),
     "restart": Kind("restart", "circle-open", "#374151"),
     "adopt": Kind("adopted (PBT)", "star-triangle-up", "#009E73"),
     "note": Kind("note", "circle-dot", "#6B7280"),
-    "several": Kind("several", "hexagram", "#111827"),
+    "several": Kind("several at once", "circle-cross", "#111827"),
 }
 
 
@@ -451,6 +451,6 @@ def overlay_figure(views: Sequence[RunView], column: str = "val_loss", *, highli
 def legend_markdown() -> str:
     """One line that explains the intervention symbols (Streamlit markdown colours)."""
     return " &nbsp; ".join([
-        ":orange[▼] learning rate", ":violet[◆] β", ":blue[■] batch size", ":gray[■] pause", ":green[▶] resume",
-        ":violet[●] rewind", ":red[✕] divergence", ":gray[★] checkpoint",
+        ":orange[▼] learning rate", ":violet[◆] β", ":blue[■] batch size", ":gray[□] pause", ":green[▶] resume",
+        ":violet[●] rewind", ":red[✕] divergence", ":gray[★] checkpoint", "⊠ stop", "⊕ several at once",
     ]) + " &nbsp;—&nbsp; hover a marker for who, when and what"

@@ -158,3 +158,11 @@ def test_short_runs_tick_whole_epochs_and_a_narrow_accuracy_range_gets_a_decimal
     append_jsonl(run.metrics_path, *[{**epoch_record(e), "accuracy": 0.10 + e / 1000, "val_accuracy": 0.11} for e in range(1, 13)])
     flat = RunData(run.path, watch=False).view()
     assert charts.accuracy_figure(flat).layout.yaxis.tickformat == ".1%"
+
+
+def test_every_marker_has_its_own_symbol_and_a_word_in_the_legend():
+    symbols = [kind.symbol for kind in charts.KINDS.values()]
+    assert len(set(symbols)) == len(symbols)  # stop is not pause's square, several is not a star
+    legend = charts.legend_markdown()
+    for word in ("pause", "stop", "checkpoint", "several at once"):
+        assert word in legend
