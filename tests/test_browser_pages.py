@@ -87,6 +87,7 @@ def test_back_after_babysit_returns_to_the_same_sweep_and_histograms_count_every
                 page = browser.new_page(viewport={"width": width, "height": height})
                 page.goto(url + "sweeps?sweep=s1")
                 expect(page.get_by_role("heading", name="Sweep s1")).to_be_visible(timeout=120_000)
+                page.locator(".st-key-sweep-hist-s1").scroll_into_view_if_needed(timeout=120_000)  # as a reader scrolls
                 page.wait_for_function(
                     "() => { const g = document.querySelector('.st-key-sweep-hist-s1 .js-plotly-plot');"
                     " return g && g._fullData && g._fullData.length >= 4 }", timeout=120_000)
@@ -94,6 +95,7 @@ def test_back_after_babysit_returns_to_the_same_sweep_and_histograms_count_every
                 counts = page.evaluate("() => document.querySelector('.st-key-sweep-hist-s1 .js-plotly-plot')"
                                        "._fullData.map(t => Array.from(t.y).reduce((a, b) => a + b, 0))")
                 assert counts[0] == counts[2] == 6, counts
+                page.evaluate("() => window.scrollTo(0, 0)")
                 _shot(page, f"sweeps-{width}.png")
                 if width != 1400:
                     page.close()
