@@ -159,9 +159,17 @@ def parallel_coordinates_figure(view: SweepView) -> go.Figure:
         values, ticks = axis_values(view, param, names)
         dim = {"label": _axis_title(view, param).replace(" on a log scale", ", log"), "values": values}
         dim.update(ticks)
+        finite = [v for v in values if math.isfinite(v)]
+        if view.scale(param) == "int" and finite and not ticks:  # whole ticks on an integer axis, never 2.5
+            low, high = int(min(finite)), int(max(finite))
+            step = max(1, math.ceil((high - low) / 5))
+            dim.update(range=[low, max(high, low + 1)], tickvals=list(range(low, high + 1, step)), tickformat="d")
         dims.append(dim)
     scores = [view.trials[n][SCORE] for n in names]
-    dims.append({"label": "best val_accuracy", "values": scores})
+    score_dim = {"label": "best val_accuracy", "values": scores, "tickformat": ".2f"}
+    if scores:  # end labels at round values (0.85, not 0.85278)
+        score_dim["range"] = [math.floor(min(scores) * 100) / 100, math.ceil(max(scores) * 100) / 100]
+    dims.append(score_dim)
     fig = go.Figure(go.Parcoords(
         line={"color": scores, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": "score"}} if names else {},
         dimensions=dims,

@@ -444,3 +444,12 @@ def test_score_against_lr_writes_powers_of_ten_as_every_chart_does(tmp_path):
     axis = sweep_charts.score_vs_param_figure(view, "lr").layout.xaxis
     assert axis.ticktext and all("μ" not in t for t in axis.ticktext)
     assert any(re_text in axis.ticktext for re_text in ("1e-3", "1e-2", "1e-1"))
+
+
+def test_parallel_coordinates_tick_integers_whole_and_round_the_score_ends(tmp_path):
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=12).path)
+    dims = sweep_charts.parallel_coordinates_figure(view).data[0].dimensions
+    units = dims[2]
+    assert all(float(t).is_integer() for t in units.tickvals) and units.tickformat == "d"
+    score = dims[-1]
+    assert all(round(end, 2) == end for end in score.range) and score.range[0] <= min(score.values) <= max(score.values) <= score.range[1]
