@@ -228,7 +228,7 @@ def test_malformed_records_are_skipped_and_counted_in_a_warning(tmp_path, open_a
     at = open_app()
     (warning,) = [w for w in at.warning if "malformed" in w.value]
     assert "Skipped 2 malformed" in warning.value and "metrics.jsonl: 1" in warning.value
-    assert {m.label: m.value for m in at.metric}["Epoch"] == "10 / 30"
+    assert {m.label: m.value for m in at.metric}["Epoch"] == "10/30"
 
 
 def test_a_run_folder_deleted_while_open_does_not_crash_the_page(tmp_path, open_app):
