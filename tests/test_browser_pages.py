@@ -102,7 +102,7 @@ def test_back_after_babysit_returns_to_the_same_sweep_and_histograms_count_every
                     continue
                 # Babysit this trial, then the browser's Back: the same sweep, s1
                 page.get_by_role("button", name="Babysit this trial").click()
-                page.wait_for_url(re.compile(r"/run\?run=s1(/|%2F)trial-"), timeout=30_000)
+                page.wait_for_url(re.compile(r"[?&]run=s1(/|%2F)trial-"), timeout=60_000)
                 expect(page.locator("h2", has_text="trial-")).to_be_visible(timeout=120_000)
                 page.go_back()
                 expect(page.get_by_role("heading", name="Sweep s1")).to_be_visible(timeout=120_000)
