@@ -168,10 +168,12 @@ def _control_signature(state: str, view: RunView) -> tuple:
             run_controls.signature(view), (view.status or {}).get("branch"))
 
 
-#: The cards: numbers a little smaller than Streamlit's, so five fit side by side at 1280 px with the
-#: sidebar open, and two to a row on a phone (each card at least ``min-width``).
+#: The cards: each at least ``min-width`` wide, so none is ever cut short; they share a row when the
+#: page is wide (five at 1400 px and up with the sidebar open), and wrap when it is not (four and one
+#: at 1280 px, two to a row on a phone). tests/test_browser_pages.py measures it at four widths.
 CARDS_CSS = """<style>
-.st-key-cards [data-testid="stMetric"] { flex: 1 1 0; min-width: 8rem; padding: 0.5rem 0.75rem; }
+.st-key-cards > div { flex: 1 1 0 !important; min-width: 10rem !important; }
+.st-key-cards [data-testid="stMetric"] { padding: 0.5rem 0.75rem; }
 .st-key-cards [data-testid="stMetricValue"] { font-size: 1.6rem; }
 </style>"""
 

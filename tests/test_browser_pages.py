@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(600)
 
 #: Any element inside a card whose text is wider than its box (cut off, or ended with "…").
 CUT = """() => Array.from(document.querySelectorAll('[data-testid="stMetric"] *'))
-    .filter(e => e.children.length === 0 && e.textContent.trim() && e.scrollWidth > e.clientWidth + 1)
+    .filter(e => e.textContent.trim() && e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
     .map(e => e.textContent.trim())"""
 
 
