@@ -249,11 +249,13 @@ def rewind_panel(ctx) -> None:
     key, default_key = f"rewind-{name}", f"rewind-default-{name}"
     default = rewind_default(checkpoints, view, state)
     chosen = st.session_state.get(key)
-    moved = st.session_state.get(f"rewind-branch-{name}", branch) != branch  # a rewind (or rollback) happened
+    done = (view.status or {}).get("epoch")
+    before = st.session_state.get(f"rewind-epoch-{name}")
+    moved = isinstance(before, int) and isinstance(done, int) and done < before  # a rewind (or rollback) happened
     if chosen not in options or chosen == st.session_state.get(default_key) or moved:
         st.session_state[key] = default  # the user has not picked one: follow the newest
     st.session_state[default_key] = default
-    st.session_state[f"rewind-branch-{name}"] = branch
+    st.session_state[f"rewind-epoch-{name}"] = done
     st.session_state[f"rewind-shown-{name}"] = (options, labels, epochs)
     row = st.columns([2.3, 1], vertical_alignment="bottom")
     target = row[0].selectbox("Rewind to", options, key=key, format_func=lambda n: labels.get(n, n),
@@ -281,8 +283,6 @@ def rewind_notes(ctx) -> None:
         st.caption(f":orange[:material/warning:] Rewinding to {labels.get(target, target)} {drops}.")
     newer = [c["name"] for c in checkpoints if c["name"] not in options]
     if newer or (set(options) - {c["name"] for c in checkpoints}):
-        if state in ("paused", "diverged"):
-            st.rerun()  # nothing trains: show the list as it is now
         if st.button(f"Show {len(newer)} newer checkpoint{'s' if len(newer) != 1 else ''}", key="rewind-refresh",
                      icon=":material/refresh:", type="tertiary"):
             st.rerun()

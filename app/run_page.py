@@ -396,15 +396,16 @@ def render(ctx: Context) -> None:
     with st.sidebar:
         st.markdown("## :material/monitor_heart: Panda")
         st.caption(f"Run directory `{ctx.store.root}`")
-        run_picker(ctx)
+        # each fragment in a container of its own: one whose output grows or shrinks (a note that comes
+        # and goes) never moves the next, so a rerun never leaves a stale copy of a button beside it
+        with st.container():
+            run_picker(ctx)
         projector.presenter_panel(ctx)
         if ctx.access.needs_token and not ctx.can_steer:
             token_box()
-        controls_panel(ctx)
-        rewind_panel(ctx)
-        rewind_notes(ctx)
-        explore_panel(ctx)
-        answers_panel(ctx)
+        for panel in (controls_panel, rewind_panel, rewind_notes, explore_panel, answers_panel):
+            with st.container():
+                panel(ctx)
         with st.expander("Start a new run", icon=":material/add_circle:", expanded=False):
             new_run_form(ctx, key="sidebar-new")
 

