@@ -65,11 +65,11 @@ def _sidebar_text(at: AppTest) -> str:
     return "\n".join(m.value for m in at.sidebar.markdown)
 
 
-def _add_checkpoint(run: RunDir, name: str, epoch: int) -> None:
+def _add_checkpoint(run: RunDir, name: str, epoch: int, reason: str = "epoch") -> None:
     folder = run.checkpoints_path / name
     folder.mkdir()
     atomic_write_json(folder / "meta.json", {"seq": epoch, "epoch": epoch, "step": epoch * 20, "branch": 0,
-                                             "reason": "epoch", "time": time.time(), "hparams": HPARAMS, "metrics": None})
+                                             "reason": reason, "time": time.time(), "hparams": HPARAMS, "metrics": None})
 
 
 def test_page_shows_the_run_charts_and_status_from_the_run_directory(tmp_path, open_app):

@@ -60,7 +60,11 @@ def test_rewind_offers_the_newest_checkpoint_by_epoch_and_says_what_it_drops(tmp
     box = at.sidebar.selectbox(key="rewind-demo")
     assert box.value == "ckpt-00010" and box.options[0] == "epoch 10 · ckpt-00010"
     assert any("drops epochs 11–12 (2 epochs)" in c.value for c in at.sidebar.caption)
-    _add_checkpoint(run, "ckpt-00012", 12)  # a newer one arrives: the selection follows it
+    _add_checkpoint(run, "ckpt-00011", 11)  # a rolling one (pruned soon): not offered while the run trains
+    at.run()
+    assert not any("ckpt-00011" in option for option in at.sidebar.selectbox(key="rewind-demo").options)
+    assert any("ckpt-00010" in option for option in at.sidebar.selectbox(key="rewind-demo").options)
+    _add_checkpoint(run, "ckpt-00012", 12, reason="command")  # a newer kept one arrives: the selection follows it
     at.run()
     assert at.sidebar.selectbox(key="rewind-demo").value == "ckpt-00012"
     assert not any("drops" in c.value for c in at.sidebar.caption)
