@@ -47,16 +47,16 @@ KINDS = {
     "lr": Kind("learning rate", "triangle-down", "#E69F00"),
     "beta": Kind("beta", "diamond", "#CC79A7"),
     "batch_size": Kind("batch size", "square", "#56B4E9"),
-    "pause": Kind("pause", "square", "#6B7280"),
+    "pause": Kind("pause", "square-open", "#6B7280"),
     "resume": Kind("resume", "triangle-right", "#009E73"),
     "rewind": Kind("rewind", "circle", "#7B3294"),
     "diverged": Kind("divergence", "x", "#C00000"),
     "checkpoint": Kind("checkpoint", "star", "#999933"),
-    "stop": Kind("stop", "square", "#111827"),
+    "stop": Kind("stop", "square-x", "#111827"),
     "restart": Kind("restart", "circle-open", "#374151"),
     "adopt": Kind("adopted (PBT)", "star-triangle-up", "#009E73"),
     "note": Kind("note", "circle-dot", "#6B7280"),
-    "several": Kind("several", "hexagram", "#111827"),
+    "several": Kind("several at once", "circle-cross", "#111827"),
 }
 
 
@@ -325,6 +325,8 @@ def _layout(title: str, y_title: str, revision: str, *, height: int = CHART_HEIG
 
 def _figure(traces: list[dict], layout: dict, view: RunView | None = None, *, markers: bool = True,
             empty: bool = False) -> go.Figure:
+    if view is not None and view.n_epochs and np.nanmax(view.epochs["epoch"]) < 8:
+        layout["xaxis"] = {**layout["xaxis"], "dtick": 1}  # a short run: whole epochs, never 0.5
     if markers and view is not None:
         marker_traces, shapes = _interventions(interventions(view))
         traces = traces + marker_traces
@@ -341,21 +343,39 @@ def _line(x, y, name: str, color: str, *, width: float = 2.5, fmt: str = ".4g", 
                 hovertemplate=f"{name}: %{{y:{fmt}}}<br>epoch %{{x:.0f}}<extra></extra>", **kw)
 
 
+def abandoned_traces(view: RunView, columns: Sequence[tuple[str, str, str]], fmt: str = ".4g") -> list[dict]:
+    """The epochs rewinds dropped, faded and dotted: the branches the run left, one legend entry."""
+    traces = []
+    for branch in view.abandoned:
+        for column, name, color in columns:
+            x, y = decimate_minmax(branch["epoch"], branch[column])
+            traces.append(_line(x, y, "abandoned branch", color, width=1.5, fmt=fmt, opacity=0.35,
+                                legendgroup="abandoned", showlegend=not traces))
+            traces[-1]["line"]["dash"] = "dot"
+            traces[-1]["hovertemplate"] = f"{name} (abandoned): %{{y:{fmt}}}<br>epoch %{{x:.0f}}<extra></extra>"
+    return traces
+
+
 def loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
-    """Training and validation loss per epoch."""
+    """Training and validation loss per epoch (and, faded, the epochs rewinds dropped)."""
     e = view.epochs
-    traces = [_line(*decimate_minmax(e["epoch"], e[column]), name, color)
-              for column, name, color in (("loss", "train", TRAIN), ("val_loss", "validation", VALIDATION))]
+    columns = (("loss", "train", TRAIN), ("val_loss", "validation", VALIDATION))
+    traces = abandoned_traces(view, columns) + [_line(*decimate_minmax(e["epoch"], e[column]), name, color)
+                                               for column, name, color in columns]
     layout = _layout("Loss", "loss", f"loss-{view.name}-{log_y}", yaxis=dict(type="log" if log_y else "linear"))
     return _figure(traces, layout, view, empty=view.n_epochs == 0)
 
 
 def accuracy_figure(view: RunView) -> go.Figure:
-    """Training and validation accuracy per epoch."""
+    """Training and validation accuracy per epoch (and, faded, the epochs rewinds dropped)."""
     e = view.epochs
-    traces = [_line(*decimate_minmax(e["epoch"], e[column]), name, color, fmt=".2%")
-              for column, name, color in (("accuracy", "train", TRAIN), ("val_accuracy", "validation", VALIDATION))]
-    layout = _layout("Accuracy", "accuracy", f"acc-{view.name}", yaxis=dict(tickformat=".0%"))
+    columns = (("accuracy", "train", TRAIN), ("val_accuracy", "validation", VALIDATION))
+    traces = abandoned_traces(view, columns, fmt=".2%") + [
+        _line(*decimate_minmax(e["epoch"], e[column]), name, color, fmt=".2%") for column, name, color in columns]
+    values = np.concatenate([e["accuracy"], e["val_accuracy"]])
+    values = values[np.isfinite(values)]
+    narrow = len(values) and values.max() - values.min() < 0.1  # 10 %, 11 %, 11 %: one more digit
+    layout = _layout("Accuracy", "accuracy", f"acc-{view.name}", yaxis=dict(tickformat=".1%" if narrow else ".0%"))
     return _figure(traces, layout, view, empty=view.n_epochs == 0)
 
 
@@ -431,7 +451,7 @@ def overlay_figure(views: Sequence[RunView], column: str = "val_loss", *, highli
     yaxis = dict(type="log" if log_y else "linear")
     if column.endswith("accuracy"):
         yaxis["tickformat"] = ".0%"
-    layout = _layout(f"{label} — {len(views)} runs", label, f"overlay-{column}-{log_y}", height=CHART_HEIGHT + 60,
+    layout = _layout(f"{label} — {len(views)} run{'' if len(views) == 1 else 's'}", label, f"overlay-{column}-{log_y}", height=CHART_HEIGHT + 60,
                      yaxis=yaxis, showlegend=len(views) <= 12)
     return _figure(traces, layout, markers=False)
 
@@ -439,6 +459,6 @@ def overlay_figure(views: Sequence[RunView], column: str = "val_loss", *, highli
 def legend_markdown() -> str:
     """One line that explains the intervention symbols (Streamlit markdown colours)."""
     return " &nbsp; ".join([
-        ":orange[▼] learning rate", ":violet[◆] β", ":blue[■] batch size", ":gray[■] pause", ":green[▶] resume",
-        ":violet[●] rewind", ":red[✕] divergence", ":gray[★] checkpoint",
+        ":orange[▼] learning rate", ":violet[◆] β", ":blue[■] batch size", ":gray[□] pause", ":green[▶] resume",
+        ":violet[●] rewind", ":red[✕] divergence", ":gray[★] checkpoint", "⊠ stop", "⊕ several at once",
     ]) + " &nbsp;—&nbsp; hover a marker for who, when and what"

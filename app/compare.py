@@ -36,7 +36,9 @@ def compare_view(ctx) -> None:
     pattern = left.text_input("Filter", key="compare_filter", placeholder="part of a name, e.g. a sweep's",
                               help="Only runs whose name (sweep/trial) contains this")
     column = middle.selectbox("Metric", ["val_loss", "loss", "val_accuracy", "accuracy", "lr"], key="compare_metric")
-    log_y = right.toggle("Log scale", value=True, key="compare_log", help="For the loss and the learning rate")
+    accuracy = column.endswith("accuracy")  # a percentage: never on a log axis, so the switch is off
+    log_y = right.toggle("Log scale", value=True, key="compare_log", disabled=accuracy,
+                         help="Accuracy is always linear" if accuracy else "For the loss and the learning rate")
     shown = [n for n in names if pattern.lower() in n.lower()] if pattern else names
     key = f"compare_runs-{current}"  # a new run opened: its siblings become the default
     if key in st.session_state:  # keep what the user picked that the filter hides
@@ -44,8 +46,9 @@ def compare_view(ctx) -> None:
     most = None if ctx.can_steer else VIEWER_MOST
     chosen = st.multiselect("Runs", shown, default=[n for n in compare_default(names, current) if n in shown], key=key,
                             max_selections=most)[:most]  # a forged selection too
-    views = [ctx.store.run(ctx.store.path_of(n)).view() for n in chosen]
-    labels = {str(ctx.store.path_of(n)): n for n in chosen}
+    charted = [n for n in chosen if pattern.lower() in n.lower()] if pattern else chosen  # the filter narrows the chart too
+    views = [ctx.store.run(ctx.store.path_of(n)).view() for n in charted]
+    labels = {str(ctx.store.path_of(n)): n for n in charted}
     log = column == "lr" or log_y and column in ("val_loss", "loss")
     st.plotly_chart(charts.overlay_figure(views, column, highlight=current, log_y=log, labels=labels),
                     key="chart-compare", config={"displaylogo": False})

@@ -236,6 +236,6 @@ class Steerer:
             raise launcher.LaunchError(f"a run name must stay inside {self.root}")
         return launcher.start_run(self.root, name, config)
 
-    def resume_run(self, run_path: Path | str) -> launcher.Launch:
+    def resume_run(self, run_path: Path | str, epochs: int | None = None) -> launcher.Launch:
         self.require(run_path)
-        return launcher.resume_run(run_path)
+        return launcher.resume_run(run_path, epochs=epochs)

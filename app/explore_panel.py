@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.fork_panel import fork_overlay
-from app.run_controls import _steered, send_command
+from app.run_controls import LIVE_EVERY, _steered, send_command
 from trainer.exploration import LR_FINDER
 from trainer.rundir import read_jsonl
 
@@ -45,19 +45,26 @@ def finder_figure(record: dict) -> go.Figure:
                     line={"width": 1, "color": "rgba(100,100,100,0.5)"})
     fig.add_scatter(x=lrs, y=[p.get("smoothed") for p in points], mode="lines", name="smoothed")
     suggestion = record.get("suggestion") or {}
-    for key, text, dash in (("lr", "suggested", "solid"), ("steepest", "steepest", "dot")):
+    for key, text, dash, where in (("lr", "suggested", "solid", "top right"), ("steepest", "steepest", "dot", "bottom left")):
         value = suggestion.get(key)
-        if isinstance(value, (int, float)) and value > 0:
-            fig.add_vline(x=value, line_dash=dash, line_color="green" if key == "lr" else "gray",
-                          annotation_text=f"{text} {value:.3g}")
+        if not isinstance(value, (int, float)) or value <= 0:
+            continue
+        if key == "steepest" and (not lrs or value <= min(lrs) * 1.0001):
+            continue  # the ramp's first α: "steepest" there says nothing
+        # two labels at two heights and sides, so they never print on top of each other
+        fig.add_vline(x=value, line_dash=dash, line_color="green" if key == "lr" else "gray",
+                      annotation_text=f"{text} {value:.2g}", annotation_position=where)
     fig.update_xaxes(type="log", title="learning rate α")
     fig.update_yaxes(title="loss")
     fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False)
     return fig
 
 
-@st.fragment
+@st.fragment(run_every=LIVE_EVERY)
 def explore_panel(ctx) -> None:
+    """Find α, Undo, and what they and a fork produce: a timed fragment, so a finder's curve or a
+    fork's candidates appear the moment the trainer writes them (it holds only buttons: nothing a
+    user drags is redrawn under the pointer)."""
     steered = _steered(ctx)
     if steered is None:
         return

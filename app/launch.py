@@ -80,10 +80,11 @@ def start_run(root: Path | str, name: str, config: TrainConfig) -> Launch:
     return Launch(name=name, pid=process.pid, argv=command, log_path=log_path, process=process)
 
 
-def resume_run(run_path: Path | str) -> Launch:
-    """Continue a stopped or killed run from its last checkpoint (``panda train --resume``)."""
+def resume_run(run_path: Path | str, epochs: int | None = None) -> Launch:
+    """Continue a stopped or killed run from its last checkpoint (``panda train --resume``), to
+    ``epochs`` epochs in all when given."""
     run_path = Path(run_path)
-    command = resume_argv(run_path)
+    command = resume_argv(run_path, epochs=epochs)
     log_path = run_path.parent / LOG_FOLDER / f"{run_path.name}.log"
     process = _spawn(command, log_path)
     return Launch(name=run_path.name, pid=process.pid, argv=command, log_path=log_path, process=process)

@@ -69,6 +69,21 @@ def eta_seconds(view: RunView, state: str) -> float | None:
     return max(total - done, 0) * per_epoch
 
 
+def compact(value, digits: int = 3) -> str:
+    """A number short enough for a card: 3 significant digits, powers of ten written ``1.5e-4``.
+
+    >>> compact(0.00015), compact(0.003), compact(0.0025), compact(1e-5), compact(12345.0), compact("x")
+    ('1.5e-4', '0.003', '0.0025', '1e-5', '1.23e4', '—')
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "—"
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return f"{value:.{digits}g}"
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "—"

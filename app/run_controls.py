@@ -16,7 +16,7 @@ from app.controls import NotPresenter
 from app.data import RunView
 from trainer.advising import autopilot_on
 from trainer.commands import CommandError
-from trainer.rundir import RunDir
+from trainer.rundir import RunDir, kept_for_good
 
 PICKER_EVERY = 2.0
 LIVE_EVERY = 1.0
@@ -176,13 +176,28 @@ def controls_panel(ctx) -> None:
 
 
 def rewind_default(checkpoints: list[dict], view: RunView, state: str) -> str | None:
-    """The checkpoint a rewind offers first: the rollback point after a divergence, else the newest."""
+    """The checkpoint a rewind offers first: the rollback point after a divergence, else the newest
+    one on the run's current history (not one of a branch a rewind abandoned)."""
     names = [c["name"] for c in checkpoints]
     if state == "diverged":
         rollback = next((e.get("checkpoint") for e in reversed(view.events) if e.get("event") == "diverged"), None)
         if rollback in names:
             return rollback
-    return names[-1] if names else None
+    done = (view.status or {}).get("epoch")
+    current = [c["name"] for c in checkpoints if not isinstance(done, int) or (c.get("epoch") or 0) <= done]
+    return (current or names or [None])[-1]
+
+
+def rewind_choices(checkpoints: list[dict], state: str, keep_every) -> list[dict]:
+    """The checkpoints a rewind offers: while the run trains only those it keeps for good (a rolling
+    one is deleted a few epochs later, under the user's pointer); paused or diverged, all of them.
+
+    >>> [c["epoch"] for c in rewind_choices([{"reason": "epoch", "epoch": e} for e in (5, 6, 7)], "running", 5)]
+    [5]
+    """
+    if state in ("paused", "diverged") or not isinstance(keep_every, int):
+        return checkpoints
+    return [c for c in checkpoints if kept_for_good(c, keep_every)]
 
 
 def drops_text(target_epoch, current_epoch) -> str | None:
@@ -198,27 +213,50 @@ def drops_text(target_epoch, current_epoch) -> str | None:
     return f"drops {span} ({n} epoch{'s' if n != 1 else ''})"
 
 
-@st.fragment(run_every=PICKER_EVERY)
-def rewind_panel(ctx) -> None:
-    """Rewind to a checkpoint; its own fragment so the list keeps up with a training run.
-
-    The selection follows the newest checkpoint (or the rollback point after a divergence) until
-    the user picks another one.
-    """
+def _rewind_list(ctx) -> tuple[str, RunView, str, bool, list[dict]] | None:
+    """The steered run and the checkpoints its rewind list offers now."""
     steered = _steered(ctx)
     if steered is None:
-        return
+        return None
     name, view, state, off = steered
-    checkpoints = RunDir(view.path).list_checkpoints() if not view.missing else []
+    every = (view.config or {}).get("checkpoint_every", 1)
+    checkpoints = rewind_choices(RunDir(view.path).list_checkpoints() if not view.missing else [], state, every)
+    return name, view, state, off, checkpoints
+
+
+def _label(checkpoint: dict, branch) -> str:
+    other = checkpoint.get("branch", 0) != branch and isinstance(branch, int)
+    return f"epoch {checkpoint.get('epoch')} · {checkpoint['name']}" + (" · abandoned branch" if other else "")
+
+
+@st.fragment
+def rewind_panel(ctx) -> None:
+    """Rewind to a checkpoint: a fragment that reruns only when used (or with the page), so the open
+    list never changes under the pointer while the run trains (:func:`rewind_notes` says when newer
+    checkpoints wait, and what the chosen rewind drops).
+
+    The selection follows the newest checkpoint (or the rollback point after a divergence) until
+    the user picks another one, and again once a rewind was applied.
+    """
+    listed = _rewind_list(ctx)
+    if listed is None:
+        return
+    name, view, state, off, checkpoints = listed
     epochs = {c["name"]: c.get("epoch") for c in checkpoints}
-    labels = {n: f"epoch {e} · {n}" for n, e in epochs.items()}
+    branch = (view.status or {}).get("branch")
+    labels = {c["name"]: _label(c, branch) for c in checkpoints}
     options = [c["name"] for c in reversed(checkpoints)]
     key, default_key = f"rewind-{name}", f"rewind-default-{name}"
     default = rewind_default(checkpoints, view, state)
     chosen = st.session_state.get(key)
-    if chosen not in options or chosen == st.session_state.get(default_key):
+    done = (view.status or {}).get("epoch")
+    before = st.session_state.get(f"rewind-epoch-{name}")
+    moved = isinstance(before, int) and isinstance(done, int) and done < before  # a rewind (or rollback) happened
+    if chosen not in options or chosen == st.session_state.get(default_key) or moved:
         st.session_state[key] = default  # the user has not picked one: follow the newest
     st.session_state[default_key] = default
+    st.session_state[f"rewind-epoch-{name}"] = done
+    st.session_state[f"rewind-shown-{name}"] = (options, labels, epochs)
     row = st.columns([2.3, 1], vertical_alignment="bottom")
     target = row[0].selectbox("Rewind to", options, key=key, format_func=lambda n: labels.get(n, n),
                               disabled=off or not options, placeholder="no checkpoint yet")
@@ -226,10 +264,28 @@ def rewind_panel(ctx) -> None:
         send_command(ctx, view, "rewind", target, checkpoints=epochs)
         if st.session_state.get("control_error"):
             st.error(st.session_state.pop("control_error"))
-    done = (view.status or {}).get("epoch")
-    drops = drops_text(epochs.get(target), done)
-    if drops and not off:
-        st.caption(f":orange[:material/warning:] Rewinding to {labels[target]} {drops}.")
+
+
+@st.fragment(run_every=PICKER_EVERY)
+def rewind_notes(ctx) -> None:
+    """Under the rewind list, kept current: what the chosen rewind drops, and a refresh when newer
+    checkpoints exist than the list shows (the list itself holds still while the run trains)."""
+    listed = _rewind_list(ctx)
+    if listed is None:
+        return
+    name, view, state, off, checkpoints = listed
+    options, labels, epochs = st.session_state.get(f"rewind-shown-{name}") or ([], {}, {})
+    if off:
+        return
+    target = st.session_state.get(f"rewind-{name}")
+    drops = drops_text(epochs.get(target), (view.status or {}).get("epoch"))
+    if drops:  # first, so the button below coming and going never moves it
+        st.caption(f":orange[:material/warning:] Rewinding to {labels.get(target, target)} {drops}.")
+    newer = [c["name"] for c in checkpoints if c["name"] not in options]
+    if newer or (set(options) - {c["name"] for c in checkpoints}):
+        if st.button(f"Show {len(newer)} newer checkpoint{'s' if len(newer) != 1 else ''}", key="rewind-refresh",
+                     icon=":material/refresh:", type="tertiary"):
+            st.rerun()
 
 
 @st.fragment(run_every=LIVE_EVERY)

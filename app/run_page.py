@@ -1,15 +1,17 @@
 """The single-run page: pick a run, watch it live, steer it.
 
-Four fragments keep the page live without rerunning the whole script: the run picker and the
-rewind list (every 2 s), the run's status, charts and journal (every second), and the answers to
-this tab's commands (every second). The Steer panel (:mod:`app.run_controls`) is a fragment that
-reruns only when used, so a slider being dragged is never redrawn under the pointer. When a run's
-state or hyperparameters change in a way the controls must show, or the controls show another run
+Timed fragments keep the page live without rerunning the whole script: the run picker and the
+rewind list's notes (every 2 s), the run's status, charts and journal, the Explore panel (Find α's
+curve, a fork's candidates) and the answers to this tab's commands (every second). The Steer panel
+(:mod:`app.run_controls`) and the rewind list are fragments that rerun only when used, so a slider
+being dragged or a list held open is never redrawn under the pointer. When a run's state,
+hyperparameters or branch change in a way the controls must show, or the controls show another run
 than the one on screen (a run just started from this page), the live fragment reruns the page once.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from app.auth import Access
 from app.controls import NotPresenter, Steerer
 from app.compare import compare_view
 from app.shared import shared
-from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, read_only, rewind_panel
+from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, read_only, rewind_notes, rewind_panel
 from app.data import RunStore, RunView
 from app.explore_panel import explore_panel
 from app.launch import LaunchError
@@ -107,7 +109,8 @@ def figure(view: RunView, kind: str, **options):
         "loss": charts.loss_figure, "accuracy": charts.accuracy_figure,
         "lr": charts.learning_rate_figure, "batch": charts.batch_loss_figure,
     }
-    key = (str(view.path), view.log_version, kind, tuple(sorted(options.items())))
+    # the epochs shown change without a new record right after a rewind (the status moves first)
+    key = (str(view.path), view.log_version, view.n_epochs, len(view.abandoned), kind, tuple(sorted(options.items())))
     return figure_cache().get(key, lambda: builders[kind](view, **options))
 
 
@@ -166,7 +169,21 @@ def run_picker(ctx: Context) -> None:
 def _control_signature(state: str, view: RunView) -> tuple:
     hp = (view.status or {}).get("hparams") or {}
     return (view.name, controls.controllable(state), state in ("paused", "diverged"), hp.get("optimizer"),
-            run_controls.signature(view))
+            run_controls.signature(view), (view.status or {}).get("branch"))
+
+
+#: The cards: each at least ``min-width`` wide, so none is ever cut short; they share a row when the
+#: page is wide (five at 1400 px and up with the sidebar open), and wrap when it is not (four and one
+#: at 1280 px, two to a row on a phone). tests/test_browser_pages.py measures it at four widths.
+CARDS_CSS = """<style>
+.st-key-cards > div { flex: 1 1 0 !important; min-width: 10rem !important; }
+.st-key-cards [data-testid="stMetric"] { padding: 0.5rem 0.75rem; }
+.st-key-cards [data-testid="stMetricValue"] { font-size: 1.6rem; }
+</style>"""
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _metrics_row(view: RunView, state: str) -> None:
@@ -177,14 +194,14 @@ def _metrics_row(view: RunView, state: str) -> None:
     eta = progress.eta_seconds(view, state)
     eta_text = "paused" if state in ("paused", "diverged") else progress.duration(eta)
     st.progress(fraction, text=f"Epoch **{done}** of **{total or '?'}** · ETA {eta_text}")
-    cols = st.columns(5)
-    cols[0].metric("Epoch", f"{done} / {total or '?'}", border=True)
-    cols[1].metric("Learning rate α", f"{hp['lr']:.3g}" if isinstance(hp.get("lr"), (int, float)) else "—", border=True)
-    cols[2].metric("Validation loss", f"{last['val_loss']:.4f}" if isinstance(last.get("val_loss"), (int, float)) else "—",
-                   border=True)
-    cols[3].metric("Validation accuracy",
-                   f"{last['val_accuracy']:.1%}" if isinstance(last.get("val_accuracy"), (int, float)) else "—", border=True)
-    cols[4].metric("ETA", eta_text, border=True)
+    lr, loss, accuracy = hp.get("lr"), last.get("val_loss"), last.get("val_accuracy")
+    st.html(CARDS_CSS)
+    with st.container(horizontal=True, gap="small", key="cards"):  # wraps two by two on a phone
+        st.metric("Epoch", f"{done}/{total or '?'}", border=True)
+        st.metric("Learning rate α", progress.compact(lr), border=True)
+        st.metric("Val loss", f"{loss:.4f}" if _finite(loss) else "—", border=True, help="Validation loss")
+        st.metric("Val acc", f"{accuracy:.1%}" if _finite(accuracy) else "—", border=True, help="Validation accuracy")
+        st.metric("ETA", eta_text, border=True)
     beta = hp.get("beta")
     # end to end (evaluation and checkpoint included); runs older than the field have only the step rate
     sps = last.get("wall_samples_per_second", last.get("samples_per_second"))
@@ -263,17 +280,8 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
             f"The trainer stopped answering: last heartbeat {progress.age_text(age)}"
             + (f", process {pid} is gone" if gone else f", process {pid} does not respond")
             + f". Its last state was **{status.get('state')}**.", icon=":material/power_off:")
-        if gone and st.button("Continue this run from its last checkpoint", key=f"resume-{view.name}",
-                              icon=":material/restart_alt:", disabled=not ctx.can_steer):
-            try:
-                launch = ctx.steer.resume_run(view.path)
-            except NotPresenter as e:
-                read_only(e)
-            except (LaunchError, OSError, ValueError) as e:
-                st.error(f"Not resumed: {e}")
-            else:
-                ctx.store.launches[f"{view.name}#resume"] = launch
-                st.toast(f"Resuming {view.name} (pid {launch.pid})")
+        if gone:
+            _continue_button(ctx, view, "Continue this run from its last checkpoint")
     elif state == "diverged":
         st.warning(diverged_text(view), icon=":material/local_fire_department:")
     elif state == "failed":
@@ -288,9 +296,32 @@ def _notices(ctx: Context, view: RunView, state: str) -> None:
         if word == "completed":
             st.success(f"Completed all {epoch} epochs.", icon=":material/flag:")
         else:  # stopped by the user, or interrupted: checkpointed, and --resume continues it
-            how = f"`panda train --resume {view.path}` continues it." if ctx.can_steer else "It can be continued."
-            st.info(f"**{word.capitalize()}** at epoch {epoch}: {(status.get('message') if ctx.can_steer else None) or word}. "
-                    + how, icon=":material/stop_circle:")
+            said = (status.get("message") if ctx.can_steer else None) or word  # a message may hold paths
+            st.info(f"**{word.capitalize()}** at epoch {epoch}: {said}.", icon=":material/stop_circle:")
+        total = status.get("epochs")
+        if ctx.can_steer and isinstance(epoch, int) and isinstance(total, int):
+            more = total - epoch if total > epoch else MORE_EPOCHS  # what was planned, or another stretch
+            _continue_button(ctx, view, f"Continue this run ({more} more epochs)", epochs=epoch + more)
+
+
+#: How far "Continue this run" takes a run that completed every planned epoch.
+MORE_EPOCHS = 20
+
+
+def _continue_button(ctx: Context, view: RunView, label: str, *, epochs: int | None = None) -> None:
+    """Continue a finished or gone run from its last checkpoint, launched as Start a new run launches
+    (``panda train --resume`` in the background, through the Steerer)."""
+    if not st.button(label, key=f"resume-{view.name}", icon=":material/restart_alt:", disabled=not ctx.can_steer):
+        return
+    try:
+        launch = ctx.steer.resume_run(view.path, epochs=epochs)
+    except NotPresenter as e:
+        read_only(e)
+    except (LaunchError, OSError, ValueError) as e:
+        st.error(f"Not resumed: {e}")
+    else:
+        ctx.store.launches[f"{view.name}#resume"] = launch
+        st.toast(f"Resuming {view.name} (pid {launch.pid})")
 
 
 def _charts(view: RunView, log_loss: bool) -> None:
@@ -377,14 +408,16 @@ def render(ctx: Context) -> None:
         st.markdown("## :material/monitor_heart: Panda")
         if ctx.can_steer:  # a viewer with ?presenter sees no paths
             st.caption(f"Run directory `{ctx.store.root}`")
-        run_picker(ctx)
+        # each fragment in a container of its own: one whose output grows or shrinks (a note that comes
+        # and goes) never moves the next, so a rerun never leaves a stale copy of a button beside it
+        with st.container():
+            run_picker(ctx)
         projector.presenter_panel(ctx)
         if ctx.access.needs_token and not ctx.can_steer:
             token_box()
-        controls_panel(ctx)
-        rewind_panel(ctx)
-        explore_panel(ctx)
-        answers_panel(ctx)
+        for panel in (controls_panel, rewind_panel, rewind_notes, explore_panel, answers_panel):
+            with st.container():
+                panel(ctx)
         with st.expander("Start a new run", icon=":material/add_circle:", expanded=False):
             new_run_form(ctx, key="sidebar-new")
 

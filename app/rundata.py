@@ -17,7 +17,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,9 @@ EPOCH_COLUMNS = (
     "batch_size", "grad_norm", "epoch_seconds", "samples_per_second", "wall_seconds", "wall_samples_per_second",
     "time",
 )
+#: Columns kept of a branch a rewind abandoned (drawn faded), and how many such branches are kept.
+ABANDONED_COLUMNS = ("epoch", "branch", "loss", "accuracy", "val_loss", "val_accuracy")
+MAX_ABANDONED = 20
 #: Columns kept for each sampled mini-batch; ``smooth`` is the debiased EMA of ``loss``.
 BATCH_COLUMNS = ("step", "epoch", "loss", "smooth")
 #: Weight of the exponential moving average drawn over the batch losses (TensorBoard's idea).
@@ -116,6 +119,34 @@ class Columns:
         return out
 
 
+def _branch_from(epochs: dict[str, np.ndarray], kept: float) -> dict[str, np.ndarray]:
+    """The rows after epoch ``kept`` (a branch being dropped), with the row of ``kept`` in front."""
+    start = max(kept_before(epochs["epoch"], kept), 0)
+    return {name: np.array(epochs[name][start:]) for name in ABANDONED_COLUMNS}
+
+
+def _after_rewind(status: dict | None, epochs: dict[str, np.ndarray], last: dict | None,
+                  abandoned: list) -> tuple[dict[str, np.ndarray], dict | None, list]:
+    """The current history as the status says it is: right after a rewind (or rollback) to epoch k,
+    before the new branch's first record, ``metrics.jsonl`` still ends with the dropped epochs. The
+    status already has the new branch at epoch k: the epochs after k are an abandoned branch, and
+    the last record is epoch k's (the status's ``last``)."""
+    status = status or {}
+    done, branch = status.get("epoch"), status.get("branch")
+    if not (isinstance(done, int) and isinstance(branch, int)) or not len(epochs["epoch"]):
+        return epochs, last, abandoned
+    newest_branch = epochs["branch"][-1]
+    if not (math.isfinite(newest_branch) and newest_branch < branch and epochs["epoch"][-1] > done):
+        return epochs, last, abandoned
+    keep = kept_before(epochs["epoch"], done + 1)
+    dropped = _branch_from(epochs, done)
+    current = {name: column[:keep] for name, column in epochs.items()}
+    record = status.get("last") if isinstance(status.get("last"), dict) else None
+    if record is None or record.get("epoch") != done:
+        record = {name: float(column[-1]) for name, column in current.items()} if keep else None
+    return current, record, (abandoned + [dropped])[-MAX_ABANDONED:]
+
+
 @dataclass
 class RunView:
     """A consistent snapshot of one run, cheap to take, for one page render."""
@@ -136,6 +167,9 @@ class RunView:
     missing: bool
     records_read: int
     notice: str | None = None  # one line when status.json or config.json is unusable
+    #: epochs a rewind or rollback dropped from the current history, one dict of columns per branch,
+    #: each starting at the epoch it branched from (so it joins the current line when drawn)
+    abandoned: list[dict[str, np.ndarray]] = field(default_factory=list)
 
     def state(self, at: float | None = None) -> str:
         """The run's state as a user should read it: ``not answering`` when the trainer is gone."""
@@ -213,6 +247,7 @@ class RunData:
         self.commands: list[dict] = []
         self.answers: dict[str, dict] = {}
         self.last_epoch: dict | None = None
+        self.abandoned: list[dict[str, np.ndarray]] = []
         self.records_read = 0
         self.missing = False
         self._dirty = True
@@ -391,6 +426,7 @@ class RunData:
             if len(self.epochs) + len(rows) and epoch <= last:
                 self._flush_epochs(rows)
                 rows = []
+                self.abandoned = (self.abandoned + [_branch_from(self.epochs.view(), epoch - 1)])[-MAX_ABANDONED:]
                 self._cut(self.epochs, "epoch", epoch)
             rows.append([_number(record.get(c)) for c in EPOCH_COLUMNS])
             self.last_epoch = record
@@ -435,6 +471,7 @@ class RunData:
         """Refresh (cheaply), then a consistent snapshot for rendering."""
         self.refresh()
         with self._lock:
+            epochs, last, abandoned = _after_rewind(self.status, self.epochs.view(), self.last_epoch, self.abandoned)
             return RunView(
                 name=self.run.name,
                 path=self.path,
@@ -443,15 +480,16 @@ class RunData:
                 config=self.config,
                 status=self.status,
                 notice=next((n for n in self.notices.values() if n), None),
-                epochs=self.epochs.view(),
+                epochs=epochs,
                 batches=self.batches.view(),
                 events=list(self.events),
                 commands=list(self.commands),
                 answers=dict(self.answers),
-                last_epoch=self.last_epoch,
+                last_epoch=last,
                 malformed={name: t.tail.malformed for name, t in self._tails.items() if t.tail.malformed},
                 missing=self.missing,
                 records_read=self.records_read,
+                abandoned=abandoned,
             )
 
     def wait_for(self, predicate, timeout: float) -> bool:

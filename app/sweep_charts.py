@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from app.charts import log_ticks
 from app.sweep_data import SCORE, STEERABLE, SweepView, best_trial, exploits, steering_text
 
 #: Colour-blind-safe (Okabe–Ito) colours per trial state.
@@ -158,9 +159,17 @@ def parallel_coordinates_figure(view: SweepView) -> go.Figure:
         values, ticks = axis_values(view, param, names)
         dim = {"label": _axis_title(view, param).replace(" on a log scale", ", log"), "values": values}
         dim.update(ticks)
+        finite = [v for v in values if math.isfinite(v)]
+        if view.scale(param) == "int" and finite and not ticks:  # whole ticks on an integer axis, never 2.5
+            low, high = int(min(finite)), int(max(finite))
+            step = max(1, math.ceil((high - low) / 5))
+            dim.update(range=[low, max(high, low + 1)], tickvals=list(range(low, high + 1, step)), tickformat="d")
         dims.append(dim)
     scores = [view.trials[n][SCORE] for n in names]
-    dims.append({"label": "best val_accuracy", "values": scores})
+    score_dim = {"label": "best val_accuracy", "values": scores, "tickformat": ".2f"}
+    if scores:  # end labels at round values (0.85, not 0.85278)
+        score_dim["range"] = [math.floor(min(scores) * 100) / 100, math.ceil(max(scores) * 100) / 100]
+    dims.append(score_dim)
     fig = go.Figure(go.Parcoords(
         line={"color": scores, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": "score"}} if names else {},
         dimensions=dims,
@@ -192,6 +201,10 @@ def score_vs_param_figure(view: SweepView, param: str = "lr") -> go.Figure:
     scale = view.scale(param)
     log_axis = scale == "log" or (scale is None and param == "lr")
     fig.update_xaxes(title=_axis_title(view, param), type="log" if log_axis else "linear")
+    xs = [x for trace in fig.data for x in trace.x if isinstance(x, (int, float)) and x > 0]
+    if log_axis and xs:  # 1e-4 as on every other chart, never Plotly's "100μ"
+        values, texts = log_ticks(min(xs), max(xs))
+        fig.update_xaxes(tickvals=values, ticktext=texts)
     if scale == "log1m":
         # β near 1 on a reversed log axis of 1 - β: plot 1 - β, label it as β
         for trace in fig.data:
@@ -255,7 +268,9 @@ def histograms_figure(view: SweepView, bins: int = 12) -> go.Figure:
             _whole_counts(fig, max(heights, default=0), row, col)
             continue
         if scale == "int" and finite:
-            edges = np.arange(min(finite) - 0.5, max(finite) + 1.5, max(1, math.ceil((max(finite) - min(finite) + 1) / bins)))
+            step = max(1, math.ceil((max(finite) - min(finite) + 1) / bins))
+            count = math.ceil((max(finite) - min(finite) + 1) / step)  # the last bin holds the largest value
+            edges = min(finite) - 0.5 + step * np.arange(count + 1)
         elif finite:
             spec = view.space.get(param) or {}
             low, high = spec.get("min", min(finite)), spec.get("max", max(finite))

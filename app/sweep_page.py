@@ -92,10 +92,14 @@ def render_sweeps(runs_root: Path, *, on_babysit: Callable[[str], None] | None =
         st.info(f"No sweeps in `{where}` yet. Start one with "
                 f"`panda sweep --run-dir {where} --name my-sweep --trials 8 --parallel 2`.")
         return
+    # the address first; then the sweep this tab last showed (browser Back from a trial may come
+    # without the query string); then the newest
     wanted = st.query_params.get("sweep")
+    if wanted not in found:
+        wanted = st.session_state.get("sweep")
     chosen = st.sidebar.selectbox(f"Sweep ({len(found)}{f' in {runs_root.name}/' if presenter else ''})", found,
                                   index=found.index(wanted) if wanted in found else len(found) - 1)
-    st.query_params["sweep"] = chosen
+    st.query_params["sweep"] = st.session_state["sweep"] = chosen
     render_sweep(runs_root / chosen, runs_root=runs_root, on_babysit=on_babysit, steerer=steerer)
 
 
@@ -138,6 +142,7 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
         frame, hide_index=True, on_select="rerun", selection_mode="single-row", key=f"sweep-table-{view.name}",
         column_config={
             SCORE: st.column_config.ProgressColumn("best val accuracy", min_value=0.0, max_value=1.0, format="%.4f"),
+            "best_epoch": st.column_config.NumberColumn("best epoch", format="%d"),  # blank while running, not "None"
             "lr": st.column_config.NumberColumn("lr", format="%.3e", help="as the sweep sampled it"),
             "lr now": st.column_config.NumberColumn("lr now", format="%.3e", help="in force now, after decay and steering"),
             "steered": st.column_config.CheckboxColumn(

@@ -116,3 +116,18 @@ def test_rules_are_ordered_most_urgent_first_and_ignore_missing_values():
 def test_every_rule_says_nothing_on_no_records(rule):
     assert rule([], [], CTX) is None
     assert math.isfinite(advisor.EXPLODE_FACTOR)
+
+
+def test_a_converged_run_wobbling_at_98_percent_gets_no_advice():
+    """The issue's healthy Adam run: training loss near zero, validation loss wobbling around 0.075."""
+    train = [2.0, 0.5, 0.2, 0.1] + [0.012, 0.009, 0.013, 0.008, 0.014, 0.007, 0.012, 0.006, 0.011, 0.009]
+    val = [2.1, 0.6, 0.3, 0.15] + [0.078, 0.072, 0.081, 0.07, 0.079, 0.071, 0.08, 0.073, 0.082, 0.074]
+    run = records(train, val, accuracy=[0.99] * 14, val_accuracy=[0.978] * 14)
+    spread = batches([0.3, 0.2, 0.1, 0.05] + [0.004, 0.002, 0.006, 0.002, 0.007, 0.002, 0.006, 0.002, 0.006, 0.003])
+    for end in range(3, len(run) + 1):  # at every epoch's end, as the trainer asks
+        assert kinds(run[:end], [b for b in spread if b["epoch"] <= end]) == [], end
+    assert advisor.converged(run, CTX) and not advisor.converged(records([0.5, 0.4]), CTX)
+    # the same wobble on a loss far from converged is still bouncing, and a flat one a plateau
+    assert kinds(records([1.0, 0.6, 0.5, 0.56, 0.45, 0.52])) == ["bouncing"]
+    assert "plateau" in kinds(records([0.6] * 4 + [0.59] * 4, [0.7] * 8))
+    assert advisor.converged(run, Context(n_classes=None)) is False  # C unknown: judged as before

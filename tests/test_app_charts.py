@@ -140,3 +140,29 @@ def test_a_pbt_exploit_is_marked_in_both_trials(tmp_path):
     assert note.kind == "note" and "target adopts" in note.text
     table = journal.events_table(RunData(target.path, watch=False).view())
     assert "ckpt-00004 of" in table.to_string()
+
+
+def test_short_runs_tick_whole_epochs_and_a_narrow_accuracy_range_gets_a_decimal(tmp_path):
+    from app.data import RunData
+    from conftest_app import make_run
+
+    short = RunData(make_run(tmp_path, "short", epochs_done=3).path, watch=False).view()
+    assert charts.loss_figure(short).layout.xaxis.dtick == 1
+    long = RunData(make_run(tmp_path, "long", epochs_done=12).path, watch=False).view()
+    assert charts.loss_figure(long).layout.xaxis.dtick is None
+    assert charts.accuracy_figure(long).layout.yaxis.tickformat == ".0%"  # 0 % to 100 %: whole percents
+    run = make_run(tmp_path, "flat", epochs_done=12)
+    from trainer.rundir import append_jsonl
+    from conftest_app import epoch_record
+    run.metrics_path.write_text("")
+    append_jsonl(run.metrics_path, *[{**epoch_record(e), "accuracy": 0.10 + e / 1000, "val_accuracy": 0.11} for e in range(1, 13)])
+    flat = RunData(run.path, watch=False).view()
+    assert charts.accuracy_figure(flat).layout.yaxis.tickformat == ".1%"
+
+
+def test_every_marker_has_its_own_symbol_and_a_word_in_the_legend():
+    symbols = [kind.symbol for kind in charts.KINDS.values()]
+    assert len(set(symbols)) == len(symbols)  # stop is not pause's square, several is not a star
+    legend = charts.legend_markdown()
+    for word in ("pause", "stop", "checkpoint", "several at once"):
+        assert word in legend

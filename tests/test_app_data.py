@@ -166,3 +166,28 @@ def test_stopping_the_watcher_never_waits_under_the_readers_lock(run):
     shutil.rmtree(run.path)
     assert data.refresh(force=True) and data.view().missing and not data.watching
     assert stopped.wait(10) and got_lock == [True]
+
+
+def test_right_after_a_rewind_the_view_is_the_new_branch_and_the_dropped_epochs_are_abandoned(tmp_path):
+    """The status moves to epoch 5 (branch 1) before the new branch's first record: cards and charts follow it."""
+    from app import charts
+    from conftest_app import epoch_record, make_run
+    from trainer.rundir import append_jsonl
+
+    run = make_run(tmp_path, "demo", epochs_done=20, epochs=40)
+    fifth = run.read_metrics()[4]
+    status = run.read_status()
+    run.write_status({**status, "epoch": 5, "branch": 1, "last": fifth, "state": "paused"})
+    data = RunData(run.path, watch=False)
+    view = data.view()
+    assert list(view.epochs["epoch"]) == [1, 2, 3, 4, 5] and view.last_epoch["val_loss"] == fifth["val_loss"]
+    [dropped] = view.abandoned
+    assert list(dropped["epoch"]) == list(range(5, 21))  # from the branch point to the old newest epoch
+    names = [t.name for t in charts.loss_figure(view).data]
+    assert "abandoned branch" in names and names.count("abandoned branch") == 2  # train and validation
+    # the new branch's first record: the same abandoned branch, now cut for good
+    append_jsonl(run.metrics_path, {**epoch_record(6), "branch": 1, "val_loss": 0.5})
+    run.write_status({**status, "epoch": 6, "branch": 1, "state": "running"})
+    view = data.view()
+    assert list(view.epochs["epoch"]) == [1, 2, 3, 4, 5, 6] and view.last_epoch["val_loss"] == 0.5
+    assert [list(b["epoch"]) for b in view.abandoned] == [list(range(5, 21))]

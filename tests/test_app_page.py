@@ -65,11 +65,11 @@ def _sidebar_text(at: AppTest) -> str:
     return "\n".join(m.value for m in at.sidebar.markdown)
 
 
-def _add_checkpoint(run: RunDir, name: str, epoch: int) -> None:
+def _add_checkpoint(run: RunDir, name: str, epoch: int, reason: str = "epoch") -> None:
     folder = run.checkpoints_path / name
     folder.mkdir()
     atomic_write_json(folder / "meta.json", {"seq": epoch, "epoch": epoch, "step": epoch * 20, "branch": 0,
-                                             "reason": "epoch", "time": time.time(), "hparams": HPARAMS, "metrics": None})
+                                             "reason": reason, "time": time.time(), "hparams": HPARAMS, "metrics": None})
 
 
 def test_page_shows_the_run_charts_and_status_from_the_run_directory(tmp_path, open_app):
@@ -81,7 +81,7 @@ def test_page_shows_the_run_charts_and_status_from_the_run_directory(tmp_path, o
     np.testing.assert_allclose(_values(train["y"]), [r["loss"] for r in run.read_metrics()])
     assert charts["Learning rate α"]["layout"]["yaxis"]["type"] == "log"
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Epoch"] == "12 / 40" and metrics["Learning rate α"] == "0.003"
+    assert metrics["Epoch"] == "12/40" and metrics["Learning rate α"] == "0.003"
     assert at.get("progress")[0].value == 30  # percent
     assert "running" in at.main.markdown[0].value
 
@@ -228,7 +228,7 @@ def test_malformed_records_are_skipped_and_counted_in_a_warning(tmp_path, open_a
     at = open_app()
     (warning,) = [w for w in at.warning if "malformed" in w.value]
     assert "Skipped 2 malformed" in warning.value and "metrics.jsonl: 1" in warning.value
-    assert {m.label: m.value for m in at.metric}["Epoch"] == "10 / 30"
+    assert {m.label: m.value for m in at.metric}["Epoch"] == "10/30"
 
 
 def test_a_run_folder_deleted_while_open_does_not_crash_the_page(tmp_path, open_app):
@@ -284,3 +284,29 @@ def test_the_start_form_launches_a_background_trainer(tmp_path, open_app):
     assert wait_until(lambda: (run.read_status() or {}).get("state") == "finished", timeout=90)
     at.run()
     assert "from-form" in at.main.markdown[0].value and not status.get("message")
+
+
+@pytest.mark.parametrize("done, planned, more", [(30, 30, 20), (6, 30, 24)])
+def test_a_finished_run_offers_continue_through_the_launch_path(tmp_path, open_app, monkeypatch, done, planned, more):
+    """Completed (another 20 epochs) or stopped (the epochs it planned): one click, `panda train --resume`."""
+    from app import launch
+
+    started = []
+
+    class Process:
+        pid = 4242
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(launch, "_spawn", lambda command, log_path: started.append(command) or Process())
+    run = make_run(tmp_path, "done", epochs_done=done, epochs=planned, state="finished")
+    write_status(run, state="finished", epoch=done, epochs=planned, message="completed" if done == planned else "stopped")
+    at = open_app()
+    button = at.button(key="resume-done")
+    assert button.label == f"Continue this run ({more} more epochs)" and not button.disabled
+    button.click().run()
+    assert not at.exception
+    [command] = started
+    assert command[command.index("--resume") + 1] == str(run.path)
+    assert command[command.index("--epochs") + 1] == str(done + more)

@@ -60,7 +60,11 @@ def test_rewind_offers_the_newest_checkpoint_by_epoch_and_says_what_it_drops(tmp
     box = at.sidebar.selectbox(key="rewind-demo")
     assert box.value == "ckpt-00010" and box.options[0] == "epoch 10 · ckpt-00010"
     assert any("drops epochs 11–12 (2 epochs)" in c.value for c in at.sidebar.caption)
-    _add_checkpoint(run, "ckpt-00012", 12)  # a newer one arrives: the selection follows it
+    _add_checkpoint(run, "ckpt-00011", 11)  # a rolling one (pruned soon): not offered while the run trains
+    at.run()
+    assert not any("ckpt-00011" in option for option in at.sidebar.selectbox(key="rewind-demo").options)
+    assert any("ckpt-00010" in option for option in at.sidebar.selectbox(key="rewind-demo").options)
+    _add_checkpoint(run, "ckpt-00012", 12, reason="command")  # a newer kept one arrives: the selection follows it
     at.run()
     assert at.sidebar.selectbox(key="rewind-demo").value == "ckpt-00012"
     assert not any("drops" in c.value for c in at.sidebar.caption)
@@ -119,3 +123,13 @@ def test_compare_starts_from_the_run_and_its_sweep_siblings_on_a_log_axis(tmp_pa
     at.multiselect(key=key).set_value(["s1/t2"]).run()
     at.text_input(key="compare_filter").input("t3").run()
     assert set(at.multiselect(key=key).options) == {"s1/t3", "s1/t2"}  # the filter, and what stays picked
+    at.multiselect(key=key).set_value(["s1/t2", "s1/t3"]).run()
+
+    def compared():
+        return next(s for s in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+                    if " — " in s["layout"]["title"]["text"])
+
+    assert [t["name"] for t in compared()["data"]] == ["s1/t3"]  # the filter narrows the chart too
+    assert compared()["layout"]["title"]["text"].endswith("— 1 run")
+    at.selectbox(key="compare_metric").set_value("val_accuracy").run()
+    assert at.toggle(key="compare_log").disabled and compared()["layout"]["yaxis"]["type"] == "linear"

@@ -17,11 +17,11 @@ from trainer.search.sweepdir import SweepDir
 SPACE = ["lr=log:1e-4:1", "beta=log1m:0.9:0.999", "units=int:50:100", "optimizer=choice:sgd,adam", "decay=none"]
 
 
-def make_sweep(root: Path, n: int = 24, epochs: int = 4, running: int = 0) -> SweepDir:
+def make_sweep(root: Path, n: int = 24, epochs: int = 4, running: int = 0, name: str = "s1") -> SweepDir:
     """A finished sweep of ``n`` trials (the last ``running`` still running), with curves."""
     space = parse_param_args(SPACE)
-    sweep = SweepDir(root / "s1").create()
-    sweep.write_spec({"name": "s1", "seed": 0, "sampler": "random", "space": space.to_json(), "param_order": list(space),
+    sweep = SweepDir(root / name).create()
+    sweep.write_spec({"name": name, "seed": 0, "sampler": "random", "space": space.to_json(), "param_order": list(space),
                       "settings": SweepSettings(trials=n, epochs=epochs).to_json(),
                       "rounds": [{"round": 1, "space": space.to_json(), "around": []}], "state": "running" if running else "finished"})
     for i, params in enumerate(RandomSampler(0).sample(space, n), start=1):
@@ -425,3 +425,31 @@ def test_a_viewer_sees_pbt_proposals_but_writes_nothing(tmp_path):
     with pytest.raises(NotPresenter, match="outside the run directory"):
         Steerer(tmp_path / "elsewhere", True).decide_pbt(sweep.path, "p-0001", "vetoed")
     assert decisions(sweep) == []
+
+
+def test_an_integer_histogram_counts_every_trial(tmp_path):
+    """The bins of an integer parameter reach its largest value (97 and 99 once fell past the last bin)."""
+    for n in (6, 13, 40):
+        view = sweep_data.load_sweep(make_sweep(tmp_path / str(n), n=n, epochs=1).path)
+        values = [view.value(name, "units") for name in view.trials]
+        for bins in (3, 4, 12):
+            units = sweep_charts.histograms_figure(view, bins=bins).data[2]
+            assert sum(units.y) == n, (n, bins, values)
+            edges_high = max(units.x) + max(units.width) / 0.95 / 2
+            assert edges_high >= max(values) + 0.5 - 1e-9
+
+
+def test_score_against_lr_writes_powers_of_ten_as_every_chart_does(tmp_path):
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=12).path)
+    axis = sweep_charts.score_vs_param_figure(view, "lr").layout.xaxis
+    assert axis.ticktext and all("μ" not in t for t in axis.ticktext)
+    assert any(re_text in axis.ticktext for re_text in ("1e-3", "1e-2", "1e-1"))
+
+
+def test_parallel_coordinates_tick_integers_whole_and_round_the_score_ends(tmp_path):
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=12).path)
+    dims = sweep_charts.parallel_coordinates_figure(view).data[0].dimensions
+    units = dims[2]
+    assert all(float(t).is_integer() for t in units.tickvals) and units.tickformat == "d"
+    score = dims[-1]
+    assert all(round(end, 2) == end for end in score.range) and score.range[0] <= min(score.values) <= max(score.values) <= score.range[1]

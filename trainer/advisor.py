@@ -30,6 +30,11 @@ plateau        the validation loss flat: none of the last ``PLATEAU_EPOCHS`` (5)
                (Keras's ReduceLROnPlateau with patience 5, min_delta 2 %)
 =============  =====================================================================  ==========
 
+Bouncing and plateau say nothing once the run has *converged*: its training loss is at most
+``CONVERGED_LOSS`` (5 %) of ln C (a mean probability of about 89 % on the right class for 10
+classes). There a loss's wobbles are noise, and advice on a run at 98 % is a false alarm
+(``bench/advisor_alarms.py`` measures the rate on the demo scenarios' healthy runs).
+
 >>> flat = [{"epoch": e, "loss": 0.30, "val_loss": 0.40, "accuracy": 0.9, "val_accuracy": 0.88,
 ...          "grad_norm": 1.0, "lr": 0.01} for e in range(1, 8)]
 >>> [a.kind for a in advise(flat, [], Context(n_classes=10))]
@@ -63,6 +68,8 @@ PLATEAU_TOL = 0.02
 PLATEAU_EPOCHS = 5
 #: Overfitting: the train–validation gap widening in each of this many epochs.
 OVERFIT_EPOCHS = 4
+#: Converged: the training loss at or below this fraction of ln C (bouncing and plateau keep quiet).
+CONVERGED_LOSS = 0.05
 #: Learning rates at or above which a run stuck at chance is told to go *down* (per optimizer).
 HIGH_LR = {"sgd": 1.0, "momentum": 0.3, "rmsprop": 0.03, "adam": 0.03}
 
@@ -125,6 +132,17 @@ def not_learning(loss: Sequence[float], accuracy: Sequence[float], n_classes: in
             f"({chance:.0%}) for {epochs} epochs")
 
 
+def converged(epochs: Sequence[dict], ctx: Context) -> bool:
+    """Whether the newest epoch's training loss is at most ``CONVERGED_LOSS`` × ln C (C known, ≥ 2).
+
+    >>> converged([{"loss": 0.05}], Context(n_classes=10)), converged([{"loss": 0.5}], Context(n_classes=10))
+    (True, False)
+    """
+    loss = epochs[-1].get("loss") if epochs else None
+    return (isinstance(ctx.n_classes, int) and ctx.n_classes >= 2 and _num(loss)
+            and loss <= CONVERGED_LOSS * math.log(ctx.n_classes))
+
+
 # --------------------------------------------------------------------------- the rules
 
 
@@ -178,7 +196,7 @@ def _bounces(series: list[float]) -> int:
 
 def bouncing(epochs: Sequence[dict], batches: Sequence[dict], ctx: Context) -> Advice | None:
     loss = _series(epochs, "loss")
-    if loss is None or len(loss) < 3:
+    if loss is None or len(loss) < 3 or converged(epochs, ctx):
         return None
     for name, series in (("training", loss), ("validation", _series(epochs, "val_loss"))):
         rises = _bounces(series) if series else 0
@@ -208,7 +226,7 @@ def overfitting(epochs: Sequence[dict], batches: Sequence[dict], ctx: Context) -
 
 def plateau(epochs: Sequence[dict], batches: Sequence[dict], ctx: Context) -> Advice | None:
     val = _series(epochs, "val_loss")
-    if val is None or len(val) < PLATEAU_EPOCHS + 1:
+    if val is None or len(val) < PLATEAU_EPOCHS + 1 or converged(epochs, ctx):
         return None
     best_before, recent = min(val[:-PLATEAU_EPOCHS]), val[-PLATEAU_EPOCHS:]
     if min(recent) < (1 - PLATEAU_TOL) * best_before:
@@ -239,4 +257,4 @@ def advise(epochs: Sequence[dict], batches: Sequence[dict], ctx: Context) -> lis
     return out
 
 
-__all__ = ["Advice", "Context", "RULES", "advise", "not_learning"]
+__all__ = ["Advice", "Context", "RULES", "advise", "converged", "not_learning"]

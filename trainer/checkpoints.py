@@ -19,7 +19,8 @@ from typing import Callable
 import tensorflow as tf
 
 from trainer.rundir import (
-    CHECKPOINT_META, CheckpointError, RunDir, _fsync_dir, atomic_write_json, check_checkpoint_files, now, read_json,
+    CHECKPOINT_META, CheckpointError, RunDir, _fsync_dir, atomic_write_json, check_checkpoint_files, kept_for_good, now,
+    read_json,
 )
 from trainer.records import checkpoint_meta
 
@@ -226,7 +227,7 @@ class CheckpointStore:
         newest = {m["name"] for m in epoch_ones[-KEEP_LAST:]}
         removed = []
         for meta in epoch_ones:
-            if meta["name"] in newest or meta["epoch"] % keep_every == 0:
+            if meta["name"] in newest or kept_for_good(meta, keep_every):
                 continue
             doomed = self.folder / f".del-{meta['name']}"
             os.rename(meta["path"], doomed)

@@ -145,10 +145,12 @@ def trainer_argv(run_dir: Path | str, name: str, config: TrainConfig, *, quiet: 
     return [*(TRAINER_PROGRAM if program is None else program), *argv]
 
 
-def resume_argv(run_path: Path | str, *, quiet: bool = True, program: tuple[str, ...] | None = None) -> list[str]:
-    """The command line that continues the run at ``run_path`` from its newest checkpoint."""
+def resume_argv(run_path: Path | str, *, quiet: bool = True, program: tuple[str, ...] | None = None,
+                epochs: int | None = None) -> list[str]:
+    """The command line that continues the run at ``run_path`` from its newest checkpoint
+    (to ``epochs`` epochs in all when given, e.g. more than a completed run planned)."""
     return [*(TRAINER_PROGRAM if program is None else program), "train", "--resume", str(run_path),
-            *(["--quiet"] if quiet else [])]
+            *(["--epochs", str(int(epochs))] if epochs is not None else []), *(["--quiet"] if quiet else [])]
 
 
 __all__ = ["TrainConfig", "RUN_OPTIONS", "RUN_DEFAULTS", "TRAINER_PROGRAM", "MODELS", "OptionError", "add_train_flags",

@@ -243,6 +243,21 @@ def current_line(metrics: list[dict]) -> list[dict]:
     return line
 
 
+def kept_for_good(meta: dict, keep_every: int) -> bool:
+    """Whether checkpoint ``meta`` outlives the pruning of rolling ones (the rule of ``CheckpointStore.prune``).
+
+    Only end-of-epoch checkpoints are pruned: every ``keep_every``-th epoch's stays, the others only
+    while they are among the newest few. A page offers the kept ones while the run trains.
+
+    >>> kept_for_good({"reason": "epoch", "epoch": 10}, 5), kept_for_good({"reason": "epoch", "epoch": 12}, 5)
+    (True, False)
+    >>> kept_for_good({"reason": "command", "epoch": 12}, 5)
+    True
+    """
+    epoch = meta.get("epoch")
+    return meta.get("reason") != "epoch" or (isinstance(epoch, int) and epoch % max(int(keep_every), 1) == 0)
+
+
 def kept_before(keys: Sequence[float], key: float) -> int:
     """The rewind rule: a record replaces every earlier record of the same or a later key.
 
