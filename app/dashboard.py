@@ -13,6 +13,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from app import settings as app_settings
+from app.settings import COMPACT
 from app.auth import PRESENTER_COOKIE, Access, OneTimeCode, PresenterKeys, presenter_secrets
 from app.data import RunStore
 from app.lessons_page import render_lessons
@@ -88,4 +89,5 @@ def lessons_view() -> None:
 run_page = st.Page(run_view, title="Run", icon=":material/monitoring:", url_path="run", default=True)
 pages = [run_page, st.Page(sweep_view, title="Sweeps", icon=":material/grid_view:", url_path="sweeps"),
          st.Page(lessons_view, title="Lessons", icon=":material/school:", url_path="lessons")]
-st.navigation(pages, position="sidebar").run()
+# ?compact (the notebook's embedded page): the run's charts and Steer panel, no page links
+st.navigation(pages, position="hidden" if COMPACT in st.query_params else "sidebar").run()

@@ -22,6 +22,7 @@ from app import charts, controls, journal, progress, projector, run_controls
 from app.auth import Access
 from app.controls import NotPresenter, Steerer
 from app.compare import compare_view
+from app.settings import COMPACT
 from app.shared import shared
 from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, read_only, rewind_notes, rewind_panel
 from app.data import RunStore, RunView
@@ -404,9 +405,10 @@ def live_view(ctx: Context) -> None:
 def render(ctx: Context) -> None:
     if ctx.access.needs_token and not ctx.can_steer and "presenter" not in st.query_params:
         return projector.render(ctx.store)  # a viewer: the projected page (?presenter shows the token box)
+    compact = COMPACT in st.query_params
     with st.sidebar:
         st.markdown("## :material/monitor_heart: Panda")
-        if ctx.can_steer:  # a viewer with ?presenter sees no paths
+        if ctx.can_steer and not compact:  # a viewer with ?presenter sees no paths
             st.caption(f"Run directory `{ctx.store.root}`")
         # each fragment in a container of its own: one whose output grows or shrinks (a note that comes
         # and goes) never moves the next, so a rerun never leaves a stale copy of a button beside it
@@ -418,8 +420,9 @@ def render(ctx: Context) -> None:
         for panel in (controls_panel, rewind_panel, rewind_notes, explore_panel, answers_panel):
             with st.container():
                 panel(ctx)
-        with st.expander("Start a new run", icon=":material/add_circle:", expanded=False):
-            new_run_form(ctx, key="sidebar-new")
+        if not compact:
+            with st.expander("Start a new run", icon=":material/add_circle:", expanded=False):
+                new_run_form(ctx, key="sidebar-new")
 
     if not ctx.store.runs() and not ctx.store.launches and not st.session_state.get("run"):
         st.markdown("# Panda")
@@ -432,8 +435,9 @@ def render(ctx: Context) -> None:
         return
 
     live_view(ctx)
-    with st.expander("Compare runs", icon=":material/stacked_line_chart:"):
-        compare_view(ctx)
+    if not compact:
+        with st.expander("Compare runs", icon=":material/stacked_line_chart:"):
+            compare_view(ctx)
 
 
 def _take_token() -> None:

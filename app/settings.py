@@ -12,6 +12,10 @@ from pathlib import Path
 from app.auth import ENV_CODE, ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN
 from app.share import ENV_VIEW_URL
 
+#: The page's query parameter for its compact form (a notebook's cell): the run's charts and its Steer
+#: panel, without the page links, the run directory, "Start a new run" and "Compare runs".
+COMPACT = "compact"
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -310,3 +310,18 @@ def test_a_finished_run_offers_continue_through_the_launch_path(tmp_path, open_a
     [command] = started
     assert command[command.index("--resume") + 1] == str(run.path)
     assert command[command.index("--epochs") + 1] == str(done + more)
+
+
+def test_the_compact_page_shows_the_run_and_its_steering_without_the_rest(tmp_path, open_app):
+    """?compact (a notebook's cell): the charts and the Steer panel; no run directory, new-run form or Compare."""
+    make_run(tmp_path, "demo", epochs_done=3, epochs=10)
+    full = open_app()
+    compact = open_app(query={"compact": "1", "run": "demo"})
+    for at in (full, compact):
+        assert {m.label for m in at.metric} >= {"Epoch"}
+        assert any(b.label == "Pause" for b in at.sidebar.button)  # the Steer panel is there
+    expanders = lambda at: {e.label for e in at.get("expander")}  # noqa: E731
+    assert {"Start a new run", "Compare runs"} <= expanders(full)
+    assert not {"Start a new run", "Compare runs"} & expanders(compact)
+    assert str(tmp_path) in "\n".join(c.value for c in full.sidebar.caption)
+    assert str(tmp_path) not in "\n".join(c.value for c in compact.sidebar.caption)

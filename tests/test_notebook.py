@@ -67,14 +67,14 @@ def test_show_and_the_magic_embed_one_loopback_server_that_goes_with_the_kernel(
         shown, magic = (html_outputs(cell) for cell in nb.cells)
         assert len(shown) == 1 and len(magic) == 1, [c.outputs for c in nb.cells]
         url, port = IFRAME.search(shown[0]).groups()
-        assert url == f"http://127.0.0.1:{port}/?run=tiny&amp;embed=true"  # the run's compact page
+        assert url == f"http://127.0.0.1:{port}/?run=tiny&amp;embed=true&amp;compact=1"  # the run's compact page
         assert 'width="100%"' in shown[0] and 'height="800"' in shown[0]
         port = int(port)
         assert healthy(port)
         assert IFRAME.search(magic[0]).group(2) == str(port), "the magic started a second server"
         assert 'height="500"' in magic[0]
         plain = [o["data"]["text/plain"] for o in nb.cells[0].outputs if "text/plain" in o.get("data", {})]
-        assert plain == [f"Panda dashboard for {runs}: http://127.0.0.1:{port}/?run=tiny&embed=true"]
+        assert plain == [f"Panda dashboard for {runs}: http://127.0.0.1:{port}/?run=tiny&embed=true&compact=1"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
             assert page.status == 200 and b"<title>" in page.read()
     assert wait_until(lambda: not listening(port), timeout=30), f"port {port} still listens after the kernel shut down"

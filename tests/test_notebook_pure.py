@@ -44,7 +44,7 @@ def test_any_run_name_stays_one_query_value_inside_one_iframe(name):
     parser.feed(frame._repr_html_())
     assert len(parser.srcs) == 1 and parser.srcs[0] == f"http://127.0.0.1:8501{path}"
     query = parse_qs(urlsplit(parser.srcs[0]).query, keep_blank_values=True, errors="strict")
-    assert query.pop("embed") == ["true"]
+    assert query.pop("embed") == ["true"] and query.pop("compact") == ["1"]
     try:
         assert query == {"run": [name.encode("utf-8").decode("utf-8")]}
     except UnicodeEncodeError:  # lone surrogates: no such name in a URL, the page picks the run
@@ -89,7 +89,7 @@ def test_a_terminal_gets_the_link_and_colab_the_proxy_of_the_same_server(tmp_pat
         notebook.show(tmp_path / "tiny")
         (root, server), = notebook.servers().items()
         assert root == tmp_path.resolve()
-        link = f"http://127.0.0.1:{server.port}/?run=tiny&embed=true"
+        link = f"http://127.0.0.1:{server.port}/?run=tiny&embed=true&compact=1"
         assert capsys.readouterr().out.strip() == f"Panda dashboard for {root}: {link}"
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/_stcore/health", timeout=5) as r:
             assert r.read() == b"ok"
@@ -98,7 +98,8 @@ def test_a_terminal_gets_the_link_and_colab_the_proxy_of_the_same_server(tmp_pat
         notebook.show(tmp_path, run="tiny", height=321)
         notebook.show(tmp_path / "tiny", height=400)
         assert notebook.servers() == {root: server}  # still the one server
-        assert calls == [(server.port, "/?run=tiny&embed=true", 321), (server.port, "/?run=tiny&embed=true", 400)]
+        page = "/?run=tiny&embed=true&compact=1"
+        assert calls == [(server.port, page, 321), (server.port, page, 400)]
         assert capsys.readouterr().out == ""  # the proxy displays the page; nothing printed
     finally:
         assert notebook.stop() == 1

@@ -1,7 +1,8 @@
 """Where the page goes: an iframe in the cell, Colab's port proxy, or a plain link.
 
 The page embedded is the single-run view of the run asked for (``?run=NAME``) in Streamlit's
-embed mode (``?embed=true``: no header, toolbar or footer), its Steer panel in the sidebar.
+embed mode (``?embed=true``: no header, toolbar or footer) and Panda's compact mode (``?compact``:
+no page links, run directory, "Start a new run" or "Compare runs"), its Steer panel in the sidebar.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from trainer.rundir import CONFIG
+
+from app.settings import COMPACT
 
 from app.notebook.server import HOST, START_TIMEOUT, serve
 
@@ -26,15 +29,15 @@ def page_path(run: str | None) -> str:
     A name that is no UTF-8 text (lone surrogates) cannot travel in a URL: the page then picks.
 
     >>> page_path("my run&co")
-    '/?run=my+run%26co&embed=true'
+    '/?run=my+run%26co&embed=true&compact=1'
     >>> page_path(chr(0xDCFF)), page_path(None)
-    ('/?embed=true', '/?embed=true')
+    ('/?embed=true&compact=1', '/?embed=true&compact=1')
     """
     try:
         query = {"run": run.encode("utf-8").decode("utf-8")} if run else {}
     except UnicodeEncodeError:
         query = {}
-    return "/?" + urlencode({**query, "embed": "true"})
+    return "/?" + urlencode({**query, "embed": "true", COMPACT: "1"})
 
 
 def locate(path: Path | str, run: str | None = None) -> tuple[Path, str | None]:
