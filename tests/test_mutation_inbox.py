@@ -183,3 +183,60 @@ def test_only_the_commands_file_wakes_the_inbox(tmp_path):
         assert item.step == 2, "a notice of another file stamped the command"
     finally:
         inbox.stop()
+
+
+def test_client_text_is_read_raw_so_a_lone_surrogate_reaches_validation(tmp_path):
+    run = make_run(tmp_path)
+    write_line(run, '{"id": "s", "cmd": "pause", "note": "\\udfff"}')
+    [item] = CommandInbox(run, lambda: 0).drain()
+    assert item.record == {"id": "s", "cmd": "pause", "note": "\udfff"}, "not scrubbed into U+FFFD"
+
+
+def test_a_line_over_the_limit_is_delivered_with_its_problem_and_a_normal_one_without(tmp_path):
+    from trainer.inbox import TOO_LONG
+    from trainer.rundir import MAX_LINE_BYTES
+    run = make_run(tmp_path)
+    write_line(run, '{"id": "ok", "cmd": "pause"}')
+    write_line(run, '"' + "x" * MAX_LINE_BYTES + '"')
+    items = CommandInbox(run, lambda: 0).drain()
+    assert [(i.line, i.record, i.problem) for i in items] == [(1, {"id": "ok", "cmd": "pause"}, None),
+                                                             (2, None, TOO_LONG)]
+
+
+def replace_file(run: RunDir, *records: dict) -> None:
+    """An editor's save: a new file (a new inode) renamed over commands.jsonl."""
+    new = run.commands_path.with_name("commands.new")
+    append_jsonl(new, *records)
+    new.replace(run.commands_path)
+
+
+def test_after_a_replace_no_line_or_id_delivered_or_answered_before_is_delivered_again(tmp_path):
+    run = make_run(tmp_path)
+    append_jsonl(run.commands_path, {"id": "old", "cmd": "pause"}, {"id": "b", "cmd": "pause"}, {"cmd": "no id"})
+    inbox = CommandInbox(run, lambda: 0, answered={(1, "old")})
+    assert [(i.line, i.id) for i in inbox.drain()] == [(2, "b"), (3, None)]
+    # the same lines at new places, an answered id, a delivered id, and one new id
+    replace_file(run, {"id": "b", "cmd": "pause"}, {"id": "old", "cmd": "pause"}, {"cmd": "no id"},
+                 {"id": "new", "cmd": "resume"})
+    assert [(i.line, i.id) for i in inbox.drain()] == [(4, "new")]
+    assert inbox.drain() == []
+
+
+def test_before_any_replace_a_repeated_id_is_delivered_to_be_rejected(tmp_path):
+    run = make_run(tmp_path)
+    append_jsonl(run.commands_path, {"id": "a", "cmd": "pause"})
+    inbox = CommandInbox(run, lambda: 0, answered={(1, "a")})
+    assert inbox.drain() == []
+    append_jsonl(run.commands_path, {"id": "a", "cmd": "pause"})
+    assert [(i.line, i.id) for i in inbox.drain()] == [(2, "a")]
+
+
+def test_a_second_replace_still_skips_what_was_delivered(tmp_path):
+    run = make_run(tmp_path)
+    append_jsonl(run.commands_path, {"id": "a", "cmd": "pause"})
+    inbox = CommandInbox(run, lambda: 0)
+    assert [i.id for i in inbox.drain()] == ["a"]
+    replace_file(run, {"id": "x", "cmd": "pause"})
+    assert [i.id for i in inbox.drain()] == ["x"]
+    replace_file(run, {"id": "y", "cmd": "pause"}, {"id": "a", "cmd": "pause"}, {"id": "x", "cmd": "pause"})
+    assert [(i.line, i.id) for i in inbox.drain()] == [(1, "y")]

@@ -6,8 +6,10 @@ tests/test_hostile_pure.py fuzzes them for "never raises"; this file pins what t
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import sys
 
 import pytest
 
@@ -168,3 +170,116 @@ def test_a_huge_integer_is_previewed_by_its_size():
 def test_strict_json():
     assert _strict({"a": [1, 2.5]}) == '{"a":[1,2.5]}'
     assert _strict(float("nan")) is None and _strict({1, 2}) is None and _strict(lists(100_000)) is None
+
+
+# --- decoding, the recovery's work cap ------------------------------------------------------------
+
+def test_a_line_is_read_from_text_or_bytes_without_an_editors_byte_order_mark():
+    assert parse_line('{"id": "a"}') == [{"id": "a"}]
+    assert parse_line(b'\xef\xbb\xbf{"id": "a"}') == [{"id": "a"}]
+    assert parse_line('\ufeff{"id": "a"}') == [{"id": "a"}]
+    assert parse_line(b'{"id": "\xff"}') == [{"id": "\udcff"}], "bytes that are not UTF-8 become lone surrogates"
+
+
+def recovery_cost(text: str) -> int:
+    """What the recovery of ``text``'s last object decodes at most: every try from a later '{' to its start."""
+    return sum(len(text) - i for i, c in enumerate(text) if c == "{" and i > 0)
+
+
+def test_the_recovery_work_cap_is_inclusive():
+    """A few failed tries from braces far from the end cost more than the line's length each."""
+    from trainer.jsonsafe import RECOVERY_WORK_FACTOR
+    for tail in range(400, 420):  # a tail that makes the cost a multiple of the factor
+        body = '{"p": "' + "{" * 8 + '", "q": "' + "x" * tail + '"}'
+        cost = recovery_cost("g" + body)
+        if cost % RECOVERY_WORK_FACTOR == 0:
+            break
+    garbage = cost // RECOVERY_WORK_FACTOR - len(body)  # exactly the budget: the last try is allowed
+    assert garbage > 1 and recovery_cost("g" * garbage + body) == RECOVERY_WORK_FACTOR * (garbage + len(body))
+    assert parse_line("g" * garbage + body) == [None, json.loads(body)]
+    assert parse_line("g" * (garbage - 1) + body) == [None], "one character shorter: the budget is spent"
+
+
+# --- text: safe_text, scrub, find_surrogate, terminal_text, say ------------------------------------
+
+def test_safe_text_escapes_only_lone_surrogates():
+    from trainer.jsonsafe import safe_text
+    assert safe_text("ok α 😀") == "ok α 😀"
+    assert safe_text("a\udfffb\ud800") == "a\\udfffb\\ud800"
+
+
+def test_scrub_cleans_strings_and_keys_at_every_depth_and_keeps_other_keys():
+    from trainer.jsonsafe import scrub
+    assert scrub("x\udfff") == "x\\udfff"
+    value = [["\udfff", {"k": ["\ud800"]}], {"a": {"b\udfff": "c\udfff"}}, 1, None]
+    assert scrub(value) is value and value == [["\\udfff", {"k": ["\\ud800"]}], {"a": {"b\\udfff": "c\\udfff"}}, 1, None]
+    assert scrub({1: "\udfff", "k\udfff": 2, None: "ok"}) == {1: "\\udfff", "k\\udfff": 2, None: "ok"}
+    assert scrub({1: "a", 2.5: ["b"]}) == {1: "a", 2.5: ["b"]}
+
+
+def test_find_surrogate_says_where():
+    from trainer.jsonsafe import find_surrogate
+    assert find_surrogate("ok") is None and find_surrogate({"a": [1, "b", {"c": None}]}) is None
+    assert find_surrogate("\udfff") == "the text"
+    assert find_surrogate({"k\udfff": 1}) == "a key of the object"
+    assert find_surrogate({"value": "\udfff"}) == '"value"'
+    assert find_surrogate({"a": {"b": ["x", "\udfff"]}}) == '"a" → "b" → [1]'
+    assert find_surrogate(["x", {"k\ud800": 1}]) == "a key of [1]"
+    assert find_surrogate({"a": {"k\ud800": 1}}) == 'a key of "a"'
+    assert find_surrogate({7: "\udfff"}) == '"7"', "a key that is not a string is named by its text"
+    assert find_surrogate({"x" * 50: "\udfff"}) == '"' + "x" * 39, "a long key is cut at 40 characters"
+
+
+def test_terminal_text_escapes_only_what_is_unprintable():
+    from trainer.jsonsafe import terminal_text
+    assert terminal_text("plain α") == "plain α"
+    assert terminal_text("α\x1b[2J\udfff\n") == "α\\x1b[2J\\udfff\\n"
+
+
+class Sink:
+    """A stream without an encoding attribute that counts its flushes."""
+
+    def __init__(self):
+        self.text, self.flushes = "", 0
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        self.flushes += 1
+
+
+def ascii_stream():
+    raw = io.BytesIO()
+    return raw, io.TextIOWrapper(raw, encoding="ascii")
+
+
+def test_say_prints_one_escaped_line_in_the_streams_encoding_and_flushes():
+    from trainer.jsonsafe import say
+    buf = io.StringIO()  # its encoding is None: UTF-8
+    say("α\x1b", file=buf)
+    assert buf.getvalue() == "α\\x1b\n"
+    raw, stream = ascii_stream()
+    say("α ok", file=stream)
+    assert raw.getvalue() == b"\\u03b1 ok\n", "flushed at once, α as its escape"
+    sink = Sink()
+    say("α", file=sink)
+    assert sink.text == "α\n" and sink.flushes == 1
+
+
+def test_say_defaults_to_stdout_in_its_encoding(monkeypatch):
+    from trainer.jsonsafe import say
+    raw, stream = ascii_stream()
+    monkeypatch.setattr(sys, "stdout", stream)
+    say("α")
+    assert raw.getvalue() == b"\\u03b1\n"
+
+
+def test_say_drops_the_line_on_a_closed_stream():
+    from trainer.jsonsafe import say
+    buf = io.StringIO()
+    buf.close()
+    say("x", file=buf)  # no error: the line is lost, the caller goes on
+    raw, stream = ascii_stream()
+    stream.close()
+    say("x", file=stream)

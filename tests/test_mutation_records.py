@@ -118,3 +118,33 @@ def test_answers_are_applied_or_rejected_events_only():
     for other in ({"event": "started"}, {"event": "APPLIED"}, {}, None, "applied", {"event": ["applied"]}):
         assert Answer.from_json(other) is None
     assert Answer("applied ").applied is False
+
+
+def test_the_typed_readers_keep_their_type_and_refuse_others():
+    from trainer.records import flag, obj, real, string, strings, whole, wholes
+    assert flag(True) is True and flag(False) is False
+    assert [flag(v) for v in (1, 0, "true", None, [])] == [None] * 5
+    assert obj({"a": 1}) == {"a": 1} and obj({}) == {}
+    assert [obj(v) for v in ([1], "x", 1, None)] == [None] * 4
+    assert real(3) == 3.0 and type(real(3)) is float and real(-0.5) == -0.5 and real(0) == 0.0
+    assert [real(v) for v in (float("nan"), True, "1", None, 2 ** 63)] == [None] * 5
+    assert whole(2 ** 63 - 1) == 2 ** 63 - 1 and whole(0) == 0
+    assert [whole(v) for v in (2 ** 63, -(2 ** 63), 1.0, True, "1", None)] == [None] * 6
+    assert string("ok") == "ok" and string("") == "" and string("\udfff") is None and string(1) is None
+    assert strings(["a", "b"]) == ["a", "b"] and strings([]) == []
+    assert strings(["a", "\udfff"]) is None and strings(["a", 1]) is None and strings("ab") is None
+    assert wholes([1, None, 3]) == [1, None, 3] and wholes([]) == [] and wholes([None]) == [None]
+    assert wholes([1, 2 ** 63]) is None and wholes([1.5]) is None and wholes([True]) is None
+    assert wholes("12") is None
+
+
+def test_checkpoint_meta_fills_its_defaults_and_keeps_what_was_written():
+    from trainer.records import checkpoint_meta
+    assert checkpoint_meta({"seq": 3, "epoch": 2, "step": 40}) == {
+        "seq": 3, "epoch": 2, "step": 40, "branch": 0, "hparams": {}, "metrics": None, "reason": None}
+    full = {"seq": 3, "epoch": 2, "step": 40, "branch": 1, "hparams": {"lr": 0.1}, "metrics": {"loss": 1.0},
+            "reason": "best", "time": 5.0}
+    assert checkpoint_meta(full) == full
+    for bad in ([], "meta", None, 3):
+        with pytest.raises(ValueError, match="^meta.json is not a JSON object$"):
+            checkpoint_meta(bad)

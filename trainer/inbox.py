@@ -96,8 +96,9 @@ class CommandInbox:
         with self._lock:
             stamp, step = self._noticed or (now(), self._current_step())
             self._noticed = None
-            rewritten = self._tail.restarts > 0
-            for line, record, too_long in self._tail.read_entries():
+            entries = self._tail.read_entries()
+            rewritten = self._tail.restarts > 0  # after the read: it may be the read that found the file replaced
+            for line, record, too_long in entries:
                 item = Received(line, record, stamp, step, TOO_LONG if too_long else None)
                 if item.key in self._skip or (rewritten and item.id in self._ids):
                     continue
