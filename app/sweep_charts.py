@@ -193,7 +193,7 @@ def score_vs_param_figure(view: SweepView, param: str = "lr") -> go.Figure:
     for state, names in by_state.items():
         fig.add_trace(go.Scatter(
             x=[view.value(n, param) for n in names], y=[view.trials[n][SCORE] for n in names],
-            mode="markers", name=state, text=names,
+            mode="markers", name=state, text=names, showlegend=True,  # the colours' key, even for one state
             marker={"size": 11, "color": STATE_COLORS.get(state, "#374151"), "line": {"width": 1, "color": "white"}},
             hovertemplate=f"%{{text}}<br>{param} %{{x:.4g}}<br>best val_accuracy %{{y:.4f}}<extra></extra>",
         ))
@@ -212,7 +212,9 @@ def score_vs_param_figure(view: SweepView, param: str = "lr") -> go.Figure:
             trace.hovertemplate = trace.hovertemplate.replace("%{x:.4g}", "1 − %{x:.3g}")
         fig.update_xaxes(type="log", autorange="reversed", title=f"1 − {param} (log scale; right is closer to 1)")
     fig.update_yaxes(title="best val_accuracy")
-    return _layout(fig, f"Score against {param}")
+    _layout(fig, f"Score against {param}")
+    fig.update_layout(showlegend=True, legend_title_text="trial state")
+    return fig
 
 
 def _mark_steered(fig: go.Figure, view: SweepView, param: str, steered: list[str]) -> None:
@@ -242,18 +244,21 @@ def _mark_steered(fig: go.Figure, view: SweepView, param: str, steered: list[str
         ))
 
 
-def histograms_figure(view: SweepView, bins: int = 12) -> go.Figure:
+def histograms_figure(view: SweepView, bins: int = 12, params: list[str] | None = None) -> go.Figure:
     """How the sampled values spread, each parameter on its sampling scale.
 
     A log-uniform learning rate gives a flat histogram over log10 bins: each decade got its share.
+    ``params``: only these (the page draws one figure per parameter, side by side in columns that
+    stack on a phone, so three titles never share 390 px).
     """
-    params = view.searched()
+    params = view.searched() if params is None else params
     names = list(view.trials)
     if not params:
         return _layout(go.Figure(), "No searched parameters")
     cols = min(3, len(params))
     rows = math.ceil(len(params) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[_axis_title(view, p) for p in params],
+    single = len(params) == 1
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=None if single else [_axis_title(view, p) for p in params],
                         horizontal_spacing=0.08, vertical_spacing=0.22)
     for i, param in enumerate(params):
         row, col = i // cols + 1, i % cols + 1
@@ -289,6 +294,8 @@ def histograms_figure(view: SweepView, bins: int = 12) -> go.Figure:
         if ticks:
             fig.update_xaxes(tickvals=ticks["tickvals"], ticktext=ticks["ticktext"], row=row, col=col)
     fig.update_yaxes(title_text="trials", col=1)
+    if single:
+        return _layout(fig, _axis_title(view, params[0]), height=300)
     return _layout(fig, "Sampled values, each on its own scale", height=260 * rows + 80)
 
 

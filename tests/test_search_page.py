@@ -134,7 +134,9 @@ def test_the_page_renders_and_babysit_opens_the_trial(tmp_path):
     at = AppTest.from_function(app, args=(str(sweep.path),), default_timeout=60)
     at.run()
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 4
+    # curves, score, parallel coordinates, and one histogram per searched parameter (lr, beta, units, optimizer)
+    assert [c.key for c in at.get("plotly_chart")] == [
+        "sweep-curves-s1", "sweep-lr-s1", "sweep-parcoords-s1", *(f"sweep-hist-s1-{p}" for p in ("lr", "beta", "units", "optimizer"))]
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 8
     best = sweep_data.best_trial(sweep_data.load_sweep(sweep.path))
     assert at.selectbox[0].value == best
@@ -325,7 +327,7 @@ def test_the_page_shows_the_steered_column(tmp_path):
     table = at.dataframe[0].value.set_index("trial")
     assert table["steered"].to_dict() == {"trial-0001": False, "trial-0002": True, "trial-0003": False}
     assert table.loc["trial-0002", "lr now"] == 0.5
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 3 + len(sweep_data.load_sweep(sweep.path).searched())  # a histogram each
 
 
 def test_an_empty_note_is_an_empty_string(tmp_path):
@@ -453,3 +455,17 @@ def test_parallel_coordinates_tick_integers_whole_and_round_the_score_ends(tmp_p
     assert all(float(t).is_integer() for t in units.tickvals) and units.tickformat == "d"
     score = dims[-1]
     assert all(round(end, 2) == end for end in score.range) and score.range[0] <= min(score.values) <= max(score.values) <= score.range[1]
+
+
+def test_the_trials_table_has_one_header_style_and_the_score_chart_a_key_to_its_colours(tmp_path):
+    from app.sweep_page import table_columns
+
+    view = sweep_data.load_sweep(make_sweep(tmp_path, n=6).path)
+    config = table_columns(sweep_data.trials_frame(view))
+    headers = [c if isinstance(c, str) else c["label"] for c in config.values()]
+    assert set(config) >= set(sweep_data.trials_frame(view).columns)  # every column named, in one style
+    assert all("_" not in h and h == h.lower() for h in headers), headers
+    assert config["optimizer"]["width"] == "medium"  # "momentum" whole, never "momen…"
+    fig = sweep_charts.score_vs_param_figure(view, "lr")
+    states = [t for t in fig.data if t.name in sweep_charts.STATE_COLORS]
+    assert states and all(t.showlegend for t in states) and fig.layout.legend.title.text == "trial state"
