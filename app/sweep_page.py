@@ -136,6 +136,15 @@ def table_columns(frame) -> dict:
     return config
 
 
+def _rounds(n) -> str:
+    """How many rounds, as a person writes it.
+
+    >>> _rounds(1), _rounds(3)
+    ('1 round', '3 rounds')
+    """
+    return f"{n} round" + ("" if n == 1 else "s")
+
+
 def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> None:
     spec = view.spec
     settings = spec.get("settings") or {}
@@ -144,7 +153,7 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
     best = best_trial(view)
     space_text = " ".join(f"`{name}={spec_text(s)}`" for name, s in view.space.items())
     st.caption(
-        f"{spec.get('sampler', 'random')} search · {settings.get('trials', '?')} trials × {settings.get('rounds', 1)} round(s) · "
+        f"{spec.get('sampler', 'random')} search · {settings.get('trials', '?')} trials × {_rounds(settings.get('rounds', 1))} · "
         f"{settings.get('parallel', '?')} at a time · {settings.get('epochs', '?')} epochs · seed {spec.get('seed')} · "
         f"state **{spec.get('state')}** — {space_text}"
     )

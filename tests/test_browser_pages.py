@@ -111,8 +111,10 @@ def test_back_after_babysit_returns_to_the_same_sweep_and_histograms_count_every
                 assert counts["lr"] == counts["units"] == 6, counts
                 # every histogram's title stands alone (never merged with its neighbour's), and no Plotly
                 # toolbar lies over any title of the page
+                page.wait_for_function(  # all seven charts drawn, each with its title
+                    "() => document.querySelectorAll('.js-plotly-plot .gtitle').length >= 7", timeout=60_000)
                 boxes = page.evaluate(TITLES)
-                assert len(boxes) >= 6 and not _overlaps(boxes), (width, boxes)
+                assert len(boxes) >= 7 and not _overlaps(boxes), (width, boxes)
                 assert page.locator(".modebar").count() == 0
                 page.get_by_role("heading", name="Sweep s1").scroll_into_view_if_needed()  # the top, as opened
                 _shot(page, f"sweeps-{width}.png")
