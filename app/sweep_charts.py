@@ -157,7 +157,8 @@ def parallel_coordinates_figure(view: SweepView) -> go.Figure:
     dims = []
     for param in view.searched():
         values, ticks = axis_values(view, param, names)
-        dim = {"label": _axis_title(view, param).replace(" on a log scale", ", log"), "values": values}
+        # the name alone: five axes share 390 px on a phone; the ticks show the scale (1e-4 … 1, 0.9 … 0.999)
+        dim = {"label": param, "values": values}
         dim.update(ticks)
         finite = [v for v in values if math.isfinite(v)]
         if view.scale(param) == "int" and finite and not ticks:  # whole ticks on an integer axis, never 2.5
@@ -166,13 +167,13 @@ def parallel_coordinates_figure(view: SweepView) -> go.Figure:
             dim.update(range=[low, max(high, low + 1)], tickvals=list(range(low, high + 1, step)), tickformat="d")
         dims.append(dim)
     scores = [view.trials[n][SCORE] for n in names]
-    score_dim = {"label": "best val_accuracy", "values": scores, "tickformat": ".2f"}
+    score_dim = {"label": "score", "values": scores, "tickformat": ".2f"}
     if scores:  # end labels at round values (0.85, not 0.85278)
         score_dim["range"] = [math.floor(min(scores) * 100) / 100, math.ceil(max(scores) * 100) / 100]
     dims.append(score_dim)
     fig = go.Figure(go.Parcoords(
         line={"color": scores, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": "score"}} if names else {},
-        dimensions=dims,
+        dimensions=dims, labelfont={"size": 12},
     ))
     _layout(fig, "Hyperparameters against score", height=CHART_HEIGHT + 100)
     fig.update_layout(margin={"l": 70, "r": 40, "t": 110, "b": 40})  # room for the axis labels under the title

@@ -35,8 +35,8 @@ HISTS = '[class*="st-key-sweep-hist-s1-"] .js-plotly-plot'
 COUNTS = f"""() => Object.fromEntries(Array.from(document.querySelectorAll({HISTS!r}))
     .map(g => [g.closest('[class*="st-key-sweep-hist-s1-"]').className.match(/st-key-sweep-hist-s1-(\\w+)/)[1],
                g._fullData.reduce((n, t) => n + Array.from(t.y).reduce((a, b) => a + b, 0), 0)]))"""
-#: The box of every chart title, axis title and subplot title (an annotation) on the page.
-TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot :is(.gtitle, .xtitle, .annotation-text)'))
+#: The box of every chart title, axis title, subplot title (an annotation) and parallel-coordinates axis name.
+TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot :is(.gtitle, .xtitle, .annotation-text, .axis-title)'))
     .map(e => e.getBoundingClientRect()).filter(r => r.width > 0)
     .map(r => ({x: r.left, y: r.top, r: r.right, b: r.bottom}))"""
 
