@@ -37,8 +37,9 @@ COUNTS = f"""() => Object.fromEntries(Array.from(document.querySelectorAll({HIST
                g._fullData.reduce((n, t) => n + Array.from(t.y).reduce((a, b) => a + b, 0), 0)]))"""
 #: The box of every chart title, axis title, subplot title (an annotation) and parallel-coordinates axis name.
 TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot :is(.gtitle, .xtitle, .annotation-text, .axis-title)'))
-    .map(e => e.getBoundingClientRect()).filter(r => r.width > 0)
-    .map(r => ({x: r.left, y: r.top, r: r.right, b: r.bottom}))"""
+    .map(e => [e.getBoundingClientRect(), e.closest('.js-plotly-plot').getBoundingClientRect()])
+    .filter(([r]) => r.width > 0)
+    .map(([r, g]) => ({x: r.left, y: r.top, r: r.right, b: r.bottom, inside: r.left >= g.left - 1 && r.right <= g.right + 1}))"""
 
 
 def _overlaps(boxes: list[dict]) -> list[tuple[dict, dict]]:
@@ -115,6 +116,7 @@ def test_back_after_babysit_returns_to_the_same_sweep_and_histograms_count_every
                     "() => document.querySelectorAll('.js-plotly-plot .gtitle').length >= 7", timeout=60_000)
                 boxes = page.evaluate(TITLES)
                 assert len(boxes) >= 7 and not _overlaps(boxes), (width, boxes)
+                assert all(b["inside"] for b in boxes), (width, [b for b in boxes if not b["inside"]])  # none cut off
                 assert page.locator(".modebar").count() == 0
                 page.get_by_role("heading", name="Sweep s1").scroll_into_view_if_needed()  # the top, as opened
                 _shot(page, f"sweeps-{width}.png")
