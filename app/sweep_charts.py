@@ -121,7 +121,8 @@ def curves_figure(view: SweepView, metric: str = "val_accuracy", highlight: str 
         # the bold line on top
         fig.data = tuple(sorted(fig.data, key=lambda tr: tr.name == highlight))
     _mark_exploits(fig, view, metric)
-    fig.update_xaxes(title="epoch")
+    last = max((x for trace in fig.data for x in (trace.x or ()) if isinstance(x, (int, float))), default=0)
+    fig.update_xaxes(title="epoch", tickformat="d", dtick=1 if last <= FEW_TRIALS else None)  # never epoch 1.5
     fig.update_yaxes(title=metric)
     return _layout(fig, f"{metric} of every trial" + (f" · best: {highlight}" if highlight else ""))
 

@@ -162,7 +162,7 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
     cols[1].metric("Running", c["running"] + c["stopping"], border=True)
     cols[2].metric("Queued", c["queued"], border=True)
     cols[3].metric("Failed / diverged", c["failed"] + c["diverged"], border=True)
-    cols[4].metric("Best val accuracy", f"{view.trials[best][SCORE]:.4f}" if best else "—",
+    cols[4].metric("Best val acc", f"{view.trials[best][SCORE]:.4f}" if best else "—",
                    delta=best, delta_color="off", border=True)
     rounds = spec.get("rounds") or []
     if len(rounds) > 1:

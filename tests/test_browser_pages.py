@@ -118,6 +118,10 @@ def test_back_after_babysit_returns_to_the_same_sweep_and_histograms_count_every
                 assert len(boxes) >= 7 and not _overlaps(boxes), (width, boxes)
                 assert all(b["inside"] for b in boxes), (width, [b for b in boxes if not b["inside"]])  # none cut off
                 assert page.locator(".modebar").count() == 0
+                assert page.evaluate(CUT) == [], f"a card cut short at {width} px"
+                ticks = page.evaluate("() => Array.from(document.querySelectorAll("
+                                      "'.st-key-sweep-curves-s1 .xtick text')).map(t => t.textContent)")
+                assert ticks == ["1", "2"], ticks  # a 2-epoch sweep: whole epochs only
                 page.get_by_role("heading", name="Sweep s1").scroll_into_view_if_needed()  # the top, as opened
                 _shot(page, f"sweeps-{width}.png")
                 if width != 1400:
