@@ -455,4 +455,3 @@ def test_parallel_coordinates_tick_integers_whole_and_round_the_score_ends(tmp_p
     assert all(float(t).is_integer() for t in units.tickvals) and units.tickformat == "d"
     score = dims[-1]
     assert all(round(end, 2) == end for end in score.range) and score.range[0] <= min(score.values) <= max(score.values) <= score.range[1]
-
