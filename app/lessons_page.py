@@ -145,6 +145,15 @@ def measurements() -> Measurements:
     return shared("tracing measurements", None, Measurements)
 
 
+def times(n) -> str:
+    """``n`` with "time" or "times", as a person would write it.
+
+    >>> times(1), times(0), times(3)
+    ('1 time', '0 times', '3 times')
+    """
+    return f"{n} time" + ("" if n == 1 else "s")
+
+
 def tracing_panel(runs: list[RunDir], internals: lessons.Internals, steer: Steerer | None = None) -> None:
     st.subheader("tf.Variable against a constant, and @tf.function")
     _explain("@tf.function turns the training step into a graph once. A learning rate given as a Python number "
@@ -152,8 +161,8 @@ def tracing_panel(runs: list[RunDir], internals: lessons.Internals, steer: Steer
              "runs, so Panda changes α with .assign and never rebuilds.")
     tracing = (internals.latest or {}).get("tracing") or {}
     if isinstance(tracing.get("traces"), int):
-        st.metric("This run's training step", f"traced {tracing['traces']} time(s); "
-                  f"hyperparameters changed {tracing.get('hparam_changes', 0)} times")
+        st.metric("This run's training step", f"traced {times(tracing['traces'])}; "
+                  f"hyperparameters changed {times(tracing.get('hparam_changes', 0))}")
     names = ["(a digits-sized model)"] + [str(r.path.name) for r in runs]
     choice = st.selectbox("Model to measure", names, key="lesson-tracing-run")
     presenter = steer is not None and steer.can_steer

@@ -229,14 +229,21 @@ def _label(checkpoint: dict, branch) -> str:
     return f"epoch {checkpoint.get('epoch')} · {checkpoint['name']}" + (" · abandoned branch" if other else "")
 
 
+def _picked(key: str, picked_key: str) -> None:
+    """The user chose an entry in the Rewind list: it holds until a rewind is applied or it is gone."""
+    st.session_state[picked_key] = st.session_state.get(key)
+
+
 @st.fragment
 def rewind_panel(ctx) -> None:
     """Rewind to a checkpoint: a fragment that reruns only when used (or with the page), so the open
     list never changes under the pointer while the run trains (:func:`rewind_notes` says when newer
     checkpoints wait, and what the chosen rewind drops).
 
-    The selection follows the newest checkpoint (or the rollback point after a divergence) until
-    the user picks another one, and again once a rewind was applied.
+    The selection follows the newest checkpoint (or the rollback point after a divergence) while the
+    run trains, until the user picks another one, and again once a rewind was applied. Paused, it
+    holds what it shows: a user pauses to rewind, and may have picked the very entry the box showed
+    (no change, so no event says so); the rolling checkpoints a pause adds never move it.
     """
     listed = _rewind_list(ctx)
     if listed is None:
@@ -246,20 +253,24 @@ def rewind_panel(ctx) -> None:
     branch = (view.status or {}).get("branch")
     labels = {c["name"]: _label(c, branch) for c in checkpoints}
     options = [c["name"] for c in reversed(checkpoints)]
-    key, default_key = f"rewind-{name}", f"rewind-default-{name}"
+    key, default_key, picked_key = f"rewind-{name}", f"rewind-default-{name}", f"rewind-picked-{name}"
     default = rewind_default(checkpoints, view, state)
     chosen = st.session_state.get(key)
     done = (view.status or {}).get("epoch")
     before = st.session_state.get(f"rewind-epoch-{name}")
     moved = isinstance(before, int) and isinstance(done, int) and done < before  # a rewind (or rollback) happened
-    if chosen not in options or chosen == st.session_state.get(default_key) or moved:
+    unpicked = chosen == st.session_state.get(default_key) and chosen != st.session_state.get(picked_key)
+    if chosen not in options or moved or (unpicked and state != "paused"):
         st.session_state[key] = default  # the user has not picked one: follow the newest
-    st.session_state[default_key] = default
+        st.session_state.pop(picked_key, None)
+    if state != "paused":  # paused, the box holds; once the run trains again it follows from where it was
+        st.session_state[default_key] = default
     st.session_state[f"rewind-epoch-{name}"] = done
     st.session_state[f"rewind-shown-{name}"] = (options, labels, epochs)
     row = st.columns([2.3, 1], vertical_alignment="bottom")
     target = row[0].selectbox("Rewind to", options, key=key, format_func=lambda n: labels.get(n, n),
-                              disabled=off or not options, placeholder="no checkpoint yet")
+                              disabled=off or not options, placeholder="no checkpoint yet",
+                              on_change=_picked, args=(key, picked_key))
     if row[1].button("Rewind", key="rewind", icon=":material/history:", disabled=off or not target, width="stretch"):
         send_command(ctx, view, "rewind", target, checkpoints=epochs)
         if st.session_state.get("control_error"):

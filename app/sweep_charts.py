@@ -121,7 +121,8 @@ def curves_figure(view: SweepView, metric: str = "val_accuracy", highlight: str 
         # the bold line on top
         fig.data = tuple(sorted(fig.data, key=lambda tr: tr.name == highlight))
     _mark_exploits(fig, view, metric)
-    fig.update_xaxes(title="epoch")
+    last = max((x for trace in fig.data for x in (trace.x or ()) if isinstance(x, (int, float))), default=0)
+    fig.update_xaxes(title="epoch", tickformat="d", dtick=1 if last <= FEW_TRIALS else None)  # never epoch 1.5
     fig.update_yaxes(title=metric)
     return _layout(fig, f"{metric} of every trial" + (f" · best: {highlight}" if highlight else ""))
 
@@ -157,7 +158,8 @@ def parallel_coordinates_figure(view: SweepView) -> go.Figure:
     dims = []
     for param in view.searched():
         values, ticks = axis_values(view, param, names)
-        dim = {"label": _axis_title(view, param).replace(" on a log scale", ", log"), "values": values}
+        # the name alone: five axes share 390 px on a phone; the ticks show the scale (1e-4 … 1, 0.9 … 0.999)
+        dim = {"label": param, "values": values}
         dim.update(ticks)
         finite = [v for v in values if math.isfinite(v)]
         if view.scale(param) == "int" and finite and not ticks:  # whole ticks on an integer axis, never 2.5
@@ -166,13 +168,13 @@ def parallel_coordinates_figure(view: SweepView) -> go.Figure:
             dim.update(range=[low, max(high, low + 1)], tickvals=list(range(low, high + 1, step)), tickformat="d")
         dims.append(dim)
     scores = [view.trials[n][SCORE] for n in names]
-    score_dim = {"label": "best val_accuracy", "values": scores, "tickformat": ".2f"}
+    score_dim = {"label": "score", "values": scores, "tickformat": ".2f"}
     if scores:  # end labels at round values (0.85, not 0.85278)
         score_dim["range"] = [math.floor(min(scores) * 100) / 100, math.ceil(max(scores) * 100) / 100]
     dims.append(score_dim)
     fig = go.Figure(go.Parcoords(
         line={"color": scores, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": "score"}} if names else {},
-        dimensions=dims,
+        dimensions=dims, labelfont={"size": 12},
     ))
     _layout(fig, "Hyperparameters against score", height=CHART_HEIGHT + 100)
     fig.update_layout(margin={"l": 70, "r": 40, "t": 110, "b": 40})  # room for the axis labels under the title
@@ -193,7 +195,7 @@ def score_vs_param_figure(view: SweepView, param: str = "lr") -> go.Figure:
     for state, names in by_state.items():
         fig.add_trace(go.Scatter(
             x=[view.value(n, param) for n in names], y=[view.trials[n][SCORE] for n in names],
-            mode="markers", name=state, text=names,
+            mode="markers", name=state, text=names, showlegend=True,  # the colours' key, even for one state
             marker={"size": 11, "color": STATE_COLORS.get(state, "#374151"), "line": {"width": 1, "color": "white"}},
             hovertemplate=f"%{{text}}<br>{param} %{{x:.4g}}<br>best val_accuracy %{{y:.4f}}<extra></extra>",
         ))
@@ -212,7 +214,9 @@ def score_vs_param_figure(view: SweepView, param: str = "lr") -> go.Figure:
             trace.hovertemplate = trace.hovertemplate.replace("%{x:.4g}", "1 − %{x:.3g}")
         fig.update_xaxes(type="log", autorange="reversed", title=f"1 − {param} (log scale; right is closer to 1)")
     fig.update_yaxes(title="best val_accuracy")
-    return _layout(fig, f"Score against {param}")
+    _layout(fig, f"Score against {param}")
+    fig.update_layout(showlegend=True, legend_title_text="trial state")
+    return fig
 
 
 def _mark_steered(fig: go.Figure, view: SweepView, param: str, steered: list[str]) -> None:
@@ -242,18 +246,21 @@ def _mark_steered(fig: go.Figure, view: SweepView, param: str, steered: list[str
         ))
 
 
-def histograms_figure(view: SweepView, bins: int = 12) -> go.Figure:
+def histograms_figure(view: SweepView, bins: int = 12, params: list[str] | None = None) -> go.Figure:
     """How the sampled values spread, each parameter on its sampling scale.
 
     A log-uniform learning rate gives a flat histogram over log10 bins: each decade got its share.
+    ``params``: only these (the page draws one figure per parameter, side by side in columns that
+    stack on a phone, so three titles never share 390 px).
     """
-    params = view.searched()
+    params = view.searched() if params is None else params
     names = list(view.trials)
     if not params:
         return _layout(go.Figure(), "No searched parameters")
     cols = min(3, len(params))
     rows = math.ceil(len(params) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[_axis_title(view, p) for p in params],
+    single = len(params) == 1
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=None if single else [_axis_title(view, p) for p in params],
                         horizontal_spacing=0.08, vertical_spacing=0.22)
     for i, param in enumerate(params):
         row, col = i // cols + 1, i % cols + 1
@@ -289,6 +296,8 @@ def histograms_figure(view: SweepView, bins: int = 12) -> go.Figure:
         if ticks:
             fig.update_xaxes(tickvals=ticks["tickvals"], ticktext=ticks["ticktext"], row=row, col=col)
     fig.update_yaxes(title_text="trials", col=1)
+    if single:
+        return _layout(fig, _axis_title(view, params[0]), height=300)
     return _layout(fig, "Sampled values, each on its own scale", height=260 * rows + 80)
 
 

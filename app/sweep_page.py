@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import streamlit as st
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from app.sweep_charts import curves_figure, histograms_figure, parallel_coordinates_figure, score_vs_param_figure
 from app.controls import NotPresenter, Steerer
@@ -35,6 +36,8 @@ from trainer.search.sweepdir import SweepDir
 
 #: Seconds between refreshes while the sweep runs.
 REFRESH_EVERY = 2.0
+#: No Plotly toolbar: on a phone it covers the charts' titles (a double click still resets a zoom).
+CHART_CONFIG = {"displayModeBar": False}
 
 
 def trial_curves(sweep_path: str) -> TrialCurves:
@@ -103,6 +106,45 @@ def render_sweeps(runs_root: Path, *, on_babysit: Callable[[str], None] | None =
     render_sweep(runs_root / chosen, runs_root=runs_root, on_babysit=on_babysit, steerer=steerer)
 
 
+def header(column: str) -> str:
+    """Every column header in one style: lower-case words, no underscores.
+
+    >>> header("best_val_accuracy"), header("batch_size now"), header("optimizer")
+    ('best val accuracy', 'batch size now', 'optimizer')
+    """
+    return column.replace("_", " ")
+
+
+def table_columns(frame) -> dict:
+    """The trials table's columns: one header style, numbers formatted, and a text column (the
+    optimizer, a choice) wide enough for its values, never cut to "momen…"."""
+    config = {
+        SCORE: st.column_config.ProgressColumn(header(SCORE), min_value=0.0, max_value=1.0, format="%.4f"),
+        "best_epoch": st.column_config.NumberColumn(header("best_epoch"), format="%d"),  # blank while running
+        "lr": st.column_config.NumberColumn("lr", format="%.3e", help="as the sweep sampled it"),
+        "lr now": st.column_config.NumberColumn("lr now", format="%.3e", help="in force now, after decay and steering"),
+        "steered": st.column_config.CheckboxColumn(
+            "steered", help="changed by hand: an applied set_lr, scale_lr, set_beta, set_batch_size or rewind"),
+    }
+    for column in frame.columns:
+        if column in config:
+            continue
+        if column != "note" and not is_numeric_dtype(frame[column]) and not is_bool_dtype(frame[column]):
+            config[column] = st.column_config.TextColumn(header(column), width="medium")
+        else:
+            config[column] = header(column)
+    return config
+
+
+def _rounds(n) -> str:
+    """How many rounds, as a person writes it.
+
+    >>> _rounds(1), _rounds(3)
+    ('1 round', '3 rounds')
+    """
+    return f"{n} round" + ("" if n == 1 else "s")
+
+
 def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> None:
     spec = view.spec
     settings = spec.get("settings") or {}
@@ -111,7 +153,7 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
     best = best_trial(view)
     space_text = " ".join(f"`{name}={spec_text(s)}`" for name, s in view.space.items())
     st.caption(
-        f"{spec.get('sampler', 'random')} search · {settings.get('trials', '?')} trials × {settings.get('rounds', 1)} round(s) · "
+        f"{spec.get('sampler', 'random')} search · {settings.get('trials', '?')} trials × {_rounds(settings.get('rounds', 1))} · "
         f"{settings.get('parallel', '?')} at a time · {settings.get('epochs', '?')} epochs · seed {spec.get('seed')} · "
         f"state **{spec.get('state')}** — {space_text}"
     )
@@ -120,7 +162,7 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
     cols[1].metric("Running", c["running"] + c["stopping"], border=True)
     cols[2].metric("Queued", c["queued"], border=True)
     cols[3].metric("Failed / diverged", c["failed"] + c["diverged"], border=True)
-    cols[4].metric("Best val accuracy", f"{view.trials[best][SCORE]:.4f}" if best else "—",
+    cols[4].metric("Best val acc", f"{view.trials[best][SCORE]:.4f}" if best else "—",
                    delta=best, delta_color="off", border=True)
     rounds = spec.get("rounds") or []
     if len(rounds) > 1:
@@ -133,21 +175,15 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
     frame = trials_frame(view)
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(curves_figure(view), key=f"sweep-curves-{view.name}")
+        st.plotly_chart(curves_figure(view), key=f"sweep-curves-{view.name}", config=CHART_CONFIG)
     with right:
-        st.plotly_chart(score_vs_param_figure(view, score_param(view)), key=f"sweep-lr-{view.name}")
+        st.plotly_chart(score_vs_param_figure(view, score_param(view)), key=f"sweep-lr-{view.name}",
+                        config=CHART_CONFIG)
 
     st.markdown("**Trials** — click a column to sort, a row to select it")
     event = st.dataframe(
         frame, hide_index=True, on_select="rerun", selection_mode="single-row", key=f"sweep-table-{view.name}",
-        column_config={
-            SCORE: st.column_config.ProgressColumn("best val accuracy", min_value=0.0, max_value=1.0, format="%.4f"),
-            "best_epoch": st.column_config.NumberColumn("best epoch", format="%d"),  # blank while running, not "None"
-            "lr": st.column_config.NumberColumn("lr", format="%.3e", help="as the sweep sampled it"),
-            "lr now": st.column_config.NumberColumn("lr now", format="%.3e", help="in force now, after decay and steering"),
-            "steered": st.column_config.CheckboxColumn(
-                "steered", help="changed by hand: an applied set_lr, scale_lr, set_beta, set_batch_size or rewind"),
-        },
+        column_config=table_columns(frame),
     )
     selected_rows = (event.selection.rows if event is not None and hasattr(event, "selection") else []) or []
     names = list(frame["trial"])
@@ -164,8 +200,14 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
                              help="open it in the single-run view" + (" — it is still running, so the controls work" if live else "")):
             on_babysit(trial_key(view, chosen, runs_root))
 
-    st.plotly_chart(parallel_coordinates_figure(view), key=f"sweep-parcoords-{view.name}")
-    st.plotly_chart(histograms_figure(view), key=f"sweep-hist-{view.name}")
+    st.plotly_chart(parallel_coordinates_figure(view), key=f"sweep-parcoords-{view.name}", config=CHART_CONFIG)
+    st.markdown("**Sampled values**, each on its own scale")
+    params = view.searched()
+    for start in range(0, len(params), 3):  # three to a row; Streamlit stacks them on a phone
+        for col, param in zip(st.columns(3), params[start:start + 3]):
+            with col:
+                st.plotly_chart(histograms_figure(view, params=[param]), key=f"sweep-hist-{view.name}-{param}",
+                                config=CHART_CONFIG)
 
 
 

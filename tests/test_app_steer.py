@@ -78,6 +78,23 @@ def test_rewind_offers_the_newest_checkpoint_by_epoch_and_says_what_it_drops(tmp
     assert any(t.value == "Sent: rewind to epoch 5 (ckpt-00005)" for t in at.toast)
 
 
+def test_pausing_never_moves_the_rewind_box_and_it_follows_again_once_the_run_trains(tmp_path, open_app):
+    run = make_run(tmp_path, "demo", epochs_done=12)
+    _add_checkpoint(run, "ckpt-00010", 10)
+    at = open_app()
+    assert at.sidebar.selectbox(key="rewind-demo").value == "ckpt-00010"
+    _add_checkpoint(run, "ckpt-00012", 12)  # a rolling one: offered once paused, but the box stays put
+    write_status(run, state="paused", epoch=12)
+    at.run()
+    box = at.sidebar.selectbox(key="rewind-demo")
+    assert box.value == "ckpt-00010" and box.options[0] == "epoch 12 · ckpt-00012"
+    assert any("drops epochs 11–12 (2 epochs)" in c.value for c in at.sidebar.caption)
+    write_status(run, state="running", epoch=15)
+    _add_checkpoint(run, "ckpt-00015", 15)  # training again: the untouched box follows the newest kept one
+    at.run()
+    assert at.sidebar.selectbox(key="rewind-demo").value == "ckpt-00015"
+
+
 def test_after_a_divergence_rewind_offers_the_rollback_point_and_the_banner_says_the_epoch(tmp_path, open_app):
     run = make_run(tmp_path, "demo", epochs_done=12)
     for seq, epoch in ((9, 9), (10, 10), (11, 11)):

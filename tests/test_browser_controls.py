@@ -37,15 +37,20 @@ def test_controls_follow_the_run_and_a_run_started_here_can_be_steered(trainer, 
             page.goto(dashboard + "?run=live")
             sidebar = page.locator('[data-testid="stSidebar"]')
             expect(page.locator("h2", has_text="live")).to_contain_text("running", timeout=30_000)
+            rewind = page.locator(".st-key-rewind-live")
+            expect(rewind.get_by_role("combobox")).to_have_value(re.compile(r"^epoch \d+ · ckpt-"), timeout=30_000)
+            shown = rewind.get_by_role("combobox").input_value()
             page.locator(".st-key-pause button").click()
             assert wait_until(lambda: (run.read_status() or {}).get("state") == "paused", timeout=20)
 
-            # rewind: the newest checkpoint, by epoch; an older one says what it drops
+            # rewind: pausing never moves the box (the user may be about to use it); its list now
+            # offers every checkpoint, the newest first; an older one says what it drops
+            expect(page.locator(".st-key-resume button")).to_be_enabled(timeout=15_000)  # the page shows the pause
             newest = run.list_checkpoints()[-1]
-            rewind = page.locator(".st-key-rewind-live")
-            expect(rewind.get_by_role("combobox")).to_have_value(f"epoch {newest['epoch']} · {newest['name']}",
-                                                                 timeout=10_000)
             rewind.get_by_role("combobox").click()
+            expect(page.get_by_role("option").first).to_have_text(f"epoch {newest['epoch']} · {newest['name']}",
+                                                                  timeout=10_000)
+            expect(rewind.get_by_role("combobox")).to_have_value(shown)
             older = run.list_checkpoints()[-3]
             page.get_by_role("option", name=f"epoch {older['epoch']} · {older['name']}").click()
             done = run.read_status()["epoch"]

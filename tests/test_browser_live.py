@@ -95,10 +95,7 @@ def test_rewind_list_holds_still_find_alpha_and_fork_appear_and_cards_follow_the
 
             # 3. rewind to epoch 5: the cards read epoch 5's record, the dropped epochs are an abandoned branch
             before = _epoch(run)
-            # (known: the list's pick falls back to the newest after Find α; pick epoch 5 again)
-            box.click(timeout=60_000)
-            page.get_by_role("option", name=f"epoch 5 · {chosen}").click()
-            expect(box).to_have_value(f"epoch 5 · {chosen}", timeout=10_000)
+            expect(box).to_have_value(f"epoch 5 · {chosen}", timeout=10_000)  # the pick held through Find α
             page.locator(".st-key-rewind").get_by_role("button", name="Rewind").click()
             assert wait_until(lambda: _epoch(run) == 5, timeout=30), run.read_status()
             record = next(r for r in read_jsonl(run.metrics_path) if r["epoch"] == 5)

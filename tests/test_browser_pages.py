@@ -30,6 +30,24 @@ CUT = """() => Array.from(document.querySelectorAll('[data-testid="stMetric"] *'
     .map(e => e.textContent.trim())"""
 
 
+#: The sweep page's four histograms (lr, beta, units, optimizer), one chart each.
+HISTS = '[class*="st-key-sweep-hist-s1-"] .js-plotly-plot'
+COUNTS = f"""() => Object.fromEntries(Array.from(document.querySelectorAll({HISTS!r}))
+    .map(g => [g.closest('[class*="st-key-sweep-hist-s1-"]').className.match(/st-key-sweep-hist-s1-(\\w+)/)[1],
+               g._fullData.reduce((n, t) => n + Array.from(t.y).reduce((a, b) => a + b, 0), 0)]))"""
+#: The box of every chart title, axis title, subplot title (an annotation) and parallel-coordinates axis name.
+TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot :is(.gtitle, .xtitle, .annotation-text, .axis-title)'))
+    .map(e => [e.getBoundingClientRect(), e.closest('.js-plotly-plot').getBoundingClientRect()])
+    .filter(([r]) => r.width > 0)
+    .map(([r, g]) => ({x: r.left, y: r.top, r: r.right, b: r.bottom, inside: r.left >= g.left - 1 && r.right <= g.right + 1}))"""
+
+
+def _overlaps(boxes: list[dict]) -> list[tuple[dict, dict]]:
+    """The pairs of boxes that share pixels."""
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a["x"] < b["r"] - 1 and b["x"] < a["r"] - 1 and a["y"] < b["b"] - 1 and b["y"] < a["b"] - 1]
+
+
 def _up(url: str) -> bool:
     import urllib.request
 
@@ -87,15 +105,24 @@ def test_back_after_babysit_returns_to_the_same_sweep_and_histograms_count_every
                 page = browser.new_page(viewport={"width": width, "height": height})
                 page.goto(url + "sweeps?sweep=s1")
                 expect(page.get_by_role("heading", name="Sweep s1")).to_be_visible(timeout=120_000)
-                page.locator(".st-key-sweep-hist-s1").scroll_into_view_if_needed(timeout=120_000)  # as a reader scrolls
-                page.wait_for_function(
-                    "() => { const g = document.querySelector('.st-key-sweep-hist-s1 .js-plotly-plot');"
-                    " return g && g._fullData && g._fullData.length >= 4 }", timeout=120_000)
-                # the units histogram (an integer parameter) counts all six trials
-                counts = page.evaluate("() => document.querySelector('.st-key-sweep-hist-s1 .js-plotly-plot')"
-                                       "._fullData.map(t => Array.from(t.y).reduce((a, b) => a + b, 0))")
-                assert counts[0] == counts[2] == 6, counts
-                page.evaluate("() => window.scrollTo(0, 0)")
+                page.locator(".st-key-sweep-hist-s1-optimizer").scroll_into_view_if_needed(timeout=120_000)  # as a reader scrolls
+                page.wait_for_function(f"() => document.querySelectorAll({HISTS!r}).length == 4", timeout=120_000)
+                # the units histogram (an integer parameter) counts all six trials, as lr's does
+                counts = page.evaluate(COUNTS)
+                assert counts["lr"] == counts["units"] == 6, counts
+                # every histogram's title stands alone (never merged with its neighbour's), and no Plotly
+                # toolbar lies over any title of the page
+                page.wait_for_function(  # all seven charts drawn, each with its title
+                    "() => document.querySelectorAll('.js-plotly-plot .gtitle').length >= 7", timeout=60_000)
+                boxes = page.evaluate(TITLES)
+                assert len(boxes) >= 7 and not _overlaps(boxes), (width, boxes)
+                assert all(b["inside"] for b in boxes), (width, [b for b in boxes if not b["inside"]])  # none cut off
+                assert page.locator(".modebar").count() == 0
+                assert page.evaluate(CUT) == [], f"a card cut short at {width} px"
+                ticks = page.evaluate("() => Array.from(document.querySelectorAll("
+                                      "'.st-key-sweep-curves-s1 .xtick text')).map(t => t.textContent)")
+                assert ticks == ["1", "2"], ticks  # a 2-epoch sweep: whole epochs only
+                page.get_by_role("heading", name="Sweep s1").scroll_into_view_if_needed()  # the top, as opened
                 _shot(page, f"sweeps-{width}.png")
                 if width != 1400:
                     page.close()

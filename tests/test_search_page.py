@@ -86,7 +86,7 @@ def test_parallel_coordinates_one_axis_per_searched_parameter_plus_the_score(tmp
     view = sweep_data.load_sweep(make_sweep(tmp_path, n=12).path)
     fig = sweep_charts.parallel_coordinates_figure(view)
     dims = fig.data[0].dimensions
-    assert [d.label for d in dims] == ["lr (log scale)", "beta (1 − beta, log)", "units", "optimizer", "best val_accuracy"]
+    assert [d.label for d in dims] == ["lr", "beta", "units", "optimizer", "score"]  # short: they share a phone's width
     lr = dims[0]
     assert all(-4 <= v <= 0 for v in lr.values)  # log10(lr)
     labels = dict(zip(lr.tickvals, lr.ticktext))
@@ -134,7 +134,9 @@ def test_the_page_renders_and_babysit_opens_the_trial(tmp_path):
     at = AppTest.from_function(app, args=(str(sweep.path),), default_timeout=60)
     at.run()
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 4
+    # curves, score, parallel coordinates, and one histogram per searched parameter (lr, beta, units, optimizer)
+    assert [c.key for c in at.get("plotly_chart")] == [
+        "sweep-curves-s1", "sweep-lr-s1", "sweep-parcoords-s1", *(f"sweep-hist-s1-{p}" for p in ("lr", "beta", "units", "optimizer"))]
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 8
     best = sweep_data.best_trial(sweep_data.load_sweep(sweep.path))
     assert at.selectbox[0].value == best
@@ -325,7 +327,7 @@ def test_the_page_shows_the_steered_column(tmp_path):
     table = at.dataframe[0].value.set_index("trial")
     assert table["steered"].to_dict() == {"trial-0001": False, "trial-0002": True, "trial-0003": False}
     assert table.loc["trial-0002", "lr now"] == 0.5
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 3 + len(sweep_data.load_sweep(sweep.path).searched())  # a histogram each
 
 
 def test_an_empty_note_is_an_empty_string(tmp_path):
