@@ -154,7 +154,7 @@ class PresenterKeys:
 def presenter_secrets(run_dir: str | Path, code: str | None) -> tuple[OneTimeCode, PresenterKeys]:
     """This server's one-time code and presenter keys: one pair per process, never in a Streamlit cache.
 
-    A client can clear ``st.cache_resource`` for every session; kept there, a spent code would come
+    A client can clear Streamlit's resource cache for every session; kept there, a spent code would come
     back fresh and every presenter's key would stop working. Here (:mod:`app.shared`) a spent code
     stays spent and a key stays valid for its life. The code's window opens at the first page load.
     """
