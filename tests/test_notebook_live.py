@@ -91,7 +91,7 @@ def test_the_callback_shows_the_page_above_fit_and_pause_works_from_inside_the_c
                 expect(frame.locator(".st-key-pause button")).to_be_enabled(timeout=30_000)
                 frame.locator(".st-key-pause button").click(timeout=60_000)
                 assert wait_until(lambda: (run.read_status() or {}).get("state") == "paused", timeout=30)
-                expect(frame.get_by_text("pause: applied at epoch")).to_be_visible(timeout=15_000)
+                expect(frame.get_by_text("pause: applied at epoch").first).to_be_visible(timeout=15_000)  # the toast, the answers panel
                 assert not frame.locator('[data-testid="stException"]').count()
             finally:
                 browser.close()

@@ -90,6 +90,9 @@ class CompiledSteps:
             i = position.read_value()
             epoch_order, size = order.read_value(), batch.read_value()  # fixed for the epoch: read once
             while tf.logical_and(i < stop_at, tf.logical_not(interrupt.read_value())):
+                # one iteration at a time: the next check of ``interrupt`` waits for this step, so a
+                # command lands after the step in progress (the default lets checks run ahead)
+                tf.autograph.experimental.set_loop_options(parallel_iterations=1)
                 loss = step_at(i, epoch_order, size)
                 sampled.scatter_nd_update(tf.reshape(i // every, [1, 1]), tf.reshape(tf.cast(loss, tf.float32), [1]))
                 i += 1
