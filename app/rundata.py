@@ -209,6 +209,15 @@ class _Tail:
         return lines
 
 
+def _file_key(path: Path) -> tuple[int, int, int] | None:
+    """``(inode, mtime, size)`` of a file, ``None`` when it cannot be seen: a change of it means the file changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 class RunData:
     """One run's records in memory, kept current from the files' appended bytes.
 
@@ -350,14 +359,10 @@ class RunData:
         """``config.json`` once, typed; an unusable one is a notice (looked at again when it changes)."""
         if self.config is not None:
             return False
-        try:
-            st = os.stat(self.path / CONFIG)
-        except OSError:
+        key = _file_key(self.path / CONFIG)
+        if key is None or key == self._config_key:
             return False
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if key == self._config_key:
-            return False
-        self._config_key, self._config_inode = key, st.st_ino
+        self._config_key, self._config_inode = key, key[0]
         snapshot = self.run.config_snapshot()
         self.config = snapshot.record
         self.notices[CONFIG] = snapshot.notice
@@ -366,12 +371,8 @@ class RunData:
     def _read_status(self) -> bool:
         """``status.json`` when it changed, typed (:class:`~trainer.records.Status`); an unusable one
         keeps the last good status and is a notice."""
-        try:
-            st = os.stat(self.path / STATUS)
-        except OSError:
-            return False
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if key == self._status_key:
+        key = _file_key(self.path / STATUS)
+        if key is None or key == self._status_key:
             return False
         self._status_key = key
         snapshot = self.run.status_snapshot()
