@@ -5,6 +5,7 @@ The mutation-testing selection for trainer/inbox.py (pyproject.toml [tool.panda.
 
 from __future__ import annotations
 
+import os
 import time
 
 from trainer.inbox import CommandInbox, Received
@@ -101,6 +102,59 @@ def test_after_a_read_the_next_notice_stamps_again(tmp_path):
     step["now"] = 51
     [item] = inbox.drain()
     assert item.step == 50
+
+
+def test_a_late_notice_of_a_line_already_read_does_not_stamp_the_next_line(tmp_path):
+    # watchdog reports one append as a write and then a close; when the loop read the line
+    # between the two, the close must not leave a stamp behind for the client's next command
+    # (CI saw "received at step 5992, applied at 5995" from such a stale stamp).
+    run = make_run(tmp_path)
+    step = {"now": 10}
+    inbox = CommandInbox(run, lambda: step["now"])
+    append_jsonl(run.commands_path, {"id": "a", "cmd": "pause"})
+    inbox._on_change()                  # the write, noticed at step 10
+    [item] = inbox.drain()
+    assert item.step == 10
+    step["now"] = 11
+    inbox._on_change()                  # the close of the same line, after the read
+    step["now"] = 14
+    append_jsonl(run.commands_path, {"id": "b", "cmd": "resume"})
+    step["now"] = 15
+    [item] = inbox.drain()              # read before its own notice came: stamped now
+    assert item.step == 15, "the stale notice of line 1 stamped line 2"
+
+
+def test_a_read_without_a_notice_stamps_the_step_after_telling_the_loop(tmp_path):
+    # The heartbeat's safety-net read can find a line before watchdog reports it. Its stamp must
+    # be the step at which the loop was told (CI saw a stamp taken before the read, 3 steps early).
+    run = make_run(tmp_path)
+    step = {"now": 20}
+
+    def loop_told():
+        step["now"] += 1  # the graph finishes the step in progress, then sees its interrupt
+
+    inbox = CommandInbox(run, lambda: step["now"], on_ready=loop_told)
+    append_jsonl(run.commands_path, {"id": "a", "cmd": "pause"})
+    inbox.poll()
+    [item] = inbox.drain()
+    assert item.step == 21
+
+
+def test_a_notice_of_a_replaced_file_stamps_it(tmp_path):
+    run = make_run(tmp_path)
+    step = {"now": 1}
+    inbox = CommandInbox(run, lambda: step["now"])
+    append_jsonl(run.commands_path, {"id": "a", "cmd": "pause"})
+    assert len(inbox.drain()) == 1
+    copy = run.commands_path.with_name("saved-by-an-editor")
+    copy.write_bytes(run.commands_path.read_bytes())
+    append_jsonl(copy, {"id": "b", "cmd": "resume"})
+    os.replace(copy, run.commands_path)  # replaced (a new inode), one line longer
+    step["now"] = 5
+    inbox._on_change()
+    step["now"] = 6
+    [item] = inbox.drain()              # the old line is not answered again
+    assert (item.id, item.step) == ("b", 5)
 
 
 def test_a_notice_sets_ready_before_telling_the_loop(tmp_path):

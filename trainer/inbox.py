@@ -41,12 +41,17 @@ class Received:
     @property
     def id(self) -> str | None:
         """The line's command id when it is a valid one (:data:`trainer.commands.ID_PATTERN`)."""
-        return valid_id(self.record.get("id")) if self.record is not None else None
+        return line_key(self.line, self.record)[1]
 
     @property
     def key(self) -> tuple[int, str | None]:
         """What identifies the line's answer in the journal: its line number and its valid id."""
-        return self.line, self.id
+        return line_key(self.line, self.record)
+
+
+def line_key(line: int, record: dict | None) -> tuple[int, str | None]:
+    """A line's number and its valid command id (:data:`trainer.commands.ID_PATTERN`), if any."""
+    return line, valid_id(record.get("id")) if record is not None else None
 
 
 class CommandInbox:
@@ -85,29 +90,38 @@ class CommandInbox:
         # The loop is told first and the step read after: a loop running steps in a graph stops
         # after the step in progress, so "received at step N" means "applied by step N + 1". (If
         # the loop reads the lines in between, the stamp goes to the next line, whose latency then
-        # looks longer, never shorter.)
+        # looks longer, never shorter.) Only a change that left bytes unread is stamped: a late
+        # event of a line already read (its close after its write) must not stamp the next line.
         self._set_ready()
         with self._lock:
-            if self._noticed is None:
+            if self._noticed is None and self._tail.has_unread():
                 self._noticed = (now(), self._current_step())
 
     def poll(self) -> None:
-        """Read what was appended since the last read. Safe to call from any thread."""
+        """Read what was appended since the last read. Safe to call from any thread.
+
+        Lines read without a watcher's notice (the heartbeat's read, or the loop's own) are
+        stamped *after* the loop was told, as ``_on_change`` does: a stamp taken before the read
+        would count the steps the read took against the command.
+        """
         with self._lock:
-            stamp, step = self._noticed or (now(), self._current_step())
-            self._noticed = None
+            noticed, self._noticed = self._noticed, None
             entries = self._tail.read_entries()
             rewritten = self._tail.restarts > 0  # after the read: it may be the read that found the file replaced
+            fresh = []
             for line, record, too_long in entries:
-                item = Received(line, record, stamp, step, TOO_LONG if too_long else None)
-                if item.key in self._skip or (rewritten and item.id in self._ids):
+                key = line_key(line, record)
+                if key in self._skip or (rewritten and key[1] in self._ids):
                     continue
-                self._skip.add(item.key)
-                if item.id is not None:
-                    self._ids.add(item.id)
-                self._queue.append(item)
-            if self._queue or self._tail.behind:  # behind: more to read, the loop comes back for it
+                self._skip.add(key)
+                if key[1] is not None:
+                    self._ids.add(key[1])
+                fresh.append((line, record, TOO_LONG if too_long else None))
+            if fresh or self._tail.behind:  # behind: more to read, the loop comes back for it
                 self._set_ready()
+            if fresh:
+                stamp, step = noticed or (now(), self._current_step())
+                self._queue.extend(Received(line, record, stamp, step, problem) for line, record, problem in fresh)
 
     def drain(self) -> list[Received]:
         """Every command received so far, oldest first.

@@ -112,6 +112,14 @@ class JsonlTail:
         """New ``(line_number, record)`` pairs; ``record`` is ``None`` for a malformed line."""
         return [(line, record) for line, record, _ in self.read_entries()]
 
+    def has_unread(self) -> bool:
+        """Whether the file holds bytes this tail has not read (grown, replaced or cut); one ``stat``."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and (st.st_ino != self._inode or st.st_size != self._pos)
+
     def read_entries(self) -> list[tuple[int, dict | None, bool]]:
         """New ``(line_number, record, too_long)``: ``too_long`` for a line skipped over ``max_line``."""
         try:
