@@ -39,7 +39,7 @@ from trainer.devices import configure_devices, configure_threads, run_record  # 
 from trainer.hparams import Hyperparameters  # noqa: E402
 from trainer.model import build_model, check_model  # noqa: E402
 from trainer.optimizers import make_optimizer  # noqa: E402
-from trainer.rundir import HEARTBEAT_SECONDS, LIVE_STATES, CheckpointError, RunDir, RunDirError, now  # noqa: E402
+from trainer.rundir import HEARTBEAT_SECONDS, LIVE_STATES, WAITING_STATES, CheckpointError, RunDir, RunDirError, now  # noqa: E402
 from trainer.runlock import RunLock  # noqa: E402
 from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 from trainer.steps import CompiledSteps  # noqa: E402
@@ -47,7 +47,7 @@ from trainer.steps import CompiledSteps  # noqa: E402
 #: Signals that stop a run cleanly, with a checkpoint (SIGHUP: the terminal went away).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: ``config.json``'s ``trainer`` for runs ``panda train`` makes.
-TRAINER_NAME = "panda-train"
+TRAINER_NAME = cmds.PANDA_TRAIN
 
 
 def one_line(error: BaseException) -> str:
@@ -66,6 +66,7 @@ class Trainer:
 
     #: The run's lock (``RUN/.lock``): this trainer is its one writer until :meth:`close`.
     run_lock: RunLock | None = None
+    kind = TRAINER_NAME  # which commands it obeys (the command table's trainers)
 
     # ------------------------------------------------------------------ construction
 
@@ -137,7 +138,7 @@ class Trainer:
             status = run.status()
             if run.liveness(status) in LIVE_STATES:
                 raise RunDirError(f"{run.path} is still training (pid {status.pid}); stop it first")
-            if saved.get("trainer") == "keras-callback":
+            if saved.get("trainer") == cmds.KERAS_CALLBACK:
                 raise RunDirError(f"{run.path} was made by PandaCallback in a Keras model.fit; continue it there "
                                   f"with PandaCallback({str(run.path)!r}, resume=True)")
             config = TrainConfig.from_dict({**saved, "dataset": saved.get("dataset_spec", "digits")})
@@ -416,7 +417,7 @@ class Trainer:
                     self._finish_epoch(record)
                 if self.config.pace:
                     self._wait_for_pace(started)
-                if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged") or \
+                if steering.inbox.ready.is_set() or steering.state in WAITING_STATES or \
                         steering.step == steering.replay_due:
                     steering.handle_commands()
             if steering.stop_requested:
