@@ -59,6 +59,7 @@ from trainer.callback_lr import LrSteering, LrWatch, base_optimizer, rounded, st
 from trainer.callback_batches import FitBatches  # noqa: E402
 from trainer.callback_run import RunOpening  # noqa: E402
 from trainer.checkpoints import CheckpointError  # noqa: E402
+from trainer.records import BatchRecord, EpochRecord  # noqa: E402
 from trainer.rundir import LIVE_STATES, WAITING_STATES, RunDir, RunDirError, now  # noqa: E402
 from trainer.runlock import RunLock  # noqa: E402
 from trainer.schedule import scales_from  # noqa: E402
@@ -324,21 +325,21 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         every = max(1, math.ceil(self._batches_in_epoch / BATCH_SAMPLES_PER_EPOCH))
         first_step = self._base_step - self._base_batch + 1
         losses = batch_losses(self._means, self._base_batch, self.batch_size, samples)
-        batch_records = [{"epoch": steering.epoch + 1, "step": first_step + b,
-                          "loss": value if math.isfinite(value) else None, "branch": steering.branch}
+        batch_records = [BatchRecord(steering.epoch + 1, first_step + b, value if math.isfinite(value) else None,
+                                     steering.branch)
                          for k, (b, value) in enumerate(losses) if k % every == 0]
         wall = ended - self._mark - steering.paused_seconds
-        record = {
-            "epoch": steering.epoch + 1, "branch": steering.branch, "step": steering.step, "lr": self._lr_used(),
-            "beta": self.hparams()["beta"], "batch_size": self.batch_size,
-            "loss": loss, "accuracy": accuracy_of(logs), "val_loss": val_loss, "val_accuracy": accuracy_of(logs, "val_"),
-            "grad_norm": None, "epoch_seconds": seconds,
-            "samples_per_second": samples / seconds if samples and seconds > 0 else None,
-            "wall_seconds": wall, "wall_samples_per_second": samples / wall if samples and wall > 0 else None,
-            "time": now(), "logs": {k: as_float(v) for k, v in logs.items()},
-        }
-        if self._skip:  # find_lr trained on none of these batches of fit's data; the numbers are the others'
-            record["explored_batches"] = self._skip
+        record = EpochRecord(
+            epoch=steering.epoch + 1, branch=steering.branch, step=steering.step, lr=self._lr_used(),
+            beta=self.hparams()["beta"], batch_size=self.batch_size,
+            loss=loss, accuracy=accuracy_of(logs), val_loss=val_loss, val_accuracy=accuracy_of(logs, "val_"),
+            grad_norm=None, epoch_seconds=seconds,
+            samples_per_second=samples / seconds if samples and seconds > 0 else None,
+            wall_seconds=wall, wall_samples_per_second=samples / wall if samples and wall > 0 else None,
+            time=now(), logs={k: as_float(v) for k, v in logs.items()},
+            # find_lr trained on none of these batches of fit's data; the numbers are the others'
+            explored_batches=self._skip or None,
+        )
         steering.commit_epoch(record, batch_records, self.checkpoint_every)
         self._mark, steering.paused_seconds = ended, 0.0  # the commit's own time counts in the next epoch
         if self._schedule_internals is not None and self._schedule_internals.due(steering.epoch):

@@ -31,7 +31,7 @@ from trainer import undo
 from trainer.inbox import CommandInbox, Received
 from trainer.journal import answered_in, last_hparams, state_at_end
 from trainer.outcome import FINISH_MESSAGES
-from trainer.records import Status
+from trainer.records import BatchRecord, EpochRecord, Status
 from trainer.rundir import (
     HEARTBEAT_SECONDS, WAITING_STATES, CheckpointError, RunDir, RunDirError, append_jsonl, current_line, now,
     repair_jsonl_tail,
@@ -416,7 +416,7 @@ class Steering:
         """One line of ``internals.jsonl`` (see :mod:`trainer.internals`); the epoch is already durable."""
         append_jsonl(self.rundir.internals_path, {**record, "time": now()}, sync=False)
 
-    def commit_epoch(self, record: dict, batches: list[dict], keep_every: int) -> dict:
+    def commit_epoch(self, epoch: EpochRecord, batches: list[BatchRecord], keep_every: int) -> dict:
         """Make a finished epoch durable, in the order ``--resume`` relies on, off the critical path.
 
         The state is snapshotted into the epoch's checkpoint now; on the store's committer thread
@@ -426,11 +426,12 @@ class Steering:
         Training goes on meanwhile; whatever reads checkpoints (rewind, divergence, stop) waits for
         the commit first (:meth:`CheckpointStore.flush`).
         """
-        self.epoch = record["epoch"]
+        self.epoch, record = epoch.epoch, epoch.to_json()
+        lines = [batch.to_json() for batch in batches]
 
         def durable(meta: dict) -> None:  # on the committer thread, once the checkpoint is durable
             done = meta["metrics"]
-            append_jsonl(self.rundir.batches_path, *batches, sync=False)
+            append_jsonl(self.rundir.batches_path, *lines, sync=False)
             append_jsonl(self.rundir.metrics_path, done)
             self.store.prune(keep_every)
             with self._status_lock:
@@ -441,7 +442,7 @@ class Steering:
         meta = self.store.save_async(epoch=self.epoch, step=self.step, branch=self.branch, reason="epoch",
                                      hparams=self.trainer.hparams(), metrics=record, then=durable)
         if self.tb is not None:
-            self.tb.epoch(meta["metrics"], batches)
+            self.tb.epoch(meta["metrics"], lines)
         return meta["metrics"]
 
     def flush(self) -> None:
