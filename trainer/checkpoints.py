@@ -19,7 +19,7 @@ from typing import Callable
 import tensorflow as tf
 
 from trainer.rundir import (
-    CHECKPOINT_META, CheckpointError, RunDir, _fsync_dir, atomic_write_json, check_checkpoint_files, kept_for_good, now,
+    CHECKPOINT_META, CheckpointError, RunDir, fsync_dir, atomic_write_json, check_checkpoint_files, kept_for_good, now,
     read_json,
 )
 from trainer.records import checkpoint_meta
@@ -129,9 +129,9 @@ class CheckpointStore:
         for file in tmp.iterdir():
             with open(file, "rb") as f:
                 os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         os.rename(tmp, self.folder / name)
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         self._index.append(meta)
         return meta
 

@@ -35,16 +35,16 @@ from trainer.advising import Advising  # noqa: E402
 from trainer.checkpoints import CheckpointStore  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402  (re-exported: ``from trainer.loop import TrainConfig``)
 from trainer.data import Dataset, epoch_permutation, load_dataset  # noqa: E402
-from trainer.exploration import Explorer  # noqa: E402
 from trainer.devices import configure_devices, configure_threads, run_record  # noqa: E402
 from trainer.hparams import Hyperparameters  # noqa: E402
 from trainer.model import build_model, check_model  # noqa: E402
 from trainer.optimizers import make_optimizer  # noqa: E402
 from trainer.records import BatchRecord, EpochRecord  # noqa: E402
-from trainer.rundir import HEARTBEAT_SECONDS, LIVE_STATES, WAITING_STATES, CheckpointError, RunDir, RunDirError, now  # noqa: E402
+from trainer.rundir import HEARTBEAT_SECONDS, LIVE_STATES, WAITING_STATES, RunDir, RunDirError, now  # noqa: E402
 from trainer.runlock import RunLock  # noqa: E402
 from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 from trainer.steps import CompiledSteps  # noqa: E402
+from trainer.train_knobs import TrainKnobs  # noqa: E402
 
 #: Signals that stop a run cleanly, with a checkpoint (SIGHUP: the terminal went away).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -58,12 +58,13 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".strip()[:500]
 
 
-class Trainer:
+class Trainer(TrainKnobs):
     """One run: owns its run directory, model, optimizer and the loop that trains them.
 
     Its :class:`~trainer.steering.Steering` (``self.steering``) does what every trainer does when
     steered; this class is the :class:`~trainer.steerable.Steerable` side: what a learning-rate
-    change or a rewind touches in this loop.
+    change or a rewind touches in this loop (:class:`~trainer.train_knobs.TrainKnobs`, with the
+    divergence policy).
     """
 
     #: The run's lock (``RUN/.lock``): this trainer is its one writer until :meth:`close`.
@@ -168,100 +169,6 @@ class Trainer:
         """Give the run up to another writer (:meth:`run` does at its end; call it for a trainer never run)."""
         if self.run_lock is not None:
             self.run_lock.release()
-
-    # ------------------------------------------------------------------ the Steerable side
-
-    def hparams(self) -> dict:
-        return {**self.hp.to_dict(), "lr0": self.lr0, "lr0_epoch": self.lr0_epoch}
-
-    def restore(self, meta: dict) -> None:
-        self.steering.store.restore(meta)
-        self._apply_knobs()  # the checkpoint holds old hyperparameters; the user's current ones win
-
-    def restore_hparams(self, latest: dict) -> None:
-        self.hp = Hyperparameters.from_dict({**self.hp.to_dict(), **latest})
-        self.lr0 = latest.get("lr0", self.hp.lr)
-        self.lr0_epoch = latest.get("lr0_epoch", self.steering.epoch)
-        self._apply_knobs()
-
-    def after_rewind(self, meta: dict) -> None:
-        pass  # the loop sees steering.abort_epoch and drops the epoch in progress
-
-    def refuse_checkpoint(self) -> str | None:
-        sums = self.steps.read_sums()
-        if not sums["count"]:
-            return None
-        return self._divergence(sums["loss_sum"] / sums["count"])
-
-    def set_lr(self, value: float) -> None:
-        self.hp.lr = self.lr0 = value
-        self.lr0_epoch = self.steering.epoch
-        self.knobs.lr.assign(value)
-        self.steering.say(f"learning rate -> {value:g} at step {self.steering.step}")
-
-    def scale_lr(self, factor: float) -> None:
-        self.set_lr(cmds.check_lr(self.hp.lr * factor))
-
-    def set_beta(self, value: float) -> None:
-        if self.knobs.beta is None:
-            raise cmds.CommandError(f"optimizer {self.hp.optimizer} has no beta")
-        self.hp.beta = value
-        self.knobs.beta.assign(value)
-
-    def set_batch_size(self, value: int) -> None:
-        self.hp.batch_size = value  # the next epoch builds its pipeline with it
-
-    def find_lr(self, spec: dict) -> dict:
-        return Explorer(self).find_lr(spec)  # trains on a side track, then restores the exact state
-
-    def fork(self, spec: dict) -> dict:
-        return Explorer(self).fork(spec)
-
-    def adopt(self, source: dict, spec: dict) -> None:
-        from trainer.adopt import check_compatible
-
-        if spec.get("beta") is not None and self.knobs.beta is None:
-            raise cmds.CommandError(f"adopt beta: optimizer {self.hp.optimizer} has no beta")
-        own = self.steering.store.latest()
-        check_compatible(source, own)
-        try:
-            self.steering.store.restore(source)
-        except CheckpointError as e:  # gone before the read began: nothing was loaded
-            raise cmds.CommandError(f"adopt: {e}") from None
-        except (AssertionError, ValueError, tf.errors.OpError) as e:  # pruned mid-read: part may have loaded
-            self.steering.rewind_to(own)
-            self.steering.event("rewound", checkpoint=own["name"], to_epoch=own["epoch"], branch=self.steering.branch,
-                                reason="adopt failed mid-read")
-            raise cmds.CommandError(f"adopt: reading {source['name']} failed ({str(e).splitlines()[0][:200]}); "
-                                    f"rolled back to this run's {own['name']}") from None
-        if spec.get("lr") is not None:
-            self.set_lr(spec["lr"])
-        if spec.get("beta") is not None:
-            self.hp.beta = spec["beta"]
-        self._apply_knobs()  # the checkpoint holds the source's knobs; this run's (as just set) win
-
-    # ------------------------------------------------------------------ knobs and divergence
-
-    def _apply_knobs(self) -> None:
-        self.knobs.lr.assign(self.hp.lr)
-        if self.knobs.beta is not None and self.hp.beta is not None:
-            self.knobs.beta.assign(self.hp.beta)
-
-    def _divergence(self, loss: float, val_loss: float | None = None) -> str | None:
-        """Why the current state must not be kept, or ``None`` when it is fine."""
-        if not math.isfinite(loss):
-            return f"the training loss became {loss}"
-        if val_loss is not None and not math.isfinite(val_loss):
-            return f"the validation loss became {val_loss}"
-        # Near-zero best losses make ordinary noise look like a 10x jump, so the reference never
-        # drops below a tenth of a uniform guess's loss, ln(classes): with the default factor of
-        # 10, a run is diverged once it does worse than guessing.
-        chance = math.log(self.data.n_classes)
-        reference = max(self.best_loss if self.best_loss is not None else chance, chance / 10)
-        limit = self.config.divergence_factor * reference
-        if loss > limit:
-            return f"the training loss {loss:.4g} is over {self.config.divergence_factor:g}x the reference ({reference:.4g}, the best so far or chance/10)"
-        return None
 
     # ------------------------------------------------------------------ the loop
 

@@ -16,10 +16,10 @@ Files (schema version :data:`SCHEMA_VERSION`)::
     checkpoints/      one folder per checkpoint, renamed into place when complete
     .lock             the trainer's exclusive lock while it lives (trainer.runlock); clients never touch it
 
-Crash safety: appends are single ``write`` calls of whole lines followed by ``fsync``; readers
-(:class:`JsonlTail`) only consume up to the last newline, so a torn last line is never parsed as a
-record. Snapshots are written to a temporary file and ``os.replace``-d, so a reader sees the old or
-the new file, never half of one.
+Crash safety (:mod:`trainer.atomic`): appends are single ``write`` calls of whole lines followed by
+``fsync``; readers (:class:`JsonlTail`) only consume up to the last newline, so a torn last line is
+never parsed as a record. Snapshots are written to a temporary file and ``os.replace``-d, so a
+reader sees the old or the new file, never half of one.
 
 Example::
 
@@ -32,21 +32,22 @@ Example::
 from __future__ import annotations
 
 import bisect
-import errno
-import json
 import os
 import socket
 import stat
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from trainer.records import Status, checkpoint_meta, config_record, string
 
-from trainer.jsonsafe import clean
-# The logs' readers (their own module, part of this contract):
+# The crash-safe writes and non-blocking reads every file of the contract goes through, and the
+# logs' readers (their own modules, part of this contract):
+from trainer.atomic import (  # noqa: F401
+    MAX_SNAPSHOT_BYTES, NotRegularFile, Snapshot, append_jsonl, atomic_write_json, dumps, fsync_dir, open_regular,
+    read_json, read_snapshot,
+)
 from trainer.jsonl import MAX_LINE_BYTES, JsonlTail, read_jsonl, repair_jsonl_tail  # noqa: F401
 
 SCHEMA_VERSION = 1
@@ -93,145 +94,7 @@ class CheckpointError(Exception):
     """A checkpoint that does not exist or cannot be restored."""
 
 
-# --------------------------------------------------------------------------- low-level writes
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy and TensorFlow scalars
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def dumps(record: dict) -> str:
-    """One JSON line. Non-finite floats, at any depth, become ``null`` so every line is strict JSON."""
-    return json.dumps(clean(record), default=_json_default, separators=(",", ":"), allow_nan=False)
-
-
-def atomic_write_json(path: Path | str, obj: dict) -> None:
-    """Replace ``path`` with ``obj`` so that readers see the old or the new file, never a mix."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(obj, default=_json_default, indent=2, sort_keys=True))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def append_jsonl(path: Path | str, *records: dict, sync: bool = True) -> None:
-    """Append whole lines in one write; ``fsync`` so a crash cannot lose an acknowledged record."""
-    if not records:
-        return
-    data = "".join(dumps(r) + "\n" for r in records).encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class NotRegularFile(OSError):
-    """A run-directory path that is a FIFO, socket, device or folder where a file belongs."""
-
-
-def open_regular(path: Path | str):
-    """Open ``path`` for reading in binary mode, refusing anything but a regular file.
-
-    The file is opened non-blocking (so a FIFO or a device cannot stall ``open``), then
-    ``fstat``-ed: a FIFO, socket, device or folder raises :class:`NotRegularFile` (an ``OSError``)
-    and is never read. Every reader of a run-directory file opens it through here. A missing file
-    raises ``FileNotFoundError`` as ``open`` would.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        if e.errno == errno.ENXIO:  # a Unix socket
-            raise NotRegularFile(f"{Path(path).name} is not a regular file") from None
-        raise
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegularFile(f"{Path(path).name} is not a regular file")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-#: A snapshot file (``config.json``, ``status.json``, ``meta.json``) over this size is not read: the
-#: trainer writes a few kilobytes, so a bigger one is foreign and must not cost a reader its memory.
-MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024
-
-
-def read_json(path: Path | str) -> dict | None:
-    """A snapshot file's JSON object, or ``None`` when it does not exist (yet).
-
-    Anything else raises: ``OSError`` when it cannot be opened (:class:`NotRegularFile` for a
-    FIFO, socket, device or folder, which is never read), ``ValueError`` when it is over
-    :data:`MAX_SNAPSHOT_BYTES`, not UTF-8, not JSON, too deep, or JSON but not an object.
-    :func:`read_snapshot` turns those into a notice.
-    """
-    try:
-        f = open_regular(path)
-    except FileNotFoundError:
-        return None
-    with f:
-        data = f.read(MAX_SNAPSHOT_BYTES + 1)
-    name = Path(path).name
-    if len(data) > MAX_SNAPSHOT_BYTES:
-        raise ValueError(f"{name} is over {MAX_SNAPSHOT_BYTES // 2**20} MiB")
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"{name} is not UTF-8 text") from None
-    except (ValueError, RecursionError):
-        raise ValueError(f"{name} is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} holds a JSON {_json_type(value)}, not an object")
-    return value
-
-
-def _json_type(value: Any) -> str:
-    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A snapshot file as a reader sees it: its typed record, and a one-line notice when it is unusable."""
-
-    record: Any = None  # the typed record; None when the file is missing or unusable
-    notice: str | None = None  # why a file that is there gave no record (for the page, one line)
-
-
-def read_snapshot(path: Path | str, typed: Callable[[dict], Any] = lambda d: d) -> Snapshot:
-    """``typed(read_json(path))`` or the reason it failed, never an exception and never blocking."""
-    try:
-        raw = read_json(path)
-        return Snapshot(None if raw is None else typed(raw))
-    except NotRegularFile:
-        return Snapshot(None, f"{Path(path).name} is not a regular file")
-    except (OSError, ValueError) as e:
-        if isinstance(e, OSError):
-            return Snapshot(None, f"{Path(path).name} cannot be read ({e.strerror or type(e).__name__})")
-        return Snapshot(None, str(e))
+# --------------------------------------------------------------------------- the run's history
 
 
 def current_line(metrics: list[dict]) -> list[dict]:
@@ -370,7 +233,7 @@ class RunDir:
         self.checkpoints_path.mkdir()
         for name in (METRICS, BATCHES, COMMANDS, EVENTS):
             (self.path / name).touch()
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         return self
 
     def exists(self) -> bool:
