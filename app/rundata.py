@@ -181,8 +181,9 @@ class RunView:
     def word(self, state: str) -> str:
         """``state`` as the badge says it: a finished run completed, stopped or was interrupted; a gone one was killed."""
         status = self.status or {}
-        reason = next((e.get("reason") for e in reversed(self.events) if e.get("event") == "finished"), None)
-        return outcome(state, message=status.get("message"), reason=reason,
+        reason = next((e.get("reason") for e in reversed(self.events) if e.get("event") == "finished"),
+                      status.get("ending"))
+        return outcome(state, reason=reason,
                        pid_gone=state == "not answering" and not pid_alive(status.get("pid"), status.get("host")))
 
     @property

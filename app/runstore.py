@@ -121,7 +121,7 @@ class RunStore:
         gone = state == "not answering" and not pid_alive(status.pid, status.host)
         return RunSummary(
             name=str(run.path.relative_to(self.root)), path=run.path, state=state,
-            word=outcome(state, message=status.message if status else None, pid_gone=gone),
+            word=outcome(state, reason=status.ending if status else None, pid_gone=gone),
             epoch=status.epoch if status else 0,
             epochs=(status.epochs if status else None) or settings.get("epochs"),
             created=settings.get("created", 0.0),

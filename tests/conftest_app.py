@@ -111,11 +111,12 @@ def make_run(root: Path, name: str = "demo", *, epochs_done: int = 10, epochs: i
 
 
 def write_status(run: RunDir, *, state: str, epoch: int, epochs: int = 30, hparams: dict | None = None,
-                 heartbeat: float | None = None, pid: int | None = None, message: str | None = None) -> None:
+                 heartbeat: float | None = None, pid: int | None = None, message: str | None = None,
+                 ending: str | None = None) -> None:
     metrics = run.read_metrics()
     run.write_status({
         "name": run.name, "state": state, "epoch": epoch, "epochs": epochs, "step": epoch * 20, "branch": 0,
         "pid": pid or os.getpid(), "host": socket.gethostname(), "heartbeat": heartbeat or time.time(),
         "started": time.time() - 10, "hparams": {**HPARAMS, **(hparams or {})},
-        "last": metrics[-1] if metrics else None, "message": message, "checkpoint": None,
+        "last": metrics[-1] if metrics else None, "message": message, "checkpoint": None, "ending": ending,
     })

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from trainer.options import (MAX_INT, Option, OptionError, add_flags, argparse_type, check_all, defaults_of, option,
+from trainer.options import (MAX_INT, Option, OptionError, add_flags, argparse_type, defaults_of, option,
                              options_of, short_repr, to_flags)
 
 
@@ -161,12 +161,6 @@ def test_defaults_and_list_defaults_are_copies():
 def test_unknown_kinds_are_refused():
     with pytest.raises(ValueError, match="unknown option kind 'number'"):
         option(1, "number", "help")
-
-
-def test_check_all_checks_known_names_and_keeps_the_rest():
-    assert check_all(T, {"rate": "0.5", "size": "3", "other": "as is"}) == {"rate": 0.5, "size": 3, "other": "as is"}
-    with pytest.raises(OptionError):
-        check_all(T, {"size": 1})
 
 
 def test_short_repr_cuts_at_its_limit():

@@ -96,14 +96,15 @@ def test_every_table_field_is_a_flat_table(key):
 def test_status_reads_the_documented_types_and_defaults_the_rest():
     full = {"name": "r", "state": "running", "epoch": 3, "epochs": 10, "step": 30, "branch": 1, "pid": 99,
             "host": "h", "heartbeat": 5, "started": 1.5, "hparams": {"lr": 0.1}, "last": {"loss": 0.5},
-            "message": "m", "checkpoint": "ckpt-3", "activity": {"kind": "fork", "done": 2}}
+            "message": "m", "checkpoint": "ckpt-3", "activity": {"kind": "fork", "done": 2}, "ending": "stopped"}
     status = Status.from_json(full)
     assert status.to_json() == {**full, "heartbeat": 5.0}
     assert Status.from_json(status.to_json()) == status
     assert Status.from_json({}) == Status() == Status.from_json(None) == Status.from_json([1, 2])
     assert Status().to_json() == {"name": "", "state": "unknown", "epoch": 0, "epochs": None, "step": 0, "branch": 0,
                                   "pid": None, "host": None, "heartbeat": 0.0, "started": None, "hparams": {},
-                                  "last": None, "message": None, "checkpoint": None, "activity": None}
+                                  "last": None, "message": None, "checkpoint": None, "activity": None,
+                                  "ending": None}
     wrong = Status.from_json({"state": 5, "epoch": "3", "hparams": [1], "heartbeat": "now", "name": None,
                               "extra": 1})
     assert (wrong.state, wrong.epoch, wrong.hparams, wrong.heartbeat, wrong.name) == ("unknown", 0, {}, 0.0, "")
@@ -220,3 +221,10 @@ def test_a_batch_record():
 @pytest.mark.parametrize("data", [None, {"epoch": 3}, {"step": 40, "loss": 0.1}, {"epoch": 3, "step": 4.0}])
 def test_no_epoch_and_step_no_batch_record(data):
     assert BatchRecord.from_json(data) is None
+
+
+def test_a_status_says_how_a_finished_run_ended():
+    assert Status.from_json({"state": "finished", "ending": "stopped"}).ending == "stopped"
+    assert Status.from_json({"state": "finished", "ending": ["stopped"]}).ending is None
+    assert Status.from_json({"state": "running"}).ending is None
+    assert Status(state="finished", ending="interrupted").to_json()["ending"] == "interrupted"

@@ -21,9 +21,9 @@ GONE_PID = 2**22 + 12345  # above Linux's pid_max: never a live process
 
 
 def test_four_endings_have_four_words():
-    assert outcome("finished", message=None) == "completed"
-    assert outcome("finished", message="stopped by the user") == "stopped"
-    assert outcome("finished", message="interrupted by Ctrl-C or SIGTERM") == "interrupted"
+    assert outcome("finished") == "completed" and outcome("finished", reason="completed") == "completed"
+    assert outcome("finished", reason="stopped") == "stopped"
+    assert outcome("finished", reason="stopped by the user") == "completed"  # a message is no reason
     assert outcome("finished", reason="interrupted") == "interrupted"
     assert outcome("not answering", pid_gone=True) == "killed"
     assert outcome("not answering", pid_gone=False) == "not answering"  # stopped (SIGSTOP) is not killed
@@ -35,9 +35,10 @@ def test_panda_status_says_how_a_run_ended_and_prints_short_numbers(tmp_path):
     text = format_status(done)
     assert text.splitlines()[0] == "done: completed" and "lr=0.01," in text and "0.010000000000000002" not in text
     stopped = make_run(tmp_path, "stopped", state="finished")
-    write_status(stopped, state="finished", epoch=10, message="stopped by the user")
+    write_status(stopped, state="finished", epoch=10, message="stopped by the user", ending="stopped")
     assert format_status(stopped).splitlines()[0] == "stopped: stopped"
-    write_status(stopped, state="finished", epoch=10, message="interrupted by Ctrl-C or SIGTERM")
+    write_status(stopped, state="finished", epoch=10, message="interrupted by Ctrl-C or SIGTERM",
+                 ending="interrupted")
     assert format_status(stopped).splitlines()[0] == "stopped: interrupted"
     killed = make_run(tmp_path, "killed", pid=GONE_PID)
     assert format_status(killed).splitlines()[0] == "killed: killed"

@@ -306,7 +306,6 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         steering = self.steering
         logs = dict(logs or {})
         self._in_epoch = False
-        self._last_epoch_batches = max(1, self._batches_in_epoch)
         if self._cut_short or self._batches_in_epoch == 0:
             return  # a stop cut the epoch short, or a rewind left nothing of it: no record, as panda train does
         ended = time.perf_counter()

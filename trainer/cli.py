@@ -325,7 +325,7 @@ def format_status(run: RunDir) -> str:
     status = run.status()
     state = run.liveness(status)
     if status is not None:  # completed, stopped, interrupted or killed: say which
-        state = outcome(state, message=status.message, pid_gone=not pid_alive(status.pid, status.host))
+        state = outcome(state, reason=status.ending, pid_gone=not pid_alive(status.pid, status.host))
     lines = [f"{run.name}: {state}"]
     if status:
         lines.append(f"  epoch {status.epoch}/{status.epochs or '?'}, step {status.step}")

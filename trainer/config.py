@@ -3,9 +3,10 @@
 :class:`TrainConfig` holds a run's options (data, epochs, seed, pace, ...) next to its
 :class:`~trainer.hparams.Hyperparameters`, each declared once with
 :func:`~trainer.options.option`. It is saved in ``config.json`` so ``--resume`` can do it again.
-:func:`trainer_argv` turns a configuration into ``panda train`` arguments, and ``panda train``
-parses them back with flags made from the same tables: the dashboard's "new run", a sweep's
-trials and the benchmarks all launch trainers through it. Pure Python, no TensorFlow.
+:func:`trainer_argv` turns a configuration into ``panda train`` arguments (and
+:func:`resume_argv` a run to continue; both through one builder), and ``panda train`` parses them
+back with flags made from the same tables: the dashboard's "new run", a sweep's trials and the
+benchmarks all launch trainers through them. Pure Python, no TensorFlow.
 
 >>> trainer_argv("runs", "r1", TrainConfig(hparams=Hyperparameters(lr=0.01), epochs=3), program=())[:6]
 ['train', '--run-dir', 'runs', '--name', 'r1', '--epochs']
@@ -126,9 +127,14 @@ def add_train_flags(parser, *, only: tuple[str, ...] | None = None, run_defaults
         add_flags(parser, HYPERPARAMETERS, defaults_of(Hyperparameters))
 
 
+def _train_command(args: list[str], quiet: bool, program: tuple[str, ...] | None) -> list[str]:
+    """``panda train ARGS [--quiet]`` behind ``program``: every trainer command line is built here."""
+    return [*(TRAINER_PROGRAM if program is None else program), "train", *args, *(["--quiet"] if quiet else [])]
+
+
 def trainer_argv(run_dir: Path | str, name: str, config: TrainConfig, *, quiet: bool = True,
                  program: tuple[str, ...] | None = None) -> list[str]:
-    """The command line that trains ``config`` as run ``run_dir/name``: the one place it is built.
+    """The command line that trains ``config`` as run ``run_dir/name``.
 
     ``program`` is put in front (``TRAINER_PROGRAM`` by default; ``()`` gives the bare
     ``panda`` arguments). Every value is checked first, so a bad one raises ``ValueError`` here
@@ -138,19 +144,20 @@ def trainer_argv(run_dir: Path | str, name: str, config: TrainConfig, *, quiet: 
     check_name(name)
     hparams = config.hparams.to_dict()
     runs = {k: getattr(config, k) for k in RUN_OPTIONS if getattr(config, k) != RUN_DEFAULTS[k] or k == "epochs"}
-    argv = ["train", "--run-dir", str(run_dir), "--name", name, *to_flags(RUN_OPTIONS, runs),
-            *to_flags(HYPERPARAMETERS, hparams)]
-    if quiet:
-        argv.append("--quiet")
-    return [*(TRAINER_PROGRAM if program is None else program), *argv]
+    return _train_command(["--run-dir", str(run_dir), "--name", name, *to_flags(RUN_OPTIONS, runs),
+                           *to_flags(HYPERPARAMETERS, hparams)], quiet, program)
 
 
 def resume_argv(run_path: Path | str, *, quiet: bool = True, program: tuple[str, ...] | None = None,
                 epochs: int | None = None) -> list[str]:
     """The command line that continues the run at ``run_path`` from its newest checkpoint
-    (to ``epochs`` epochs in all when given, e.g. more than a completed run planned)."""
-    return [*(TRAINER_PROGRAM if program is None else program), "train", "--resume", str(run_path),
-            *(["--epochs", str(int(epochs))] if epochs is not None else []), *(["--quiet"] if quiet else [])]
+    (to ``epochs`` epochs in all when given, e.g. more than a completed run planned).
+
+    >>> resume_argv("runs/r1", program=(), epochs=40)
+    ['train', '--resume', 'runs/r1', '--epochs', '40', '--quiet']
+    """
+    return _train_command(["--resume", str(run_path), *(["--epochs", str(int(epochs))] if epochs is not None else [])],
+                          quiet, program)
 
 
 __all__ = ["TrainConfig", "RUN_OPTIONS", "RUN_DEFAULTS", "TRAINER_PROGRAM", "MODELS", "OptionError", "add_train_flags",

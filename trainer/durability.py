@@ -205,6 +205,7 @@ class RunDurability:
         while self.pending:
             self.answer(self.pending.popleft(), False, f"the run {reason} before this command was applied")
         self.event("finished", reason=reason)
+        self.ending = reason
         self.set_state("finished", FINISH_MESSAGES.get(reason))
         self.say(f"finished ({reason}) at epoch {self.epoch}, step {self.step}: {self.rundir.path}")
 

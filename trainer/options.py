@@ -177,11 +177,6 @@ def defaults_of(cls) -> dict[str, Any]:
     return out
 
 
-def check_all(table: Mapping[str, Option], values: Mapping[str, Any]) -> dict[str, Any]:
-    """Every value checked by its option (unknown names are kept as they are)."""
-    return {k: table[k].check(v) if k in table else v for k, v in values.items()}
-
-
 def argparse_type(check, name: str | None = None):
     """An argparse ``type`` from a check that raises ``ValueError``: its message becomes argparse's."""
     def parse(text: str):

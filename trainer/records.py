@@ -33,7 +33,7 @@ INT_FIELDS = ("epoch", "epochs", "step", "branch", "to_epoch", "line", "pid", "r
 FLOAT_FIELDS = ("time", "received_time", "lr", "heartbeat", "started")
 #: Fields of log records that must be text (anything else is shown as its bounded JSON text).
 TEXT_FIELDS = ("id", "cmd", "source", "event", "command_id", "reason", "checkpoint", "resumed_from", "error",
-               "duplicate_id", "name", "state", "host", "message")
+               "duplicate_id", "name", "state", "host", "message", "ending")
 #: Fields that hold a table of hyperparameters or metrics.
 TABLE_FIELDS = ("hparams", "metrics", "last", "activity")
 
@@ -108,6 +108,7 @@ class Status:
     message: str | None = None
     checkpoint: str | None = None
     activity: dict | None = None  # what a long command (find_lr, fork) is doing, with its progress
+    ending: str | None = None  # how a finished run ended: completed, stopped or interrupted
 
     @classmethod
     def from_json(cls, data: Any) -> "Status":

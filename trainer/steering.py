@@ -54,6 +54,7 @@ class Steering(RunDurability):
         self.say_prefix = say_prefix
         self.state = "starting"
         self.message: str | None = None
+        self.ending: str | None = None  # the finished event's reason, once finished
         self.epoch = 0
         self.step = 0
         self.branch = 0
@@ -123,7 +124,7 @@ class Steering(RunDurability):
             name=self.rundir.name, state=self.state, epoch=self.epoch, epochs=self.epochs, step=self.current_step(),
             branch=self.branch, pid=os.getpid(), host=socket.gethostname(), heartbeat=now(), started=self.started,
             hparams=self.trainer.hparams(), last=self.last_metrics, message=self.message,
-            checkpoint=self.latest_checkpoint, activity=self.activity,
+            checkpoint=self.latest_checkpoint, activity=self.activity, ending=self.ending,
         )
 
     def write_status(self) -> None:
