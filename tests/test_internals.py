@@ -74,7 +74,7 @@ def test_measuring_leaves_the_moving_statistics_as_they_were(tmp_path):
 
 def test_a_long_run_stays_small_and_measuring_stays_within_its_budget():
     assert sum(internals.due(e) for e in range(1, 10_001)) == 200 + (10_000 - 200) // 10
-    generous, stingy = internals.Schedule(share=1e9), internals.Schedule(share=0.0)
+    generous, stingy = internals.Cadence(share=1e9), internals.Cadence(share=0.0)
     for epoch in range(1, 6):
         for schedule in (generous, stingy):
             if schedule.due(epoch):

@@ -6,14 +6,14 @@ import pytest
 
 from conftest import wait_for
 from trainer.cli import main
-from trainer.replay import Replayer, schedule_of
+from trainer.replay import Replayer, plan_of
 
 pytestmark = pytest.mark.timeout(300)
 
 COMPARED = ("epoch", "branch", "step", "lr", "batch_size", "loss", "accuracy", "val_loss", "val_accuracy", "grad_norm")
 
 
-def test_a_schedule_keeps_where_each_intervention_took_effect():
+def test_a_replay_plan_keeps_where_each_intervention_took_effect():
     events = [
         {"event": "applied", "cmd": "set_lr", "value": 0.01, "epoch": 1, "step": 30},
         {"event": "applied", "cmd": "pause", "epoch": 1, "step": 31},
@@ -22,10 +22,10 @@ def test_a_schedule_keeps_where_each_intervention_took_effect():
          "from_epoch": 3, "from_step": 80},
         {"event": "applied", "cmd": "set_autopilot", "value": True, "epoch": 1, "step": 23},
     ]
-    assert schedule_of(events) == [{"epoch": 1, "step": 30, "cmd": "set_lr", "value": 0.01},
+    assert plan_of(events) == [{"epoch": 1, "step": 30, "cmd": "set_lr", "value": 0.01},
                                    {"epoch": 3, "step": 80, "cmd": "rewind", "value": "ckpt-00001"}]
     with pytest.raises(ValueError, match="rewinds do not say"):
-        schedule_of([{"event": "applied", "cmd": "rewind", "value": "1", "epoch": 1, "step": 23}])
+        plan_of([{"event": "applied", "cmd": "rewind", "value": "1", "epoch": 1, "step": 23}])
     assert Replayer([]).due_step() == -1
 
 
@@ -41,8 +41,8 @@ def test_replay_matches_a_run_with_three_alpha_changes_and_a_rewind(tmp_path, st
     assert t.send("set_lr", 1e-3)["event"] == "applied"
     assert t.join() == "finished"
     original = run.read_metrics()
-    schedule = schedule_of(run.read_events())
-    assert [e["cmd"] for e in schedule] == ["set_lr", "scale_lr", "rewind", "set_lr"]
+    plan = plan_of(run.read_events())
+    assert [e["cmd"] for e in plan] == ["set_lr", "scale_lr", "rewind", "set_lr"]
     assert {r["branch"] for r in original} == {0, 1}
 
     assert main(["replay", str(run.path), "--name", "again", "--quiet"]) == 0

@@ -99,7 +99,7 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         self.internals = internals
         self._probe_data = probe
         self._probe: internals_lib.Probe | None = None
-        self._schedule_internals = internals_lib.Schedule() if internals else None
+        self._internals_cadence = internals_lib.Cadence() if internals else None
         self.batch_size: int | None = None
         self._opened = False
         self._signature: dict | None = None
@@ -341,8 +341,8 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         )
         steering.commit_epoch(record, batch_records, self.checkpoint_every)
         self._mark, steering.paused_seconds = ended, 0.0  # the commit's own time counts in the next epoch
-        if self._schedule_internals is not None and self._schedule_internals.due(steering.epoch):
-            self._schedule_internals.timed(lambda: steering.append_internals(internals_lib.measure(
+        if self._internals_cadence is not None and self._internals_cadence.due(steering.epoch):
+            self._internals_cadence.timed(lambda: steering.append_internals(internals_lib.measure(
                 self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch)))
         steering.say(f"epoch {steering.epoch}  loss {loss:.4f}" + (f"  val_loss {val_loss:.4f}" if val_loss is not None else ""))
         if steering.inbox.ready.is_set() or steering.state in WAITING_STATES:

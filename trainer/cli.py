@@ -128,7 +128,7 @@ def add_replay(subparsers) -> None:
 
 def cmd_replay(args) -> int:
     from trainer.loop import Trainer
-    from trainer.replay import schedule_of
+    from trainer.replay import plan_of
 
     run = RunDir(args.run_path).require()
     saved = run.read_config()
@@ -136,7 +136,7 @@ def cmd_replay(args) -> int:
         print(f"panda replay: error: {run.path} was not made by panda train", file=sys.stderr)
         return 1
     try:
-        schedule = schedule_of(run.read_events())
+        schedule = plan_of(run.read_events())
         config = TrainConfig.from_dict({**saved, "dataset": saved.get("dataset_spec", "digits"),
                                         "autopilot": False, "replay": str(run.path.resolve()),
                                         "argv": sys.argv[1:]}).validate()

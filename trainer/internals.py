@@ -14,7 +14,7 @@ What the tuning week teaches, measured on the run being trained so epochs are co
   the trainer).
 
 A run stays small: every epoch up to :data:`EVERY_EPOCH_UNTIL`, then every tenth; and cheap: an epoch
-is skipped while measuring has cost more than 3 % of the run's time (:class:`Schedule`). The first line
+is skipped while measuring has cost more than 3 % of the run's time (:class:`Cadence`). The first line
 (``kind: "probes"``) holds the probe examples themselves, so a page can draw them.
 """
 
@@ -49,7 +49,7 @@ def due(epoch: int) -> bool:
     return epoch <= EVERY_EPOCH_UNTIL or epoch % 10 == 0
 
 
-class Schedule:
+class Cadence:
     """Which epochs get measured: :func:`due` ones, as long as measuring has cost at most ``share`` of the
     run's wall time so far (so a tiny, fast model is measured every few epochs rather than slowed down)."""
 

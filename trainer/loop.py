@@ -99,7 +99,7 @@ class Trainer(TrainKnobs):
         self._mark: float | None = None  # when the last epoch's record was handed off (end-to-end timing)
         self._probe = internals.Probe(data.x_val, data.y_val, data.n_classes) if (
             config.internals and len(data.x_val)) else None
-        self._internals = internals.Schedule() if config.internals else None
+        self._internals = internals.Cadence() if config.internals else None
         self.advising = Advising(steering, data.n_classes, self.hp.optimizer, config.autopilot)
         if config.replay:
             from trainer.replay import Replayer

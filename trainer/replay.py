@@ -1,6 +1,6 @@
 """``panda replay RUN --name NEW``: train RUN's configuration again, applying RUN's interventions where it did.
 
-:func:`schedule_of` reads RUN's journal: every *applied* command the command table marks
+:func:`plan_of` reads RUN's journal: every *applied* command the command table marks
 replayed (:data:`trainer.commands.REPLAYED`: learning rate, β, batch size, checkpoint, rewind), with where it took effect — the epochs completed and the global step at that
 moment (an ``applied`` event's ``epoch`` and ``step``; for a rewind, ``from_epoch`` and
 ``from_step``, where the run was before it jumped back). Autopilot's commands are ordinary applied
@@ -24,7 +24,7 @@ from trainer.rundir import RunDir
 SOURCE = "replay"
 
 
-def schedule_of(events: list[dict]) -> list[dict]:
+def plan_of(events: list[dict]) -> list[dict]:
     """The applied interventions of a journal, in order: ``{epoch, step, cmd, value}``."""
     out = []
     for event in events:
@@ -42,25 +42,25 @@ def schedule_of(events: list[dict]) -> list[dict]:
 
 
 class Replayer:
-    """Feeds a schedule to a :class:`~trainer.steering.Steering` at the recorded steps."""
+    """Feeds a replay plan to a :class:`~trainer.steering.Steering` at the recorded steps."""
 
-    def __init__(self, schedule: list[dict]):
-        self.schedule = schedule
+    def __init__(self, plan: list[dict]):
+        self.plan = plan
         self.next = 0
 
     @classmethod
     def of_run(cls, run_path) -> "Replayer":
-        return cls(schedule_of(RunDir(run_path).require().read_events()))
+        return cls(plan_of(RunDir(run_path).require().read_events()))
 
     def due_step(self) -> int:
         """The global step of the next entry, or -1 when none is left."""
-        return self.schedule[self.next]["step"] if self.next < len(self.schedule) else -1
+        return self.plan[self.next]["step"] if self.next < len(self.plan) else -1
 
     def inject(self, steering) -> int:
         """Append every entry due now (same epochs completed and step) as a command; how many."""
         sent = 0
-        while self.next < len(self.schedule):
-            entry = self.schedule[self.next]
+        while self.next < len(self.plan):
+            entry = self.plan[self.next]
             command_id = f"replay-{self.next + 1}"
             if command_id in steering.seen_ids:  # answered before a --resume of the replay
                 self.next += 1

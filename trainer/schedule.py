@@ -8,6 +8,11 @@ run went back over are dropped, so the schedule follows the run's current histor
 count of steps already taken, as Keras's ``optimizer.iterations``) until the next entry.
 :class:`trainer.schedule_keras.PandaSchedule` loads it into a plain ``model.fit``. Pure Python.
 
+In the trainer, *schedule* means this alone: α as a function of the step, as Keras's
+``LearningRateSchedule`` does (:mod:`trainer.schedule_keras`, PandaCallback's
+``SteeredSchedule``). The commands a replay applies are its *plan* (:func:`trainer.replay.plan_of`),
+and the epochs whose internals are measured follow a *cadence* (:class:`trainer.internals.Cadence`).
+
 >>> events = [{"event": "started", "step": 0, "time": 1, "hparams": {"lr": 0.01}},
 ...           {"event": "applied", "cmd": "scale_lr", "step": 40, "time": 2, "hparams": {"lr": 0.001}}]
 >>> schedule_from(events, [], {"lr": 0.01})
