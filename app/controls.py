@@ -26,31 +26,24 @@ from app import launch as launcher
 from app.data import inside
 from trainer import commands as cmds
 from trainer.config import TrainConfig
+from trainer.hparams import NO_BETA, OPTIMIZERS, grid, has_beta
 from trainer.records import Answer
 from trainer.rundir import LIVE_STATES, RunDir
 
 #: The command source the journal shows for the dashboard.
 SOURCE = "dashboard"
-#: The learning-rate input's range (a log scale).
-LR_MIN, LR_MAX = 1e-5, 1.0
 #: One-click learning-rate factors.
 LR_NUDGES = (0.1, 0.5, 2.0)
+#: The sliders' grids: from the hyperparameter table (its ranges and the dashboard's :data:`CONTROLS`).
+LR_CHOICES = grid("lr")
+LR_MIN, LR_MAX = LR_CHOICES[0], LR_CHOICES[-1]
+BETA_CHOICES = grid("beta")
+BATCH_CHOICES = grid("batch_size")
 
 
-def log_scale(low: float, high: float, mantissas=(1, 2, 3, 5)) -> list[float]:
-    """Round values spaced about evenly on a log scale: 1e-5, 2e-5, 3e-5, 5e-5, 1e-4, ..."""
-    out = []
-    for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
-        for m in mantissas:
-            value = float(f"{m}e{exponent}")
-            if low * (1 - 1e-9) <= value <= high * (1 + 1e-9):
-                out.append(value)
-    return out
-
-
-LR_CHOICES = log_scale(LR_MIN, LR_MAX)
-BETA_CHOICES = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
-BATCH_CHOICES = [2**k for k in range(0, 13)]
+def without_beta(optimizer) -> bool:
+    """Whether the table says ``optimizer`` has no β (an unknown one, e.g. a Keras run's, is left to the trainer)."""
+    return optimizer in OPTIMIZERS and not has_beta(optimizer)
 
 
 def nearest(choices: list[float], value: float | None, *, log: bool = False) -> float:
@@ -150,8 +143,8 @@ def check(cmd: str, value=None, *, hparams: dict | None = None, checkpoints: lis
     """
     hparams = hparams or {}
     command = cmds.validate({"id": "check", "cmd": cmd, "value": value})
-    if cmd == "set_beta" and hparams.get("optimizer") == "sgd":
-        raise cmds.CommandError("plain sgd has no beta; start a run with momentum, rmsprop or adam")
+    if cmd == "set_beta" and without_beta(hparams.get("optimizer")):
+        raise cmds.CommandError(f"{NO_BETA}; start a run with momentum, rmsprop or adam")
     if cmd == "scale_lr" and isinstance(hparams.get("lr"), (int, float)):
         cmds.check_lr(hparams["lr"] * command.value)
     if cmd == "rewind" and checkpoints is not None and str(command.value) not in checkpoints and not str(command.value).isdigit():

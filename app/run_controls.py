@@ -139,7 +139,8 @@ def controls_panel(ctx) -> None:
 
     # learning rate: a log-scale slider and one-click factors
     lr = _current_slider("Learning rate α", f"lr-{name}", controls.LR_CHOICES, hp.get("lr"), disabled=off,
-                         help="Log scale, 1e-5 to 1, plus the rate in force; applied from the next step")
+                         help=f"Log scale, {controls.LR_MIN:g} to {controls.LR_MAX:g}, plus the rate in force; "
+                         "applied from the next step")
     row = st.columns([1.3, 1, 1, 1])
     if row[0].button("Set α", key="set_lr", disabled=off, type="primary", width="stretch"):
         send_command(ctx, view, "set_lr", float(lr))
@@ -148,10 +149,10 @@ def controls_panel(ctx) -> None:
             send_command(ctx, view, "scale_lr", factor)
 
     # beta
-    has_beta = hp.get("optimizer") != "sgd" and isinstance(hp.get("beta"), (int, float))
+    has_beta = not controls.without_beta(hp.get("optimizer")) and isinstance(hp.get("beta"), (int, float))
     beta = _current_slider("β (momentum · ρ · β₁)", f"beta-{name}", controls.BETA_CHOICES,
                            hp.get("beta") if has_beta else None, disabled=off or not has_beta,
-                           help="Averages over about 1/(1−β) steps" if has_beta else "Plain sgd has no β")
+                           help="Averages over about 1/(1−β) steps" if has_beta else controls.NO_BETA.capitalize())
     row = st.columns([1.3, 1, 1])
     if row[0].button("Set β", key="set_beta", disabled=off or not has_beta, type="primary", width="stretch"):
         send_command(ctx, view, "set_beta", float(beta))
