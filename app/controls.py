@@ -154,16 +154,22 @@ def check(cmd: str, value=None, *, hparams: dict | None = None, checkpoints: lis
 
 def send(run: RunDir, cmd: str, value=None, *, hparams: dict | None = None,
          checkpoints: list[str] | dict[str, int] | None = None) -> Sent:
-    """Check, then append one command for the trainer; returns what to follow.
+    """Check, then append one command for the trainer; returns what to follow (see :func:`send_all`)."""
+    return send_all(run, [(cmd, value)], hparams=hparams, checkpoints=checkpoints)[0]
 
+
+def send_all(run: RunDir, plan: list[tuple[str, object]], *, hparams: dict | None = None,
+             checkpoints: list[str] | dict[str, int] | None = None) -> list[Sent]:
+    """Check every (command, value) of ``plan``, then append them in order: a refused one sends none.
+
+    Each value is checked once, here, and the checked value is what is written.
     ``checkpoints``: the run's checkpoint names, or a name -> epoch map (then a rewind's words say the epoch).
     """
     epochs = checkpoints if isinstance(checkpoints, dict) else None
     names = list(checkpoints) if checkpoints is not None else None
-    value = check(cmd, value, hparams=hparams, checkpoints=names)
-    command_id = run.send_command(cmd, value, source=SOURCE)
-    return Sent(id=command_id, run=str(run.path), cmd=cmd, value=value, time=time.time(),
-                label=describe(cmd, value, hparams, epochs))
+    checked = [(cmd, check(cmd, value, hparams=hparams, checkpoints=names)) for cmd, value in plan]
+    return [Sent(id=run.send_command(cmd, value, source=SOURCE), run=str(run.path), cmd=cmd, value=value,
+                 time=time.time(), label=describe(cmd, value, hparams, epochs)) for cmd, value in checked]
 
 
 @dataclass(frozen=True)
@@ -213,8 +219,13 @@ class Steerer:
 
     def send(self, run_path: Path | str, cmd: str, value=None, *, hparams: dict | None = None,
              checkpoints: list[str] | dict[str, int] | None = None) -> Sent:
+        return self.send_all(run_path, [(cmd, value)], hparams=hparams, checkpoints=checkpoints)[0]
+
+    def send_all(self, run_path: Path | str, plan: list[tuple[str, object]], *, hparams: dict | None = None,
+                 checkpoints: list[str] | dict[str, int] | None = None) -> list[Sent]:
+        """The right checked once, each value checked once (:func:`send_all`), then the lines written."""
         self.require(run_path)
-        return send(RunDir(run_path), cmd, value, hparams=hparams, checkpoints=checkpoints)
+        return send_all(RunDir(run_path), plan, hparams=hparams, checkpoints=checkpoints)
 
     def decide_pbt(self, sweep_path: Path | str, proposal: str, decision: str) -> dict:
         """Approve or veto a PBT proposal: one line appended to the sweep's ``pbt.jsonl``."""

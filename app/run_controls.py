@@ -47,12 +47,8 @@ def send_commands(ctx, view: RunView, plan: list[tuple[str, object]], *, hparams
     Every command is checked before the first is sent: a refused one sends none of them.
     """
     hp = hparams_of(view) if hparams is None else hparams
-    names = list(checkpoints) if checkpoints is not None else None
     try:
-        ctx.steer.require(view.path)
-        for cmd, value in plan:
-            controls.check(cmd, value, hparams=hp, checkpoints=names)
-        sent = [ctx.steer.send(view.path, cmd, value, hparams=hp, checkpoints=checkpoints) for cmd, value in plan]
+        sent = ctx.steer.send_all(view.path, plan, hparams=hp, checkpoints=checkpoints)
     except NotPresenter as e:
         read_only(e)
         return

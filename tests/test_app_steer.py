@@ -150,3 +150,27 @@ def test_compare_starts_from_the_run_and_its_sweep_siblings_on_a_log_axis(tmp_pa
     assert compared()["layout"]["title"]["text"].endswith("— 1 run")
     at.selectbox(key="compare_metric").set_value("val_accuracy").run()
     assert at.toggle(key="compare_log").disabled and compared()["layout"]["yaxis"]["type"] == "linear"
+
+
+def test_a_click_checks_the_right_once_and_the_value_once_on_its_way_to_the_file(tmp_path, open_app, monkeypatch):
+    from app import controls
+
+    calls = {"require": 0, "check": 0}
+    require, check = controls.Steerer.require, controls.check
+
+    def counted_require(self, *args, **kwargs):
+        calls["require"] += 1
+        return require(self, *args, **kwargs)
+
+    def counted_check(*args, **kwargs):
+        calls["check"] += 1
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(controls.Steerer, "require", counted_require)
+    monkeypatch.setattr(controls, "check", counted_check)
+    run = make_run(tmp_path, "demo", hparams={"lr": 0.01, "beta": 0.9, "batch_size": 64})
+    at = open_app()
+    calls.update(require=0, check=0)  # rendering the page writes nothing
+    assert _click(at, run, "set_lr")["value"] == 0.01
+    assert calls == {"require": 1, "check": 1}
+    assert len(run.read_commands()) == 1
