@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer.records import Status
 from trainer.rundir import kept_before
 
 #: Columns kept for each epoch of the current history (``metrics.jsonl`` fields).
@@ -98,15 +99,16 @@ def _branch_from(epochs: dict[str, np.ndarray], kept: float) -> dict[str, np.nda
     return {name: np.array(epochs[name][start:]) for name in ABANDONED_COLUMNS}
 
 
-def after_rewind(status: dict | None, epochs: dict[str, np.ndarray], last: dict | None,
+def after_rewind(status: Status | None, epochs: dict[str, np.ndarray], last: dict | None,
                  abandoned: list) -> tuple[dict[str, np.ndarray], dict | None, list]:
     """The current history as the status says it is: right after a rewind (or rollback) to epoch k,
     before the new branch's first record, ``metrics.jsonl`` still ends with the dropped epochs. The
     status already has the new branch at epoch k: the epochs after k are an abandoned branch, and
     the last record is epoch k's (the status's ``last``)."""
-    status = status or {}
-    done, branch = status.get("epoch"), status.get("branch")
-    if not (isinstance(done, int) and isinstance(branch, int)) or not len(epochs["epoch"]):
+    if status is None or not len(epochs["epoch"]):
+        return epochs, last, abandoned
+    done, branch = status.epoch, status.branch
+    if not (isinstance(done, int) and isinstance(branch, int)):
         return epochs, last, abandoned
     newest_branch = epochs["branch"][-1]
     if not (math.isfinite(newest_branch) and newest_branch < branch and epochs["epoch"][-1] > done):
@@ -114,7 +116,7 @@ def after_rewind(status: dict | None, epochs: dict[str, np.ndarray], last: dict 
     keep = kept_before(epochs["epoch"], done + 1)
     dropped = _branch_from(epochs, done)
     current = {name: column[:keep] for name, column in epochs.items()}
-    record = status.get("last") if isinstance(status.get("last"), dict) else None
+    record = status.last if isinstance(status.last, dict) else None
     if record is None or record.get("epoch") != done:
         record = {name: float(column[-1]) for name, column in current.items()} if keep else None
     return current, record, (abandoned + [dropped])[-MAX_ABANDONED:]
@@ -173,7 +175,7 @@ class History:
             rows.append([float(step), _number(record.get("epoch")), loss, smooth])
         _flush(self.batches, rows)
 
-    def current(self, status: dict | None) -> tuple[dict[str, np.ndarray], dict | None, list]:
+    def current(self, status: Status | None) -> tuple[dict[str, np.ndarray], dict | None, list]:
         """Epoch columns, last epoch record and abandoned branches as ``status`` says the history is now."""
         return after_rewind(status, self.epochs.view(), self.last_epoch, self.abandoned)
 

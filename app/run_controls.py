@@ -30,7 +30,7 @@ def read_only(error: NotPresenter) -> None:
 
 
 def hparams_of(view: RunView) -> dict:
-    return (view.status or {}).get("hparams") or (view.config or {}).get("hparams") or {}
+    return view.hparams
 
 
 def signature(view: RunView) -> tuple:
@@ -62,7 +62,7 @@ def send_commands(ctx, view: RunView, plan: list[tuple[str, object]], *, hparams
 
 def send_command(ctx, view: RunView, cmd: str, value=None, checkpoints=None) -> None:
     """Send one command to the run (see :func:`send_commands`)."""
-    send_commands(ctx, view, [(cmd, value)], hparams=(view.status or {}).get("hparams") or {},
+    send_commands(ctx, view, [(cmd, value)], hparams=view.run_status.hparams if view.run_status else {},
                   checkpoints=checkpoints)
 
 
@@ -180,7 +180,7 @@ def rewind_default(checkpoints: list[dict], view: RunView, state: str) -> str | 
         rollback = next((e.get("checkpoint") for e in reversed(view.events) if e.get("event") == "diverged"), None)
         if rollback in names:
             return rollback
-    done = (view.status or {}).get("epoch")
+    done = view.run_status.epoch if view.run_status else None
     current = [c["name"] for c in checkpoints if not isinstance(done, int) or (c.get("epoch") or 0) <= done]
     return (current or names or [None])[-1]
 
@@ -247,13 +247,13 @@ def rewind_panel(ctx) -> None:
         return
     name, view, state, off, checkpoints = listed
     epochs = {c["name"]: c.get("epoch") for c in checkpoints}
-    branch = (view.status or {}).get("branch")
+    branch = view.run_status.branch if view.run_status else None
     labels = {c["name"]: _label(c, branch) for c in checkpoints}
     options = [c["name"] for c in reversed(checkpoints)]
     key, default_key, picked_key = f"rewind-{name}", f"rewind-default-{name}", f"rewind-picked-{name}"
     default = rewind_default(checkpoints, view, state)
     chosen = st.session_state.get(key)
-    done = (view.status or {}).get("epoch")
+    done = view.run_status.epoch if view.run_status else None
     before = st.session_state.get(f"rewind-epoch-{name}")
     moved = isinstance(before, int) and isinstance(done, int) and done < before  # a rewind (or rollback) happened
     unpicked = chosen == st.session_state.get(default_key) and chosen != st.session_state.get(picked_key)
@@ -286,7 +286,7 @@ def rewind_notes(ctx) -> None:
     if off:
         return
     target = st.session_state.get(f"rewind-{name}")
-    drops = drops_text(epochs.get(target), (view.status or {}).get("epoch"))
+    drops = drops_text(epochs.get(target), view.run_status.epoch if view.run_status else None)
     if drops:  # first, so the button below coming and going never moves it
         st.caption(f":orange[:material/warning:] Rewinding to {labels.get(target, target)} {drops}.")
     newer = [c["name"] for c in checkpoints if c["name"] not in options]

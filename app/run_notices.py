@@ -28,7 +28,7 @@ def diverged_text(view: RunView) -> str:
     """The divergence banner, by epoch: where the run went wrong and which epoch it is back at."""
     event = next((e for e in reversed(view.events) if e.get("event") == "diverged"), None)
     if event is None:
-        return f"**Diverged.** {(view.status or {}).get('message') or ''}"
+        return f"**Diverged.** {(view.run_status.message if view.run_status else None) or ''}"
     epochs = {c["name"]: c.get("epoch") for c in RunDir(view.path).list_checkpoints()} if not view.missing else {}
     back = epochs.get(event.get("checkpoint"), event.get("epoch"))
     return (f"**Diverged:** {event.get('reason') or 'the loss blew up'}. Rolled back to the end of epoch {back} "
@@ -63,7 +63,7 @@ def advice_notice(ctx: Context, view: RunView, state: str) -> None:
 
 
 def notices(ctx: Context, view: RunView, state: str) -> None:
-    status = view.status or {}
+    status = view.run_status or Status()  # typed: a hostile status.json shows defaults, never a traceback
     if view.missing:
         st.error("This run's folder was deleted while open; the page shows what it had read.", icon=":material/delete:")
     if view.notice:
@@ -71,37 +71,37 @@ def notices(ctx: Context, view: RunView, state: str) -> None:
     if view.malformed_total:
         where = ", ".join(f"{name}: {n}" for name, n in sorted(view.malformed.items()))
         st.warning(f"Skipped {view.malformed_total} malformed line(s) that are not JSON records ({where}).", icon=":material/warning:")
-    activity = Status.from_json(status).activity or {}  # typed: a hostile status.json shows nothing here
-    if state in ("running", "paused") and activity.get("kind") in ("find_lr", "fork"):
+    activity = status.activity
+    if state in ("running", "paused") and activity and activity.get("kind") in ("find_lr", "fork"):
         st.caption(f"Running a {activity['kind']}: step {activity.get('done') or 0:,} of {activity.get('total') or 0:,}; "
                    "other commands wait for it, Stop abandons it and puts the state back.")
     if state == "not answering":
         age = progress.heartbeat_age(view)
-        pid = status.get("pid")
-        gone = not pid_alive(pid, status.get("host"))
+        pid = status.pid
+        gone = not pid_alive(pid, status.host)
         st.error(
             f"The trainer stopped answering: last heartbeat {progress.age_text(age)}"
             + (f", process {pid} is gone" if gone else f", process {pid} does not respond")
-            + f". Its last state was **{status.get('state')}**.", icon=":material/power_off:")
+            + f". Its last state was **{status.state}**.", icon=":material/power_off:")
         if gone:
             _continue_button(ctx, view, "Continue this run from its last checkpoint")
     elif state == "diverged":
         st.warning(diverged_text(view), icon=":material/local_fire_department:")
     elif state == "failed":
         # a failure's message may name files: the presenter's
-        st.error(f"**Failed.** {(status.get('message') or '') if ctx.can_steer else ''}", icon=":material/error:")
+        st.error(f"**Failed.** {(status.message or '') if ctx.can_steer else ''}", icon=":material/error:")
         failure = next((e for e in reversed(view.events) if e.get("event") == "failed"), None)
         if failure and failure.get("traceback") and ctx.can_steer:  # paths and code: for the presenter
             with st.expander("Traceback"):
                 st.code(failure["traceback"], language="text")
     elif state == "finished":
-        word, epoch = view.word(state), status.get("epoch")
+        word, epoch = view.word(state), status.epoch
         if word == "completed":
             st.success(f"Completed all {epoch} epochs.", icon=":material/flag:")
         else:  # stopped by the user, or interrupted: checkpointed, and --resume continues it
-            said = (status.get("message") if ctx.can_steer else None) or word  # a message may hold paths
+            said = (status.message if ctx.can_steer else None) or word  # a message may hold paths
             st.info(f"**{word.capitalize()}** at epoch {epoch}: {said}.", icon=":material/stop_circle:")
-        total = status.get("epochs")
+        total = status.epochs
         if ctx.can_steer and isinstance(epoch, int) and isinstance(total, int):
             more = total - epoch if total > epoch else MORE_EPOCHS  # what was planned, or another stretch
             _continue_button(ctx, view, f"Continue this run ({more} more epochs)", epochs=epoch + more)

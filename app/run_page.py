@@ -124,9 +124,10 @@ def run_picker(ctx: Context) -> None:
 
 
 def _control_signature(state: str, view: RunView) -> tuple:
-    hp = (view.status or {}).get("hparams") or {}
-    return (view.name, controls.controllable(state), state in ("paused", "diverged"), hp.get("optimizer"),
-            run_controls.signature(view), (view.status or {}).get("branch"))
+    status = view.run_status
+    return (view.name, controls.controllable(state), state in ("paused", "diverged"),
+            status.hparams.get("optimizer") if status else None, run_controls.signature(view),
+            status.branch if status else None)
 
 
 #: The cards: each at least ``min-width`` wide, so none is ever cut short; they share a row when the
@@ -145,7 +146,7 @@ def _finite(value) -> bool:
 
 def _metrics_row(view: RunView, state: str) -> None:
     done, total = progress.epochs_done(view)
-    hp = (view.status or {}).get("hparams") or (view.config or {}).get("hparams") or {}
+    hp = view.hparams
     last = view.last_epoch or {}
     fraction = min(done / total, 1.0) if total else 0.0
     eta = progress.eta_seconds(view, state)
@@ -173,7 +174,7 @@ def _metrics_row(view: RunView, state: str) -> None:
             f"batch size **{hp.get('batch_size', '—')}**",
             f"**{sps:,.0f}** samples/s" if isinstance(sps, (int, float)) else "— samples/s",
             f"heartbeat {heartbeat}",
-            f"step {(view.status or {}).get('step', 0):,}",
+            f"step {view.run_status.step if view.run_status else 0:,}",
         ])
     )
 

@@ -33,7 +33,7 @@ from trainer.rundir import (
 )
 from app.history import Columns, History
 from app.runview import RunView
-from trainer.records import log_record
+from trainer.records import Status, log_record
 from trainer.watch import FileWatcher
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ class RunData:
         self._config_key: tuple | None = None
         self.notices: dict[str, str | None] = {}  # file name -> why it is unusable (None: it is fine)
         self.status: dict | None = None
+        self._status: Status | None = None  # the same, typed
         self._status_key: tuple | None = None
         self._tails = {name: _Tail(JsonlTail(self.path / name)) for name in (METRICS, BATCHES, EVENTS, COMMANDS)}
         self.history = History()
@@ -194,7 +195,7 @@ class RunData:
             return changed
 
     def _maybe_watch(self) -> None:
-        state = (self.status or {}).get("state")
+        state = self._status.state if self._status else None
         if self.config is not None and (state is None or state in LIVE_STATES):
             self._start_watching()
         elif state is not None and state not in LIVE_STATES and self._watcher is not None:
@@ -236,6 +237,7 @@ class RunData:
         if status == self.status and notice == snapshot.notice:
             return False
         self.status = status
+        self._status = snapshot.record or self._status
         return True
 
     def _read_logs(self) -> bool:
@@ -268,7 +270,7 @@ class RunData:
         """Refresh (cheaply), then a consistent snapshot for rendering."""
         self.refresh()
         with self._lock:
-            epochs, last, abandoned = self.history.current(self.status)
+            epochs, last, abandoned = self.history.current(self._status)
             return RunView(
                 name=self.run.name,
                 path=self.path,

@@ -7,11 +7,13 @@ pages, charts and the projector read only this.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from trainer.outcome import outcome
+from trainer.records import Status
 from trainer.rundir import RunDir, pid_alive
 
 
@@ -39,6 +41,17 @@ class RunView:
     #: each starting at the epoch it branched from (so it joins the current line when drawn)
     abandoned: list[dict[str, np.ndarray]] = field(default_factory=list)
 
+    @cached_property
+    def run_status(self) -> Status | None:
+        """``status.json`` typed (``None`` before the trainer wrote one): pages read attributes, not ``.get`` chains."""
+        return Status.from_json(self.status) if self.status else None
+
+    @property
+    def hparams(self) -> dict:
+        """The hyperparameters in force: the status's, else the configuration's (a run not started yet)."""
+        status = self.run_status
+        return (status.hparams if status else None) or (self.config or {}).get("hparams") or {}
+
     def state(self, at: float | None = None) -> str:
         """The run's state as a user should read it: ``not answering`` when the trainer is gone."""
         if self.missing:
@@ -48,10 +61,10 @@ class RunView:
 
     def word(self, state: str) -> str:
         """``state`` as the badge says it: a finished run completed, stopped or was interrupted; a gone one was killed."""
-        status = self.status or {}
+        status = self.run_status or Status()
         reason = next((e.get("reason") for e in reversed(self.events) if e.get("event") == "finished"), None)
-        return outcome(state, message=status.get("message"), reason=reason,
-                       pid_gone=state == "not answering" and not pid_alive(status.get("pid"), status.get("host")))
+        return outcome(state, message=status.message, reason=reason,
+                       pid_gone=state == "not answering" and not pid_alive(status.pid, status.host))
 
     @property
     def malformed_total(self) -> int:
