@@ -293,3 +293,81 @@ def test_a_bad_id_is_echoed_in_its_first_40_characters():
     message = refused(validate, {"id": bad, "cmd": "pause"})
     echo = cmds.text_of(bad)
     assert message.endswith(f"got {echo[:40]}") and not message.endswith(echo[:41])
+
+
+# --- the command table ------------------------------------------------------------------------
+
+#: What each command is, written out by hand: a flag flipped in trainer/commands.py's TABLE fails here.
+#: (name, hparam, undoable, replayed, obeyed by PandaCallback)
+EXPECTED = [
+    ("set_lr", True, True, True, True), ("scale_lr", True, True, True, True),
+    ("set_beta", True, True, True, False), ("set_batch_size", True, True, True, False),
+    ("pause", False, False, False, True), ("resume", False, False, False, True), ("stop", False, False, False, True),
+    ("checkpoint", False, False, True, True), ("rewind", False, True, True, True),
+    ("set_autopilot", False, False, False, False), ("find_lr", False, False, False, True),
+    ("fork", False, True, False, False), ("undo", False, False, False, True), ("adopt", False, False, False, False),
+    ("note", False, False, False, True),
+]
+
+
+def test_the_table_names_every_command_once_in_order():
+    assert [spec.name for spec in cmds.TABLE] == [row[0] for row in EXPECTED] == list(COMMANDS)
+    assert cmds.TRAINER_KINDS == ("panda-train", "keras-callback")
+
+
+@pytest.mark.parametrize("row", EXPECTED, ids=[row[0] for row in EXPECTED])
+def test_each_command_entry(row):
+    name, hparam, undoable, replayed, callback = row
+    spec = cmds.SPECS[name]
+    assert (spec.hparam, spec.undoable, spec.replayed) == (hparam, undoable, replayed)
+    assert (name in cmds.HPARAM_COMMANDS, name in cmds.UNDOABLE, name in cmds.REPLAYED) == (hparam, undoable, replayed)
+    assert cmds.supported(name, cmds.PANDA_TRAIN) is True
+    assert cmds.supported(name, cmds.KERAS_CALLBACK) is callback
+    assert cmds.supported(name, "another-trainer") is False
+    if callback:
+        assert spec.refusal == ""
+    else:  # the refusal a PandaCallback run answers with names the command or the missing part
+        error = cmds.unsupported(name)
+        assert type(error) is CommandError and str(error) == spec.refusal
+        assert name in spec.refusal or "advisor" in spec.refusal
+    assert spec.valued == (name in VALUED)
+
+
+def test_unknown_commands_are_supported_nowhere():
+    assert not any(cmds.supported(name, kind) for name in (None, "", "nope", "SET_LR") for kind in cmds.TRAINER_KINDS)
+
+
+def test_refusals_say_which_trainer_refuses():
+    assert cmds.SPECS["set_beta"].refusal == ("set_beta is not supported in a Keras model.fit (PandaCallback): "
+                                              "the optimizer's beta is a constant in its compiled step")
+    assert cmds.SPECS["set_batch_size"].refusal.endswith("the batch size belongs to the data given to fit")
+    assert cmds.SPECS["set_autopilot"].refusal == "this trainer has no advisor (panda train has one)"
+    assert cmds.SPECS["fork"].refusal.startswith("fork is not supported in a Keras model.fit (PandaCallback): the "
+                                                 "callback never holds")
+    assert cmds.SPECS["adopt"].refusal.endswith("; run it with panda train")
+
+
+@pytest.mark.parametrize("cmd, value, words", [
+    ("set_lr", 0.01, "learning rate → 0.01"), ("scale_lr", 0.5, "learning rate ×0.5"), ("set_beta", 0.9, "β → 0.9"),
+    ("set_batch_size", 64, "batch size → 64"), ("pause", None, "pause"), ("resume", None, "resume"),
+    ("stop", None, "stop"), ("checkpoint", None, "checkpoint"), ("rewind", "ckpt-00003", "rewind to ckpt-00003"),
+    ("set_autopilot", True, "autopilot True"), ("find_lr", {}, "find α"), ("fork", {}, "fork"),
+    ("undo", None, "undo the last change"), ("adopt", {"run": "r"}, "adopt another run's checkpoint"),
+    ("note", {"text": "x"}, "note"), ("nope", 1, "nope 1"), ("nope", None, "nope"),
+])
+def test_the_journal_words(cmd, value, words):
+    assert cmds.describe(cmd, value) == words
+
+
+def test_the_journal_words_take_a_formatter():
+    assert cmds.describe("set_lr", 0.012345, fmt=lambda v: f"{v:.2g}") == "learning rate → 0.012"
+    assert cmds.describe("nope", 0.012345, fmt=lambda v: f"{v:.2g}") == "nope 0.012"
+
+
+def test_a_handler_table_must_match_the_command_table():
+    handlers = {name: print for name in COMMANDS}
+    assert cmds.handler_table(handlers) is handlers
+    with pytest.raises(TypeError, match=r"missing \['note'\], unknown \[\]"):
+        cmds.handler_table({k: v for k, v in handlers.items() if k != "note"})
+    with pytest.raises(TypeError, match=r"missing \[\], unknown \['extra'\]"):
+        cmds.handler_table({**handlers, "extra": print})

@@ -148,3 +148,75 @@ def test_checkpoint_meta_fills_its_defaults_and_keeps_what_was_written():
     for bad in ([], "meta", None, 3):
         with pytest.raises(ValueError, match="^meta.json is not a JSON object$"):
             checkpoint_meta(bad)
+
+
+# --- epoch and batch records ------------------------------------------------------------------
+
+from trainer.records import EPOCH_COLUMNS, EPOCH_FIELDS, BatchRecord, EpochRecord  # noqa: E402
+
+CORE = ("epoch", "branch", "step", "lr", "beta", "batch_size", "loss", "accuracy", "val_loss", "val_accuracy",
+        "grad_norm", "epoch_seconds", "samples_per_second", "wall_seconds", "wall_samples_per_second", "time")
+FULL = {"epoch": 4, "branch": 2, "step": 120, "lr": 0.01, "beta": 0.9, "batch_size": 32, "loss": 0.5, "accuracy": 0.8,
+        "val_loss": 0.6, "val_accuracy": 0.75, "grad_norm": 1.5, "epoch_seconds": 2.0, "samples_per_second": 500.0,
+        "wall_seconds": 2.5, "wall_samples_per_second": 400.0, "time": 1700000000.0, "checkpoint": "ckpt-00004",
+        "explored_batches": 3, "logs": {"loss": 0.5, "accuracy": 0.8}}
+
+
+def test_the_epoch_record_fields_in_order():
+    assert EPOCH_COLUMNS == CORE
+    assert EPOCH_FIELDS == CORE + ("checkpoint", "explored_batches", "logs")
+    assert EpochRecord.OPTIONAL == ("checkpoint", "explored_batches", "logs")
+
+
+def test_an_epoch_record_round_trips():
+    record = EpochRecord.from_json(FULL)
+    assert record == EpochRecord(**FULL)
+    assert record.to_json() == FULL and list(record.to_json()) == list(FULL)
+
+
+def test_an_epoch_record_with_only_its_epoch():
+    record = EpochRecord.from_json({"epoch": 1})
+    assert record == EpochRecord(1) and (record.branch, record.step) == (0, 0)
+    assert record.to_json() == {"epoch": 1, "branch": 0, "step": 0, **{k: None for k in CORE[3:]}}
+
+
+@pytest.mark.parametrize("key", ["checkpoint", "explored_batches", "logs"])
+def test_an_optional_field_is_written_only_with_a_value(key):
+    assert EpochRecord.from_json({"epoch": 1, key: FULL[key]}).to_json() == {
+        "epoch": 1, "branch": 0, "step": 0, **{k: None for k in CORE[3:]}, key: FULL[key]}
+    assert EpochRecord.from_json({"epoch": 1, key: FULL[key]}).to_json()[key] == FULL[key]
+
+
+@pytest.mark.parametrize("key, bad", [
+    ("branch", 1.5), ("step", "7"), ("step", True), ("lr", "0.1"), ("lr", float("nan")), ("beta", [0.9]),
+    ("batch_size", 32.0), ("loss", None), ("time", {"t": 1}), ("checkpoint", 4), ("checkpoint", "\udfff"),
+    ("explored_batches", "3"), ("logs", [1]), ("logs", "x"),
+])
+def test_a_field_of_the_wrong_type_reads_as_missing(key, bad):
+    record = EpochRecord.from_json({**FULL, key: bad})
+    default = {"branch": 0, "step": 0}.get(key)
+    assert getattr(record, key) == default
+    assert {k: v for k, v in record.to_json().items() if k != key} == {k: v for k, v in FULL.items() if k != key}
+
+
+def test_logs_keep_their_plain_entries():
+    assert EpochRecord.from_json({"epoch": 1, "logs": {"loss": 0.5, "x": [1], "y": "a"}}).logs == {"loss": 0.5, "y": "a"}
+
+
+@pytest.mark.parametrize("data", [None, [], "x", 7, {}, {"epoch": "1"}, {"epoch": 1.0}, {"epoch": True},
+                                  {"loss": 0.5}, {"epoch": 2 ** 63}])
+def test_no_epoch_no_epoch_record(data):
+    assert EpochRecord.from_json(data) is None
+
+
+def test_a_batch_record():
+    assert BatchRecord(3, 40, 0.25, 1).to_json() == {"epoch": 3, "step": 40, "loss": 0.25, "branch": 1}
+    assert BatchRecord.from_json({"epoch": 3, "step": 40, "loss": 0.25, "branch": 1}) == BatchRecord(3, 40, 0.25, 1)
+    nonfinite = BatchRecord.from_json({"epoch": 3, "step": 40, "loss": None})
+    assert nonfinite == BatchRecord(3, 40) and nonfinite.to_json() == {"epoch": 3, "step": 40, "loss": None, "branch": 0}
+    assert BatchRecord.from_json({"epoch": 3, "step": 40, "loss": "low", "branch": "b"}) == BatchRecord(3, 40, None, 0)
+
+
+@pytest.mark.parametrize("data", [None, {"epoch": 3}, {"step": 40, "loss": 0.1}, {"epoch": 3, "step": 4.0}])
+def test_no_epoch_and_step_no_batch_record(data):
+    assert BatchRecord.from_json(data) is None

@@ -59,7 +59,8 @@ from trainer.callback_lr import LrSteering, LrWatch, base_optimizer, rounded, st
 from trainer.callback_batches import FitBatches  # noqa: E402
 from trainer.callback_run import RunOpening  # noqa: E402
 from trainer.checkpoints import CheckpointError  # noqa: E402
-from trainer.rundir import LIVE_STATES, RunDir, RunDirError, now  # noqa: E402
+from trainer.records import BatchRecord, EpochRecord  # noqa: E402
+from trainer.rundir import LIVE_STATES, WAITING_STATES, RunDir, RunDirError, now  # noqa: E402
 from trainer.runlock import RunLock  # noqa: E402
 from trainer.schedule import scales_from  # noqa: E402
 from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
@@ -178,24 +179,21 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         value = as_float(latest) if latest is not None else None
         return f"the training loss became {value}" if value is not None and not math.isfinite(value) else None
 
+    # What the command table says PandaCallback does not obey (Steering refuses those first).
     def set_beta(self, value: float) -> None:
-        raise cmds.CommandError("set_beta is not supported for a Keras model.fit: the optimizer's beta is a "
-                                "constant in its compiled step")
+        raise cmds.unsupported("set_beta")
 
     def set_batch_size(self, value: int) -> None:
-        raise cmds.CommandError("set_batch_size is not supported for a Keras model.fit: the batch size belongs to "
-                                "the data given to fit")
+        raise cmds.unsupported("set_batch_size")
 
     def find_lr(self, spec: dict):
         return self.finder.start(spec)  # runs on fit's next batches (trainer/callback_explore.py); answered then
 
     def fork(self, spec: dict) -> dict:
-        raise cmds.CommandError("fork is not supported in a Keras model.fit (PandaCallback): the callback never "
-                                "holds the training or validation data to train and measure candidates on")
+        raise cmds.unsupported("fork")
 
     def adopt(self, source: dict, spec: dict) -> None:
-        raise cmds.CommandError("adopt is not supported in a Keras model.fit (PandaCallback): the model is the "
-                                "caller's, and another run's weights may not fit it; run it with panda train")
+        raise cmds.unsupported("adopt")
 
     # ------------------------------------------------------------------ Keras hooks
 
@@ -297,7 +295,7 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
             return
         # fit's validation pass: commands are still applied between its batches
         steering = self.steering
-        if self._in_epoch and self._opened and (steering.inbox.ready.is_set() or steering.state in ("paused", "diverged")):
+        if self._in_epoch and self._opened and (steering.inbox.ready.is_set() or steering.state in WAITING_STATES):
             steering.handle_commands()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -327,28 +325,28 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         every = max(1, math.ceil(self._batches_in_epoch / BATCH_SAMPLES_PER_EPOCH))
         first_step = self._base_step - self._base_batch + 1
         losses = batch_losses(self._means, self._base_batch, self.batch_size, samples)
-        batch_records = [{"epoch": steering.epoch + 1, "step": first_step + b,
-                          "loss": value if math.isfinite(value) else None, "branch": steering.branch}
+        batch_records = [BatchRecord(steering.epoch + 1, first_step + b, value if math.isfinite(value) else None,
+                                     steering.branch)
                          for k, (b, value) in enumerate(losses) if k % every == 0]
         wall = ended - self._mark - steering.paused_seconds
-        record = {
-            "epoch": steering.epoch + 1, "branch": steering.branch, "step": steering.step, "lr": self._lr_used(),
-            "beta": self.hparams()["beta"], "batch_size": self.batch_size,
-            "loss": loss, "accuracy": accuracy_of(logs), "val_loss": val_loss, "val_accuracy": accuracy_of(logs, "val_"),
-            "grad_norm": None, "epoch_seconds": seconds,
-            "samples_per_second": samples / seconds if samples and seconds > 0 else None,
-            "wall_seconds": wall, "wall_samples_per_second": samples / wall if samples and wall > 0 else None,
-            "time": now(), "logs": {k: as_float(v) for k, v in logs.items()},
-        }
-        if self._skip:  # find_lr trained on none of these batches of fit's data; the numbers are the others'
-            record["explored_batches"] = self._skip
+        record = EpochRecord(
+            epoch=steering.epoch + 1, branch=steering.branch, step=steering.step, lr=self._lr_used(),
+            beta=self.hparams()["beta"], batch_size=self.batch_size,
+            loss=loss, accuracy=accuracy_of(logs), val_loss=val_loss, val_accuracy=accuracy_of(logs, "val_"),
+            grad_norm=None, epoch_seconds=seconds,
+            samples_per_second=samples / seconds if samples and seconds > 0 else None,
+            wall_seconds=wall, wall_samples_per_second=samples / wall if samples and wall > 0 else None,
+            time=now(), logs={k: as_float(v) for k, v in logs.items()},
+            # find_lr trained on none of these batches of fit's data; the numbers are the others'
+            explored_batches=self._skip or None,
+        )
         steering.commit_epoch(record, batch_records, self.checkpoint_every)
         self._mark, steering.paused_seconds = ended, 0.0  # the commit's own time counts in the next epoch
         if self._schedule_internals is not None and self._schedule_internals.due(steering.epoch):
             self._schedule_internals.timed(lambda: steering.append_internals(internals_lib.measure(
                 self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch)))
         steering.say(f"epoch {steering.epoch}  loss {loss:.4f}" + (f"  val_loss {val_loss:.4f}" if val_loss is not None else ""))
-        if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged"):
+        if steering.inbox.ready.is_set() or steering.state in WAITING_STATES:
             steering.handle_commands()
         if steering.stop_requested:
             self.model.stop_training = True

@@ -12,6 +12,7 @@ batch size (:class:`~trainer.callback_logs.FitData`).
 from __future__ import annotations
 
 from trainer.callback_explore import EPOCH_END
+from trainer.rundir import WAITING_STATES
 
 
 class FitBatches:
@@ -71,7 +72,7 @@ class FitBatches:
             self._means[batch] = mean
         if self.lr_watch.pending:
             self._journal_lr_changes()
-        if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged"):
+        if steering.inbox.ready.is_set() or steering.state in WAITING_STATES:
             steering.handle_commands()
         if steering.stop_requested:
             self._cut_short = True
@@ -107,7 +108,7 @@ class FitBatches:
         batch = self._calls * self._steps_per_call - 1
         self.finder.batch_end(logs, last_of_epoch=steps is not None and batch + 1 >= steps)
         steering = self.steering
-        if not self.finder.active and (steering.inbox.ready.is_set() or steering.state in ("paused", "diverged")):
+        if not self.finder.active and (steering.inbox.ready.is_set() or steering.state in WAITING_STATES):
             steering.handle_commands()  # the test is over: a run paused before it waits again here
             if steering.stop_requested:  # the stop that abandoned it
                 self._cut_short = True

@@ -30,7 +30,7 @@ import math
 
 from trainer import commands as cmds
 from trainer.exploration import LR_FINDER, STOP_FACTOR, finite_or_none, ramp, smooth, suggest
-from trainer.rundir import append_jsonl, now
+from trainer.rundir import WAITING_STATES, append_jsonl, now
 from trainer.snapshot import Snapshot
 from trainer.steerable import DEFERRED
 
@@ -138,7 +138,7 @@ class CallbackFinder:
         self._snap = Snapshot.take(self.variables(), step=steering.step)
         self._item, self._command_id = steering.current_item, getattr(steering.current, "id", None)
         self._was = None
-        if steering.state in ("paused", "diverged"):  # run the test's batches, then wait again
+        if steering.state in WAITING_STATES:  # run the test's batches, then wait again
             self._was = (steering.state, steering.message)
             steering.state = "running"
         steering.message = f"find_lr: ramping α over fit's next {spec['steps']} batches"

@@ -13,13 +13,14 @@ import os
 
 import json
 
+from trainer import commands as cmds
 from trainer.checkpoints import CheckpointError, CheckpointStore
 from trainer.devices import run_record
 from trainer.rundir import LIVE_STATES, RunDirError
 from trainer.runlock import RunLock
 
 #: ``config.json``'s ``trainer`` for runs this callback makes.
-TRAINER_NAME = "keras-callback"
+TRAINER_NAME = cmds.KERAS_CALLBACK
 
 
 def json_safe(value):
@@ -29,6 +30,8 @@ def json_safe(value):
 
 class RunOpening:
     """The half of :class:`~trainer.callback.PandaCallback` that picks, opens and reopens its run."""
+
+    kind = TRAINER_NAME  # which commands it obeys (the command table's trainers)
 
     def _check_path(self) -> None:
         """Refuse, before any training, a path that holds something other than our run."""

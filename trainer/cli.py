@@ -20,7 +20,7 @@ from trainer.config import RUN_DEFAULTS, TrainConfig, add_train_flags, check_nam
 from trainer.options import Option, argparse_type
 from trainer.records import Answer
 from trainer.outcome import outcome
-from trainer.rundir import RunDir, RunDirError, current_line, JsonlTail, pid_alive
+from trainer.rundir import RunDir, RunDirError, current_line, JsonlTail, exit_code, pid_alive
 from trainer.watch import FileWatcher
 
 #: ``panda ctl`` action -> the command it sends (its value is checked by :mod:`trainer.commands`).
@@ -147,7 +147,7 @@ def cmd_replay(args) -> int:
     if not args.quiet:
         print(f"replaying {len(schedule)} intervention(s) of {run.path}")
     state = trainer.run()
-    return {"finished": 0, "diverged": 3}.get(state, 1)
+    return exit_code(state)
 
 
 #: The trainer's own subcommands (``python -m trainer``); ``panda`` adds the sweep's and the app's.
@@ -210,7 +210,7 @@ def cmd_train(args) -> int:
     state = trainer.run()
     for signum in STOP_SIGNALS:  # the run has ended: a late second Ctrl-C must not raise out of the exit
         signal.signal(signum, signal.SIG_IGN)
-    return {"finished": 0, "diverged": 3}.get(state, 1)
+    return exit_code(state)
 
 
 def cmd_ctl(args) -> int:

@@ -8,6 +8,11 @@ value at all gives a :class:`Command` or a :class:`CommandError`, never another 
 The hyperparameter commands (``set_lr``, ``set_beta``, ``set_batch_size``) check their value with
 the hyperparameter's own entry in :data:`trainer.hparams.HYPERPARAMETERS`.
 
+:data:`TABLE` holds every command once — its value check, whether it changes a hyperparameter, is
+undoable, is replayed, which trainers obey it (:data:`TRAINER_KINDS`) and its words in the
+journal; the steering's handler table, undo, replay and a page's gating (:func:`supported`) derive
+from it.
+
 >>> validate({"id": "c-1", "cmd": "set_lr", "value": "0.01"})
 Command(id='c-1', cmd='set_lr', value=0.01)
 >>> validate({"id": "c-2", "cmd": "set_lr", "value": -1})
@@ -219,27 +224,109 @@ def _no_value(value: Any) -> None:
     return None
 
 
-#: Every command: its name -> the check of its value (``_no_value``: it takes none).
-COMMANDS: dict[str, Callable[[Any], Any]] = {
-    "set_lr": check_lr,
-    "scale_lr": check_scale,
-    "set_beta": check_beta,
-    "set_batch_size": check_batch_size,
-    "pause": _no_value,
-    "resume": _no_value,
-    "stop": _no_value,
-    "checkpoint": _no_value,
-    "rewind": check_checkpoint_name,
-    "set_autopilot": check_switch,
-    "find_lr": check_find_lr,
-    "fork": check_fork,
-    "undo": _no_value,
-    "adopt": check_adopt,
-    "note": check_note,
-}
+#: The trainers that write run directories, by the name ``config.json``'s ``trainer`` gives them.
+PANDA_TRAIN = "panda-train"
+KERAS_CALLBACK = "keras-callback"
+TRAINER_KINDS = (PANDA_TRAIN, KERAS_CALLBACK)
+_TRAIN_ONLY = (PANDA_TRAIN,)
 
+
+@dataclass(frozen=True)
+class Spec:
+    """One command: how its value is checked, what it is, and who obeys it.
+
+    ``words``: what the journal and the page call it, ``{value}`` standing for its value.
+    ``refusal``: why a trainer not in ``trainers`` refuses it (the answer a client reads).
+    """
+
+    name: str
+    check: Callable[[Any], Any]
+    words: str
+    hparam: bool = False  # changes a hyperparameter the compiled step reads from a tf.Variable
+    undoable: bool = False
+    replayed: bool = False
+    trainers: tuple[str, ...] = TRAINER_KINDS
+    refusal: str = ""
+
+    @property
+    def valued(self) -> bool:
+        return self.check is not _no_value
+
+
+_KERAS = "is not supported in a Keras model.fit (PandaCallback)"
+
+#: Every command, once: the one table the handlers, undo, replay, the journal's words and a page's gating derive from.
+TABLE = (
+    Spec("set_lr", check_lr, "learning rate → {value}", hparam=True, undoable=True, replayed=True),
+    Spec("scale_lr", check_scale, "learning rate ×{value}", hparam=True, undoable=True, replayed=True),
+    Spec("set_beta", check_beta, "β → {value}", hparam=True, undoable=True, replayed=True, trainers=_TRAIN_ONLY,
+         refusal=f"set_beta {_KERAS}: the optimizer's beta is a constant in its compiled step"),
+    Spec("set_batch_size", check_batch_size, "batch size → {value}", hparam=True, undoable=True, replayed=True,
+         trainers=_TRAIN_ONLY, refusal=f"set_batch_size {_KERAS}: the batch size belongs to the data given to fit"),
+    Spec("pause", _no_value, "pause"),
+    Spec("resume", _no_value, "resume"),
+    Spec("stop", _no_value, "stop"),
+    Spec("checkpoint", _no_value, "checkpoint", replayed=True),
+    Spec("rewind", check_checkpoint_name, "rewind to {value}", undoable=True, replayed=True),
+    Spec("set_autopilot", check_switch, "autopilot {value}", trainers=_TRAIN_ONLY,
+         refusal="this trainer has no advisor (panda train has one)"),
+    Spec("find_lr", check_find_lr, "find α"),
+    Spec("fork", check_fork, "fork", undoable=True, trainers=_TRAIN_ONLY,
+         refusal=f"fork {_KERAS}: the callback never holds the training or validation data to train and "
+                 f"measure candidates on"),
+    Spec("undo", _no_value, "undo the last change"),
+    Spec("adopt", check_adopt, "adopt another run's checkpoint", trainers=_TRAIN_ONLY,
+         refusal=f"adopt {_KERAS}: the model is the caller's, and another run's weights may not fit it; "
+                 f"run it with panda train"),
+    Spec("note", check_note, "note"),
+)
+#: Each command's entry, by name.
+SPECS: dict[str, Spec] = {spec.name: spec for spec in TABLE}
+#: Every command: its name -> the check of its value (``_no_value``: it takes none).
+COMMANDS: dict[str, Callable[[Any], Any]] = {spec.name: spec.check for spec in TABLE}
 #: Commands that carry a value.
-VALUED = tuple(name for name, check in COMMANDS.items() if check is not _no_value)
+VALUED = tuple(spec.name for spec in TABLE if spec.valued)
+#: Commands that change a hyperparameter the compiled step reads from a tf.Variable.
+HPARAM_COMMANDS = tuple(spec.name for spec in TABLE if spec.hparam)
+#: Commands that can be undone (a fork only when it continued with its best: :mod:`trainer.undo`).
+UNDOABLE = tuple(spec.name for spec in TABLE if spec.undoable)
+#: Commands whose effect a replay reproduces (:mod:`trainer.replay`).
+REPLAYED = tuple(spec.name for spec in TABLE if spec.replayed)
+
+
+def supported(cmd: str, trainer_kind: str) -> bool:
+    """Whether a trainer of ``trainer_kind`` (one of :data:`TRAINER_KINDS`) obeys ``cmd``.
+
+    >>> supported("set_lr", KERAS_CALLBACK), supported("set_beta", KERAS_CALLBACK), supported("set_beta", PANDA_TRAIN)
+    (True, False, True)
+    """
+    spec = SPECS.get(cmd)
+    return spec is not None and trainer_kind in spec.trainers
+
+
+def unsupported(cmd: str) -> CommandError:
+    """The refusal a trainer that does not support ``cmd`` answers with."""
+    return CommandError(SPECS[cmd].refusal)
+
+
+def describe(cmd: str, value: Any = None, fmt: Callable[[Any], str] = str) -> str:
+    """A command in the journal's words (``fmt`` writes its value).
+
+    >>> describe("set_beta", 0.95), describe("undo"), describe("nope", 1)
+    ('β → 0.95', 'undo the last change', 'nope 1')
+    """
+    spec = SPECS.get(cmd)
+    if spec is None:
+        return f"{cmd} {fmt(value)}" if value is not None else str(cmd)
+    return spec.words.replace("{value}", fmt(value))
+
+
+def handler_table(handlers: dict[str, Callable]) -> dict[str, Callable]:
+    """``handlers``, checked to name every command of :data:`TABLE` and nothing else."""
+    if set(handlers) != set(SPECS):
+        raise TypeError(f"handlers do not match the command table: missing {sorted(set(SPECS) - set(handlers))}, "
+                        f"unknown {sorted(set(handlers) - set(SPECS))}")
+    return handlers
 
 
 def valid_id(value: Any) -> str | None:

@@ -28,12 +28,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from trainer.records import EPOCH_COLUMNS
 from trainer.rundir import RunDir, current_line
 
 FORMATS = ("csv", "parquet", "schedule")
-METRIC_COLUMNS = ("epoch", "branch", "step", "lr", "beta", "batch_size", "loss", "accuracy", "val_loss",
-                  "val_accuracy", "grad_norm", "epoch_seconds", "samples_per_second", "wall_seconds",
-                  "wall_samples_per_second", "time")
+METRIC_COLUMNS = EPOCH_COLUMNS  # an epoch record's fields every trainer writes (trainer/records.py), in order
 JOURNAL_COLUMNS = ("time", "event", "epoch", "step", "command_id", "cmd", "value", "reason", "source",
                    "sent_time", "received_time", "received_step", "latency_seconds", "latency_steps",
                    "checkpoint", "branch", "to_epoch", "lr")

@@ -16,6 +16,7 @@ Pure functions of the list of events; every field is checked, since the file may
 from __future__ import annotations
 
 from trainer import commands as cmds
+from trainer.rundir import WAITING_STATES
 
 #: Hyperparameters the journal carries forward across a restart (the user's latest word wins).
 RESUMED_HPARAMS = ("lr", "beta", "batch_size", "lr0", "lr0_epoch")
@@ -51,7 +52,7 @@ def state_at_end(events: list[dict]) -> str | None:
     for e in events:
         kind = e.get("event")
         applied = e.get("cmd") if kind == "applied" else None  # the answer lands before its paused event
-        if kind in ("paused", "diverged") or applied == "pause":
+        if kind in WAITING_STATES or applied == "pause":
             state = "diverged" if kind == "diverged" else "paused"
         elif kind == "resumed" or applied == "resume" or (kind == "finished" and e.get("reason") in ("stopped", "completed")):
             state = None

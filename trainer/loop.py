@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,7 +40,8 @@ from trainer.devices import configure_devices, configure_threads, run_record  # 
 from trainer.hparams import Hyperparameters  # noqa: E402
 from trainer.model import build_model, check_model  # noqa: E402
 from trainer.optimizers import make_optimizer  # noqa: E402
-from trainer.rundir import HEARTBEAT_SECONDS, LIVE_STATES, CheckpointError, RunDir, RunDirError, now  # noqa: E402
+from trainer.records import BatchRecord, EpochRecord  # noqa: E402
+from trainer.rundir import HEARTBEAT_SECONDS, LIVE_STATES, WAITING_STATES, CheckpointError, RunDir, RunDirError, now  # noqa: E402
 from trainer.runlock import RunLock  # noqa: E402
 from trainer.steering import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 from trainer.steps import CompiledSteps  # noqa: E402
@@ -47,7 +49,7 @@ from trainer.steps import CompiledSteps  # noqa: E402
 #: Signals that stop a run cleanly, with a checkpoint (SIGHUP: the terminal went away).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: ``config.json``'s ``trainer`` for runs ``panda train`` makes.
-TRAINER_NAME = "panda-train"
+TRAINER_NAME = cmds.PANDA_TRAIN
 
 
 def one_line(error: BaseException) -> str:
@@ -66,6 +68,7 @@ class Trainer:
 
     #: The run's lock (``RUN/.lock``): this trainer is its one writer until :meth:`close`.
     run_lock: RunLock | None = None
+    kind = TRAINER_NAME  # which commands it obeys (the command table's trainers)
 
     # ------------------------------------------------------------------ construction
 
@@ -137,7 +140,7 @@ class Trainer:
             status = run.status()
             if run.liveness(status) in LIVE_STATES:
                 raise RunDirError(f"{run.path} is still training (pid {status.pid}); stop it first")
-            if saved.get("trainer") == "keras-callback":
+            if saved.get("trainer") == cmds.KERAS_CALLBACK:
                 raise RunDirError(f"{run.path} was made by PandaCallback in a Keras model.fit; continue it there "
                                   f"with PandaCallback({str(run.path)!r}, resume=True)")
             config = TrainConfig.from_dict({**saved, "dataset": saved.get("dataset_spec", "digits")})
@@ -262,8 +265,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def _run_epoch(self) -> dict | None:
-        """Train one epoch; returns its record, or ``None`` if a command cut it short.
+    def _run_epoch(self) -> tuple[EpochRecord, float, list[BatchRecord]] | None:
+        """Train one epoch; returns its record, samples trained and batch losses, or ``None`` if a command cut it short.
 
         The steps run in spans of one graph call each (:meth:`CompiledSteps.run_span`); between
         spans, and whenever the inbox interrupts one, Python handles the commands that arrived.
@@ -300,17 +303,17 @@ class Trainer:
         seconds = time.perf_counter() - start - (steering.paused_seconds - paused_before)
         epoch, branch = steering.epoch + 1, steering.branch
         losses = compiled.sampled_losses(math.ceil(steps / every))
-        batch_records = [{"epoch": epoch, "step": base + min((k + 1) * every, steps), "loss": loss, "branch": branch}
+        batch_records = [BatchRecord(epoch, base + min((k + 1) * every, steps), loss, branch)
                          for k, loss in enumerate(losses)]
-        return {
-            "epoch": epoch, "branch": branch, "step": steering.step,
-            "lr": self.hp.lr, "beta": self.hp.beta, "batch_size": self.hp.batch_size,
-            "loss": stats["loss_sum"] / max(stats["count"], 1.0),
-            "accuracy": stats["correct"] / max(stats["count"], 1.0),
-            "grad_norm": stats["gnorm_sum"] / max(stats["steps"], 1.0),
-            "epoch_seconds": seconds, "samples_per_second": stats["count"] / seconds if seconds > 0 else None,
-            "_samples": stats["count"], "_batches": batch_records,
-        }
+        record = EpochRecord(
+            epoch=epoch, branch=branch, step=steering.step,
+            lr=self.hp.lr, beta=self.hp.beta, batch_size=self.hp.batch_size,
+            loss=stats["loss_sum"] / max(stats["count"], 1.0),
+            accuracy=stats["correct"] / max(stats["count"], 1.0),
+            grad_norm=stats["gnorm_sum"] / max(stats["steps"], 1.0),
+            epoch_seconds=seconds, samples_per_second=stats["count"] / seconds if seconds > 0 else None,
+        )
+        return record, stats["count"], batch_records
 
     def _evaluate(self) -> tuple[float, float] | None:
         """Validation loss and accuracy; commands are handled between its batches (``None``: a rewind cut it)."""
@@ -328,17 +331,15 @@ class Trainer:
         n = max(len(self.data.x_val), 1)
         return loss_sum / n, correct / n
 
-    def _finish_epoch(self, record: dict) -> None:
+    def _finish_epoch(self, record: EpochRecord, samples: float, batches: list[BatchRecord]) -> None:
         steering = self.steering
-        batches = record.pop("_batches")
-        samples = record.pop("_samples")
         val_loss, val_accuracy = None, None
         if len(self.data.x_val):
             evaluated = self._evaluate()
             if evaluated is None:
                 return  # a rewind during evaluation dropped this epoch
             val_loss, val_accuracy = evaluated
-        reason = self._divergence(record["loss"], val_loss)
+        reason = self._divergence(record.loss, val_loss)
         if reason is not None:
             steering.diverge(reason)
             return
@@ -346,9 +347,9 @@ class Trainer:
         # checkpoint's snapshot included; time spent paused or waiting for the pace is not.
         handed_off = time.perf_counter()
         wall = handed_off - self._mark - steering.paused_seconds
-        record.update(lr=self.hp.lr, beta=self.hp.beta,  # a command during evaluation counts for this epoch's end
-                      val_loss=val_loss, val_accuracy=val_accuracy, wall_seconds=wall,
-                      wall_samples_per_second=samples / wall if wall > 0 else None, time=now())
+        record = replace(record, lr=self.hp.lr, beta=self.hp.beta,  # a command during evaluation counts for the end
+                         val_loss=val_loss, val_accuracy=val_accuracy, wall_seconds=wall,
+                         wall_samples_per_second=samples / wall if wall > 0 else None, time=now())
         record = steering.commit_epoch(record, batches, self.config.checkpoint_every)
         self._mark, steering.paused_seconds = handed_off, 0.0  # the commit's own time counts in the next epoch
         self.best_loss = record["loss"] if self.best_loss is None else min(self.best_loss, record["loss"])
@@ -362,7 +363,7 @@ class Trainer:
             + (f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}" if val_loss is not None else "")
             + f"  lr {self.hp.lr:.3g}  {record['wall_samples_per_second'] or 0:,.0f} samples/s end to end"
         )
-        self.advising.epoch_end(record, batches)  # journals advice; on autopilot, applies it now
+        self.advising.epoch_end(record, [batch.to_json() for batch in batches])  # journals advice; on autopilot, applies it now
         decayed = self.hp.decayed_lr(self.lr0, steering.epoch - self.lr0_epoch)
         if decayed != self.hp.lr:
             self.hp.lr = decayed
@@ -411,12 +412,12 @@ class Trainer:
             while steering.epoch < self.config.epochs and not steering.stop_requested:
                 steering.abort_epoch = False
                 started = time.monotonic()
-                record = self._run_epoch()
-                if record is not None:
-                    self._finish_epoch(record)
+                trained = self._run_epoch()
+                if trained is not None:
+                    self._finish_epoch(*trained)
                 if self.config.pace:
                     self._wait_for_pace(started)
-                if steering.inbox.ready.is_set() or steering.state in ("paused", "diverged") or \
+                if steering.inbox.ready.is_set() or steering.state in WAITING_STATES or \
                         steering.step == steering.replay_due:
                     steering.handle_commands()
             if steering.stop_requested:

@@ -141,7 +141,6 @@ class Answer:
         return cls(**values) if values.get("event") in ("applied", "rejected") else None
 
 
-# --------------------------------------------------------------------------- snapshot files: one reader per record type
 
 
 def whole(value: Any) -> int | None:
@@ -197,6 +196,78 @@ def checked(schema: dict, data: Any) -> dict:
         return {}
     values = {key: check(data.get(key)) for key, check in schema.items()}
     return {k: v for k, v in values.items() if v is not None}
+
+
+# --------------------------------------------------------------------------- epoch and batch records
+
+
+class _Line:
+    """A frozen line of an append-only file: its fields' types say how each is read back."""
+
+    #: Fields written only when they hold a value (older lines, or one trainer, lack them).
+    OPTIONAL: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Any):
+        """The record ``data`` is, each field read by its declared type; ``None`` when a required field is missing."""
+        values = checked({f.name: READERS[f.type] for f in fields(cls)}, data)
+        try:
+            return cls(**values)
+        except TypeError:  # a field without a default is missing or of the wrong type
+            return None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None or k not in self.OPTIONAL}
+
+
+@dataclass(frozen=True)
+class EpochRecord(_Line):
+    """One line of ``metrics.jsonl`` (docs/run-directory.md): the one list of an epoch record's fields.
+
+    >>> EpochRecord.from_json({"epoch": 2, "loss": "low", "lr": 0.1, "extra": 1}).to_json()["lr"]
+    0.1
+    >>> EpochRecord.from_json({"epoch": "2"}) is None
+    True
+    """
+
+    epoch: int
+    branch: int = 0
+    step: int = 0
+    lr: float | None = None
+    beta: float | None = None
+    batch_size: int | None = None
+    loss: float | None = None
+    accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    grad_norm: float | None = None
+    epoch_seconds: float | None = None
+    samples_per_second: float | None = None
+    wall_seconds: float | None = None
+    wall_samples_per_second: float | None = None
+    time: float | None = None
+    checkpoint: str | None = None  # added when its checkpoint is written
+    explored_batches: int | None = None  # PandaCallback: fit's batches a find_lr took
+    logs: dict | None = None  # PandaCallback: Keras's raw logs
+
+    OPTIONAL = ("checkpoint", "explored_batches", "logs")
+
+
+@dataclass(frozen=True)
+class BatchRecord(_Line):
+    """One line of ``batches.jsonl``: a sampled mini-batch loss (``None``: it was not finite)."""
+
+    epoch: int
+    step: int
+    loss: float | None = None
+    branch: int = 0
+
+
+#: How a field of each declared type is read back from a file.
+READERS = {"int": whole, "int | None": whole, "float | None": real, "str | None": string, "dict | None": table}
+#: An epoch record's fields, in order; the columns every trainer writes (an export's first columns).
+EPOCH_FIELDS = tuple(f.name for f in fields(EpochRecord))
+EPOCH_COLUMNS = tuple(name for name in EPOCH_FIELDS if name not in EpochRecord.OPTIONAL)
 
 
 #: ``config.json``'s ``dataset``: each field and its check.

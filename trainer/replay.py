@@ -1,7 +1,7 @@
 """``panda replay RUN --name NEW``: train RUN's configuration again, applying RUN's interventions where it did.
 
-:func:`schedule_of` reads RUN's journal: every *applied* learning-rate, β, batch-size, checkpoint
-and rewind command, with where it took effect — the epochs completed and the global step at that
+:func:`schedule_of` reads RUN's journal: every *applied* command the command table marks
+replayed (:data:`trainer.commands.REPLAYED`: learning rate, β, batch size, checkpoint, rewind), with where it took effect — the epochs completed and the global step at that
 moment (an ``applied`` event's ``epoch`` and ``step``; for a rewind, ``from_epoch`` and
 ``from_step``, where the run was before it jumped back). Autopilot's commands are ordinary applied
 commands, so they replay too; the replay itself runs with the autopilot off.
@@ -18,10 +18,9 @@ epoch's first step (it is applied one epoch early). Pure Python, no TensorFlow.
 
 from __future__ import annotations
 
+from trainer.commands import REPLAYED
 from trainer.rundir import RunDir
 
-#: Commands whose effect a replay reproduces.
-REPLAYED = ("set_lr", "scale_lr", "set_beta", "set_batch_size", "checkpoint", "rewind")
 SOURCE = "replay"
 
 

@@ -66,10 +66,23 @@ HEARTBEAT_SECONDS = 1.0
 #: A heartbeat older than this means the trainer is no longer answering.
 STALE_AFTER_SECONDS = 10.0
 
-#: Every state a run can be in (``status.json``'s ``state``).
-STATES = ("starting", "running", "paused", "stopping", "finished", "failed", "diverged")
-#: States in which a trainer process is alive and reads commands.
-LIVE_STATES = ("starting", "running", "paused", "stopping", "diverged")
+#: States in which a trainer waits for the user's ``resume``: paused, or rolled back after a divergence.
+WAITING_STATES = ("paused", "diverged")
+#: States in which a trainer process is alive and reads commands (``finished`` and ``failed`` are the others).
+LIVE_STATES = ("starting", "running", "stopping", *WAITING_STATES)
+#: ``panda train``'s (and ``panda replay``'s) exit status by the state its run ended in; any other: 1.
+EXIT_CODES = {"finished": 0, "diverged": 3}
+#: The exit status of a trainer whose run ended diverged (a sweep counts the trial diverged).
+DIVERGED_EXIT = EXIT_CODES["diverged"]
+
+
+def exit_code(state: str) -> int:
+    """The exit status of a trainer process whose run ended in ``state``.
+
+    >>> exit_code("finished"), exit_code("diverged"), exit_code("failed")
+    (0, 3, 1)
+    """
+    return EXIT_CODES.get(state, 1)
 
 
 class RunDirError(Exception):

@@ -21,10 +21,14 @@ from typing import Protocol
 
 from trainer import commands as cmds
 from trainer.inbox import Received
+from trainer.rundir import WAITING_STATES
 
 
 class Steerable(Protocol):
     """What a trainer offers its :class:`Steering`: the parts that differ between trainers."""
+
+    #: Which trainer this is (one of :data:`trainer.commands.TRAINER_KINDS`): the commands it obeys.
+    kind: str
 
     def hparams(self) -> dict:
         """The hyperparameters in force, for status and events."""
@@ -93,6 +97,6 @@ def after_pause(state: str) -> str:
 
 def after_resume(state: str) -> str:
     """The state a ``resume`` command leads to from ``state`` (also out of a divergence)."""
-    if state not in ("paused", "diverged"):
+    if state not in WAITING_STATES:
         raise cmds.CommandError(f"not paused (state is {state})")
     return "running"

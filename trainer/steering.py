@@ -8,7 +8,8 @@ answering each command exactly once, pause and resume, stop, checkpoints, rewind
 rollbacks, opening a new run and resuming one after a crash — lives here once, so a client (the
 dashboard, ``panda ctl``, a sweep) cannot tell the two apart. Pure Python, no TensorFlow.
 
-A command reaches its handler through one explicit table, :meth:`Steering.handlers`: a
+A command reaches its handler through one explicit table, :meth:`Steering.handlers`, keyed by
+the command table (:data:`trainer.commands.TABLE`, which also says which trainers obey it): a
 ``set_lr`` line in ``commands.jsonl`` is checked by :func:`trainer.steerable.check_command`,
 looked up there, and calls the trainer's ``set_lr``, which assigns the ``tf.Variable``. What a
 trainer must offer is the :class:`~trainer.steerable.Steerable` protocol (:mod:`trainer.steerable`).
@@ -30,14 +31,13 @@ from trainer import undo
 from trainer.inbox import CommandInbox, Received
 from trainer.journal import answered_in, last_hparams, state_at_end
 from trainer.outcome import FINISH_MESSAGES
-from trainer.records import Status
+from trainer.records import BatchRecord, EpochRecord, Status
 from trainer.rundir import (
-    HEARTBEAT_SECONDS, CheckpointError, RunDir, RunDirError, append_jsonl, current_line, now, repair_jsonl_tail,
+    HEARTBEAT_SECONDS, WAITING_STATES, CheckpointError, RunDir, RunDirError, append_jsonl, current_line, now,
+    repair_jsonl_tail,
 )
 from trainer.steerable import DEFERRED, DuplicateId, Steerable, after_pause, after_resume, check_command
 
-#: Commands that change a hyperparameter the compiled step reads from a tf.Variable.
-HPARAM_COMMANDS = ("set_lr", "scale_lr", "set_beta", "set_batch_size")
 #: At most this many mini-batch losses are logged per epoch, by either trainer.
 BATCH_SAMPLES_PER_EPOCH = 50
 
@@ -93,9 +93,12 @@ class Steering:
         self._heartbeat_thread: threading.Thread | None = None
 
     def handlers(self) -> dict[str, Callable[[Any], dict | None]]:
-        """Every command and what carries it out: the one route from a command to its effect."""
+        """Every command and what carries it out: the one route from a command to its effect.
+
+        Checked against the command table (:data:`trainer.commands.TABLE`): one handler per command.
+        """
         t = self.trainer
-        return {
+        return cmds.handler_table({
             "set_lr": t.set_lr,
             "scale_lr": t.scale_lr,
             "set_beta": t.set_beta,
@@ -111,7 +114,7 @@ class Steering:
             "undo": lambda _: undo.undo(self),
             "adopt": self._adopt,
             "note": self._note,
-        }
+        })
 
     @property
     def store(self):
@@ -212,7 +215,7 @@ class Steering:
 
     def begin(self) -> None:
         """Training starts: ``running``, unless :meth:`reopen` found the run waiting paused or diverged."""
-        if self.state in ("paused", "diverged"):
+        if self.state in WAITING_STATES:
             self.set_state(self.state, self.message)
         else:
             self.set_state("running")
@@ -251,7 +254,7 @@ class Steering:
             self.replay.inject(self)
         self._collect()
         self._handle_pending()
-        while self.state in ("paused", "diverged") and not self.stop_requested:
+        while self.state in WAITING_STATES and not self.stop_requested:
             if self.inbox.wait(HEARTBEAT_SECONDS):
                 self._collect()
                 self._handle_pending()
@@ -300,6 +303,8 @@ class Steering:
         try:
             command = self.current = check_command(item, self.seen_ids)
             self.current_item = item
+            if not cmds.supported(command.cmd, self.trainer.kind):
+                raise cmds.unsupported(command.cmd)
             point = undo.point_before(self, item.record.get("source"), command)
             applied = self.handlers()[command.cmd](command.value)
             if applied is DEFERRED:  # the trainer answers it once it is done
@@ -314,7 +319,7 @@ class Steering:
         except (cmds.CommandError, CheckpointError) as e:
             self.answer(item, False, str(e))
             return
-        if command.cmd in HPARAM_COMMANDS:
+        if command.cmd in cmds.HPARAM_COMMANDS:
             self.hparam_changes += 1
         self.write_status()  # before the answer: a client that sees the answer finds the status current
         self.answer(item, True, **(applied or {}))
@@ -345,8 +350,8 @@ class Steering:
         self.say(f"resumed at step {self.step}")
 
     def _set_autopilot(self, on: bool) -> dict:
-        if self.advising is None:
-            raise cmds.CommandError("this trainer has no advisor (panda train has one)")
+        if self.advising is None:  # panda train without one (its tests)
+            raise cmds.unsupported("set_autopilot")
         return self.advising.set_autopilot(on)
 
     def _stop(self, _) -> None:
@@ -411,7 +416,7 @@ class Steering:
         """One line of ``internals.jsonl`` (see :mod:`trainer.internals`); the epoch is already durable."""
         append_jsonl(self.rundir.internals_path, {**record, "time": now()}, sync=False)
 
-    def commit_epoch(self, record: dict, batches: list[dict], keep_every: int) -> dict:
+    def commit_epoch(self, epoch: EpochRecord, batches: list[BatchRecord], keep_every: int) -> dict:
         """Make a finished epoch durable, in the order ``--resume`` relies on, off the critical path.
 
         The state is snapshotted into the epoch's checkpoint now; on the store's committer thread
@@ -421,11 +426,12 @@ class Steering:
         Training goes on meanwhile; whatever reads checkpoints (rewind, divergence, stop) waits for
         the commit first (:meth:`CheckpointStore.flush`).
         """
-        self.epoch = record["epoch"]
+        self.epoch, record = epoch.epoch, epoch.to_json()
+        lines = [batch.to_json() for batch in batches]
 
         def durable(meta: dict) -> None:  # on the committer thread, once the checkpoint is durable
             done = meta["metrics"]
-            append_jsonl(self.rundir.batches_path, *batches, sync=False)
+            append_jsonl(self.rundir.batches_path, *lines, sync=False)
             append_jsonl(self.rundir.metrics_path, done)
             self.store.prune(keep_every)
             with self._status_lock:
@@ -436,7 +442,7 @@ class Steering:
         meta = self.store.save_async(epoch=self.epoch, step=self.step, branch=self.branch, reason="epoch",
                                      hparams=self.trainer.hparams(), metrics=record, then=durable)
         if self.tb is not None:
-            self.tb.epoch(meta["metrics"], batches)
+            self.tb.epoch(meta["metrics"], lines)
         return meta["metrics"]
 
     def flush(self) -> None:

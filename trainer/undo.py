@@ -1,6 +1,6 @@
 """Undo: the state before each hyperparameter change or rewind, kept in the journal.
 
-Before a command in :data:`UNDOABLE` is applied, :class:`~trainer.steering.Steering` notes an
+Before a command the command table marks undoable (:data:`trainer.commands.UNDOABLE`) is applied, :class:`~trainer.steering.Steering` notes an
 *undo point*: the hyperparameters in force and — when the command came from the page
 (``source`` in :data:`CHECKPOINTED_SOURCES`) — a checkpoint taken just before (``reason:
 "undo"``, never pruned). A command that changed something carries its point in its ``applied``
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from trainer import commands as cmds
 
-#: Commands that can be undone: every hyperparameter change, a rewind, a fork that continued with its best.
-UNDOABLE = ("set_lr", "scale_lr", "set_beta", "set_batch_size", "rewind", "fork")
 #: Command sources whose changes take a checkpoint first (the page and its autopilot).
 CHECKPOINTED_SOURCES = ("dashboard", "autopilot")
 NOTHING_TO_UNDO = ("nothing to undo: no hyperparameter change or rewind has been applied since the run started "
@@ -48,7 +46,7 @@ def changed(cmd: str, before: dict, after: dict) -> bool:
 
 def point_before(steering, source, command: cmds.Command) -> dict | None:
     """The state to come back to if ``command`` is undone; page commands checkpoint it first."""
-    if command.cmd not in UNDOABLE or (command.cmd == "fork" and command.value["pick"] != "best"):
+    if command.cmd not in cmds.UNDOABLE or (command.cmd == "fork" and command.value["pick"] != "best"):
         return None  # a fork that asks changes nothing
     if command.cmd == "rewind":
         steering.store.find(command.value)  # an unknown target is rejected before anything is saved

@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 
 from trainer.config import resume_argv
 from trainer.records import Status
-from trainer.rundir import JsonlTail, RunDir, RunDirError, current_line
+from trainer.rundir import DIVERGED_EXIT, JsonlTail, RunDir, RunDirError, current_line
 from trainer.search.backends import Launched, make_backend
 from trainer.search.pbt import PbtScheduler, check_pbt, population
 from trainer.search.progress import Progress, summarize
@@ -366,7 +366,7 @@ class SweepRunner:
             error = status.message if run_state == "failed" else None
             error = error or _log_error(self.sweep.log_path(name))
             error = error or (f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}")
-        elif trial.diverged or run_state == "diverged" or rc == 3:
+        elif trial.diverged or run_state == "diverged" or rc == DIVERGED_EXIT:
             state, reason = "diverged", trial.diverged or status.message
         elif trial.stop_reason:
             state, reason = "stopped", trial.stop_reason
