@@ -13,15 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from trainer.records import Status
+from trainer.records import EPOCH_COLUMNS, EpochRecord, Status
 from trainer.rundir import kept_before
 
-#: Columns kept for each epoch of the current history (``metrics.jsonl`` fields).
-EPOCH_COLUMNS = (
-    "epoch", "step", "branch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "beta",
-    "batch_size", "grad_norm", "epoch_seconds", "samples_per_second", "wall_seconds", "wall_samples_per_second",
-    "time",
-)
+#: Columns kept for each epoch of the current history: :class:`~trainer.records.EpochRecord`'s fields
+#: every trainer writes (``trainer.records.EPOCH_COLUMNS``, imported above: the list exists once).
 #: Columns kept of a branch a rewind abandoned (drawn faded), and how many such branches are kept.
 ABANDONED_COLUMNS = ("epoch", "branch", "loss", "accuracy", "val_loss", "val_accuracy")
 MAX_ABANDONED = 20
@@ -134,20 +130,23 @@ class History:
         self.last_epoch: dict | None = None
         self.abandoned: list[dict[str, np.ndarray]] = []
 
-    def add_epochs(self, records: list[dict]) -> None:
+    def add_epochs(self, lines: list[dict]) -> None:
+        """Append ``metrics.jsonl`` lines, each read as an :class:`~trainer.records.EpochRecord` (one without
+        a whole epoch number is skipped; a field of the wrong type is missing, drawn as a gap)."""
         rows: list[list[float]] = []
-        for record in records:
-            epoch = record.get("epoch")
-            if not isinstance(epoch, int) or isinstance(epoch, bool):
+        for line in lines:
+            record = EpochRecord.from_json(line)
+            if record is None:
                 continue
+            epoch = record.epoch
             last = self.epochs.last("epoch") if not rows else rows[-1][0]
             if len(self.epochs) + len(rows) and epoch <= last:
                 _flush(self.epochs, rows)
                 rows = []
                 self.abandoned = (self.abandoned + [_branch_from(self.epochs.view(), epoch - 1)])[-MAX_ABANDONED:]
                 self.epochs.cut("epoch", epoch)
-            rows.append([_number(record.get(c)) for c in EPOCH_COLUMNS])
-            self.last_epoch = record
+            rows.append([_number(getattr(record, c)) for c in EPOCH_COLUMNS])
+            self.last_epoch = record.to_json()
         _flush(self.epochs, rows)
 
     def add_batches(self, records: list[dict]) -> None:

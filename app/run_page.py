@@ -162,7 +162,9 @@ def _metrics_row(view: RunView, state: str) -> None:
         st.metric("ETA", eta_text, border=True)
     beta = hp.get("beta")
     # end to end (evaluation and checkpoint included); runs older than the field have only the step rate
-    sps = last.get("wall_samples_per_second", last.get("samples_per_second"))
+    sps = last.get("wall_samples_per_second")
+    if sps is None:
+        sps = last.get("samples_per_second")
     age = progress.heartbeat_age(view)
     heartbeat = progress.age_text(age) if controls.controllable(state) else "—"
     if state == "not answering":
