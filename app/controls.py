@@ -130,6 +130,29 @@ def describe(cmd: str, value=None, hparams: dict | None = None, checkpoints: dic
     return cmd if value is None else f"{cmd} {label(value)}"
 
 
+def trainer_kind(config: dict | None) -> str | None:
+    """The trainer that writes a run, by ``config.json``'s ``trainer`` (a run older than the field: ``panda train``'s)."""
+    kind = (config or {}).get("trainer", cmds.PANDA_TRAIN)
+    return kind if kind in cmds.TRAINER_KINDS else None
+
+
+def offered(cmd: str, config: dict | None) -> bool:
+    """Whether the page offers ``cmd`` on a run: the command table says which trainers obey it (a
+    ``PandaCallback`` run gets no β, batch size or autopilot control); an unknown trainer gets what every one obeys.
+
+    >>> offered("set_beta", {"trainer": "keras-callback"}), offered("set_beta", {}), offered("set_lr", {"trainer": "?"})
+    (False, True, True)
+    """
+    kind = trainer_kind(config)
+    kinds = (kind,) if kind else cmds.TRAINER_KINDS
+    return all(cmds.supported(cmd, k) for k in kinds)
+
+
+def not_offered(cmd: str) -> str:
+    """What the page says instead of a control its run's trainer does not obey: the command table's reason."""
+    return f":material/block: {cmds.SPECS[cmd].refusal}"
+
+
 def controllable(state: str) -> bool:
     """Whether a trainer in ``state`` reads commands (a finished, failed or silent one does not)."""
     return state in LIVE_STATES

@@ -126,14 +126,27 @@ def controls_panel(ctx) -> None:
     if run_row[1].button("Stop", key="stop", icon=":material/stop:", disabled=off, width="stretch",
                          help="Checkpoint, then finish; `panda train --resume` can continue it"):
         send_command(ctx, view, "stop")
-    if (view.config or {}).get("trainer", "panda-train") == "panda-train":  # PandaCallback runs have no advisor
+    if controls.offered("set_autopilot", view.config):  # the command table: PandaCallback runs have no advisor
         on = autopilot_on(view.config, view.events)
         if st.button(f"Autopilot is {'on' if on else 'off'}: turn it {'off' if on else 'on'}", key="autopilot",
                      icon=":material/flight:", disabled=off, width="stretch", type="primary" if on else "secondary",
                      help="The autopilot applies the advisor's advice itself (each as a command from 'autopilot')"):
             send_command(ctx, view, "set_autopilot", not on)
+    # each knob's controls only where the run's trainer obeys its command (trainer.commands.TABLE)
+    if controls.offered("set_lr", view.config):
+        _lr_controls(ctx, view, name, hp, off)
+    for cmd, knob_controls in (("set_beta", _beta_controls), ("set_batch_size", _batch_controls)):
+        if controls.offered(cmd, view.config):
+            knob_controls(ctx, view, name, hp, off)
+        else:
+            st.caption(controls.not_offered(cmd))
 
-    # learning rate: a log-scale slider and one-click factors
+    if st.session_state.get("control_error"):
+        st.error(st.session_state["control_error"])
+
+
+def _lr_controls(ctx, view: RunView, name: str, hp: dict, off: bool) -> None:
+    """α: a log-scale slider on the table's grid and one-click factors."""
     lr = _current_slider("Learning rate α", f"lr-{name}", controls.LR_CHOICES, hp.get("lr"), disabled=off,
                          help=f"Log scale, {controls.LR_MIN:g} to {controls.LR_MAX:g}, plus the rate in force; "
                          "applied from the next step")
@@ -144,7 +157,9 @@ def controls_panel(ctx) -> None:
         if col.button(f"×{factor:g}", key=f"scale_lr-{factor:g}", disabled=off, width="stretch"):
             send_command(ctx, view, "scale_lr", factor)
 
-    # beta
+
+def _beta_controls(ctx, view: RunView, name: str, hp: dict, off: bool) -> None:
+    """β: a slider on the table's grid; nudges scale the memory 1 − β."""
     has_beta = not controls.without_beta(hp.get("optimizer")) and isinstance(hp.get("beta"), (int, float))
     beta = _current_slider("β (momentum · ρ · β₁)", f"beta-{name}", controls.BETA_CHOICES,
                            hp.get("beta") if has_beta else None, disabled=off or not has_beta,
@@ -157,7 +172,9 @@ def controls_panel(ctx) -> None:
             if col.button(label, key=f"nudge_beta-{factor:g}", disabled=off, width="stretch"):
                 send_command(ctx, view, "set_beta", controls.beta_nudge(float(hp["beta"]), factor))
 
-    # batch size
+
+def _batch_controls(ctx, view: RunView, name: str, hp: dict, off: bool) -> None:
+    """The batch size: a slider on the table's powers of two, halve and double."""
     current_batch = hp.get("batch_size") if isinstance(hp.get("batch_size"), int) else None
     batch = _current_slider("Batch size", f"batch-{name}", controls.BATCH_CHOICES, current_batch, kind=int,
                             disabled=off, help="Applied from the next epoch")
@@ -167,9 +184,6 @@ def controls_panel(ctx) -> None:
     for col, factor, label in ((row[1], 0.5, "×½"), (row[2], 2, "×2")):
         if col.button(label, key=f"scale_batch-{factor:g}", disabled=off or current_batch is None, width="stretch"):
             send_command(ctx, view, "set_batch_size", max(1, int(current_batch * factor)))
-
-    if st.session_state.get("control_error"):
-        st.error(st.session_state["control_error"])
 
 
 def rewind_default(checkpoints: list[dict], view: RunView, state: str) -> str | None:
