@@ -98,7 +98,8 @@ class Sent:
 
 
 def describe(cmd: str, value=None, hparams: dict | None = None, checkpoints: dict[str, int] | None = None) -> str:
-    """A command in the page's words: ``learning rate ×0.1 → 0.0003``, not ``scale_lr 0.1``.
+    """A command in the page's words: the command table's (``trainer.commands.TABLE``), plus what the page
+    knows: ``learning rate ×0.1 → 0.0003``, not ``scale_lr 0.1``.
 
     ``checkpoints`` maps a checkpoint's name to its epoch, so a rewind says where it goes.
 
@@ -107,27 +108,17 @@ def describe(cmd: str, value=None, hparams: dict | None = None, checkpoints: dic
     >>> describe("set_beta", 0.95), describe("rewind", "ckpt-00012", checkpoints={"ckpt-00012": 48})
     ('β → 0.95', 'rewind to epoch 48 (ckpt-00012)')
     """
-    hparams = hparams or {}
-    if cmd == "set_lr":
-        return f"learning rate → {label(value)}"
-    if cmd == "scale_lr":
-        lr = hparams.get("lr")
-        after = f" → {label(lr * value)}" if isinstance(lr, (int, float)) and isinstance(value, (int, float)) else ""
-        return f"learning rate ×{label(value)}{after}"
-    if cmd == "set_beta":
-        return f"β → {label(value)}"
-    if cmd == "set_batch_size":
-        return f"batch size → {label(value)}"
-    if cmd == "rewind":
+    if cmd == "scale_lr":  # with where it leads
+        lr = (hparams or {}).get("lr")
+        if isinstance(lr, (int, float)) and isinstance(value, (int, float)):
+            return f"{cmds.describe(cmd, value, fmt=label)} → {label(lr * value)}"
+    if cmd == "rewind":  # with the epoch it goes back to
         epoch = (checkpoints or {}).get(str(value))
-        return f"rewind to epoch {epoch} ({value})" if epoch is not None else f"rewind to {value}"
-    if cmd == "find_lr":
-        return "find α"
-    if cmd == "undo":
-        return "undo the last change"
-    if cmd == "fork":
+        if epoch is not None:
+            return f"rewind to epoch {epoch} ({value})"
+    if cmd == "fork":  # with how many candidates
         return f"fork {len((value or {}).get('candidates', []))} candidates"
-    return cmd if value is None else f"{cmd} {label(value)}"
+    return cmds.describe(cmd, value, fmt=label)  # the command table's words
 
 
 def trainer_kind(config: dict | None) -> str | None:
