@@ -183,7 +183,7 @@ def _batch_controls(ctx, view: RunView, name: str, hp: dict, off: bool) -> None:
         send_command(ctx, view, "set_batch_size", int(batch))
     for col, factor, label in ((row[1], 0.5, "×½"), (row[2], 2, "×2")):
         if col.button(label, key=f"scale_batch-{factor:g}", disabled=off or current_batch is None, width="stretch"):
-            send_command(ctx, view, "set_batch_size", max(1, int(current_batch * factor)))
+            send_command(ctx, view, "set_batch_size", max(controls.BATCH_CHOICES[0], int(current_batch * factor)))
 
 
 def rewind_default(checkpoints: list[dict], view: RunView, state: str) -> str | None:
