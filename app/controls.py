@@ -26,31 +26,24 @@ from app import launch as launcher
 from app.data import inside
 from trainer import commands as cmds
 from trainer.config import TrainConfig
+from trainer.hparams import NO_BETA, OPTIMIZERS, grid, has_beta
 from trainer.records import Answer
 from trainer.rundir import LIVE_STATES, RunDir
 
 #: The command source the journal shows for the dashboard.
 SOURCE = "dashboard"
-#: The learning-rate input's range (a log scale).
-LR_MIN, LR_MAX = 1e-5, 1.0
 #: One-click learning-rate factors.
 LR_NUDGES = (0.1, 0.5, 2.0)
+#: The sliders' grids: from the hyperparameter table (its ranges and the dashboard's :data:`CONTROLS`).
+LR_CHOICES = grid("lr")
+LR_MIN, LR_MAX = LR_CHOICES[0], LR_CHOICES[-1]
+BETA_CHOICES = grid("beta")
+BATCH_CHOICES = grid("batch_size")
 
 
-def log_scale(low: float, high: float, mantissas=(1, 2, 3, 5)) -> list[float]:
-    """Round values spaced about evenly on a log scale: 1e-5, 2e-5, 3e-5, 5e-5, 1e-4, ..."""
-    out = []
-    for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
-        for m in mantissas:
-            value = float(f"{m}e{exponent}")
-            if low * (1 - 1e-9) <= value <= high * (1 + 1e-9):
-                out.append(value)
-    return out
-
-
-LR_CHOICES = log_scale(LR_MIN, LR_MAX)
-BETA_CHOICES = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
-BATCH_CHOICES = [2**k for k in range(0, 13)]
+def without_beta(optimizer) -> bool:
+    """Whether the table says ``optimizer`` has no β (an unknown one, e.g. a Keras run's, is left to the trainer)."""
+    return optimizer in OPTIMIZERS and not has_beta(optimizer)
 
 
 def nearest(choices: list[float], value: float | None, *, log: bool = False) -> float:
@@ -105,7 +98,8 @@ class Sent:
 
 
 def describe(cmd: str, value=None, hparams: dict | None = None, checkpoints: dict[str, int] | None = None) -> str:
-    """A command in the page's words: ``learning rate ×0.1 → 0.0003``, not ``scale_lr 0.1``.
+    """A command in the page's words: the command table's (``trainer.commands.TABLE``), plus what the page
+    knows: ``learning rate ×0.1 → 0.0003``, not ``scale_lr 0.1``.
 
     ``checkpoints`` maps a checkpoint's name to its epoch, so a rewind says where it goes.
 
@@ -114,27 +108,40 @@ def describe(cmd: str, value=None, hparams: dict | None = None, checkpoints: dic
     >>> describe("set_beta", 0.95), describe("rewind", "ckpt-00012", checkpoints={"ckpt-00012": 48})
     ('β → 0.95', 'rewind to epoch 48 (ckpt-00012)')
     """
-    hparams = hparams or {}
-    if cmd == "set_lr":
-        return f"learning rate → {label(value)}"
-    if cmd == "scale_lr":
-        lr = hparams.get("lr")
-        after = f" → {label(lr * value)}" if isinstance(lr, (int, float)) and isinstance(value, (int, float)) else ""
-        return f"learning rate ×{label(value)}{after}"
-    if cmd == "set_beta":
-        return f"β → {label(value)}"
-    if cmd == "set_batch_size":
-        return f"batch size → {label(value)}"
-    if cmd == "rewind":
+    if cmd == "scale_lr":  # with where it leads
+        lr = (hparams or {}).get("lr")
+        if isinstance(lr, (int, float)) and isinstance(value, (int, float)):
+            return f"{cmds.describe(cmd, value, fmt=label)} → {label(lr * value)}"
+    if cmd == "rewind":  # with the epoch it goes back to
         epoch = (checkpoints or {}).get(str(value))
-        return f"rewind to epoch {epoch} ({value})" if epoch is not None else f"rewind to {value}"
-    if cmd == "find_lr":
-        return "find α"
-    if cmd == "undo":
-        return "undo the last change"
-    if cmd == "fork":
+        if epoch is not None:
+            return f"rewind to epoch {epoch} ({value})"
+    if cmd == "fork":  # with how many candidates
         return f"fork {len((value or {}).get('candidates', []))} candidates"
-    return cmd if value is None else f"{cmd} {label(value)}"
+    return cmds.describe(cmd, value, fmt=label)  # the command table's words
+
+
+def trainer_kind(config: dict | None) -> str | None:
+    """The trainer that writes a run, by ``config.json``'s ``trainer`` (a run older than the field: ``panda train``'s)."""
+    kind = (config or {}).get("trainer", cmds.PANDA_TRAIN)
+    return kind if kind in cmds.TRAINER_KINDS else None
+
+
+def offered(cmd: str, config: dict | None) -> bool:
+    """Whether the page offers ``cmd`` on a run: the command table says which trainers obey it (a
+    ``PandaCallback`` run gets no β, batch size or autopilot control); an unknown trainer gets what every one obeys.
+
+    >>> offered("set_beta", {"trainer": "keras-callback"}), offered("set_beta", {}), offered("set_lr", {"trainer": "?"})
+    (False, True, True)
+    """
+    kind = trainer_kind(config)
+    kinds = (kind,) if kind else cmds.TRAINER_KINDS
+    return all(cmds.supported(cmd, k) for k in kinds)
+
+
+def not_offered(cmd: str) -> str:
+    """What the page says instead of a control its run's trainer does not obey: the command table's reason."""
+    return f":material/block: {cmds.SPECS[cmd].refusal}"
 
 
 def controllable(state: str) -> bool:
@@ -150,8 +157,8 @@ def check(cmd: str, value=None, *, hparams: dict | None = None, checkpoints: lis
     """
     hparams = hparams or {}
     command = cmds.validate({"id": "check", "cmd": cmd, "value": value})
-    if cmd == "set_beta" and hparams.get("optimizer") == "sgd":
-        raise cmds.CommandError("plain sgd has no beta; start a run with momentum, rmsprop or adam")
+    if cmd == "set_beta" and without_beta(hparams.get("optimizer")):
+        raise cmds.CommandError(f"{NO_BETA}; start a run with momentum, rmsprop or adam")
     if cmd == "scale_lr" and isinstance(hparams.get("lr"), (int, float)):
         cmds.check_lr(hparams["lr"] * command.value)
     if cmd == "rewind" and checkpoints is not None and str(command.value) not in checkpoints and not str(command.value).isdigit():
@@ -161,16 +168,22 @@ def check(cmd: str, value=None, *, hparams: dict | None = None, checkpoints: lis
 
 def send(run: RunDir, cmd: str, value=None, *, hparams: dict | None = None,
          checkpoints: list[str] | dict[str, int] | None = None) -> Sent:
-    """Check, then append one command for the trainer; returns what to follow.
+    """Check, then append one command for the trainer; returns what to follow (see :func:`send_all`)."""
+    return send_all(run, [(cmd, value)], hparams=hparams, checkpoints=checkpoints)[0]
 
+
+def send_all(run: RunDir, plan: list[tuple[str, object]], *, hparams: dict | None = None,
+             checkpoints: list[str] | dict[str, int] | None = None) -> list[Sent]:
+    """Check every (command, value) of ``plan``, then append them in order: a refused one sends none.
+
+    Each value is checked once, here, and the checked value is what is written.
     ``checkpoints``: the run's checkpoint names, or a name -> epoch map (then a rewind's words say the epoch).
     """
     epochs = checkpoints if isinstance(checkpoints, dict) else None
     names = list(checkpoints) if checkpoints is not None else None
-    value = check(cmd, value, hparams=hparams, checkpoints=names)
-    command_id = run.send_command(cmd, value, source=SOURCE)
-    return Sent(id=command_id, run=str(run.path), cmd=cmd, value=value, time=time.time(),
-                label=describe(cmd, value, hparams, epochs))
+    checked = [(cmd, check(cmd, value, hparams=hparams, checkpoints=names)) for cmd, value in plan]
+    return [Sent(id=run.send_command(cmd, value, source=SOURCE), run=str(run.path), cmd=cmd, value=value,
+                 time=time.time(), label=describe(cmd, value, hparams, epochs)) for cmd, value in checked]
 
 
 @dataclass(frozen=True)
@@ -220,8 +233,13 @@ class Steerer:
 
     def send(self, run_path: Path | str, cmd: str, value=None, *, hparams: dict | None = None,
              checkpoints: list[str] | dict[str, int] | None = None) -> Sent:
+        return self.send_all(run_path, [(cmd, value)], hparams=hparams, checkpoints=checkpoints)[0]
+
+    def send_all(self, run_path: Path | str, plan: list[tuple[str, object]], *, hparams: dict | None = None,
+                 checkpoints: list[str] | dict[str, int] | None = None) -> list[Sent]:
+        """The right checked once, each value checked once (:func:`send_all`), then the lines written."""
         self.require(run_path)
-        return send(RunDir(run_path), cmd, value, hparams=hparams, checkpoints=checkpoints)
+        return send_all(RunDir(run_path), plan, hparams=hparams, checkpoints=checkpoints)
 
     def decide_pbt(self, sweep_path: Path | str, proposal: str, decision: str) -> dict:
         """Approve or veto a PBT proposal: one line appended to the sweep's ``pbt.jsonl``."""

@@ -1,4 +1,9 @@
-"""The form that starts a new run: the main hyperparameters, then a background trainer."""
+"""The form that starts a new run: the main hyperparameters, then a background trainer.
+
+Every bound and default comes from the tables (:data:`trainer.hparams.HYPERPARAMETERS`,
+:data:`trainer.config.RUN_OPTIONS`, the dashboard's :data:`trainer.hparams.FORM_DEFAULTS`); the
+form states none of its own.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,24 @@ import streamlit as st
 from app import controls
 from app.controls import NotPresenter
 from app.launch import LaunchError
-from trainer.config import TrainConfig
-from trainer.hparams import DEFAULT_BETA, OPTIMIZERS, Hyperparameters
+from trainer.config import RUN_DEFAULTS, RUN_OPTIONS, TrainConfig
+from trainer.hparams import CONTROLS, DEFAULT_BETA, FORM_DEFAULTS, HYPERPARAMETERS, OPTIMIZERS, Hyperparameters, has_beta
+
+
+def bounds(name: str) -> dict:
+    """``min_value``/``max_value`` for a number field: the table's range (hyperparameters, then run options)."""
+    if name in HYPERPARAMETERS:
+        low, high = CONTROLS[name].bounds(HYPERPARAMETERS[name])
+    else:
+        low, high = RUN_OPTIONS[name].low, RUN_OPTIONS[name].high
+    kind = HYPERPARAMETERS[name].kind if name in HYPERPARAMETERS else RUN_OPTIONS[name].kind
+    cast = int if kind == "int" else float
+    return {"min_value": cast(low), "max_value": cast(high)}
+
+
+def start_value(name: str):
+    """A run option's first value in the form: the dashboard's own where it has one, else ``panda train``'s."""
+    return FORM_DEFAULTS.get(name, RUN_DEFAULTS[name])
 
 
 def _lr_label(value: float) -> str:
@@ -25,7 +46,8 @@ def new_run_form(ctx, *, key: str, expanded_title: str = "Start the run") -> Non
         name = st.text_input("Run name", value=time.strftime("run-%Y%m%d-%H%M%S"), key=f"{key}-name")
         left, right = st.columns(2)
         optimizer = left.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(defaults.optimizer), key=f"{key}-opt")
-        epochs = right.number_input("Epochs", min_value=1, max_value=100_000, value=60, step=10, key=f"{key}-epochs")
+        epochs = right.number_input("Epochs", **bounds("epochs"), value=start_value("epochs"), step=10,
+                                   key=f"{key}-epochs")
         lr = st.select_slider("Learning rate α", options=controls.LR_CHOICES, format_func=_lr_label,
                               value=controls.nearest(controls.LR_CHOICES, defaults.lr, log=True), key=f"{key}-lr")
         left, right = st.columns(2)
@@ -34,12 +56,12 @@ def new_run_form(ctx, *, key: str, expanded_title: str = "Start the run") -> Non
         batch_size = right.select_slider("Batch size", options=controls.BATCH_CHOICES, value=defaults.batch_size,
                                          key=f"{key}-batch")
         left, middle, right = st.columns(3)
-        layers = left.number_input("Hidden layers", min_value=0, max_value=20, value=defaults.layers, key=f"{key}-layers")
-        units = middle.number_input("Units per layer", min_value=1, max_value=4096, value=defaults.units, key=f"{key}-units")
-        seed = right.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key=f"{key}-seed")
+        layers = left.number_input("Hidden layers", **bounds("layers"), value=defaults.layers, key=f"{key}-layers")
+        units = middle.number_input("Units per layer", **bounds("units"), value=defaults.units, key=f"{key}-units")
+        seed = right.number_input("Seed", **bounds("seed"), value=start_value("seed"), key=f"{key}-seed")
         left, right = st.columns(2)
         batch_norm = left.checkbox("Batch norm", value=defaults.batch_norm, key=f"{key}-bn")
-        pace = right.number_input("Pace (min. seconds per epoch)", min_value=0.0, max_value=60.0, value=0.5, step=0.5,
+        pace = right.number_input("Pace (min. seconds per epoch)", **bounds("pace"), value=start_value("pace"), step=0.5,
                                   key=f"{key}-pace", help="Slows a fast run down so a room can follow it; 0 = full speed")
         submitted = st.form_submit_button(expanded_title, type="primary", disabled=disabled, icon=":material/rocket_launch:")
     if disabled:
@@ -47,7 +69,7 @@ def new_run_form(ctx, *, key: str, expanded_title: str = "Start the run") -> Non
     if not submitted:
         return
     hparams = Hyperparameters(
-        optimizer=optimizer, lr=float(lr), beta=None if optimizer == "sgd" else float(beta),
+        optimizer=optimizer, lr=float(lr), beta=float(beta) if has_beta(optimizer) else None,
         batch_size=int(batch_size), layers=int(layers), units=int(units), batch_norm=bool(batch_norm),
     )
     try:

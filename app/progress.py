@@ -14,11 +14,11 @@ ETA_WINDOW = 10
 
 
 def epochs_done(view: RunView) -> tuple[int, int | None]:
-    status = view.status or {}
-    done = status.get("epoch")
+    status = view.run_status
+    done = status.epoch if status else None
     if not isinstance(done, int):
         done = int(view.epochs["epoch"][-1]) if view.n_epochs else 0
-    total = status.get("epochs") or (view.config or {}).get("epochs")
+    total = (status.epochs if status else None) or (view.config or {}).get("epochs")
     return done, (int(total) if isinstance(total, (int, float)) else None)
 
 
@@ -94,7 +94,7 @@ def duration(seconds: float | None) -> str:
 
 
 def heartbeat_age(view: RunView, at: float | None = None) -> float | None:
-    beat = (view.status or {}).get("heartbeat")
+    beat = view.run_status.heartbeat if view.run_status else None
     if not isinstance(beat, (int, float)):
         return None
     return max((at or time.time()) - beat, 0.0)

@@ -30,7 +30,7 @@ def read_only(error: NotPresenter) -> None:
 
 
 def hparams_of(view: RunView) -> dict:
-    return (view.status or {}).get("hparams") or (view.config or {}).get("hparams") or {}
+    return view.hparams
 
 
 def signature(view: RunView) -> tuple:
@@ -47,12 +47,8 @@ def send_commands(ctx, view: RunView, plan: list[tuple[str, object]], *, hparams
     Every command is checked before the first is sent: a refused one sends none of them.
     """
     hp = hparams_of(view) if hparams is None else hparams
-    names = list(checkpoints) if checkpoints is not None else None
     try:
-        ctx.steer.require(view.path)
-        for cmd, value in plan:
-            controls.check(cmd, value, hparams=hp, checkpoints=names)
-        sent = [ctx.steer.send(view.path, cmd, value, hparams=hp, checkpoints=checkpoints) for cmd, value in plan]
+        sent = ctx.steer.send_all(view.path, plan, hparams=hp, checkpoints=checkpoints)
     except NotPresenter as e:
         read_only(e)
         return
@@ -66,7 +62,7 @@ def send_commands(ctx, view: RunView, plan: list[tuple[str, object]], *, hparams
 
 def send_command(ctx, view: RunView, cmd: str, value=None, checkpoints=None) -> None:
     """Send one command to the run (see :func:`send_commands`)."""
-    send_commands(ctx, view, [(cmd, value)], hparams=(view.status or {}).get("hparams") or {},
+    send_commands(ctx, view, [(cmd, value)], hparams=view.run_status.hparams if view.run_status else {},
                   checkpoints=checkpoints)
 
 
@@ -130,16 +126,30 @@ def controls_panel(ctx) -> None:
     if run_row[1].button("Stop", key="stop", icon=":material/stop:", disabled=off, width="stretch",
                          help="Checkpoint, then finish; `panda train --resume` can continue it"):
         send_command(ctx, view, "stop")
-    if (view.config or {}).get("trainer", "panda-train") == "panda-train":  # PandaCallback runs have no advisor
+    if controls.offered("set_autopilot", view.config):  # the command table: PandaCallback runs have no advisor
         on = autopilot_on(view.config, view.events)
         if st.button(f"Autopilot is {'on' if on else 'off'}: turn it {'off' if on else 'on'}", key="autopilot",
                      icon=":material/flight:", disabled=off, width="stretch", type="primary" if on else "secondary",
                      help="The autopilot applies the advisor's advice itself (each as a command from 'autopilot')"):
             send_command(ctx, view, "set_autopilot", not on)
+    # each knob's controls only where the run's trainer obeys its command (trainer.commands.TABLE)
+    if controls.offered("set_lr", view.config):
+        _lr_controls(ctx, view, name, hp, off)
+    for cmd, knob_controls in (("set_beta", _beta_controls), ("set_batch_size", _batch_controls)):
+        if controls.offered(cmd, view.config):
+            knob_controls(ctx, view, name, hp, off)
+        else:
+            st.caption(controls.not_offered(cmd))
 
-    # learning rate: a log-scale slider and one-click factors
+    if st.session_state.get("control_error"):
+        st.error(st.session_state["control_error"])
+
+
+def _lr_controls(ctx, view: RunView, name: str, hp: dict, off: bool) -> None:
+    """α: a log-scale slider on the table's grid and one-click factors."""
     lr = _current_slider("Learning rate α", f"lr-{name}", controls.LR_CHOICES, hp.get("lr"), disabled=off,
-                         help="Log scale, 1e-5 to 1, plus the rate in force; applied from the next step")
+                         help=f"Log scale, {controls.LR_MIN:g} to {controls.LR_MAX:g}, plus the rate in force; "
+                         "applied from the next step")
     row = st.columns([1.3, 1, 1, 1])
     if row[0].button("Set α", key="set_lr", disabled=off, type="primary", width="stretch"):
         send_command(ctx, view, "set_lr", float(lr))
@@ -147,11 +157,13 @@ def controls_panel(ctx) -> None:
         if col.button(f"×{factor:g}", key=f"scale_lr-{factor:g}", disabled=off, width="stretch"):
             send_command(ctx, view, "scale_lr", factor)
 
-    # beta
-    has_beta = hp.get("optimizer") != "sgd" and isinstance(hp.get("beta"), (int, float))
+
+def _beta_controls(ctx, view: RunView, name: str, hp: dict, off: bool) -> None:
+    """β: a slider on the table's grid; nudges scale the memory 1 − β."""
+    has_beta = not controls.without_beta(hp.get("optimizer")) and isinstance(hp.get("beta"), (int, float))
     beta = _current_slider("β (momentum · ρ · β₁)", f"beta-{name}", controls.BETA_CHOICES,
                            hp.get("beta") if has_beta else None, disabled=off or not has_beta,
-                           help="Averages over about 1/(1−β) steps" if has_beta else "Plain sgd has no β")
+                           help="Averages over about 1/(1−β) steps" if has_beta else controls.NO_BETA.capitalize())
     row = st.columns([1.3, 1, 1])
     if row[0].button("Set β", key="set_beta", disabled=off or not has_beta, type="primary", width="stretch"):
         send_command(ctx, view, "set_beta", float(beta))
@@ -160,7 +172,9 @@ def controls_panel(ctx) -> None:
             if col.button(label, key=f"nudge_beta-{factor:g}", disabled=off, width="stretch"):
                 send_command(ctx, view, "set_beta", controls.beta_nudge(float(hp["beta"]), factor))
 
-    # batch size
+
+def _batch_controls(ctx, view: RunView, name: str, hp: dict, off: bool) -> None:
+    """The batch size: a slider on the table's powers of two, halve and double."""
     current_batch = hp.get("batch_size") if isinstance(hp.get("batch_size"), int) else None
     batch = _current_slider("Batch size", f"batch-{name}", controls.BATCH_CHOICES, current_batch, kind=int,
                             disabled=off, help="Applied from the next epoch")
@@ -169,10 +183,7 @@ def controls_panel(ctx) -> None:
         send_command(ctx, view, "set_batch_size", int(batch))
     for col, factor, label in ((row[1], 0.5, "×½"), (row[2], 2, "×2")):
         if col.button(label, key=f"scale_batch-{factor:g}", disabled=off or current_batch is None, width="stretch"):
-            send_command(ctx, view, "set_batch_size", max(1, int(current_batch * factor)))
-
-    if st.session_state.get("control_error"):
-        st.error(st.session_state["control_error"])
+            send_command(ctx, view, "set_batch_size", max(controls.BATCH_CHOICES[0], int(current_batch * factor)))
 
 
 def rewind_default(checkpoints: list[dict], view: RunView, state: str) -> str | None:
@@ -183,7 +194,7 @@ def rewind_default(checkpoints: list[dict], view: RunView, state: str) -> str | 
         rollback = next((e.get("checkpoint") for e in reversed(view.events) if e.get("event") == "diverged"), None)
         if rollback in names:
             return rollback
-    done = (view.status or {}).get("epoch")
+    done = view.run_status.epoch if view.run_status else None
     current = [c["name"] for c in checkpoints if not isinstance(done, int) or (c.get("epoch") or 0) <= done]
     return (current or names or [None])[-1]
 
@@ -250,13 +261,13 @@ def rewind_panel(ctx) -> None:
         return
     name, view, state, off, checkpoints = listed
     epochs = {c["name"]: c.get("epoch") for c in checkpoints}
-    branch = (view.status or {}).get("branch")
+    branch = view.run_status.branch if view.run_status else None
     labels = {c["name"]: _label(c, branch) for c in checkpoints}
     options = [c["name"] for c in reversed(checkpoints)]
     key, default_key, picked_key = f"rewind-{name}", f"rewind-default-{name}", f"rewind-picked-{name}"
     default = rewind_default(checkpoints, view, state)
     chosen = st.session_state.get(key)
-    done = (view.status or {}).get("epoch")
+    done = view.run_status.epoch if view.run_status else None
     before = st.session_state.get(f"rewind-epoch-{name}")
     moved = isinstance(before, int) and isinstance(done, int) and done < before  # a rewind (or rollback) happened
     unpicked = chosen == st.session_state.get(default_key) and chosen != st.session_state.get(picked_key)
@@ -289,7 +300,7 @@ def rewind_notes(ctx) -> None:
     if off:
         return
     target = st.session_state.get(f"rewind-{name}")
-    drops = drops_text(epochs.get(target), (view.status or {}).get("epoch"))
+    drops = drops_text(epochs.get(target), view.run_status.epoch if view.run_status else None)
     if drops:  # first, so the button below coming and going never moves it
         st.caption(f":orange[:material/warning:] Rewinding to {labels.get(target, target)} {drops}.")
     newer = [c["name"] for c in checkpoints if c["name"] not in options]

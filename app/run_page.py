@@ -7,32 +7,27 @@ curve, a fork's candidates) and the answers to this tab's commands (every second
 being dragged or a list held open is never redrawn under the pointer. When a run's state,
 hyperparameters or branch change in a way the controls must show, or the controls show another run
 than the one on screen (a run just started from this page), the live fragment reruns the page once.
+The banners and their actions are :mod:`app.run_notices`; the shared figures, :mod:`app.figure_cache`.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import streamlit as st
 
 from app import charts, controls, journal, progress, projector, run_controls
 from app.auth import Access
-from app.controls import NotPresenter, Steerer
+from app.controls import Steerer
 from app.compare import compare_view
 from app.settings import COMPACT
-from app.shared import shared
-from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, read_only, rewind_notes, rewind_panel
+from app.run_controls import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, rewind_notes, rewind_panel
 from app.data import RunStore, RunView
 from app.explore_panel import explore_panel
-from app.launch import LaunchError
+from app.figure_cache import FigureCache, figure  # noqa: F401  (FigureCache: bench/dashboard.py imports it here)
 from app.new_run import new_run_form
-from trainer.advising import latest_advice
-from trainer.advisor import not_learning
-from trainer.records import Status
-from trainer.rundir import RunDir, pid_alive
+from app.run_notices import advice_notice, launch_notice, notices
 
 #: state -> (badge colour, glyph for the picker, Material icon for the badge)
 STATE_STYLE = {
@@ -74,45 +69,6 @@ class Context:
 def badge(state: str) -> str:
     color, _, icon = STATE_STYLE.get(state, ("gray", "•", "circle"))
     return f":{color}-badge[:material/{icon}: {state}]"
-
-
-# --------------------------------------------------------------------------- figure cache
-
-
-class FigureCache:
-    """Figures shared by every tab: rebuilt only when the run's records changed."""
-
-    def __init__(self, size: int = 128):
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self.size = size
-
-    def get(self, key, build):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        figure = build()
-        with self._lock:
-            self._items[key] = figure
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return figure
-
-
-def figure_cache() -> FigureCache:
-    """The server's one figure cache (:mod:`app.shared`: a client's "Clear cache" does not empty it)."""
-    return shared("figure cache", None, FigureCache)
-
-
-def figure(view: RunView, kind: str, **options):
-    builders = {
-        "loss": charts.loss_figure, "accuracy": charts.accuracy_figure,
-        "lr": charts.learning_rate_figure, "batch": charts.batch_loss_figure,
-    }
-    # the epochs shown change without a new record right after a rewind (the status moves first)
-    key = (str(view.path), view.log_version, view.n_epochs, len(view.abandoned), kind, tuple(sorted(options.items())))
-    return figure_cache().get(key, lambda: builders[kind](view, **options))
 
 
 # --------------------------------------------------------------------------- run picker
@@ -168,9 +124,10 @@ def run_picker(ctx: Context) -> None:
 
 
 def _control_signature(state: str, view: RunView) -> tuple:
-    hp = (view.status or {}).get("hparams") or {}
-    return (view.name, controls.controllable(state), state in ("paused", "diverged"), hp.get("optimizer"),
-            run_controls.signature(view), (view.status or {}).get("branch"))
+    status = view.run_status
+    return (view.name, controls.controllable(state), state in ("paused", "diverged"),
+            status.hparams.get("optimizer") if status else None, run_controls.signature(view),
+            status.branch if status else None)
 
 
 #: The cards: each at least ``min-width`` wide, so none is ever cut short; they share a row when the
@@ -189,7 +146,7 @@ def _finite(value) -> bool:
 
 def _metrics_row(view: RunView, state: str) -> None:
     done, total = progress.epochs_done(view)
-    hp = (view.status or {}).get("hparams") or (view.config or {}).get("hparams") or {}
+    hp = view.hparams
     last = view.last_epoch or {}
     fraction = min(done / total, 1.0) if total else 0.0
     eta = progress.eta_seconds(view, state)
@@ -205,7 +162,9 @@ def _metrics_row(view: RunView, state: str) -> None:
         st.metric("ETA", eta_text, border=True)
     beta = hp.get("beta")
     # end to end (evaluation and checkpoint included); runs older than the field have only the step rate
-    sps = last.get("wall_samples_per_second", last.get("samples_per_second"))
+    sps = last.get("wall_samples_per_second")
+    if sps is None:
+        sps = last.get("samples_per_second")
     age = progress.heartbeat_age(view)
     heartbeat = progress.age_text(age) if controls.controllable(state) else "—"
     if state == "not answering":
@@ -217,112 +176,9 @@ def _metrics_row(view: RunView, state: str) -> None:
             f"batch size **{hp.get('batch_size', '—')}**",
             f"**{sps:,.0f}** samples/s" if isinstance(sps, (int, float)) else "— samples/s",
             f"heartbeat {heartbeat}",
-            f"step {(view.status or {}).get('step', 0):,}",
+            f"step {view.run_status.step if view.run_status else 0:,}",
         ])
     )
-
-
-def diverged_text(view: RunView) -> str:
-    """The divergence banner, by epoch: where the run went wrong and which epoch it is back at."""
-    event = next((e for e in reversed(view.events) if e.get("event") == "diverged"), None)
-    if event is None:
-        return f"**Diverged.** {(view.status or {}).get('message') or ''}"
-    epochs = {c["name"]: c.get("epoch") for c in RunDir(view.path).list_checkpoints()} if not view.missing else {}
-    back = epochs.get(event.get("checkpoint"), event.get("epoch"))
-    return (f"**Diverged:** {event.get('reason') or 'the loss blew up'}. Rolled back to the end of epoch {back} "
-            f"and paused: lower the learning rate, then resume.")
-
-
-def _advice_notice(ctx: Context, view: RunView, state: str) -> None:
-    """The advisor's latest advice that still stands, with its one-click action (through the Steerer).
-
-    A run without an advisor (a ``PandaCallback`` run) still gets the "not learning" notice, from
-    the same rule (:func:`trainer.advisor.not_learning`).
-    """
-    if state not in ("running", "paused"):
-        return
-    advice = latest_advice(view.events)
-    if advice is None:
-        classes = ((view.config or {}).get("dataset") or {}).get("n_classes")
-        why = not_learning(view.epochs["loss"], view.epochs["accuracy"], classes)
-        if why:
-            st.warning(f"**{why.capitalize()}.** Try another learning rate (often ×10 or ×0.1), or rewind.",
-                       icon=":material/trending_flat:")
-        return
-    cmd, value = advice.get("cmd"), advice.get("value")
-    hp = run_controls.hparams_of(view)
-    action = controls.describe(cmd, value, hp)
-    box = st.warning if advice.get("kind") != "exploding" else st.error
-    box(f"**Advice at epoch {advice.get('epoch')}:** {advice.get('reason')}"
-        + (" — the autopilot applied it." if advice.get("autopilot") else ""), icon=":material/tips_and_updates:")
-    if not advice.get("autopilot") and st.button(f"Apply: {action}", key=f"advice-{view.name}-{advice.get('time')}",
-                                                 icon=":material/bolt:", disabled=not ctx.can_steer):
-        run_controls.send_command(ctx, view, cmd, value)
-
-
-def _notices(ctx: Context, view: RunView, state: str) -> None:
-    status = view.status or {}
-    if view.missing:
-        st.error("This run's folder was deleted while open; the page shows what it had read.", icon=":material/delete:")
-    if view.notice:
-        st.warning(f"Unusable file in this run: {view.notice}.", icon=":material/warning:")
-    if view.malformed_total:
-        where = ", ".join(f"{name}: {n}" for name, n in sorted(view.malformed.items()))
-        st.warning(f"Skipped {view.malformed_total} malformed line(s) that are not JSON records ({where}).", icon=":material/warning:")
-    activity = Status.from_json(status).activity or {}  # typed: a hostile status.json shows nothing here
-    if state in ("running", "paused") and activity.get("kind") in ("find_lr", "fork"):
-        st.caption(f"Running a {activity['kind']}: step {activity.get('done') or 0:,} of {activity.get('total') or 0:,}; "
-                   "other commands wait for it, Stop abandons it and puts the state back.")
-    if state == "not answering":
-        age = progress.heartbeat_age(view)
-        pid = status.get("pid")
-        gone = not pid_alive(pid, status.get("host"))
-        st.error(
-            f"The trainer stopped answering: last heartbeat {progress.age_text(age)}"
-            + (f", process {pid} is gone" if gone else f", process {pid} does not respond")
-            + f". Its last state was **{status.get('state')}**.", icon=":material/power_off:")
-        if gone:
-            _continue_button(ctx, view, "Continue this run from its last checkpoint")
-    elif state == "diverged":
-        st.warning(diverged_text(view), icon=":material/local_fire_department:")
-    elif state == "failed":
-        # a failure's message may name files: the presenter's
-        st.error(f"**Failed.** {(status.get('message') or '') if ctx.can_steer else ''}", icon=":material/error:")
-        failure = next((e for e in reversed(view.events) if e.get("event") == "failed"), None)
-        if failure and failure.get("traceback") and ctx.can_steer:  # paths and code: for the presenter
-            with st.expander("Traceback"):
-                st.code(failure["traceback"], language="text")
-    elif state == "finished":
-        word, epoch = view.word(state), status.get("epoch")
-        if word == "completed":
-            st.success(f"Completed all {epoch} epochs.", icon=":material/flag:")
-        else:  # stopped by the user, or interrupted: checkpointed, and --resume continues it
-            said = (status.get("message") if ctx.can_steer else None) or word  # a message may hold paths
-            st.info(f"**{word.capitalize()}** at epoch {epoch}: {said}.", icon=":material/stop_circle:")
-        total = status.get("epochs")
-        if ctx.can_steer and isinstance(epoch, int) and isinstance(total, int):
-            more = total - epoch if total > epoch else MORE_EPOCHS  # what was planned, or another stretch
-            _continue_button(ctx, view, f"Continue this run ({more} more epochs)", epochs=epoch + more)
-
-
-#: How far "Continue this run" takes a run that completed every planned epoch.
-MORE_EPOCHS = 20
-
-
-def _continue_button(ctx: Context, view: RunView, label: str, *, epochs: int | None = None) -> None:
-    """Continue a finished or gone run from its last checkpoint, launched as Start a new run launches
-    (``panda train --resume`` in the background, through the Steerer)."""
-    if not st.button(label, key=f"resume-{view.name}", icon=":material/restart_alt:", disabled=not ctx.can_steer):
-        return
-    try:
-        launch = ctx.steer.resume_run(view.path, epochs=epochs)
-    except NotPresenter as e:
-        read_only(e)
-    except (LaunchError, OSError, ValueError) as e:
-        st.error(f"Not resumed: {e}")
-    else:
-        ctx.store.launches[f"{view.name}#resume"] = launch
-        st.toast(f"Resuming {view.name} (pid {launch.pid})")
 
 
 def _charts(view: RunView, log_loss: bool) -> None:
@@ -350,28 +206,12 @@ def _journal(view: RunView, private: bool) -> None:
         st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * max(len(table), 1), 320))
 
 
-def _launch_notice(ctx: Context, name: str) -> bool:
-    """For a run this app is starting: a notice while the trainer loads. ``True`` if shown."""
-    launch = ctx.store.launches.get(name)
-    if launch is None or (ctx.store.root / name / "config.json").exists():
-        return False
-    code = launch.exit_code()
-    st.subheader(name)
-    if code not in (None, 0):
-        st.error(f"The trainer exited with status {code} before creating the run.", icon=":material/error:")
-        if ctx.can_steer:  # the log shows paths and code: the presenter's, not the room's
-            st.code(launch.log_tail() or "(no output)", language="text")
-    else:
-        st.info(f"Starting **{name}**: the trainer (pid {launch.pid}) is loading TensorFlow…", icon=":material/hourglass_top:")
-    return True
-
-
 @st.fragment(run_every=LIVE_EVERY)
 def live_view(ctx: Context) -> None:
     name = st.session_state.get("run")
     if not name:
         return
-    if _launch_notice(ctx, name):
+    if launch_notice(ctx, name):
         return
     data = ctx.store.run(ctx.store.path_of(name))
     view = data.view()
@@ -392,8 +232,8 @@ def live_view(ctx: Context) -> None:
         title.caption(f"{dataset} · TensorFlow {config.get('versions', {}).get('tensorflow', '?')} · "
                       f"{', '.join(config.get('devices') or [])}" + (f" · `{view.path}`" if ctx.can_steer else ""))
     status_col.toggle("Log-scale loss", key="log_loss")
-    _notices(ctx, view, state)
-    _advice_notice(ctx, view, state)
+    notices(ctx, view, state)
+    advice_notice(ctx, view, state)
     _metrics_row(view, state)
     _charts(view, bool(st.session_state.get("log_loss")))
     _journal(view, ctx.can_steer)

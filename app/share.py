@@ -51,6 +51,11 @@ def lan_addresses(interfaces: dict | None = None) -> list[str]:
     return physical + virtual or [socket.gethostname()]
 
 
+def reachable_hosts(host: str) -> list[str]:
+    """Where a browser finds a server bound to ``host``: every LAN address for all interfaces."""
+    return lan_addresses() if host in ("0.0.0.0", "", "::") else [host]
+
+
 def url(host: str, port: int) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import cli
+from app import cli, server
 from app.launch import LaunchError, start_run
 from trainer.config import TrainConfig, trainer_argv
 from trainer.hparams import Hyperparameters
@@ -13,14 +13,14 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def test_the_projects_streamlit_settings_travel_as_flags():
-    flags = cli.streamlit_flags()
+    flags = server.streamlit_flags()
     for expected in ("--server.headless=true", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"):
         assert expected in flags
     assert not any(f.startswith(("--server.address", "--server.port")) for f in flags)  # given per command
 
 
 def test_flags_fall_back_to_safe_defaults_without_the_config_file(tmp_path):
-    flags = cli.streamlit_flags(tmp_path / "missing.toml")
+    flags = server.streamlit_flags(tmp_path / "missing.toml")
     assert "--server.headless=true" in flags and "--browser.gatherUsageStats=false" in flags
 
 

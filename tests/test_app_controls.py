@@ -80,7 +80,7 @@ def test_two_tabs_sending_at_once_lose_and_duplicate_nothing(tmp_path):
 
 
 def test_log_scale_choices_and_nudges():
-    assert controls.LR_CHOICES[0] == 1e-5 and controls.LR_CHOICES[-1] == 1.0
+    assert controls.LR_CHOICES[0] == 1e-5 and controls.LR_CHOICES[-1] == 10.0  # the table's high
     assert 3e-4 in controls.LR_CHOICES
     assert controls.nearest(controls.LR_CHOICES, 0.0028, log=True) == 3e-3
     assert controls.beta_nudge(0.9, 0.5) == pytest.approx(0.95)

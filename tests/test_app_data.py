@@ -191,3 +191,19 @@ def test_right_after_a_rewind_the_view_is_the_new_branch_and_the_dropped_epochs_
     view = data.view()
     assert list(view.epochs["epoch"]) == [1, 2, 3, 4, 5, 6] and view.last_epoch["val_loss"] == 0.5
     assert [list(b["epoch"]) for b in view.abandoned] == [list(range(5, 21))]
+
+
+def test_epoch_lines_are_read_as_epoch_records_one_column_per_field(run):
+    from trainer.records import EPOCH_COLUMNS, EpochRecord
+
+    values = {name: float(k + 1) for k, name in enumerate(EPOCH_COLUMNS)}
+    values.update(epoch=1, branch=0, step=7, batch_size=32)
+    append_jsonl(run.path / "metrics.jsonl", values)
+    append_jsonl(run.path / "metrics.jsonl", {**values, "epoch": 2, "loss": "low", "accuracy": True})
+    view = RunData(run.path, watch=False).view()
+    assert set(view.epochs) == set(EPOCH_COLUMNS)  # the record's field list, not a copy of it
+    for name in EPOCH_COLUMNS:
+        assert view.epochs[name][0] == values[name], name
+    assert np.isnan(view.epochs["loss"][1]) and np.isnan(view.epochs["accuracy"][1])  # wrong types: gaps
+    assert view.last_epoch == EpochRecord.from_json({**values, "epoch": 2, "loss": "low", "accuracy": True}).to_json()
+    assert view.last_epoch["loss"] is None

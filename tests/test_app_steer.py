@@ -150,3 +150,48 @@ def test_compare_starts_from_the_run_and_its_sweep_siblings_on_a_log_axis(tmp_pa
     assert compared()["layout"]["title"]["text"].endswith("— 1 run")
     at.selectbox(key="compare_metric").set_value("val_accuracy").run()
     assert at.toggle(key="compare_log").disabled and compared()["layout"]["yaxis"]["type"] == "linear"
+
+
+def test_a_click_checks_the_right_once_and_the_value_once_on_its_way_to_the_file(tmp_path, open_app, monkeypatch):
+    from app import controls
+
+    calls = {"require": 0, "check": 0}
+    require, check = controls.Steerer.require, controls.check
+
+    def counted_require(self, *args, **kwargs):
+        calls["require"] += 1
+        return require(self, *args, **kwargs)
+
+    def counted_check(*args, **kwargs):
+        calls["check"] += 1
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(controls.Steerer, "require", counted_require)
+    monkeypatch.setattr(controls, "check", counted_check)
+    run = make_run(tmp_path, "demo", hparams={"lr": 0.01, "beta": 0.9, "batch_size": 64})
+    at = open_app()
+    calls.update(require=0, check=0)  # rendering the page writes nothing
+    assert _click(at, run, "set_lr")["value"] == 0.01
+    assert calls == {"require": 1, "check": 1}
+    assert len(run.read_commands()) == 1
+
+
+@pytest.mark.parametrize("kind", ["panda-train", "keras-callback"])
+def test_the_steer_panel_offers_what_the_command_table_says_the_runs_trainer_obeys(tmp_path, open_app, kind):
+    from trainer.commands import SPECS, TRAINER_KINDS, supported
+    from trainer.rundir import atomic_write_json
+
+    assert kind in TRAINER_KINDS
+    run = make_run(tmp_path, "demo")
+    config = json.loads((run.path / "config.json").read_text())
+    atomic_write_json(run.path / "config.json", {**config, "trainer": kind})
+    at = open_app()
+    keys = {b.key for b in at.sidebar.button}
+    for cmd, key in (("set_lr", "set_lr"), ("set_beta", "set_beta"), ("set_batch_size", "set_batch_size"),
+                     ("set_autopilot", "autopilot")):
+        assert (key in keys) == supported(cmd, kind), (cmd, kind)
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    for cmd in ("set_beta", "set_batch_size"):
+        assert (SPECS[cmd].refusal in captions) == (not supported(cmd, kind))
+    if kind == "keras-callback":  # the β slider is gone too, not only its button
+        assert not [s for s in at.sidebar.select_slider if s.key == "beta-demo"]

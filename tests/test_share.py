@@ -36,7 +36,7 @@ def test_the_qr_code_carries_the_viewers_url_and_the_terminal_shows_it(monkeypat
     assert len(rows) >= (code.symbol_size()[1]) // 2 and set("█▀▄") & set(text)
     assert share.qr_png(url).startswith(b"\x89PNG")
     # panda app --present prints every LAN address and the QR block of the viewers' URL
-    monkeypatch.setattr(cli, "lan_addresses", lambda: ["192.168.1.23", "10.0.0.5"])
+    monkeypatch.setattr(share, "lan_addresses", lambda: ["192.168.1.23", "10.0.0.5"])
     assert cli._urls("0.0.0.0", 8501, "tok") == ["  watch:  http://192.168.1.23:8501/", "  watch:  http://10.0.0.5:8501/"]
     steer = cli._steer_lines("0.0.0.0", 8501, "c0de")
     assert [line.split()[1] for line in steer] == ["http://192.168.1.23:8501/?code=c0de", "http://10.0.0.5:8501/?code=c0de"]

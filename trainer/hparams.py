@@ -4,7 +4,9 @@ Each field of :class:`Hyperparameters` is declared with :func:`~trainer.options.
 kind, range, help text, whether a sweep may search it, which optimizers it applies to and which
 command changes it mid-run. ``panda train``'s flags, the validation of commands and configs, the
 search space, the dashboard's controls and the trainer's command line all come from
-:data:`HYPERPARAMETERS`. Pure Python (no TensorFlow), so clients can read and validate cheaply.
+:data:`HYPERPARAMETERS`; :data:`CONTROLS` adds how the dashboard offers a knob (its scale and
+the grid its slider spans, inside the table's range). Pure Python (no TensorFlow), so clients can
+read and validate cheaply.
 
 >>> hp = Hyperparameters(lr=0.1, decay="inverse", decay_rate=1.0)
 >>> [round(hp.decayed_lr(0.1, t), 4) for t in range(4)]   # alpha0 / (1 + rate * t)
@@ -15,15 +17,18 @@ search space, the dashboard's controls and the trainer's command line all come f
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from trainer.options import Option, OptionError, defaults_of, option, options_of
+from trainer.options import Option, OptionError, option, options_of
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 DECAYS = ("none", "inverse", "exponential")
 #: Optimizers with a β (momentum's β, RMSprop's ρ, Adam's β₁).
 WITH_BETA = ("momentum", "rmsprop", "adam")
+#: Why a β is refused for an optimizer without one (validation, the page's check and its controls say it).
+NO_BETA = "plain sgd has no beta"
 DEFAULT_BETA = 0.9
 #: The largest learning rate accepted; anything above is a typo, not a choice.
 MAX_LR = 10.0
@@ -64,7 +69,7 @@ class Hyperparameters:
         for name, opt in HYPERPARAMETERS.items():
             setattr(self, name, opt.check(getattr(self, name)))
         if self.beta is not None and self.optimizer not in WITH_BETA:
-            raise OptionError("beta", "does not apply: plain sgd has no beta; use --optimizer momentum")
+            raise OptionError("beta", f"does not apply: {NO_BETA}; use --optimizer momentum")
         if self.decay == "exponential" and not 0 < self.decay_rate <= 1:
             raise OptionError("exponential decay", f"needs a rate in (0, 1], got {self.decay_rate}")
         return self
@@ -87,7 +92,77 @@ class Hyperparameters:
 
 #: The table: every hyperparameter, by name.
 HYPERPARAMETERS: dict[str, Option] = options_of(Hyperparameters)
-#: Each hyperparameter's default (``beta``'s is ``None``: the optimizer decides).
-DEFAULTS: dict[str, Any] = defaults_of(Hyperparameters)
 #: Hyperparameters a command may change mid-run, by command name (``set_lr`` -> lr's option).
 STEERABLE: dict[str, Option] = {opt.steer: opt for opt in HYPERPARAMETERS.values() if opt.steer}
+
+
+def has_beta(optimizer: Any) -> bool:
+    """Whether ``optimizer`` has a β: the table's ``optimizers`` for beta, the one place the rule lives.
+
+    >>> has_beta("adam"), has_beta("sgd")
+    (True, False)
+    """
+    return optimizer in (HYPERPARAMETERS["beta"].optimizers or ())
+
+
+def log_scale(low: float, high: float, mantissas=(1, 2, 3, 5)) -> list[float]:
+    """Round values spaced about evenly on a log scale: 1e-5, 2e-5, 3e-5, 5e-5, 1e-4, ...
+
+    >>> log_scale(0.01, 0.1)
+    [0.01, 0.02, 0.03, 0.05, 0.1]
+    """
+    out = []
+    for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        for m in mantissas:
+            value = float(f"{m}e{exponent}")
+            if low * (1 - 1e-9) <= value <= high * (1 + 1e-9):
+                out.append(value)
+    return out
+
+
+@dataclass(frozen=True)
+class Control:
+    """How the dashboard offers one knob: its scale and the span of its slider or field.
+
+    ``low``/``high`` default to the table's range; a bound is given here only where the table's
+    cannot be a slider's end (α's open 0 on a log scale, a batch of 2²⁰ examples on a page).
+    """
+
+    scale: str  # "log" (round values per decade), "log1m" (on 1 − β: explicit grid), "pow2", "int"
+    low: float | None = None
+    high: float | None = None
+    grid: tuple = ()  # explicit points where round numbers on the scale aren't the useful ones
+
+    def bounds(self, opt: Option) -> tuple[float, float]:
+        """The control's ends: its own where given, else the table's."""
+        return (opt.low if self.low is None else self.low), (opt.high if self.high is None else self.high)
+
+
+#: How the dashboard offers each knob it shows; every grid lies inside the table's range.
+CONTROLS: dict[str, Control] = {
+    "lr": Control("log", low=1e-5),
+    "beta": Control("log1m", grid=(0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)),
+    "batch_size": Control("pow2", high=4096),
+    "layers": Control("int"),
+    "units": Control("int"),
+}
+#: The new-run form's starting values where they differ from ``panda train``'s: a run a room can watch
+#: (60 epochs at half a second each), not the CLI's quickest useful one.
+FORM_DEFAULTS: dict[str, Any] = {"epochs": 60, "pace": 0.5}
+
+
+def grid(name: str) -> list:
+    """The values a dashboard slider offers for ``name``, from :data:`CONTROLS` and the table.
+
+    >>> grid("batch_size")[:3], grid("batch_size")[-1], grid("lr")[-1] == MAX_LR
+    ([1, 2, 4], 4096, True)
+    """
+    control, opt = CONTROLS[name], HYPERPARAMETERS[name]
+    if control.grid:
+        return list(control.grid)
+    low, high = control.bounds(opt)
+    if control.scale == "log":
+        return log_scale(low, high)
+    if control.scale == "pow2":
+        return [2**k for k in range(math.ceil(math.log2(max(low, 1))), math.floor(math.log2(high)) + 1)]
+    return list(range(int(low), int(high) + 1))
