@@ -26,7 +26,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from trainer.config import resume_argv
+from trainer.launching import resume_argv
 from trainer.records import Status
 from trainer.rundir import JsonlTail, RunDir, RunDirError, current_line
 from trainer.search.backends import Launched, make_backend
