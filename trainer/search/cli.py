@@ -8,7 +8,9 @@ Examples::
     panda sweep --resume runs/lr-beta                 # continue an interrupted sweep
     panda sweep --run-dir /shared/runs --name s --backend ray --address auto --cpus-per-trial 2
 
-Every argument is checked, and round 1 sampled and checked, before anything is written.
+Every argument and the space's combinations are checked before anything is written
+(:func:`~trainer.search.settings.check_space`, :func:`~trainer.search.pbt.check_pbt`); ``--dry-run``
+samples round 1 and checks each configuration as ``panda train`` would.
 """
 
 from __future__ import annotations
@@ -68,10 +70,6 @@ def _fail(args, message: str) -> None:
     args.parser.exit(2, f"panda sweep: error: {message}\n")
 
 
-class _Terminate(Exception):
-    pass
-
-
 def cmd_sweep(args) -> int:
     if args.resume:
         return _resume(args)
@@ -81,12 +79,12 @@ def cmd_sweep(args) -> int:
         settings = SweepSettings(**{k: getattr(args, k) for k in SWEEP_OPTIONS}, run_options=run_options).validate()
         check_space(space)
         check_pbt(settings, space)
-        first_round = plan_round(space, settings, 1)
+        first_round = plan_round(space, settings, 1) if args.dry_run else None
     except (SpaceError, DataError, ValueError) as e:
         _fail(args, str(e))
         return 2  # not reached: exit() raises
 
-    if args.dry_run:
+    if first_round is not None:
         for plan in first_round:
             print(json.dumps({"trial": plan.name, "round": plan.round, **plan.params}))
         if settings.rounds > 1:
@@ -110,7 +108,7 @@ def cmd_sweep(args) -> int:
     if not args.quiet:
         print(f"sweep {sweep.path}: {settings.trials} trials x {settings.rounds} round(s), {settings.parallel} at a time, "
               f"{settings.epochs} epochs each on {settings.backend}; {settings.sampler} over " + " ".join(space.describe()))
-    return _run(args, runner, None)
+    return _run(args, runner)
 
 
 def _resume(args) -> int:
@@ -123,10 +121,10 @@ def _resume(args) -> int:
     if not args.quiet:
         done = sum(r.get("state") in ("finished", "stopped", "failed", "diverged") for r in runner.results.values())
         print(f"sweep {runner.sweep.path}: resuming ({done} trial(s) done are kept)")
-    return _run(args, runner, None)
+    return _run(args, runner)
 
 
-def _run(args, runner: SweepRunner, first_round) -> int:
+def _run(args, runner: SweepRunner) -> int:
     sweep = runner.sweep
     previous = signal.getsignal(signal.SIGTERM)
 
@@ -138,7 +136,7 @@ def _run(args, runner: SweepRunner, first_round) -> int:
     except ValueError:  # not the main thread
         previous = None
     try:
-        state = runner.run(first_round)
+        state = runner.run()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
