@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from trainer import cli as trainer_cli
-from trainer.search.cli import add_sweep
+from trainer.cli import add_sweep  # registers trainer.search.cli only for `panda sweep`
 
 from app.scenarios import DEFAULT, EPOCHS, PACE, SCENARIOS
 from app.share import ENV_VIEW_URL, STEER_FOLDER, lan_addresses, qr_terminal, steer_file, url, write_private

@@ -1,12 +1,15 @@
 """``panda train``, ``panda ctl`` and ``panda status``: the trainer's command line.
 
 ``app.cli`` adds the dashboard's commands to the same parser; this module never imports ``app``.
-TensorFlow is imported only by the commands that train, so ``ctl`` and ``status`` answer at once.
+TensorFlow is imported only by the commands that train, and Optuna only by ``panda sweep``
+(:data:`add_sweep` registers it from :mod:`trainer.search.cli` only when it is the command run),
+so ``ctl`` and ``status`` answer at once (tests/test_import_rules.py checks both).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -155,16 +158,50 @@ TRAINER_COMMANDS = {"train": add_train, "ctl": add_ctl, "status": add_status, "e
                     "lesson": add_lesson, "replay": add_replay}
 
 
+class LazyCommand:
+    """A subcommand whose module is heavy (Optuna): ``panda --help`` lists it from ``help`` alone,
+    and :func:`run` registers it from ``target`` (``"module:function"``) only when it is the one run."""
+
+    def __init__(self, name: str, target: str, help: str):
+        self.name, self.target, self.help = name, target, help
+
+    def __call__(self, subparsers) -> None:
+        subparsers.add_parser(self.name, help=self.help)  # a stand-in: never parsed (see run)
+
+    def load(self):
+        module, _, function = self.target.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+#: ``panda sweep``, registered by :func:`trainer.search.cli.add_sweep` when it is the command run.
+add_sweep = LazyCommand("sweep", "trainer.search.cli:add_sweep",
+                        "random-search hyperparameters: train many runs side by side (caviar mode)")
+
+
 def build_parser(commands=None) -> argparse.ArgumentParser:
     """The ``panda`` parser with ``commands`` (name -> function that registers it) as subcommands."""
+    commands = dict(commands or TRAINER_COMMANDS)
     parser = argparse.ArgumentParser(prog="panda", description="Babysit a neural network while it trains.")
+    parser.set_defaults(commands=commands)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (commands or TRAINER_COMMANDS).values():
+    for add in commands.values():
         add(subparsers)
     return parser
 
 
+def _loaded(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """``parser`` again with the lazy command ``argv`` names (if any) registered for real."""
+    commands = parser.get_default("commands") or {}
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    lazy = commands.get(chosen)
+    if not isinstance(lazy, LazyCommand):
+        return parser
+    return build_parser({**commands, chosen: lazy.load()})
+
+
 def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _loaded(parser, argv)
     args = parser.parse_args(argv)
     args.parser = parser
     try:

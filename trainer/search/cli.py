@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from trainer import cli as trainer_cli
 from trainer.config import RUN_DEFAULTS, add_train_flags, check_name
 from trainer.data import DataError
 from trainer.options import add_flags, argparse_type, defaults_of
@@ -41,7 +42,7 @@ def add_sweep(subparsers) -> None:
     """Register ``panda sweep`` on the ``panda`` parser."""
     p = subparsers.add_parser(
         "sweep",
-        help="random-search hyperparameters: train many runs side by side (caviar mode)",
+        help=trainer_cli.add_sweep.help,
         description="Sample hyperparameter configurations (each on its own scale: lr log-uniform, "
         "beta with 1-beta log-uniform, ...), train them as separate runs under RUN_DIR/NAME, P at a "
         "time, and optionally zoom in on the best over several rounds. Any trial is a normal run "
