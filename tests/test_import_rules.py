@@ -68,3 +68,20 @@ def test_panda_sweep_still_registers_its_own_flags_when_it_is_the_command():
     listing = subprocess.run([sys.executable, "-m", "app", "--help"], env=_env(), capture_output=True, text=True,
                              timeout=120)
     assert "sweep" in listing.stdout and "caviar mode" in listing.stdout
+
+
+def test_nothing_patches_sys_path():
+    """Modules import each other as packages (the editable install, or ``python -m bench.NAME`` from the root)."""
+    patched = [f"{path.relative_to(ROOT)}:{n}" for folder in ("trainer", "app", "bench") for path in (ROOT / folder).rglob("*.py")
+               for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+               if "sys.path.insert" in line or "sys.path.append" in line]
+    assert patched == []
+
+
+@pytest.mark.parametrize("bench", ["advisor", "advisor_alarms", "audience", "callback_overhead"])
+def test_the_benchmarks_that_used_to_patch_sys_path_import_as_python_m_bench(bench):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-m", f"bench.{bench}", "--help"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage:" in result.stdout and "--help" in result.stdout
