@@ -34,10 +34,10 @@ _PR_SET_PDEATHSIG = 1
 
 def _tie_to_parent(parent: int, prctl, signum: int) -> None:
     """In the child between fork and exec: get ``signum`` when the parent dies; a parent already
-    gone before the call is caught by the ``getppid`` check."""
+    gone before the call is caught by the ``getppid`` check (the child then never starts)."""
     prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
     if os.getppid() != parent:
-        os.kill(os.getpid(), signum)
+        os._exit(1)
 
 
 def parent_death_guard(signum: int = signal.SIGTERM):
