@@ -182,7 +182,7 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
     """The ``panda`` parser with ``commands`` (name -> function that registers it) as subcommands."""
     commands = dict(commands or TRAINER_COMMANDS)
     parser = argparse.ArgumentParser(prog="panda", description="Babysit a neural network while it trains.")
-    parser.set_defaults(commands=commands)
+    parser.set_defaults(_commands=commands)  # read back by _loaded
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in commands.values():
         add(subparsers)
@@ -191,7 +191,7 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
 
 def _loaded(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
     """``parser`` again with the lazy command ``argv`` names (if any) registered for real."""
-    commands = parser.get_default("commands") or {}
+    commands = parser.get_default("_commands") or {}
     chosen = next((a for a in argv if not a.startswith("-")), None)
     lazy = commands.get(chosen)
     if not isinstance(lazy, LazyCommand):
