@@ -31,7 +31,7 @@ from trainer.search.pbt import check_pbt
 from trainer.search.progress import Progress, summarize
 from trainer.search.runner import SweepRunner
 from trainer.search.settings import SWEEP_OPTIONS, SweepSettings, check_space, plan_round
-from trainer.search.space import DOMAINS, SpaceError, build_space
+from trainer.search.space import DOMAINS, SpaceError, build_space, default_space
 from trainer.search.sweepdir import SweepDir
 
 #: ``panda train`` options a sweep passes to every trial (``--epochs`` and ``--seed`` are the sweep's own).
@@ -47,8 +47,7 @@ def add_sweep(subparsers) -> None:
         "beta with 1-beta log-uniform, ...), train them as separate runs under RUN_DIR/NAME, P at a "
         "time, and optionally zoom in on the best over several rounds. Any trial is a normal run "
         "directory: open, watch and steer it like any run. Parameters: " + ", ".join(DOMAINS) + ". "
-        "Default space: lr=log:1e-4:1 beta=log1m:0.9:0.999 units=int:50:100 layers=int:2:4 "
-        "batch_norm=choice:true,false.",
+        "Default space: " + " ".join(default_space().describe()) + ".",
         epilog="Example: panda sweep --run-dir runs --name s1 --trials 16 --parallel 2 "
         "--param lr=log:1e-4:1 --param optimizer=choice:adam,momentum --rounds 2 --keep 3",
     )
