@@ -20,6 +20,7 @@ from pathlib import Path
 from trainer import commands as cmds
 from trainer import jsonsafe
 from trainer.config import RUN_DEFAULTS, TrainConfig, add_train_flags, check_name
+from trainer.ctl_values import EXPLORE_VALUES, json_object, json_value
 from trainer.options import Option, argparse_type
 from trainer.records import Answer
 from trainer.outcome import outcome
@@ -257,11 +258,11 @@ def cmd_ctl(args) -> int:
         args.parser.exit(2, f"panda ctl: error: {args.action} takes no value\n")
     if name in cmds.VALUED and args.value is None and name not in EXPLORE_VALUES:
         args.parser.exit(2, f"panda ctl: error: {args.action} needs a value\n")
-    value = _json_value(args.value)  # the trainer checks it and answers with its reason
+    value = json_value(args.value)  # the trainer checks it and answers with its reason
     if name in EXPLORE_VALUES:
-        value = EXPLORE_VALUES[name](args) if args.value is None else _json_object(args.value)
+        value = EXPLORE_VALUES[name](args) if args.value is None else json_object(args.value)
     if name in ("adopt", "note"):
-        value = _json_object(args.value)  # adopt: a run's path, or {"run": PATH, "checkpoint": ..., "lr": ...}
+        value = json_object(args.value)  # adopt: a run's path, or {"run": PATH, "checkpoint": ..., "lr": ...}
         if name == "adopt":
             value = {"run": value} if isinstance(value, str) else value
             if isinstance(value, dict) and isinstance(value.get("run"), str):  # the trainer's cwd is not ours
@@ -289,60 +290,6 @@ def cmd_ctl(args) -> int:
                 print(f"panda ctl: no answer within {args.wait:g}s (trainer is {state}); command {command_id} stays queued", file=sys.stderr)
                 return 1
             watcher.wait(timeout=min(left, 1.0))
-
-
-def _find_lr_value(args) -> dict:
-    """``find-lr --steps N --min A --max B`` as the command's value (unset flags: the trainer's defaults)."""
-    given = {"steps": args.steps, "min": args.lr_min, "max": args.lr_max}
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def fork_candidates(lr: str | None, beta: str | None, batch_size: str | None) -> list[dict]:
-    """Every combination of the comma-separated values given (the trainer refuses more than 8).
-
-    >>> fork_candidates("0.03,0.01", None, "32,64")
-    [{'lr': 0.03, 'batch_size': 32}, {'lr': 0.03, 'batch_size': 64}, {'lr': 0.01, 'batch_size': 32}, {'lr': 0.01, 'batch_size': 64}]
-    """
-    import itertools
-
-    lists = [(key, [_json_value(v.strip()) for v in text.split(",") if v.strip()])
-             for key, text in (("lr", lr), ("beta", beta), ("batch_size", batch_size)) if text]
-    if not lists:
-        return []
-    return [dict(zip([k for k, _ in lists], combo)) for combo in itertools.product(*[v for _, v in lists])]
-
-
-def _fork_value(args) -> dict:
-    value = {"candidates": fork_candidates(args.lr, args.beta, args.batch_size), "steps": args.steps}
-    if args.pick:
-        value["pick"] = args.pick
-    return value
-
-
-#: Commands whose value ``panda ctl`` builds from flags (or takes as a JSON object).
-EXPLORE_VALUES = {"find_lr": _find_lr_value, "fork": _fork_value}
-
-
-def _json_object(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text  # the trainer says why it is not an object
-
-
-def _json_value(text: str | None):
-    """A command-line value as JSON would carry it: a number when it reads as one, else the text.
-
-    >>> _json_value("1e-3"), _json_value("128"), _json_value("ckpt-00003"), _json_value("nan")
-    (0.001, 128, 'ckpt-00003', 'nan')
-    """
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
 
 
 def cmd_export(args) -> int:
