@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from trainer import cli as trainer_cli
-from trainer.search.cli import add_sweep
+from trainer.cli import add_sweep  # registers trainer.search.cli only for `panda sweep`
 
 from app.scenarios import DEFAULT, EPOCHS, PACE, SCENARIOS
 from app.server import DEFAULT_PORT, Server, pick_port, port_free, wait

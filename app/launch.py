@@ -1,14 +1,13 @@
 """Start a trainer from the dashboard as its own background process.
 
-The trainer runs as ``python -m trainer train ...`` in a new session (``start_new_session``), with
-stdin closed and its output in ``<run dir>/.panda/logs/<name>.log``: closing the browser,
-restarting or killing the app does not touch it. The app talks to it only through the run
+The trainer is started by :func:`trainer.launching.spawn`, not tied to the app, its output in
+``<run dir>/.panda/logs/<name>.log``: closing the browser, restarting or killing the app does not
+touch it. The app talks to it only through the run
 directory, exactly as it does with a trainer started from a terminal.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
@@ -16,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.auth import SECRET_ENV
-from trainer.config import TrainConfig, resume_argv, trainer_argv
+from trainer.config import TrainConfig
+from trainer.launching import child_env, resume_argv, spawn, trainer_argv
 
 #: Where launched trainers' output goes, under the run directory (not a run: no config.json).
 LOG_FOLDER = Path(".panda") / "logs"
@@ -55,13 +55,9 @@ def _reap(process: subprocess.Popen) -> None:
 
 
 def _spawn(command: list[str], log_path: Path) -> subprocess.Popen:
-    """Run ``command`` detached from this process (its own session), its output to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}  # the presenter's secrets stay with the app
-    env["PYTHONUNBUFFERED"] = "1"
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True, close_fds=True, env=env)
+    """Run ``command`` detached from this app, its output to ``log_path``; the presenter's
+    secrets stay with the app."""
+    process = spawn(command, log_path, env=child_env(drop=SECRET_ENV))
     _reap(process)
     return process
 

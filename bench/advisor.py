@@ -9,7 +9,7 @@ each (3 × 10 = 30 epochs by default), the same for every scenario since its sta
 matter to a fixed α. A cell is the first epoch whose validation accuracy is ≥ 95 % ("—": never
 within the budget). Trains in this process, CPU, one run at a time.
 
-    python bench/advisor.py [--epochs 30] [--grid 1e-4,1e-3,1e-2] [--seed 0]
+    python -m bench.advisor [--epochs 30] [--grid 1e-4,1e-3,1e-2] [--seed 0]
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from trainer.hparams import Hyperparameters  # noqa: E402

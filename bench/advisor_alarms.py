@@ -6,7 +6,7 @@ trainer journaled. A *false alarm* is advice on a converged epoch of a healthy r
 accuracy ≥ 95 %); the sick scenarios must still get their advice. Trains in subprocess-free
 trainers in this process, CPU, one run at a time.
 
-    python bench/advisor_alarms.py [--epochs 60] [--seed 0]
+    python -m bench.advisor_alarms [--epochs 60] [--seed 0]
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from app.scenarios import SCENARIOS  # noqa: E402

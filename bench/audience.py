@@ -9,8 +9,8 @@ Freshness: an epoch record's ``time`` (stamped just before the trainer appends i
 that viewer received a loss chart whose last point is that epoch (an epoch a viewer skipped
 counts until the chart that includes it arrives).
 
-    python bench/audience.py                     # N = 1, 10, 50, 100; 600 s soak at 100
-    python bench/audience.py --soak 120 --browser
+    python -m bench.audience                     # N = 1, 10, 50, 100; 600 s soak at 100
+    python -m bench.audience --soak 120 --browser
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ClientState_pb2 import ClientState
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.launch import start_run  # noqa: E402
 from app.scenarios import SCENARIOS  # noqa: E402

@@ -9,8 +9,8 @@ a warm-up and is not counted). Prints the median of the per-pair ratios of sampl
 checkpoints every epoch, and ``internals.jsonl`` (which keeps itself under 3 % of the run's time);
 ``--no-internals`` leaves the internals out, to price the rest alone.
 
-    python bench/callback_overhead.py [--pairs 7] [--epochs 3] [--workloads digits,mlp784] [--no-internals]
-    python bench/callback_overhead.py --programs subclassed,vae   # programs of tests/keras_corpus.py instead
+    python -m bench.callback_overhead [--pairs 7] [--epochs 3] [--workloads digits,mlp784] [--no-internals]
+    python -m bench.callback_overhead --programs subclassed,vae   # programs of tests/keras_corpus.py instead
 """
 
 from __future__ import annotations
@@ -19,17 +19,15 @@ import argparse
 import math
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
 
-from throughput import WORKLOADS, hparams, load, model_and_optimizer  # noqa: E402
+from bench.throughput import WORKLOADS, hparams, load, model_and_optimizer  # noqa: E402
 from trainer import PandaCallback  # noqa: E402
 
 
@@ -53,8 +51,7 @@ def main() -> None:
           f"fit(epochs={args.epochs}), internals {'on' if args.internals else 'off'}; {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         for name in filter(None, args.programs.split(",")):
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-            from keras_corpus import PROGRAMS
+            from tests.keras_corpus import PROGRAMS
 
             program = PROGRAMS[name]
             with program.scope():

@@ -1,12 +1,15 @@
 """``panda train``, ``panda ctl`` and ``panda status``: the trainer's command line.
 
 ``app.cli`` adds the dashboard's commands to the same parser; this module never imports ``app``.
-TensorFlow is imported only by the commands that train, so ``ctl`` and ``status`` answer at once.
+TensorFlow is imported only by the commands that train, and Optuna only by ``panda sweep``
+(:data:`add_sweep` registers it from :mod:`trainer.search.cli` only when it is the command run),
+so ``ctl`` and ``status`` answer at once (tests/test_import_rules.py checks both).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -17,6 +20,7 @@ from pathlib import Path
 from trainer import commands as cmds
 from trainer import jsonsafe
 from trainer.config import RUN_DEFAULTS, TrainConfig, add_train_flags, check_name
+from trainer.ctl_values import EXPLORE_VALUES, json_object, json_value
 from trainer.options import Option, argparse_type
 from trainer.records import Answer
 from trainer.outcome import outcome
@@ -155,16 +159,50 @@ TRAINER_COMMANDS = {"train": add_train, "ctl": add_ctl, "status": add_status, "e
                     "lesson": add_lesson, "replay": add_replay}
 
 
+class LazyCommand:
+    """A subcommand whose module is heavy (Optuna): ``panda --help`` lists it from ``help`` alone,
+    and :func:`run` registers it from ``target`` (``"module:function"``) only when it is the one run."""
+
+    def __init__(self, name: str, target: str, help: str):
+        self.name, self.target, self.help = name, target, help
+
+    def __call__(self, subparsers) -> None:
+        subparsers.add_parser(self.name, help=self.help)  # a stand-in: never parsed (see run)
+
+    def load(self):
+        module, _, function = self.target.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+#: ``panda sweep``, registered by :func:`trainer.search.cli.add_sweep` when it is the command run.
+add_sweep = LazyCommand("sweep", "trainer.search.cli:add_sweep",
+                        "random-search hyperparameters: train many runs side by side (caviar mode)")
+
+
 def build_parser(commands=None) -> argparse.ArgumentParser:
     """The ``panda`` parser with ``commands`` (name -> function that registers it) as subcommands."""
+    commands = dict(commands or TRAINER_COMMANDS)
     parser = argparse.ArgumentParser(prog="panda", description="Babysit a neural network while it trains.")
+    parser.set_defaults(_commands=commands)  # read back by _loaded
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (commands or TRAINER_COMMANDS).values():
+    for add in commands.values():
         add(subparsers)
     return parser
 
 
+def _loaded(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """``parser`` again with the lazy command ``argv`` names (if any) registered for real."""
+    commands = parser.get_default("_commands") or {}
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    lazy = commands.get(chosen)
+    if not isinstance(lazy, LazyCommand):
+        return parser
+    return build_parser({**commands, chosen: lazy.load()})
+
+
 def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _loaded(parser, argv)
     args = parser.parse_args(argv)
     args.parser = parser
     try:
@@ -220,11 +258,11 @@ def cmd_ctl(args) -> int:
         args.parser.exit(2, f"panda ctl: error: {args.action} takes no value\n")
     if name in cmds.VALUED and args.value is None and name not in EXPLORE_VALUES:
         args.parser.exit(2, f"panda ctl: error: {args.action} needs a value\n")
-    value = _json_value(args.value)  # the trainer checks it and answers with its reason
+    value = json_value(args.value)  # the trainer checks it and answers with its reason
     if name in EXPLORE_VALUES:
-        value = EXPLORE_VALUES[name](args) if args.value is None else _json_object(args.value)
+        value = EXPLORE_VALUES[name](args) if args.value is None else json_object(args.value)
     if name in ("adopt", "note"):
-        value = _json_object(args.value)  # adopt: a run's path, or {"run": PATH, "checkpoint": ..., "lr": ...}
+        value = json_object(args.value)  # adopt: a run's path, or {"run": PATH, "checkpoint": ..., "lr": ...}
         if name == "adopt":
             value = {"run": value} if isinstance(value, str) else value
             if isinstance(value, dict) and isinstance(value.get("run"), str):  # the trainer's cwd is not ours
@@ -252,60 +290,6 @@ def cmd_ctl(args) -> int:
                 print(f"panda ctl: no answer within {args.wait:g}s (trainer is {state}); command {command_id} stays queued", file=sys.stderr)
                 return 1
             watcher.wait(timeout=min(left, 1.0))
-
-
-def _find_lr_value(args) -> dict:
-    """``find-lr --steps N --min A --max B`` as the command's value (unset flags: the trainer's defaults)."""
-    given = {"steps": args.steps, "min": args.lr_min, "max": args.lr_max}
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def fork_candidates(lr: str | None, beta: str | None, batch_size: str | None) -> list[dict]:
-    """Every combination of the comma-separated values given (the trainer refuses more than 8).
-
-    >>> fork_candidates("0.03,0.01", None, "32,64")
-    [{'lr': 0.03, 'batch_size': 32}, {'lr': 0.03, 'batch_size': 64}, {'lr': 0.01, 'batch_size': 32}, {'lr': 0.01, 'batch_size': 64}]
-    """
-    import itertools
-
-    lists = [(key, [_json_value(v.strip()) for v in text.split(",") if v.strip()])
-             for key, text in (("lr", lr), ("beta", beta), ("batch_size", batch_size)) if text]
-    if not lists:
-        return []
-    return [dict(zip([k for k, _ in lists], combo)) for combo in itertools.product(*[v for _, v in lists])]
-
-
-def _fork_value(args) -> dict:
-    value = {"candidates": fork_candidates(args.lr, args.beta, args.batch_size), "steps": args.steps}
-    if args.pick:
-        value["pick"] = args.pick
-    return value
-
-
-#: Commands whose value ``panda ctl`` builds from flags (or takes as a JSON object).
-EXPLORE_VALUES = {"find_lr": _find_lr_value, "fork": _fork_value}
-
-
-def _json_object(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text  # the trainer says why it is not an object
-
-
-def _json_value(text: str | None):
-    """A command-line value as JSON would carry it: a number when it reads as one, else the text.
-
-    >>> _json_value("1e-3"), _json_value("128"), _json_value("ckpt-00003"), _json_value("nan")
-    (0.001, 128, 'ckpt-00003', 'nan')
-    """
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
 
 
 def cmd_export(args) -> int:

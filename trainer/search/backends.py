@@ -13,27 +13,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Callable
 
+from trainer.launching import child_env, spawn, stop
+
 __all__ = ["BackendError", "Launched", "LocalBackend", "RayBackend", "make_backend"]
-
-
-def _die_with_parent() -> None:
-    """In the trainer's process, before it starts (Linux): SIGTERM it when the process that started
-    it dies, so a killed sweep (or a Ray worker that died) leaves no orphan trainer behind; the
-    trainer checkpoints and exits, and ``panda sweep --resume`` continues it."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-_PREEXEC = _die_with_parent if sys.platform.startswith("linux") else None
 
 
 class BackendError(RuntimeError):
@@ -60,14 +46,11 @@ class Launched:
 
 
 class _LocalProcess(Launched):
-    def __init__(self, process: subprocess.Popen, log):
-        self.process, self.log, self.pid = process, log, process.pid
+    def __init__(self, process: subprocess.Popen):
+        self.process, self.pid = process, process.pid
 
     def poll(self) -> int | None:
-        rc = self.process.poll()
-        if rc is not None and not self.log.closed:
-            self.log.close()
-        return rc
+        return self.process.poll()
 
     def wait(self, timeout: float | None = None) -> int | None:
         try:
@@ -89,25 +72,18 @@ class _LocalProcess(Launched):
 
 
 class LocalBackend:
-    """Each trial a child process of the sweep, in its own session (Ctrl-C reaches only the sweep)."""
+    """Each trial a child process of the sweep (:func:`trainer.launching.spawn`, tied to it)."""
 
     name = "local"
 
     def __init__(self, env: dict[str, str] | None = None):
-        self.env = {**os.environ, **(env or {})}
+        self.env = child_env(env)
 
     def launch(self, argv: list[str], log_path: Path, on_exit: Callable[[], None]) -> Launched:
-        log = open(log_path, "ab")
-        try:
-            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       env=self.env, start_new_session=True, preexec_fn=_PREEXEC)
-        except OSError:
-            log.close()
-            raise
-        launched = _LocalProcess(process, log)
+        process = spawn(argv, log_path, env=self.env, tied=True)
         threading.Thread(target=lambda: (process.wait(), on_exit()), daemon=True,
                          name=f"sweep-wait-{process.pid}").start()
-        return launched
+        return _LocalProcess(process)
 
     def close(self) -> None:
         pass
@@ -120,20 +96,13 @@ def _run_trial(argv: list[str], log_path: str, env: dict[str, str], cwd: str | N
     """The body of a Ray task: run one trainer to its end on this node; SIGTERM it when cancelled."""
     import platform
 
-    full_env = {**os.environ, **env}  # this node's environment (CUDA_VISIBLE_DEVICES from Ray) + the sweep's
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=full_env,
-                                   cwd=cwd if cwd and os.path.isdir(cwd) else None, start_new_session=True,
-                                   preexec_fn=_PREEXEC)
-        try:
-            rc = process.wait()
-        except BaseException:  # ray.cancel: let the trainer checkpoint and exit, then make sure it did
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            raise
+    # this node's environment (CUDA_VISIBLE_DEVICES from Ray) + the sweep's
+    process = spawn(argv, log_path, env=child_env(env), tied=True, cwd=cwd if cwd and os.path.isdir(cwd) else None)
+    try:
+        rc = process.wait()
+    except BaseException:  # ray.cancel: let the trainer checkpoint and exit, then make sure it did
+        stop(process)
+        raise
     return {"returncode": rc, "node": platform.node(), "pid": process.pid}
 
 

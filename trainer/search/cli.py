@@ -8,7 +8,9 @@ Examples::
     panda sweep --resume runs/lr-beta                 # continue an interrupted sweep
     panda sweep --run-dir /shared/runs --name s --backend ray --address auto --cpus-per-trial 2
 
-Every argument is checked, and round 1 sampled and checked, before anything is written.
+Every argument and the space's combinations are checked before anything is written
+(:func:`~trainer.search.settings.check_space`, :func:`~trainer.search.pbt.check_pbt`); ``--dry-run``
+samples round 1 and checks each configuration as ``panda train`` would.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from trainer import cli as trainer_cli
 from trainer.config import RUN_DEFAULTS, add_train_flags, check_name
 from trainer.data import DataError
 from trainer.options import add_flags, argparse_type, defaults_of
@@ -28,7 +31,7 @@ from trainer.search.pbt import check_pbt
 from trainer.search.progress import Progress, summarize
 from trainer.search.runner import SweepRunner
 from trainer.search.settings import SWEEP_OPTIONS, SweepSettings, check_space, plan_round
-from trainer.search.space import DOMAINS, SpaceError, build_space
+from trainer.search.space import DOMAINS, SpaceError, build_space, default_space
 from trainer.search.sweepdir import SweepDir
 
 #: ``panda train`` options a sweep passes to every trial (``--epochs`` and ``--seed`` are the sweep's own).
@@ -39,13 +42,12 @@ def add_sweep(subparsers) -> None:
     """Register ``panda sweep`` on the ``panda`` parser."""
     p = subparsers.add_parser(
         "sweep",
-        help="random-search hyperparameters: train many runs side by side (caviar mode)",
+        help=trainer_cli.add_sweep.help,
         description="Sample hyperparameter configurations (each on its own scale: lr log-uniform, "
         "beta with 1-beta log-uniform, ...), train them as separate runs under RUN_DIR/NAME, P at a "
         "time, and optionally zoom in on the best over several rounds. Any trial is a normal run "
         "directory: open, watch and steer it like any run. Parameters: " + ", ".join(DOMAINS) + ". "
-        "Default space: lr=log:1e-4:1 beta=log1m:0.9:0.999 units=int:50:100 layers=int:2:4 "
-        "batch_norm=choice:true,false.",
+        "Default space: " + " ".join(default_space().describe()) + ".",
         epilog="Example: panda sweep --run-dir runs --name s1 --trials 16 --parallel 2 "
         "--param lr=log:1e-4:1 --param optimizer=choice:adam,momentum --rounds 2 --keep 3",
     )
@@ -68,10 +70,6 @@ def _fail(args, message: str) -> None:
     args.parser.exit(2, f"panda sweep: error: {message}\n")
 
 
-class _Terminate(Exception):
-    pass
-
-
 def cmd_sweep(args) -> int:
     if args.resume:
         return _resume(args)
@@ -81,12 +79,12 @@ def cmd_sweep(args) -> int:
         settings = SweepSettings(**{k: getattr(args, k) for k in SWEEP_OPTIONS}, run_options=run_options).validate()
         check_space(space)
         check_pbt(settings, space)
-        first_round = plan_round(space, settings, 1)
+        first_round = plan_round(space, settings, 1) if args.dry_run else None
     except (SpaceError, DataError, ValueError) as e:
         _fail(args, str(e))
         return 2  # not reached: exit() raises
 
-    if args.dry_run:
+    if first_round is not None:
         for plan in first_round:
             print(json.dumps({"trial": plan.name, "round": plan.round, **plan.params}))
         if settings.rounds > 1:
@@ -110,7 +108,7 @@ def cmd_sweep(args) -> int:
     if not args.quiet:
         print(f"sweep {sweep.path}: {settings.trials} trials x {settings.rounds} round(s), {settings.parallel} at a time, "
               f"{settings.epochs} epochs each on {settings.backend}; {settings.sampler} over " + " ".join(space.describe()))
-    return _run(args, runner, None)
+    return _run(args, runner)
 
 
 def _resume(args) -> int:
@@ -123,10 +121,10 @@ def _resume(args) -> int:
     if not args.quiet:
         done = sum(r.get("state") in ("finished", "stopped", "failed", "diverged") for r in runner.results.values())
         print(f"sweep {runner.sweep.path}: resuming ({done} trial(s) done are kept)")
-    return _run(args, runner, None)
+    return _run(args, runner)
 
 
-def _run(args, runner: SweepRunner, first_round) -> int:
+def _run(args, runner: SweepRunner) -> int:
     sweep = runner.sweep
     previous = signal.getsignal(signal.SIGTERM)
 
@@ -138,7 +136,7 @@ def _run(args, runner: SweepRunner, first_round) -> int:
     except ValueError:  # not the main thread
         previous = None
     try:
-        state = runner.run(first_round)
+        state = runner.run()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -4,8 +4,8 @@ All the trials train at once (the population). Every ``--perturb-every E`` epoch
 the scheduler ranks the population by each trial's latest ``val_accuracy`` (read from their run
 directories). A trial in the bottom ``--quantile`` is *proposed* to exploit one of the top
 quantile (picked with the sweep's seed): to copy its newest checkpoint — weights and optimizer
-state — and to explore around its hyperparameters, α (and β, when it has one) multiplied by
-0.8 or 1.2. Each proposal waits for a person (the Sweeps page's Approve / Veto) and is applied
+state — and to explore around its hyperparameters: α (and β, when it has one) moved by × 0.8 or × 1.25
+on its scale (α's log scale, 1 − β's: β = 0.99 becomes 0.992 or 0.9875), inside the table's range. Each proposal waits for a person (the Sweeps page's Approve / Veto) and is applied
 when approved, or on its own after ``--approve-timeout`` seconds; ``--auto`` approves at once.
 Applying is appending an ``adopt`` command (source ``pbt``) to the target trial, which loads the
 checkpoint and journals ``adopted`` naming the source (docs/run-directory.md), and a ``note``
@@ -16,8 +16,9 @@ Everything goes through ``SWEEP/pbt.jsonl``, append-only: the scheduler writes `
 (:func:`append_decision`, through the dashboard's Steerer). The first decision of a proposal
 wins; later ones are ignored. Every line has ``time``, ``event`` and ``proposal``.
 
->>> perturb(0.01, 0.9, random.Random(0))[0] in (0.008, 0.012)
-True
+>>> lr, beta = perturb(0.01, 0.99, random.Random(0))
+>>> lr in (0.008, 0.0125), round(beta, 6) in (0.992, 0.9875)
+(True, True)
 """
 
 from __future__ import annotations
@@ -29,14 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from trainer import commands as cmds
 from trainer.rundir import JsonlTail, RunDir, append_jsonl, read_jsonl
+from trainer.search.scales import FACTORS, step
 
 PBT_LOG = "pbt.jsonl"
 #: The fewest trials PBT runs with: a bottom and a top quantile that are not the same trials.
 MIN_TRIALS = 4
-#: Explore: each perturbed hyperparameter is multiplied by one of these.
-FACTORS = (0.8, 1.2)
 DECISIONS = ("approved", "vetoed")
 #: Parameters that shape the checkpoint: PBT copies weights between trials, so these must be fixed.
 SHAPE_PARAMS = ("units", "layers", "batch_norm", "optimizer", "model")
@@ -70,18 +69,10 @@ def _fixed(param) -> bool:
 
 
 def perturb(lr: float, beta: float | None, rng: random.Random) -> tuple[float, float | None]:
-    """α × 0.8 or × 1.2, and β likewise when there is one (the other factor if one leaves β's range)."""
-    new_lr = cmds.check_lr(lr * rng.choice(FACTORS))
-    new_beta = None
-    if beta is not None:
-        first = rng.choice(FACTORS)
-        for factor in (first, FACTORS[1] if first == FACTORS[0] else FACTORS[0], 1.0):
-            try:
-                new_beta = cmds.check_beta(beta * factor)
-                break
-            except cmds.CommandError:
-                continue
-    return new_lr, new_beta
+    """Explore: α and β (when there is one) each moved by × 0.8 or × 1.25 *on their scale*
+    (:func:`trainer.search.scales.step`: α on a log scale, β on 1 − β's), inside the table's range."""
+    new_lr = step("lr", lr, rng.choice(FACTORS))
+    return new_lr, None if beta is None else step("beta", beta, rng.choice(FACTORS))
 
 
 def append_decision(sweep_path: Path | str, proposal: str, decision: str, by: str = "page") -> dict:

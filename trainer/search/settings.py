@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.config import TrainConfig, trainer_argv
+from trainer.config import TrainConfig
+from trainer.launching import trainer_argv
 from trainer.hparams import Hyperparameters
 from trainer.options import MAX_INT, option, options_of
 from trainer.search.refine import DEFAULT_MARGIN

@@ -56,8 +56,6 @@ LOGS = "logs"
 #: States a trial ends in: trained to the end, crashed, diverged (stopped by the sweep, resumable),
 #: stopped early as hopeless, or interrupted by Ctrl-C.
 FINAL_STATES = ("finished", "failed", "diverged", "stopped", "interrupted")
-#: States of a trial that has not ended.
-OPEN_STATES = ("queued", "running", "stopping")
 
 
 class SweepDir:
