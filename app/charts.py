@@ -22,6 +22,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from app.data import RunView
+from app.loss_range import loss_range, outlier_marks
 
 #: Colour-blind-safe (Okabe–Ito) colours, readable on a projector.
 TRAIN = "#0072B2"
@@ -362,8 +363,23 @@ def loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
     columns = (("loss", "train", TRAIN), ("val_loss", "validation", VALIDATION))
     traces = abandoned_traces(view, columns) + [_line(*decimate_minmax(e["epoch"], e[column]), name, color)
                                                for column, name, color in columns]
-    layout = _layout("Loss", "loss", f"loss-{view.name}-{log_y}", yaxis=dict(type="log" if log_y else "linear"))
-    return _figure(traces, layout, view, empty=view.n_epochs == 0)
+    shown = [(e["epoch"], e[column], name) for column, name, _ in columns]
+    yaxis, marks = _loss_axis(log_y, shown, shown + [(b["epoch"], b[c], f"{n} (abandoned)")
+                                                    for b in view.abandoned for c, n, _ in columns])
+    layout = _layout("Loss", "loss", f"loss-{view.name}-{log_y}", yaxis=yaxis)
+    return _figure(traces + marks, layout, view, empty=view.n_epochs == 0)
+
+
+def _loss_axis(log_y: bool, shown, marked) -> tuple[dict, list[dict]]:
+    """A loss chart's y axis: log as asked, else linear from zero fitted to the recent curve
+    (:mod:`app.loss_range`), with the points of ``marked`` above it as markers on the top edge."""
+    if log_y:
+        return dict(type="log"), []
+    top = loss_range([(x, y) for x, y, _ in shown])
+    if top is None:
+        return dict(type="linear", rangemode="tozero"), []
+    marks = outlier_marks(marked, top[1])
+    return dict(type="linear", range=top, autorange=False), [marks] if marks else []
 
 
 def accuracy_figure(view: RunView) -> go.Figure:
@@ -427,8 +443,10 @@ def batch_loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
              line=dict(color=BATCH_RAW, width=1), hovertemplate="batch loss %{y:.4g}<br>epoch %{x:.0f}<extra></extra>"),
         _line(sx, sy, "smoothed", BATCH_SMOOTH),
     ]
-    layout = _layout("Mini-batch loss", "loss", f"batch-{view.name}-{log_y}", yaxis=dict(type="log" if log_y else "linear"))
-    return _figure(traces, layout, view, empty=len(b["step"]) == 0)
+    yaxis, marks = _loss_axis(log_y, [(x, b["loss"], "batch loss"), (x, b["smooth"], "smoothed")],
+                              [(rx, ry, "batch loss"), (sx, sy, "smoothed")])
+    layout = _layout("Mini-batch loss", "loss", f"batch-{view.name}-{log_y}", yaxis=yaxis)
+    return _figure(traces + marks, layout, view, empty=len(b["step"]) == 0)
 
 
 def overlay_figure(views: Sequence[RunView], column: str = "val_loss", *, highlight: str | None = None,
