@@ -5,8 +5,8 @@ validation loss is ~70, its bounce between 0.3 and 3): a linear axis fitted to e
 the bounce as a flat line at the bottom. So the range is fitted to the *recent* curve (the epochs
 after the first quarter of the run) from zero, and the few points above it are drawn as markers
 on the top edge whose hover gives their value: marked, never hidden. When nothing is that far
-out (a plateau, a healthy descent) the range holds every point, from zero, so a flat curve looks
-flat and a falling one falls.
+out (over three times the recent top: a plateau, a short healthy run) the range holds every point,
+from zero, so a flat curve looks flat and a falling one falls.
 """
 
 from __future__ import annotations
