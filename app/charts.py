@@ -1,27 +1,28 @@
 """Plotly figures of a run: pure functions from a :class:`~app.data.RunView` to a ``Figure``.
 
-Every chart shares one x axis, epochs (fractional for events and mini-batches, placed by their
-optimizer step), so an intervention sits at the same x on every chart. Each intervention —
-a learning-rate, beta or batch-size change, a pause, resume, rewind, stop or divergence — is a
-dotted vertical line plus a marker at the top whose hover says what happened, who asked and when.
-
-Long runs are decimated before drawing (min/max per bucket for raw curves, so spikes survive;
-bucket means for smoothed ones): a browser draws a few thousand points per trace no matter how
-many records the run has.
+The parts live side by side: :mod:`app.decimate` thins long curves, :mod:`app.interventions`
+reads the journal's interventions and draws their markers on the shared epoch axis,
+:mod:`app.loss_range` fits a loss chart's y-range to the recent curve. Their public names are
+re-exported here, where the pages and tests have always found them.
 """
 
 from __future__ import annotations
 
-import html
 import math
-import time
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
 from app.data import RunView
+from app.decimate import MAX_POINTS, decimate_mean, decimate_minmax
+from app.interventions import (KINDS, Intervention, Kind, group_interventions, intervention_marks, interventions,
+                               legend_markdown, position, steps_to_epochs)
+from app.loss_range import loss_range, outlier_marks
+
+__all__ = ["MAX_POINTS", "KINDS", "Intervention", "Kind", "decimate_mean", "decimate_minmax", "group_interventions",
+           "interventions", "legend_markdown", "steps_to_epochs", "log_ticks", "loss_figure", "accuracy_figure",
+           "learning_rate_series", "learning_rate_figure", "batch_loss_figure", "overlay_figure", "abandoned_traces"]
 
 #: Colour-blind-safe (Okabe–Ito) colours, readable on a projector.
 TRAIN = "#0072B2"
@@ -31,230 +32,6 @@ BATCH_RAW = "#56B4E9"
 BATCH_SMOOTH = "#0072B2"
 FONT_SIZE = 15
 CHART_HEIGHT = 330
-#: Most points drawn per trace.
-MAX_POINTS = 2000
-
-
-@dataclass(frozen=True)
-class Kind:
-    label: str
-    symbol: str
-    color: str
-
-
-#: How each kind of intervention is drawn.
-KINDS = {
-    "lr": Kind("learning rate", "triangle-down", "#E69F00"),
-    "beta": Kind("beta", "diamond", "#CC79A7"),
-    "batch_size": Kind("batch size", "square", "#56B4E9"),
-    "pause": Kind("pause", "square-open", "#6B7280"),
-    "resume": Kind("resume", "triangle-right", "#009E73"),
-    "rewind": Kind("rewind", "circle", "#7B3294"),
-    "diverged": Kind("divergence", "x", "#C00000"),
-    "checkpoint": Kind("checkpoint", "star", "#999933"),
-    "stop": Kind("stop", "square-x", "#111827"),
-    "restart": Kind("restart", "circle-open", "#374151"),
-    "adopt": Kind("adopted (PBT)", "star-triangle-up", "#009E73"),
-    "note": Kind("note", "circle-dot", "#6B7280"),
-    "several": Kind("several at once", "circle-cross", "#111827"),
-}
-
-
-@dataclass(frozen=True)
-class Intervention:
-    """Something that changed the course of a run, placed on the epoch axis."""
-
-    x: float
-    kind: str
-    text: str
-    detail: str
-    time: float
-
-
-# --------------------------------------------------------------------------- decimation
-
-
-def decimate_minmax(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``max_points`` points that keep every bucket's minimum and maximum (spikes stay)."""
-    ok = np.isfinite(y)
-    if not ok.all():
-        x, y = x[ok], y[ok]
-    n = len(y)
-    if n <= max_points:
-        return x, y
-    buckets = max_points // 2
-    size = math.ceil(n / buckets)
-    full = (n // size) * size
-    ys = y[:full].reshape(-1, size)
-    base = np.arange(0, full, size)
-    lo = base + ys.argmin(axis=1)
-    hi = base + ys.argmax(axis=1)
-    idx = np.sort(np.concatenate([lo, hi, np.arange(full, n)]))
-    idx = idx[np.concatenate([[True], np.diff(idx) > 0])]
-    return x[idx], y[idx]
-
-
-def decimate_mean(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``max_points`` points, each the mean of a bucket (for an already smooth curve)."""
-    ok = np.isfinite(y)
-    if not ok.all():
-        x, y = x[ok], y[ok]
-    n = len(y)
-    if n <= max_points:
-        return x, y
-    size = math.ceil(n / max_points)
-    full = (n // size) * size
-    xm = x[:full].reshape(-1, size).mean(axis=1)
-    ym = y[:full].reshape(-1, size).mean(axis=1)
-    if full < n:
-        xm = np.append(xm, x[full:].mean())
-        ym = np.append(ym, y[full:].mean())
-    return xm, ym
-
-
-# --------------------------------------------------------------------------- the epoch axis
-
-
-def steps_to_epochs(view: RunView, steps: np.ndarray | Sequence[float]) -> np.ndarray:
-    """Fractional epochs for optimizer steps, interpolated between the epochs' closing steps."""
-    steps = np.asarray(steps, dtype=float)
-    ends = view.epochs["step"]
-    epochs = view.epochs["epoch"]
-    ok = np.isfinite(ends)
-    ends, epochs = ends[ok], epochs[ok]
-    if len(ends) == 0:
-        return np.zeros_like(steps)
-    xp = np.concatenate([[0.0], ends]) if ends[0] > 0 else ends
-    fp = np.concatenate([[0.0], epochs]) if ends[0] > 0 else epochs
-    out = np.interp(steps, xp, fp)
-    if len(xp) >= 2:
-        per_epoch = max((xp[-1] - xp[-2]) / max(fp[-1] - fp[-2], 1.0), 1.0)
-        beyond = steps > xp[-1]
-        out[beyond] = fp[-1] + (steps[beyond] - xp[-1]) / per_epoch
-    return out
-
-
-def _position(view: RunView, event: dict) -> float:
-    step = event.get("step")
-    if isinstance(step, (int, float)) and not isinstance(step, bool) and view.n_epochs:
-        return float(steps_to_epochs(view, [step])[0])
-    epoch = event.get("epoch")
-    return float(epoch) if isinstance(epoch, (int, float)) else 0.0
-
-
-# --------------------------------------------------------------------------- interventions
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "—" if value is None else str(value)
-
-
-def _clock(t) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "?"
-
-
-def interventions(view: RunView) -> list[Intervention]:
-    """The run's interventions on its current history (those undone by a rewind are dropped)."""
-    sources = {c["id"]: c for c in view.commands if isinstance(c.get("id"), str)}
-    hparams: dict = {}
-    out: list[Intervention] = []
-
-    def add(kind: str, event: dict, text: str, extra: str = "") -> None:
-        # ``text`` may hold a client's words (a note, a path): the hover is Plotly's HTML, so they are
-        # escaped there; the records were scrubbed on reading (trainer.jsonsafe.scrub), so all is UTF-8.
-        x = _position(view, event)
-        command_id = event.get("command_id")
-        command = (sources.get(command_id) if isinstance(command_id, str) else None) or {}
-        who = f" by {html.escape(str(command['source']))}" if command.get("source") else ""
-        epoch = event.get("epoch") if isinstance(event.get("epoch"), int) else round(x)
-        step = event.get("step") if isinstance(event.get("step"), int) else "?"
-        detail = (f"<b>{html.escape(text)}</b><br>after epoch {epoch}, step {step}"
-                  f"<br>{_clock(event.get('time'))}{who}" + (f"<br>{extra}" if extra else ""))
-        out.append(Intervention(x, kind, text, detail, float(event.get("time") or 0.0)))
-
-    for event in view.events:
-        name = event.get("event")
-        new = event.get("hparams") if isinstance(event.get("hparams"), dict) else None
-        if name == "started":
-            if event.get("resumed_from"):
-                add("restart", event, f"restarted from {event['resumed_from']}")
-        elif name == "applied":
-            cmd = event.get("cmd")
-            if cmd in ("set_lr", "scale_lr") and new:
-                how = f" (×{_fmt(event.get('value'))})" if cmd == "scale_lr" else ""
-                add("lr", event, f"learning rate {_fmt(hparams.get('lr'))} → {_fmt(new.get('lr'))}{how}")
-            elif cmd == "set_beta" and new:
-                add("beta", event, f"beta {_fmt(hparams.get('beta'))} → {_fmt(new.get('beta'))}")
-            elif cmd == "set_batch_size" and new:
-                add("batch_size", event, f"batch size {_fmt(hparams.get('batch_size'))} → {_fmt(new.get('batch_size'))}",
-                    "from the next epoch")
-            elif cmd == "checkpoint":
-                add("checkpoint", event, f"checkpoint {event.get('checkpoint', '')}".strip())
-            elif cmd == "stop":
-                add("stop", event, "stop requested")
-        elif name == "paused":
-            add("pause", event, "paused")
-        elif name == "resumed":
-            add("resume", event, "resumed")
-        elif name in ("rewound", "diverged"):
-            x = _position(view, event)
-            out = [i for i in out if i.x <= x + 1e-9]  # what happened after that point was undone
-            if name == "rewound":
-                add("rewind", event, f"rewound to {event.get('checkpoint')} (epoch {event.get('to_epoch')})",
-                    f"branch {event.get('branch')}")
-            else:
-                add("diverged", event, "diverged", f"{event.get('reason', '')}<br>rolled back to "
-                    f"{event.get('checkpoint')} (branch {event.get('branch')})")
-        elif name == "adopted":
-            source = str(event.get("source_run") or "").rstrip("/").rsplit("/", 1)[-1]
-            add("adopt", event, f"adopted {source}'s {event.get('source_checkpoint')}",
-                f"α {_fmt(event.get('lr'))}, branch {event.get('branch')}")
-        elif name == "note":
-            add("note", event, str(event.get("text") or "note"))
-        elif name == "lr_observed":  # another Keras callback or the user's code changed α (PandaCallback)
-            add("lr", event, f"learning rate {_fmt(event.get('previous'))} → {_fmt(event.get('lr'))}",
-                f"by {event.get('source') or 'someone else'}")
-        if new:
-            hparams = new
-    return out
-
-
-def group_interventions(items: Iterable[Intervention]) -> list[Intervention]:
-    """One intervention per position: those at the same step (a pause, a new α, a resume while paused)
-    become one of kind ``several`` whose hover lists them all, so no marker hides another."""
-    at: dict[float, list[Intervention]] = {}
-    for item in items:
-        at.setdefault(round(item.x, 6), []).append(item)
-    out = []
-    for group in at.values():
-        if len(group) == 1:
-            out.append(group[0])
-            continue
-        detail = f"<b>{len(group)} interventions</b><br>" + "<br>".join(i.detail for i in group)
-        out.append(Intervention(group[0].x, "several", " · ".join(i.text for i in group), detail, group[0].time))
-    return out
-
-
-def _interventions(items: Iterable[Intervention]) -> tuple[list[dict], list[dict]]:
-    """Marker traces (one per kind, on a hidden 0..1 axis, so they sit at the top) and dotted lines."""
-    by_kind: dict[str, list[Intervention]] = {}
-    for item in group_interventions(items):
-        by_kind.setdefault(item.kind, []).append(item)
-    traces, shapes = [], []
-    for kind, group in by_kind.items():
-        style = KINDS[kind]
-        traces.append(dict(
-            type="scatter", x=[i.x for i in group], y=[1.0] * len(group), yaxis="y2", mode="markers",
-            name=style.label, showlegend=False,  # the page explains the symbols once, under the charts
-            marker=dict(symbol=style.symbol, size=13, color=style.color, line=dict(width=1, color="white")),
-            hovertext=[i.detail for i in group], hoverinfo="text", cliponaxis=False,
-        ))
-        shapes += [dict(type="line", xref="x", yref="paper", x0=i.x, x1=i.x, y0=0, y1=1,
-                        line=dict(color=style.color, width=1.5, dash="dot"), layer="below")
-                   for i in group]
-    return traces, shapes
 
 
 def log_ticks(low: float, high: float, most: int = 6) -> tuple[list[float], list[str]]:
@@ -328,7 +105,7 @@ def _figure(traces: list[dict], layout: dict, view: RunView | None = None, *, ma
     if view is not None and view.n_epochs and np.nanmax(view.epochs["epoch"]) < 8:
         layout["xaxis"] = {**layout["xaxis"], "dtick": 1}  # a short run: whole epochs, never 0.5
     if markers and view is not None:
-        marker_traces, shapes = _interventions(interventions(view))
+        marker_traces, shapes = intervention_marks(interventions(view))
         traces = traces + marker_traces
         layout["shapes"] = shapes
         layout["yaxis2"] = dict(overlaying="y", range=[0, 1.04], visible=False, fixedrange=True)
@@ -362,8 +139,23 @@ def loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
     columns = (("loss", "train", TRAIN), ("val_loss", "validation", VALIDATION))
     traces = abandoned_traces(view, columns) + [_line(*decimate_minmax(e["epoch"], e[column]), name, color)
                                                for column, name, color in columns]
-    layout = _layout("Loss", "loss", f"loss-{view.name}-{log_y}", yaxis=dict(type="log" if log_y else "linear"))
-    return _figure(traces, layout, view, empty=view.n_epochs == 0)
+    shown = [(e["epoch"], e[column], name) for column, name, _ in columns]
+    yaxis, marks = _loss_axis(log_y, shown, shown + [(b["epoch"], b[c], f"{n} (abandoned)")
+                                                    for b in view.abandoned for c, n, _ in columns])
+    layout = _layout("Loss", "loss", f"loss-{view.name}-{log_y}", yaxis=yaxis)
+    return _figure(traces + marks, layout, view, empty=view.n_epochs == 0)
+
+
+def _loss_axis(log_y: bool, shown, marked) -> tuple[dict, list[dict]]:
+    """A loss chart's y axis: log as asked, else linear from zero fitted to the recent curve
+    (:mod:`app.loss_range`), with the points of ``marked`` above it as markers on the top edge."""
+    if log_y:
+        return dict(type="log"), []
+    top = loss_range([(x, y) for x, y, _ in shown])
+    if top is None:
+        return dict(type="linear", rangemode="tozero"), []
+    marks = outlier_marks(marked, top[1])
+    return dict(type="linear", range=top, autorange=False), [marks] if marks else []
 
 
 def accuracy_figure(view: RunView) -> go.Figure:
@@ -389,7 +181,7 @@ def learning_rate_series(view: RunView) -> tuple[np.ndarray, np.ndarray]:
     for i, event in enumerate(view.events, 1):
         hp = event.get("hparams")
         if event.get("event") in ("started", "applied", "lr_observed") and isinstance(hp, dict) and isinstance(hp.get("lr"), (int, float)):
-            x = _position(view, event) if event.get("event") != "started" else float(event.get("epoch") or 0)
+            x = position(view, event) if event.get("event") != "started" else float(event.get("epoch") or 0)
             points.append((x, i, float(hp["lr"])))
     if view.last_epoch is None and view.status and isinstance((view.status.get("hparams") or {}).get("lr"), (int, float)):
         points.append((float(view.status.get("epoch") or 0), len(view.events) + 1, float(view.status["hparams"]["lr"])))
@@ -427,8 +219,10 @@ def batch_loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
              line=dict(color=BATCH_RAW, width=1), hovertemplate="batch loss %{y:.4g}<br>epoch %{x:.0f}<extra></extra>"),
         _line(sx, sy, "smoothed", BATCH_SMOOTH),
     ]
-    layout = _layout("Mini-batch loss", "loss", f"batch-{view.name}-{log_y}", yaxis=dict(type="log" if log_y else "linear"))
-    return _figure(traces, layout, view, empty=len(b["step"]) == 0)
+    yaxis, marks = _loss_axis(log_y, [(x, b["loss"], "batch loss"), (x, b["smooth"], "smoothed")],
+                              [(rx, ry, "batch loss"), (sx, sy, "smoothed")])
+    layout = _layout("Mini-batch loss", "loss", f"batch-{view.name}-{log_y}", yaxis=yaxis)
+    return _figure(traces + marks, layout, view, empty=len(b["step"]) == 0)
 
 
 def overlay_figure(views: Sequence[RunView], column: str = "val_loss", *, highlight: str | None = None,
@@ -454,11 +248,3 @@ def overlay_figure(views: Sequence[RunView], column: str = "val_loss", *, highli
     layout = _layout(f"{label} — {len(views)} run{'' if len(views) == 1 else 's'}", label, f"overlay-{column}-{log_y}", height=CHART_HEIGHT + 60,
                      yaxis=yaxis, showlegend=len(views) <= 12)
     return _figure(traces, layout, markers=False)
-
-
-def legend_markdown() -> str:
-    """One line that explains the intervention symbols (Streamlit markdown colours)."""
-    return " &nbsp; ".join([
-        ":orange[▼] learning rate", ":violet[◆] β", ":blue[■] batch size", ":gray[□] pause", ":green[▶] resume",
-        ":violet[●] rewind", ":red[✕] divergence", ":gray[★] checkpoint", "⊠ stop", "⊕ several at once",
-    ]) + " &nbsp;—&nbsp; hover a marker for who, when and what"

@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 import streamlit.components.v1 as components
 
+from app import follow
 from app import settings as app_settings
 from app.settings import COMPACT
 from app.auth import PRESENTER_COOKIE, Access, OneTimeCode, PresenterKeys, presenter_secrets
@@ -90,4 +91,7 @@ run_page = st.Page(run_view, title="Run", icon=":material/monitoring:", url_path
 pages = [run_page, st.Page(sweep_view, title="Sweeps", icon=":material/grid_view:", url_path="sweeps"),
          st.Page(lessons_view, title="Lessons", icon=":material/school:", url_path="lessons")]
 # ?compact (the notebook's embedded page): the run's charts and Steer panel, no page links
-st.navigation(pages, position="hidden" if COMPACT in st.query_params else "sidebar").run()
+page = st.navigation(pages, position="hidden" if COMPACT in st.query_params else "sidebar")
+follow.track(context, str(settings.run_dir), page.url_path)  # viewers may follow the presenter (app.follow)
+page.run()
+follow.announce(context, str(settings.run_dir), page.url_path)

@@ -65,7 +65,7 @@ def scale_shares(n: int = 1000, seed: int = 0) -> tuple[Shares, Shares]:
     beta_edges = [b_low, 0.99, b_high]
     beta_uniform = rng.uniform(b_low, b_high, n)
     beta_log = np.array([Log1mUniform(b_low, b_high).from_unit(u) for u in rng.uniform(0, 1, n)])
-    beta = Shares([f"β in [{a:g}, {b:g}] (averages ~{1 / (1 - a):.0f}–{1 / (1 - b):.0f} steps)"
+    beta = Shares([f"β in [{a:g}, {b:g}]<br>averages ~{1 / (1 - a):.0f}–{1 / (1 - b):.0f} steps"
                    for a, b in zip(beta_edges, beta_edges[1:])],
                   _shares(beta_uniform, beta_edges), _shares(beta_log, beta_edges))
     return alpha, beta
@@ -80,6 +80,12 @@ def averaging_window(beta: float) -> float:
     return round(1.0 / (1.0 - beta), 6)
 
 
+#: A legend above the plot area, left-aligned under the title: it never meets the category labels.
+TOP_LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0)
+#: Each panel's title, in lines short enough for a third of a laptop-wide chart.
+BN_TITLES = ("z before normalization", "z after normalization", "moving mean, variance<br>→ the batch's")
+
+
 def shares_figure(shares: Shares, title: str) -> go.Figure:
     fig = go.Figure([
         go.Bar(name="uniform", x=shares.bins, y=shares.uniform, marker_color="#D55E00",
@@ -87,9 +93,11 @@ def shares_figure(shares: Shares, title: str) -> go.Figure:
         go.Bar(name="on the right scale", x=shares.bins, y=shares.right_scale, marker_color="#0072B2",
                texttemplate="%{y:.0%}", textposition="outside"),
     ])
-    fig.update_layout(title=title, barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1]),
-                      font=dict(size=FONT_SIZE), height=380, margin=dict(t=50, b=40, l=50, r=10),
-                      legend=dict(orientation="h", y=-0.2))
+    # the legend sits above the plot, under the title: below it, it met the (two-line) category labels
+    fig.update_layout(title=dict(text=title, y=0.98, yanchor="top"), barmode="group",
+                      yaxis=dict(tickformat=".0%", range=[0, 1.1]), xaxis=dict(tickangle=0, automargin=True),
+                      font=dict(size=FONT_SIZE), height=400, margin=dict(t=90, b=20, l=50, r=10),
+                      legend=TOP_LEGEND)
     return fig
 
 
@@ -218,8 +226,7 @@ def bn_figure(internals: Internals, layer: str) -> go.Figure:
     from plotly.subplots import make_subplots
 
     latest = next((b for b in (internals.latest or {}).get("batch_norm") or [] if b.get("layer") == layer), {})
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("z before normalization", "z after normalization",
-                                                        "moving mean and variance → the batch's"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=BN_TITLES)
     for col, key in ((1, "hist_z"), (2, "hist_normalized")):
         hist = latest.get(key) or {}
         counts, edges = hist.get("counts") or [], hist.get("edges") or [0, 1]
@@ -234,7 +241,7 @@ def bn_figure(internals: Internals, layer: str) -> go.Figure:
                                    ("batch_var", "batch variance", "#D55E00", "dot")):
         fig.add_scatter(x=x, y=_series(internals.epochs, layer, key), name=name, mode="lines",
                         line=dict(color=color, dash=dash, width=3), row=1, col=3)
-    fig.update_layout(font=dict(size=FONT_SIZE), height=380, margin=dict(t=60, b=40, l=50, r=10),
+    fig.update_layout(font=dict(size=FONT_SIZE), height=400, margin=dict(t=80, b=40, l=50, r=10),
                       legend=dict(orientation="h", y=-0.2))
     return fig
 

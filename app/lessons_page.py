@@ -211,6 +211,8 @@ def render_lessons(root: Path, steer: Steerer | None = None) -> None:
     n = middle.select_slider("Draws", options=[100, 1000, 10000], value=1000, key="lesson-n")
     seed = int(right.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="lesson-seed"))
     run = runs[names.index(name)] if name in names else None
+    if name is not None and st.query_params.get("run") != name:
+        st.query_params["run"] = name  # the address says which run: a reload, a link and a follower show it
     scales_panel(n, seed)
     grid_panel(seed)
     panda_caviar_panel(runs, root)

@@ -8,11 +8,23 @@ import pytest
 
 from app.launch import start_run
 from conftest_app import served_app, stop_launched, wait_until
+from test_browser_pages import _overlaps
 from test_browser import CHROMIUM, CHROMIUM_ARGS
 from trainer.config import TrainConfig
 from trainer.rundir import RunDir
 
 pytestmark = pytest.mark.timeout(240)
+
+#: The boxes of a chart's category labels, legend and subplot titles, and whether each lies inside the chart.
+BOXES = """key => { const g = document.querySelector(`.st-key-${key} .js-plotly-plot`); if (!g) return null;
+    const c = g.getBoundingClientRect();
+    const box = (e, kind) => { const r = e.getBoundingClientRect();
+        return {kind, x: r.left, y: r.top, r: r.right, b: r.bottom,
+                inside: r.left >= c.left - 1 && r.right <= c.right + 1 && r.top >= c.top - 1 && r.bottom <= c.bottom + 1}; };
+    return [...[...g.querySelectorAll('.xtick text')].map(e => box(e, 'label')),
+            ...[...g.querySelectorAll('.legend .traces')].map(e => box(e, 'legend')),
+            ...[...g.querySelectorAll('.annotation-text, .gtitle')].map(e => box(e, 'title'))]
+        .filter(b => b.r > b.x); }"""
 
 
 @pytest.fixture
@@ -47,6 +59,10 @@ def test_the_lessons_page_follows_a_live_run(live_lessons):
             expect(live.get_by_role("heading", name="Softmax classification")).to_be_visible()
             page.wait_for_function("() => document.querySelectorAll('.st-key-lesson-live .js-plotly-plot').length >= 4",
                                    timeout=30_000)  # z histograms, BN modes, softmax pictures, confusion
+            for key in ("lesson-beta", "lesson-alpha", "lesson-bn"):  # nothing overlaps, nothing is cut off
+                boxes = page.evaluate(BOXES, key)
+                assert boxes and all(b["inside"] for b in boxes), (key, [b for b in boxes if not b["inside"]])
+                assert not _overlaps(boxes), (key, _overlaps(boxes))
             first = _measured_epoch(page)
             assert first >= 1
             page.wait_for_function(  # the panels follow the run without a reload

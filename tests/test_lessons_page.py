@@ -83,3 +83,35 @@ def test_the_tracing_button_measures_real_tensorflow_for_the_presenter_and_shows
     from app.lessons_page import measurements
 
     assert measurements().measured == 1
+
+
+#: Average glyph width of Plotly's default font, as a share of its size (Open Sans ≈ 0.55).
+GLYPH = 0.55
+
+
+def _lines(text: str) -> list[str]:
+    return text.split("<br>")
+
+
+def test_the_beta_share_chart_keeps_its_labels_apart_and_off_the_legend():
+    _, beta = lessons.scale_shares(1000)
+    fig = lessons.shares_figure(beta, "1000 draws of β in [0.9, 0.999]").to_plotly_json()["layout"]
+    font = fig["font"]["size"]
+    assert fig["xaxis"]["tickangle"] == 0 and fig["xaxis"]["automargin"] is True
+    legend = fig["legend"]
+    assert legend["yanchor"] == "bottom" and legend["y"] >= 1.0  # above the plot, the labels are below it
+    assert fig["margin"]["t"] >= 2 * font * 1.4 + font  # the title's line and the legend's both fit above
+    # each category has half of a 640-px plot (a laptop's column): every line of its label fits in it
+    assert all(len(line) * GLYPH * font <= 640 / len(beta.bins) - 20 for label in beta.bins for line in _lines(label))
+    assert all(len(_lines(label)) == 2 for label in beta.bins)
+
+
+def test_every_batch_norm_panel_title_fits_its_third_of_the_chart():
+    fig = lessons.bn_figure(lessons.Internals(None, []), "batch_normalization").to_plotly_json()["layout"]
+    titles = [a["text"] for a in fig["annotations"]]
+    assert titles == list(lessons.BN_TITLES)
+    font = fig["font"]["size"]
+    third = (700 - fig["margin"]["l"] - fig["margin"]["r"]) / 3  # a 700-px chart, three panels and their gaps
+    assert all(len(line) * GLYPH * font <= third for title in titles for line in _lines(title)), titles
+    most = max(len(_lines(t)) for t in titles)
+    assert fig["margin"]["t"] >= most * font * 1.4 + 20  # every line of the tallest title is above the panels
