@@ -1,7 +1,7 @@
 """Panda's dashboard, the Streamlit script: ``streamlit run app/dashboard.py -- --run-dir runs``.
 
 ``panda app`` runs it with the project's settings. The pages live in their own modules (the
-single-run view in :mod:`app.run_page`); this script only wires the shared data store, who may
+single-run view in :mod:`app.views.run_page`); this script only wires the shared data store, who may
 steer, and the navigation, so another page (a sweep's trials) is one more ``st.Page``.
 """
 
@@ -12,15 +12,15 @@ from pathlib import Path
 import streamlit as st
 import streamlit.components.v1 as components
 
-from app import follow
-from app import settings as app_settings
-from app.settings import COMPACT
-from app.auth import PRESENTER_COOKIE, Access, OneTimeCode, PresenterKeys, presenter_secrets
+from app.serving import follow
+from app.serving import page_settings as app_settings
+from app.serving.page_settings import COMPACT
+from app.serving.auth import PRESENTER_COOKIE, Access, OneTimeCode, PresenterKeys, presenter_secrets
 from app.data import RunStore
-from app.lessons_page import render_lessons
-from app.run_page import Context, render
-from app.shared import shared
-from app.sweep_page import render_sweeps
+from app.views.lessons_page import render_lessons
+from app.views.run_page import Context, render
+from app.serving.shared import shared
+from app.views.sweep_page import render_sweeps
 
 st.set_page_config(page_title="Panda", page_icon="🐼", layout="wide", initial_sidebar_state=400)
 
@@ -29,7 +29,7 @@ def run_store(root: str) -> RunStore:
     """One store per run directory for the whole server: every tab shares its readers and launches.
 
     Not in ``st.cache_resource``: a client's "Clear cache" would close it under every session's
-    live fragments and forget the runs this server launched (:mod:`app.shared`).
+    live fragments and forget the runs this server launched (:mod:`app.serving.shared`).
     """
     return shared("run store", root, lambda: RunStore(root), close=RunStore.close)
 
@@ -92,6 +92,6 @@ pages = [run_page, st.Page(sweep_view, title="Sweeps", icon=":material/grid_view
          st.Page(lessons_view, title="Lessons", icon=":material/school:", url_path="lessons")]
 # ?compact (the notebook's embedded page): the run's charts and Steer panel, no page links
 page = st.navigation(pages, position="hidden" if COMPACT in st.query_params else "sidebar")
-follow.track(context, str(settings.run_dir), page.url_path)  # viewers may follow the presenter (app.follow)
+follow.track(context, str(settings.run_dir), page.url_path)  # viewers may follow the presenter (app.serving.follow)
 page.run()
 follow.announce(context, str(settings.run_dir), page.url_path)

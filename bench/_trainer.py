@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 
-from trainer.config import TrainConfig, trainer_argv
-from trainer.rundir import RunDir
-from trainer.watch import FileWatcher
+from trainer.contract.config import TrainConfig, trainer_argv
+from trainer.contract.rundir import RunDir
+from trainer.contract.watch import FileWatcher
 
 
 def wait_until(predicate: Callable[[], object], folder: Path | str, timeout: float = 120.0) -> None:

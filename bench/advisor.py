@@ -22,9 +22,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from trainer.hparams import Hyperparameters  # noqa: E402
-from trainer.loop import TrainConfig, Trainer  # noqa: E402
-from trainer.rundir import current_line  # noqa: E402
+from trainer.contract.hparams import Hyperparameters  # noqa: E402
+from trainer.training.loop import TrainConfig, Trainer  # noqa: E402
+from trainer.contract.rundir import current_line  # noqa: E402
 
 SCENARIOS = {"bouncing": 0.2, "plateau": 0.1, "not learning": 1e-5}
 TARGET = 0.95
@@ -35,7 +35,7 @@ def train(folder: Path, name: str, lr: float, epochs: int, seed: int, autopilot:
                          internals=False, autopilot=autopilot)
     trainer = Trainer.create(folder / name, config, verbose=False)
     trainer.run()
-    run = trainer.rundir
+    run = trainer.contract.rundir
     line = current_line(run.read_metrics())
     reached = next((r["epoch"] for r in line if (r.get("val_accuracy") or 0) >= TARGET), None)
     actions = [f"e{e['epoch']}:{e['kind']}→{e['cmd']} {e['value'] if e['value'] is not None else ''}".strip()

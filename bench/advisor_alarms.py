@@ -1,6 +1,6 @@
 """The advisor's false alarms: how often it speaks on healthy runs, and that it still speaks on sick ones.
 
-Trains the demo scenarios (``app/scenarios.py``: healthy, bouncing, plateau) and the issue's healthy
+Trains the demo scenarios (``app/serving/scenarios.py``: healthy, bouncing, plateau) and the issue's healthy
 Adam run (α = 0.003) on digits, unpaced, with no autopilot, then counts the ``advice`` events the
 trainer journaled. A *false alarm* is advice on a converged epoch of a healthy run (validation
 accuracy ≥ 95 %); the sick scenarios must still get their advice. Trains in subprocess-free
@@ -20,10 +20,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from app.scenarios import SCENARIOS  # noqa: E402
-from trainer.hparams import Hyperparameters  # noqa: E402
-from trainer.loop import TrainConfig, Trainer  # noqa: E402
-from trainer.rundir import current_line  # noqa: E402
+from app.serving.scenarios import SCENARIOS  # noqa: E402
+from trainer.contract.hparams import Hyperparameters  # noqa: E402
+from trainer.training.loop import TrainConfig, Trainer  # noqa: E402
+from trainer.contract.rundir import current_line  # noqa: E402
 
 #: name -> (hyperparameters, healthy?)
 RUNS = {
@@ -45,10 +45,10 @@ def main() -> int:
         config = TrainConfig(hparams=Hyperparameters(**hparams), epochs=args.epochs, seed=args.seed, internals=False)
         trainer = Trainer.create(folder / name, config, verbose=False)
         trainer.run()
-        line = current_line(trainer.rundir.read_metrics())
+        line = current_line(trainer.contract.rundir.read_metrics())
         accuracy = {r["epoch"]: r.get("val_accuracy") or 0 for r in line}
         converged = [e for e, a in accuracy.items() if a >= CONVERGED]
-        advice = [e for e in trainer.rundir.read_events() if e.get("event") == "advice"]
+        advice = [e for e in trainer.contract.rundir.read_events() if e.get("event") == "advice"]
         on_converged = [e for e in advice if accuracy.get(e.get("epoch"), 0) >= CONVERGED]
         kinds = Counter(e.get("kind") for e in advice)
         rate = f"{len(on_converged) / len(converged):.1%}" if converged else "—"

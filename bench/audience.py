@@ -37,9 +37,9 @@ from streamlit.proto.ClientState_pb2 import ClientState
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 
-from app.launch import start_run  # noqa: E402
-from app.scenarios import SCENARIOS  # noqa: E402
-from trainer.rundir import RunDir  # noqa: E402
+from app.serving.launch import start_run  # noqa: E402
+from app.serving.scenarios import SCENARIOS  # noqa: E402
+from trainer.contract.rundir import RunDir  # noqa: E402
 
 TOKEN = "bench-presenter-token"  # a token makes every client a viewer (the projector page)
 
@@ -200,7 +200,7 @@ def main() -> int:
     run = RunDir(root / "demo-healthy-bench")
     port = _free_port()
     env = {**os.environ, "PANDA_TOKEN": TOKEN}
-    app = subprocess.Popen([sys.executable, "-m", "app.cli", "app", "--run-dir", str(root), "--port", str(port)],
+    app = subprocess.Popen([sys.executable, "-m", "app.serving.panda_cli", "app", "--run-dir", str(root), "--port", str(port)],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            cwd=Path(__file__).resolve().parent.parent)
     try:

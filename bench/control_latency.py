@@ -17,8 +17,8 @@ import time
 
 from _trainer import trainer_process
 
-from trainer.rundir import JsonlTail
-from trainer.watch import FileWatcher
+from trainer.contract.rundir import JsonlTail
+from trainer.contract.watch import FileWatcher
 
 
 def percentile(values, q):

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import plotly.io
 
-from app import charts
+from app.figures import run_charts as charts
 from app.data import RunData
-from trainer.rundir import RunDir, append_jsonl
+from trainer.contract.rundir import RunDir, append_jsonl
 
 HPARAMS = {"optimizer": "adam", "lr": 0.003, "beta": 0.9, "batch_size": 64}
 
@@ -95,7 +95,7 @@ def serialize(figure) -> int:
 
 
 def refresh_cost(root: Path, repeats: int = 30) -> None:
-    from app.run_page import FigureCache
+    from app.views.run_page import FigureCache
 
     run = make_run(root, "big", epochs=5000, steps=40)
     start = time.perf_counter()

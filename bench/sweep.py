@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 
-from trainer.rundir import RunDir
+from trainer.contract.rundir import RunDir
 from trainer.search.runner import SweepRunner, SweepSettings
 from trainer.search.space import parse_param_args
 from trainer.search.sweepdir import SweepDir

@@ -63,7 +63,7 @@ def synthetic(n, n_val, shape, classes=10, seed=0):
 
 def load(w: dict, folder: Path):
     """(x, y, x_val, y_val, dataset spec for panda train)."""
-    from trainer.data import load_dataset
+    from trainer.training.data import load_dataset
 
     if w["data"] == "digits":
         d = load_dataset("digits", 0.2, 0)
@@ -78,7 +78,7 @@ def load(w: dict, folder: Path):
 
 
 def hparams(w: dict):
-    from trainer.hparams import Hyperparameters
+    from trainer.contract.hparams import Hyperparameters
 
     return Hyperparameters(optimizer="adam", lr=1e-3, batch_size=w["batch_size"], layers=w["layers"],
                            units=w["units"], batch_norm=True)
@@ -87,8 +87,8 @@ def hparams(w: dict):
 def model_and_optimizer(w: dict, shape, hp):
     import keras
 
-    from trainer.model import build_model
-    from trainer.optimizers import make_optimizer
+    from trainer.training.model import build_model
+    from trainer.training.optimizers import make_optimizer
 
     keras.utils.set_random_seed(0)
     model = build_model(w["model"], shape, 10, hp.layers, hp.units, hp.batch_norm, hp.dropout)
@@ -97,7 +97,7 @@ def model_and_optimizer(w: dict, shape, hp):
 
 
 def run_panda(w, epochs, folder) -> dict:
-    from trainer.loop import TrainConfig, Trainer
+    from trainer.training.loop import TrainConfig, Trainer
 
     x, *_, spec = load(w, folder)
     # internals.jsonl off: this compares the trainer with fit; bench/internals_cost.py prices the internals
@@ -105,8 +105,8 @@ def run_panda(w, epochs, folder) -> dict:
                          internals=False)
     trainer = Trainer.create(folder / f"run-{time.time_ns()}", config, verbose=False)
     assert trainer.run() == "finished"
-    records = trainer.rundir.read_metrics()[1:]
-    start = trainer.rundir.read_metrics()[0]["time"]
+    records = trainer.contract.rundir.read_metrics()[1:]
+    start = trainer.contract.rundir.read_metrics()[0]["time"]
     return {"step": statistics.median(r["samples_per_second"] for r in records),
             "e2e": len(x) * len(records) / (records[-1]["time"] - start),
             "recorded_e2e": statistics.median(r["wall_samples_per_second"] for r in records)}

@@ -13,15 +13,15 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from trainer.rundir import RunDir  # noqa: E402
-from trainer.watch import FileWatcher  # noqa: E402
+from trainer.contract.rundir import RunDir  # noqa: E402
+from trainer.contract.watch import FileWatcher  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _a_new_server_per_test():
-    """Each test's dashboard is a new server: the state one server process shares (app.shared) goes."""
+    """Each test's dashboard is a new server: the state one server process shares (app.serving.shared) goes."""
     yield
-    shared = sys.modules.get("app.shared")
+    shared = sys.modules.get("app.serving.shared")
     if shared is not None:
         shared.release_all()
 
@@ -55,11 +55,11 @@ def event_of(run: RunDir, kind: str, count: int = 1):
 
 
 class TrainerThread:
-    """A real :class:`trainer.loop.Trainer` running in a background thread of the test process."""
+    """A real :class:`trainer.training.loop.Trainer` running in a background thread of the test process."""
 
     def __init__(self, trainer):
         self.trainer = trainer
-        self.run = trainer.rundir
+        self.run = trainer.contract.rundir
         self.result: str | None = None
         self.thread = threading.Thread(target=self._target, daemon=True)
 
@@ -90,8 +90,8 @@ def stop_leftovers(started) -> None:
 @pytest.fixture
 def start_trainer(tmp_path):
     """Factory: ``start_trainer(epochs=5, pace=0.0, **hparams)`` -> a running TrainerThread."""
-    from trainer.hparams import Hyperparameters
-    from trainer.loop import TrainConfig, Trainer
+    from trainer.contract.hparams import Hyperparameters
+    from trainer.training.loop import TrainConfig, Trainer
 
     started: list[TrainerThread] = []
 

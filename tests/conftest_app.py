@@ -1,5 +1,5 @@
 """Helpers for the dashboard's tests: synthetic run directories written through the contract
-(:class:`trainer.rundir.RunDir`), waiting for a condition without sleeping blindly, and the live
+(:class:`trainer.contract.rundir.RunDir`), waiting for a condition without sleeping blindly, and the live
 parts the browser tests share (``panda app`` on a free port, a launched trainer stopped)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from trainer.rundir import RunDir, append_jsonl
+from trainer.contract.rundir import RunDir, append_jsonl
 
 HPARAMS = {"optimizer": "adam", "lr": 0.003, "beta": 0.9, "beta2": 0.999, "epsilon": 1e-7, "batch_size": 64,
            "decay": "none", "decay_rate": 0.0, "layers": 2, "units": 64, "batch_norm": True, "dropout": 0.0}
@@ -45,7 +45,7 @@ def served_app(root: Path, token: str | None = None):
     env = {k: v for k, v in os.environ.items() if k != "PANDA_TOKEN"}
     if token is not None:
         env["PANDA_TOKEN"] = token
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "app", "--run-dir", str(root), "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "app.serving.panda_cli", "app", "--run-dir", str(root), "--port", str(port)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
     try:
         yield f"http://127.0.0.1:{port}/"
@@ -64,7 +64,7 @@ def interrupt(process: subprocess.Popen) -> None:
 
 
 def stop_launched(run: RunDir, launch) -> None:
-    """Ask a trainer started with :func:`app.launch.start_run` to stop; kill it if it has not within 20 s."""
+    """Ask a trainer started with :func:`app.serving.launch.start_run` to stop; kill it if it has not within 20 s."""
     if launch.process.poll() is not None:
         return
     if run.exists():

@@ -115,7 +115,7 @@ class PandaApp:
                "PYTHONPATH": str(ROOT)}
         with open(self.output, "w") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "app", "--run-dir", str(root), "--port", str(self.port),
+                [sys.executable, "-m", "app.serving.panda_cli", "app", "--run-dir", str(root), "--port", str(self.port),
                  "--token-file", str(token_file), *extra], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
         if not wait_until(lambda: "Ctrl-C" in self.terminal() or self.process.poll() is not None, timeout=90):
             raise AssertionError("panda app did not start:\n" + self.terminal())

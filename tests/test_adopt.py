@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import event_of, wait_for
-from trainer import commands as cmds
+from trainer.contract import commands as cmds
 
 
 def tensors(checkpoint_path) -> dict[str, np.ndarray]:
@@ -108,7 +108,7 @@ def test_adopt_copies_the_source_checkpoint_sets_alpha_and_training_goes_on(star
 
 
 def test_panda_callback_refuses_adopt():
-    from trainer.callback import PandaCallback
+    from trainer.keras_callback.callback import PandaCallback
 
     with pytest.raises(cmds.CommandError, match="not supported in a Keras model.fit"):
         PandaCallback.adopt(None, {"name": "ckpt-00001"}, {"run": "elsewhere"})

@@ -6,10 +6,10 @@ import pytest
 
 from conftest_app import make_run, write_status
 from test_app_page import open_app  # noqa: F401  (the fixture)
-from trainer.advising import latest_advice
-from trainer.hparams import Hyperparameters
-from trainer.loop import TrainConfig, Trainer
-from trainer.rundir import RunDir
+from trainer.steering.advice import latest_advice
+from trainer.contract.hparams import Hyperparameters
+from trainer.training.loop import TrainConfig, Trainer
+from trainer.contract.rundir import RunDir
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -19,7 +19,7 @@ def stuck_run(path, **options) -> RunDir:
     config = TrainConfig(hparams=Hyperparameters(optimizer="adam", lr=1e-5), internals=False, **options)
     trainer = Trainer.create(path, config, verbose=False)
     assert trainer.run() == "finished"
-    return trainer.rundir
+    return trainer.contract.rundir
 
 
 def test_a_run_stuck_at_chance_journals_not_learning_once(tmp_path):

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from trainer import advisor
-from trainer.advisor import Context, advise
+from trainer.steering import advice_rules as advisor
+from trainer.steering.advice_rules import Context, advise
 
 CTX = Context(n_classes=10, optimizer="adam")
 

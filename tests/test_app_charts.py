@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import charts, journal
+from app.figures import run_charts as charts
+
+from app.data import journal_view as journal
 from app.data import RunData
 from conftest_app import HPARAMS, make_run
 
@@ -152,7 +154,7 @@ def test_short_runs_tick_whole_epochs_and_a_narrow_accuracy_range_gets_a_decimal
     assert charts.loss_figure(long).layout.xaxis.dtick is None
     assert charts.accuracy_figure(long).layout.yaxis.tickformat == ".0%"  # 0 % to 100 %: whole percents
     run = make_run(tmp_path, "flat", epochs_done=12)
-    from trainer.rundir import append_jsonl
+    from trainer.contract.rundir import append_jsonl
     from conftest_app import epoch_record
     run.metrics_path.write_text("")
     append_jsonl(run.metrics_path, *[{**epoch_record(e), "accuracy": 0.10 + e / 1000, "val_accuracy": 0.11} for e in range(1, 13)])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from app import cli, server
-from app.launch import LaunchError, start_run
-from trainer.config import TrainConfig, trainer_argv
-from trainer.hparams import Hyperparameters
+from app.serving import panda_cli as cli
+
+from app.serving import server
+from app.serving.launch import LaunchError, start_run
+from trainer.contract.config import TrainConfig, trainer_argv
+from trainer.contract.hparams import Hyperparameters
 
 pytestmark = pytest.mark.timeout(60)
 

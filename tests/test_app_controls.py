@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from app import controls
-from app.auth import Access, is_local
+from app.panels import controls
+from app.serving.auth import Access, is_local
 from conftest_app import make_run
-from trainer.commands import CommandError
+from trainer.contract.commands import CommandError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,7 +11,7 @@ import pytest
 
 from app.data import SMOOTHING, RunData, RunStore
 from conftest_app import batch_records, epoch_record, make_run, wait_until, write_status
-from trainer.rundir import append_jsonl
+from trainer.contract.rundir import append_jsonl
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -170,9 +170,9 @@ def test_stopping_the_watcher_never_waits_under_the_readers_lock(run):
 
 def test_right_after_a_rewind_the_view_is_the_new_branch_and_the_dropped_epochs_are_abandoned(tmp_path):
     """The status moves to epoch 5 (branch 1) before the new branch's first record: cards and charts follow it."""
-    from app import charts
+    from app.figures import run_charts as charts
     from conftest_app import epoch_record, make_run
-    from trainer.rundir import append_jsonl
+    from trainer.contract.rundir import append_jsonl
 
     run = make_run(tmp_path, "demo", epochs_done=20, epochs=40)
     fifth = run.read_metrics()[4]
@@ -194,7 +194,7 @@ def test_right_after_a_rewind_the_view_is_the_new_branch_and_the_dropped_epochs_
 
 
 def test_epoch_lines_are_read_as_epoch_records_one_column_per_field(run):
-    from trainer.records import EPOCH_COLUMNS, EpochRecord
+    from trainer.contract.records import EPOCH_COLUMNS, EpochRecord
 
     values = {name: float(k + 1) for k, name in enumerate(EPOCH_COLUMNS)}
     values.update(epoch=1, branch=0, step=7, batch_size=32)

@@ -8,8 +8,8 @@ import pytest
 
 from conftest_app import make_run
 from test_app_page import open_app  # noqa: F401  (the fixture)
-from trainer.exploration import LR_FINDER
-from trainer.rundir import append_jsonl
+from trainer.training.exploration import LR_FINDER
+from trainer.contract.rundir import append_jsonl
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,7 +50,7 @@ def test_find_lr_plot_apply_and_undo(tmp_path, open_app):
 
 
 def test_finder_labels_never_overlap_and_a_steepest_at_the_first_alpha_is_left_out():
-    from app.explore_panel import finder_figure
+    from app.panels.explore import finder_figure
 
     points = [{"lr": a, "loss": l, "smoothed": l} for a, l in ((1e-6, 2.3), (1e-3, 2.0), (1e-1, 0.9), (1.0, 9.0))]
     both = finder_figure({"points": points, "suggestion": {"lr": 0.00266, "steepest": 0.001}})

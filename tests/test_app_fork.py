@@ -9,8 +9,8 @@ import pytest
 
 from conftest_app import make_run
 from test_app_rights import forge, no_streamlit_wall, open_app  # noqa: F401  (fixtures)
-from trainer.exploration import FORKS
-from trainer.rundir import append_jsonl
+from trainer.training.exploration import FORKS
+from trainer.contract.rundir import append_jsonl
 
 pytestmark = pytest.mark.timeout(120)
 

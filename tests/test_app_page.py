@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from conftest_app import HPARAMS, make_run, wait_until, write_status
-from trainer.rundir import RunDir, atomic_write_json
+from trainer.contract.rundir import RunDir, atomic_write_json
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -289,7 +289,7 @@ def test_the_start_form_launches_a_background_trainer(tmp_path, open_app):
 @pytest.mark.parametrize("done, planned, more", [(30, 30, 20), (6, 30, 24)])
 def test_a_finished_run_offers_continue_through_the_launch_path(tmp_path, open_app, monkeypatch, done, planned, more):
     """Completed (another 20 epochs) or stopped (the epochs it planned): one click, `panda train --resume`."""
-    from app import launch
+    from app.serving import launch
 
     started = []
 

@@ -20,13 +20,15 @@ from streamlit.runtime.state import widgets as st_widgets
 from streamlit.runtime.state.common import WidgetMetadata
 from streamlit.testing.v1 import AppTest
 
-from app import cli, launch
-from app.controls import NotPresenter, Steerer
+from app.serving import panda_cli as cli
+
+from app.serving import launch
+from app.panels.controls import NotPresenter, Steerer
 from app.data import RunStore
-from app.launch import LaunchError
+from app.serving.launch import LaunchError
 from conftest_app import HPARAMS, make_run
-from trainer.config import TrainConfig
-from trainer.rundir import RunDir, atomic_write_json
+from trainer.contract.config import TrainConfig
+from trainer.contract.rundir import RunDir, atomic_write_json
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -300,8 +302,8 @@ def test_the_presenter_link_carries_a_one_time_code_not_the_token():
 
 
 def test_a_viewers_compare_reads_at_most_a_few_runs_whatever_it_sends(open_app):
-    from app import compare
-    from app.shared import shared
+    from app.panels import compare
+    from app.serving.shared import shared
 
     for i in range(12):
         make_run(open_app.root, f"sweep/t{i:02d}", epochs_done=2)

@@ -20,7 +20,7 @@ import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from conftest_app import make_run, wait_until, write_status
-from trainer.rundir import RunDir
+from trainer.contract.rundir import RunDir
 from st_client import PandaApp, Session, listening, session
 
 pytestmark = pytest.mark.timeout(240)

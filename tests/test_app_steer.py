@@ -9,7 +9,7 @@ import pytest
 
 from conftest_app import epoch_record, make_run, write_status
 from test_app_page import DASHBOARD, _add_checkpoint, open_app  # noqa: F401  (the fixture)
-from trainer.rundir import append_jsonl
+from trainer.contract.rundir import append_jsonl
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -153,7 +153,7 @@ def test_compare_starts_from_the_run_and_its_sweep_siblings_on_a_log_axis(tmp_pa
 
 
 def test_a_click_checks_the_right_once_and_the_value_once_on_its_way_to_the_file(tmp_path, open_app, monkeypatch):
-    from app import controls
+    from app.panels import controls
 
     calls = {"require": 0, "check": 0}
     require, check = controls.Steerer.require, controls.check
@@ -178,8 +178,8 @@ def test_a_click_checks_the_right_once_and_the_value_once_on_its_way_to_the_file
 
 @pytest.mark.parametrize("kind", ["panda-train", "keras-callback"])
 def test_the_steer_panel_offers_what_the_command_table_says_the_runs_trainer_obeys(tmp_path, open_app, kind):
-    from trainer.commands import SPECS, TRAINER_KINDS, supported
-    from trainer.rundir import atomic_write_json
+    from trainer.contract.commands import SPECS, TRAINER_KINDS, supported
+    from trainer.contract.rundir import atomic_write_json
 
     assert kind in TRAINER_KINDS
     run = make_run(tmp_path, "demo")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from app import controls
+from app.panels import controls
 from conftest_app import make_run
 from test_app_page import open_app  # noqa: F401  (the fixture)
-from trainer.config import RUN_OPTIONS
-from trainer.hparams import (CONTROLS, FORM_DEFAULTS, HYPERPARAMETERS, NO_BETA, OPTIMIZERS, Hyperparameters, grid,
+from trainer.contract.config import RUN_OPTIONS
+from trainer.contract.hparams import (CONTROLS, FORM_DEFAULTS, HYPERPARAMETERS, NO_BETA, OPTIMIZERS, Hyperparameters, grid,
                              has_beta)
-from trainer.commands import CommandError
+from trainer.contract.commands import CommandError
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from app.launch import start_run
-from trainer.config import TrainConfig
+from app.serving.launch import start_run
+from trainer.contract.config import TrainConfig
 from conftest_app import free_port, interrupt, stop_launched, wait_until
-from trainer.hparams import Hyperparameters
-from trainer.rundir import RunDir
+from trainer.contract.hparams import Hyperparameters
+from trainer.contract.rundir import RunDir
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -48,7 +48,7 @@ def dashboard(tmp_path):
     """``panda app`` serving ``tmp_path`` on a free port."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "app", "--run-dir", str(tmp_path), "--port", str(port)],
+        [sys.executable, "-m", "app.serving.panda_cli", "app", "--run-dir", str(tmp_path), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,  # any folder works
     )
     url = None

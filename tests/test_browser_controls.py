@@ -12,7 +12,7 @@ import pytest
 
 from conftest_app import wait_until
 from test_browser import CHROMIUM, CHROMIUM_ARGS, dashboard, trainer  # noqa: F401  (fixtures)
-from trainer.rundir import LIVE_STATES, RunDir
+from trainer.contract.rundir import LIVE_STATES, RunDir
 
 pytestmark = pytest.mark.timeout(240)
 

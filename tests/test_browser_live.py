@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from app.launch import start_run
+from app.serving.launch import start_run
 from conftest_app import stop_launched, wait_until
 from test_browser import CHROMIUM, CHROMIUM_ARGS, dashboard  # noqa: F401  (fixture)
-from trainer.config import TrainConfig
-from trainer.hparams import Hyperparameters
-from trainer.rundir import RunDir, read_jsonl
+from trainer.contract.config import TrainConfig
+from trainer.contract.hparams import Hyperparameters
+from trainer.contract.rundir import RunDir, read_jsonl
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import answer, event_of, stop_leftovers, wait_for
-from trainer.rundir import RunDir, RunDirError, current_line
+from trainer.contract.rundir import RunDir, RunDirError, current_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -254,7 +254,7 @@ def test_a_schedule_at_zero_cannot_be_set_and_says_so(tmp_path, digits_images):
     refused = callback.rundir.answer_to(sent[0])
     assert refused["event"] == "rejected"
     assert refused["reason"].startswith("a PiecewiseConstantDecay schedule is at α 0 at step 1"), refused["reason"]
-    from trainer.callback_lr import article
+    from trainer.keras_callback.lr import article
 
     assert (article("ExponentialDecay"), article("CosineDecay")) == ("an ExponentialDecay", "a CosineDecay")
 
@@ -299,8 +299,8 @@ def test_a_non_finite_loss_rolls_back_and_waits_then_rewind_branches(tmp_path, d
 
 def test_a_run_that_is_not_ours_is_refused_before_training(tmp_path, digits_images):
     from trainer import PandaCallback
-    from trainer.hparams import Hyperparameters
-    from trainer.loop import TrainConfig, Trainer
+    from trainer.contract.hparams import Hyperparameters
+    from trainer.training.loop import TrainConfig, Trainer
 
     # someone else's files
     (tmp_path / "notes").mkdir()

@@ -10,9 +10,9 @@ import pytest
 
 from conftest import answer, event_of, wait_for
 from test_callback import digits_images, fits, small_cnn  # noqa: F401  (fixtures)
-from trainer.callback_explore import EPOCH_END, LrRangeTest
-from trainer.exploration import LR_FINDER
-from trainer.undo import NOTHING_TO_UNDO
+from trainer.keras_callback.explore import EPOCH_END, LrRangeTest
+from trainer.training.exploration import LR_FINDER
+from trainer.steering.undo import NOTHING_TO_UNDO
 
 
 def state_of(model) -> list[np.ndarray]:

@@ -13,8 +13,8 @@ import pytest
 from conftest import wait_for
 from keras_corpus import PROGRAMS, digits
 from test_callback_corpus import Probe, Sender
-from trainer.rundir import RunDir
-from trainer.schedule import lr_at, lr_schedule
+from trainer.contract.rundir import RunDir
+from trainer.reports.schedule import lr_at, lr_schedule
 
 
 def mlp(lr=3e-3):
@@ -50,7 +50,7 @@ def test_learning_rate_changes_by_others_are_journaled_recorded_and_exported(tmp
     schedule = lr_schedule(panda.rundir.path)
     assert [lr_at(schedule, step) for step in range(len(probe.alphas))] == pytest.approx(probe.alphas, rel=1e-6), \
         "the exported schedule is the α each step used"
-    from app import charts
+    from app.figures import run_charts as charts
     from app.data import RunData
 
     view = RunData(panda.rundir.path, watch=False).view()
@@ -123,7 +123,7 @@ def test_find_lr_to_the_epochs_end_leaves_a_train_step_models_loss_alone(tmp_pat
     import keras
 
     from trainer import PandaCallback
-    from trainer.exploration import LR_FINDER
+    from trainer.training.exploration import LR_FINDER
 
     program = PROGRAMS["vae"]
     panda = PandaCallback(tmp_path / "vae")
@@ -176,7 +176,7 @@ def test_a_steered_schedule_is_exported_as_the_alpha_each_step_used(tmp_path):
     import keras
 
     from trainer import PandaCallback
-    from trainer.schedule_keras import PandaSchedule
+    from trainer.reports.keras_schedule import PandaSchedule
 
     x, y = digits(640)
     keras.utils.set_random_seed(0)
@@ -227,7 +227,7 @@ def test_find_lr_into_the_end_of_a_data_set_of_unknown_length_puts_the_epochs_me
     import tensorflow as tf
 
     from trainer import PandaCallback
-    from trainer.exploration import LR_FINDER
+    from trainer.training.exploration import LR_FINDER
 
     x, y = digits(640)
     data = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(64)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.commands import CommandError, validate
-from trainer.hparams import Hyperparameters
+from trainer.contract.commands import CommandError, validate
+from trainer.contract.hparams import Hyperparameters
 
 
 @pytest.mark.parametrize("record, value", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trainer import cli
-from trainer.rundir import RunDir
+from trainer.contract.rundir import RunDir
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import wait_for
-from trainer import commands as cmds
-from trainer.undo import NOTHING_TO_UNDO
+from trainer.contract import commands as cmds
+from trainer.steering.undo import NOTHING_TO_UNDO
 
 BAD = [
     ("fork", {"candidates": [], "steps": 10}, "at least one candidate"),

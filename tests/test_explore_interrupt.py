@@ -25,9 +25,9 @@ from streamlit.testing.v1 import AppTest
 from conftest import answer, wait_for
 from conftest_app import make_run
 from test_callback import digits_images, fits, small_cnn  # noqa: F401  (fixtures)
-from trainer.exploration import FORKS, LR_FINDER, Explorer
-from trainer.records import Status
-from trainer.rundir import RunDir
+from trainer.training.exploration import FORKS, LR_FINDER, Explorer
+from trainer.contract.records import Status
+from trainer.contract.rundir import RunDir
 
 PANDA = [sys.executable, "-m", "trainer"]
 #: A client's largest fork: about a minute of steps on digits, far longer than any assertion waits.
@@ -67,7 +67,7 @@ def test_a_stop_abandons_a_big_fork_within_a_second_and_puts_the_state_back(star
     run, trainer = t.run, t.trainer
     wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
     assert t.send("pause")["event"] == "applied"
-    before, step = state_of(trainer, leave_out=[trainer.knobs.lr]), trainer.steering.step
+    before, step = state_of(trainer, leave_out=[trainer.knobs.lr]), trainer.steering.core.step
 
     fork = run.send_command("fork", BIG_FORK, source="test")
     first = exploring(run, fork)

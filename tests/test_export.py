@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import wait_for
-from trainer.rundir import RunDir, current_line
+from trainer.contract.rundir import RunDir, current_line
 
 PANDA = [sys.executable, "-m", "trainer"]
 
@@ -22,8 +22,8 @@ def panda(*args) -> subprocess.CompletedProcess:
 def steered_run(tmp_path_factory):
     """A finished run with an applied and a rejected command, a rewind, and one command never answered."""
     from conftest import TrainerThread
-    from trainer.hparams import Hyperparameters
-    from trainer.loop import TrainConfig, Trainer
+    from trainer.contract.hparams import Hyperparameters
+    from trainer.training.loop import TrainConfig, Trainer
 
     path = tmp_path_factory.mktemp("export") / "steered"
     config = TrainConfig(hparams=Hyperparameters(lr=0.01), epochs=5, pace=0.2)
@@ -81,7 +81,7 @@ def test_parquet_export_holds_the_same_tables(steered_run, tmp_path):
 
 
 def test_default_folder_and_clear_errors(steered_run, tmp_path, monkeypatch):
-    from trainer.export import ExportError, export_run
+    from trainer.reports.export import ExportError, export_run
 
     run, _ = steered_run
     written = export_run(run.path)

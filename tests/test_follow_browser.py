@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from app import follow
-from app.auth import Access
+from app.serving import follow
+from app.serving.auth import Access
 from conftest_app import make_run, served_app, wait_until
 from test_browser import CHROMIUM, CHROMIUM_ARGS
 from test_browser_pages import _up

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import event_of, wait_for
 from test_find_lr import state_of
-from trainer.exploration import FORKS, best_of
+from trainer.training.exploration import FORKS, best_of
 
 
 def forks(run) -> list[dict]:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from conftest import event_of, wait_for
-from trainer.rundir import CHECKPOINT_META, RunDir
+from trainer.contract.rundir import CHECKPOINT_META, RunDir
 
 PANDA = [sys.executable, "-m", "trainer"]
 

@@ -20,12 +20,14 @@ from hypothesis import strategies as st
 
 from conftest import answer, wait_for
 from hostile import lines
-from trainer import commands as cmds
-from trainer import jsonl, jsonsafe, rundir
-from trainer.inbox import TOO_LONG, CommandInbox
-from trainer.jsonl import MAX_LINE_BYTES, READ_BLOCK, JsonlTail, read_jsonl
-from trainer.rundir import RunDir, append_jsonl
-from trainer.steerable import check_command
+from trainer.contract import commands as cmds
+from trainer.contract import jsonl
+from trainer.contract import jsonsafe
+from trainer.contract import rundir
+from trainer.contract.inbox import TOO_LONG, CommandInbox
+from trainer.contract.jsonl import MAX_LINE_BYTES, READ_BLOCK, JsonlTail, read_jsonl
+from trainer.contract.rundir import RunDir, append_jsonl
+from trainer.steering.steerable import check_command
 
 MB = 2**20
 BRACES = b"{" * 300 + b'"' + b"x" * (3 * MB)  # 300 later starts of an object, none of them whole

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.rundata import RunData
-from app.runstore import RunStore, RunSummary
-from trainer.records import Status, checkpoint_meta, config_record, trial_record
-from trainer.rundir import (
+from app.data.rundata import RunData
+from app.data.runstore import RunStore, RunSummary
+from trainer.contract.records import Status, checkpoint_meta, config_record, trial_record
+from trainer.contract.rundir import (
     CHECKPOINT_META, MAX_SNAPSHOT_BYTES, NotRegularFile, RunDir, RunDirError, open_regular, read_snapshot,
 )
 
@@ -259,7 +259,7 @@ def test_any_content_in_any_file_gives_typed_values_or_a_notice(tmp_path_factory
 def test_a_trial_named_out_of_the_sweep_is_not_shown_and_babysit_cannot_open_it(tmp_path):
     from streamlit.testing.v1 import AppTest
 
-    from app import sweep_data
+    from app.data import sweeps as sweep_data
     from test_search_page import make_sweep
 
     root = tmp_path / "runs"
@@ -281,7 +281,7 @@ def test_a_trial_named_out_of_the_sweep_is_not_shown_and_babysit_cannot_open_it(
     def app(path: str, runs_root: str) -> None:
         from pathlib import Path
 
-        from app.sweep_page import render_sweep
+        from app.views.sweep_page import render_sweep
 
         render_sweep(Path(path), runs_root=Path(runs_root))
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from conftest import answer, wait_for
 from hostile import HOSTILE_LINES, lines
-from trainer.rundir import RunDir
+from trainer.contract.rundir import RunDir
 
 PANDA = [sys.executable, "-m", "trainer"]
 

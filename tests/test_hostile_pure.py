@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostile import DEEP, HOSTILE_LINES, command_like, json_values, lines
-from trainer import commands as cmds
-from trainer.inbox import CommandInbox, Received
-from trainer.journal import answered_in, state_at_end
-from trainer.jsonsafe import MAX_ECHO_CHARS, parse_line, preview
-from trainer.rundir import JsonlTail, RunDir, append_jsonl, dumps
+from trainer.contract import commands as cmds
+from trainer.contract.inbox import CommandInbox, Received
+from trainer.contract.journal import answered_in, state_at_end
+from trainer.contract.jsonsafe import MAX_ECHO_CHARS, parse_line, preview
+from trainer.contract.rundir import JsonlTail, RunDir, append_jsonl, dumps
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -52,8 +52,8 @@ def test_jsonl_tail_never_raises_and_keeps_the_valid_line_after_garbage(tmp_path
 @SETTINGS
 @given(st.lists(lines, max_size=6))
 def test_the_dashboard_reads_any_command_file(tmp_path, garbage):
-    from app import journal
-    from app.charts import interventions, learning_rate_series
+    from app.data import journal_view as journal
+    from app.figures.run_charts import interventions, learning_rate_series
     from app.data import RunData
 
     run = RunDir(tmp_path / f"r{len(list(tmp_path.iterdir()))}").create()
@@ -103,8 +103,8 @@ def test_unicode_digits_are_not_a_rewind_target():
 
 
 def test_unicode_digits_do_not_crash_checkpoint_lookup(tmp_path):
-    from trainer.checkpoints import CheckpointStore
-    from trainer.rundir import CheckpointError
+    from trainer.training.checkpoints import CheckpointStore
+    from trainer.contract.rundir import CheckpointError
 
     folder = tmp_path / "ckpt-00001"  # find() reads the index and the found one's meta.json: no TensorFlow objects
     folder.mkdir()
@@ -161,7 +161,7 @@ def test_a_paused_or_diverged_run_comes_back_that_way():
 
 
 def test_a_label_of_two_billion_classes_is_refused(tmp_path):
-    from trainer.data import DataError, load_dataset
+    from trainer.training.data import DataError, load_dataset
 
     csv = tmp_path / "big.csv"
     csv.write_text("a,label\n" + "".join(f"{i},{2**31 - 2 if i == 0 else i % 2}\n" for i in range(20)))
@@ -184,7 +184,7 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
 
     run = make_run(tmp_path, "r", epochs_done=3)
     reader = subprocess.Popen(["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    code = f"import sys; from app.cli import main; sys.stdout.write('x' * 200_000); sys.exit(main(['status', {str(run.path)!r}]))"
+    code = f"import sys; from app.serving.panda_cli import main; sys.stdout.write('x' * 200_000); sys.exit(main(['status', {str(run.path)!r}]))"
     panda = subprocess.run([sys.executable, "-c", code], stdout=reader.stdin, stderr=subprocess.PIPE, text=True,
                            timeout=60)
     reader.stdin.close()

@@ -20,11 +20,11 @@ from streamlit.dataframe_util import convert_pandas_df_to_arrow_bytes
 from streamlit.proto.Markdown_pb2 import Markdown
 from streamlit.proto.PlotlyChart_pb2 import PlotlyChart
 
-from trainer import commands as cmds
-from trainer import jsonsafe
-from trainer.inbox import CommandInbox, Received
-from trainer.rundir import JsonlTail, RunDir, append_jsonl
-from trainer.steerable import check_command
+from trainer.contract import commands as cmds
+from trainer.contract import jsonsafe
+from trainer.contract.inbox import CommandInbox, Received
+from trainer.contract.rundir import JsonlTail, RunDir, append_jsonl
+from trainer.steering.steerable import check_command
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -193,8 +193,9 @@ def hostile_run(tmp_path, texts: list[str]) -> RunDir:
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(with_surrogate | hostile_text, min_size=1, max_size=3))
 def test_the_journal_the_charts_and_the_latest_line_take_any_client_text(tmp_path, texts):
-    from app import journal, projector
-    from app.charts import interventions
+    from app.data import journal_view as journal
+    from app.views import projector
+    from app.figures.run_charts import interventions
     from app.data import RunData
 
     run = hostile_run(tmp_path, texts)
@@ -221,7 +222,7 @@ def test_the_journal_the_charts_and_the_latest_line_take_any_client_text(tmp_pat
 def test_csv_export_takes_any_client_text(tmp_path, texts):
     import pandas as pd
 
-    from trainer.export import export_run
+    from trainer.reports.export import export_run
 
     run = hostile_run(tmp_path, texts)
     out = tmp_path / f"export-{run.name}"

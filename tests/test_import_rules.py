@@ -36,22 +36,22 @@ def test_a_broken_rule_fails_lint_imports(tmp_path):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     with open(tmp_path / "trainer" / "jsonsafe.py", "a") as f:
-        f.write("\nimport app.auth  # noqa\n")
+        f.write("\nimport app.serving.auth  # noqa\n")
     result = subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=300, env={**os.environ, "PYTHONPATH": str(tmp_path)})
-    assert result.returncode != 0 and "trainer.jsonsafe -> app.auth" in result.stdout
+    assert result.returncode != 0 and "trainer.contract.jsonsafe -> app.serving.auth" in result.stdout
 
 
 @pytest.mark.parametrize("argv", [["status", "--help"], ["ctl", "--help"], ["status", "{run}"],
                                   ["ctl", "{run}", "pause"]])
 def test_panda_ctl_and_status_import_neither_tensorflow_nor_optuna(tmp_path, argv):
-    """`panda` (app.cli:main) run for real in a fresh interpreter; sys.modules after it says what it loaded."""
-    from trainer.config import TrainConfig
-    from trainer.rundir import RunDir
+    """`panda` (app.serving.panda_cli:main) run for real in a fresh interpreter; sys.modules after it says what it loaded."""
+    from trainer.contract.config import TrainConfig
+    from trainer.contract.rundir import RunDir
 
     run = RunDir(tmp_path / "r")
     run.create().write_config(TrainConfig(epochs=1).to_dict())
-    code = ("import json, sys\nfrom app.cli import main\ntry:\n    main(json.loads(sys.argv[1]))\n"
+    code = ("import json, sys\nfrom app.serving.panda_cli import main\ntry:\n    main(json.loads(sys.argv[1]))\n"
             "except SystemExit:\n    pass\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
     args = [a.replace("{run}", str(run.path)) for a in argv]
     result = subprocess.run([sys.executable, "-c", code, json.dumps(args)], env=_env(), capture_output=True,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from trainer.inbox import CommandInbox
-from trainer.rundir import RunDir, append_jsonl
+from trainer.contract.inbox import CommandInbox
+from trainer.contract.rundir import RunDir, append_jsonl
 
 
 def make_run(tmp_path) -> RunDir:

@@ -1,4 +1,4 @@
-"""trainer.launching: the one spawn every trainer launch goes through (page, sweep backends, resume)."""
+"""trainer.contract.launching: the one spawn every trainer launch goes through (page, sweep backends, resume)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_for
-from trainer import launching
-from trainer.config import TrainConfig
+from trainer.contract import launching
+from trainer.contract.config import TrainConfig
 
 #: A stand-in trainer: writes its pid, then on SIGTERM writes "terminated" and exits 0.
 CHILD = textwrap.dedent("""
@@ -63,7 +63,7 @@ def test_a_tied_trainer_gets_sigterm_when_its_parent_is_killed_an_untied_one_kee
     (tmp_path / "child.py").write_text(CHILD)
     parent_code = textwrap.dedent(f"""
         import sys, threading
-        from trainer.launching import spawn
+        from trainer.contract.launching import spawn
         spawn([sys.executable, {str(tmp_path / 'child.py')!r}, {str(tmp_path)!r}], {str(tmp_path / 'c.log')!r},
               tied={tied})
         threading.Event().wait(120)
@@ -101,14 +101,14 @@ def test_stop_sends_sigterm_first_and_kills_only_after_the_grace(tmp_path):
 
 def test_every_launcher_goes_through_the_one_spawn():
     """The page and both sweep backends call launching.spawn; no other trainer Popen is left."""
-    import app.launch
+    import app.serving.launch
     import trainer.search.backends
     import trainer.search.runner
 
-    for module in (app.launch, trainer.search.backends, trainer.search.runner):
+    for module in (app.serving.launch, trainer.search.backends, trainer.search.runner):
         source = Path(module.__file__).read_text()
         assert "Popen(" not in source, module.__name__
-    assert "spawn(" in Path(app.launch.__file__).read_text()
+    assert "spawn(" in Path(app.serving.launch.__file__).read_text()
     assert Path(trainer.search.backends.__file__).read_text().count("spawn(") == 2
     argv = launching.trainer_argv("runs", "r", TrainConfig(epochs=2))
     assert argv[:3] == list(launching.TRAINER_PROGRAM) and argv[3:5] == ["train", "--run-dir"]

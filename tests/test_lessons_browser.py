@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from app.launch import start_run
+from app.serving.launch import start_run
 from conftest_app import served_app, stop_launched, wait_until
 from test_browser_pages import _overlaps
 from test_browser import CHROMIUM, CHROMIUM_ARGS
-from trainer.config import TrainConfig
-from trainer.rundir import RunDir
+from trainer.contract.config import TrainConfig
+from trainer.contract.rundir import RunDir
 
 pytestmark = pytest.mark.timeout(240)
 

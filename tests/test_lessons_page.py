@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import lessons
+from app.figures import lessons
 from tests.conftest_app import make_run
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,8 +36,8 @@ def test_panda_vs_caviar_counts_the_epochs_each_spent(tmp_path):
 def _page(root: str, can_steer: bool = False) -> None:
     from pathlib import Path
 
-    from app.controls import Steerer
-    from app.lessons_page import render_lessons
+    from app.panels.controls import Steerer
+    from app.views.lessons_page import render_lessons
 
     render_lessons(Path(root), Steerer(Path(root), can_steer))
 
@@ -80,7 +80,7 @@ def test_the_tracing_button_measures_real_tensorflow_for_the_presenter_and_shows
     at.button(key="lesson-tracing-go").click().run()  # again within MEASURE_EVERY: the same result, no new work
     viewer.selectbox(key="lesson-tracing-run").select("babysat").run()  # every session sees the one measurement
     assert "traced 8 times" in " ".join(m.value for m in viewer.markdown)
-    from app.lessons_page import measurements
+    from app.views.lessons_page import measurements
 
     assert measurements().measured == 1
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from trainer.tracing import measure
+from trainer.reports.tracing import measure
 
 pytestmark = pytest.mark.timeout(300)
 

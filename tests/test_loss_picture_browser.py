@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.scenarios import SCENARIOS
+from app.serving.scenarios import SCENARIOS
 from conftest import wait_for
 from conftest_app import served_app, wait_until
 from test_browser import CHROMIUM, CHROMIUM_ARGS

@@ -1,6 +1,6 @@
-"""Presenter rights at their edges: the wrong, expired and spent case of every right (app/auth.py).
+"""Presenter rights at their edges: the wrong, expired and spent case of every right (app/serving/auth.py).
 
-The mutation-testing selection for app/auth.py (pyproject.toml [tool.panda.mutation]): each test
+The mutation-testing selection for app/serving/auth.py (pyproject.toml [tool.panda.mutation]): each test
 says what a room of viewers must not be able to do.
 """
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from app.auth import (PRESENTER_COOKIE, PRESENTER_COOKIE_AGE, Access, OneTimeCode, PresenterKeys, is_local,
+from app.serving.auth import (PRESENTER_COOKIE, PRESENTER_COOKIE_AGE, Access, OneTimeCode, PresenterKeys, is_local,
                       new_token, read_token_file, token_matches)
 
 
@@ -149,7 +149,7 @@ def test_the_cookie_script_stores_the_key_for_this_site_only():
 # --- the server's secrets: one pair per process, out of every client's reach -------------------
 
 def test_presenter_secrets_are_one_pair_per_server_and_code_and_the_code_lives_its_ttl(tmp_path):
-    from app.auth import CODE_TTL, presenter_secrets
+    from app.serving.auth import CODE_TTL, presenter_secrets
 
     before = time.time()
     code, keys = presenter_secrets(tmp_path, "abc")

@@ -1,14 +1,14 @@
-"""What a running trainer accepts, at every limit: exactly the limit, one past it (trainer/commands.py).
+"""What a running trainer accepts, at every limit: exactly the limit, one past it (trainer/contract/commands.py).
 
-The mutation-testing selection for trainer/commands.py (pyproject.toml [tool.panda.mutation]).
+The mutation-testing selection for trainer/contract/commands.py (pyproject.toml [tool.panda.mutation]).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from trainer import commands as cmds
-from trainer.commands import (COMMANDS, MAX_BATCH_SIZE, MAX_EXPLORE_STEPS, MAX_FORK_CANDIDATES, MAX_LR, MAX_SCALE,
+from trainer.contract import commands as cmds
+from trainer.contract.commands import (COMMANDS, MAX_BATCH_SIZE, MAX_EXPLORE_STEPS, MAX_FORK_CANDIDATES, MAX_LR, MAX_SCALE,
                               VALUED, Command, CommandError, check_adopt, check_candidate, check_checkpoint_name,
                               check_find_lr, check_fork, check_note, check_switch, valid_id, validate)
 
@@ -269,7 +269,7 @@ def test_rewind_takes_text_or_whole_numbers_only():
 
 
 def test_a_hyperparameter_check_turns_option_errors_into_command_errors():
-    from trainer.hparams import STEERABLE
+    from trainer.contract.hparams import STEERABLE
     check = cmds._checked(STEERABLE["set_lr"])
     assert check.__name__ == "check_lr"
     assert check("0.25") == 0.25
@@ -297,7 +297,7 @@ def test_a_bad_id_is_echoed_in_its_first_40_characters():
 
 # --- the command table ------------------------------------------------------------------------
 
-#: What each command is, written out by hand: a flag flipped in trainer/commands.py's TABLE fails here.
+#: What each command is, written out by hand: a flag flipped in trainer/contract/commands.py's TABLE fails here.
 #: (name, hparam, undoable, replayed, obeyed by PandaCallback)
 EXPECTED = [
     ("set_lr", True, True, True, True), ("scale_lr", True, True, True, True),

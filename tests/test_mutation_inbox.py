@@ -1,6 +1,6 @@
-"""The inbox's promises, each checked by what it returns: once, in order, stamped, waking the loop (trainer/inbox.py).
+"""The inbox's promises, each checked by what it returns: once, in order, stamped, waking the loop (trainer/contract/inbox.py).
 
-The mutation-testing selection for trainer/inbox.py (pyproject.toml [tool.panda.mutation]).
+The mutation-testing selection for trainer/contract/inbox.py (pyproject.toml [tool.panda.mutation]).
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import time
 
-from trainer.inbox import CommandInbox, Received
-from trainer.jsonsafe import MAX_ECHO_CHARS
-from trainer.rundir import RunDir, append_jsonl
+from trainer.contract.inbox import CommandInbox, Received
+from trainer.contract.jsonsafe import MAX_ECHO_CHARS
+from trainer.contract.rundir import RunDir, append_jsonl
 
 
 def make_run(tmp_path) -> RunDir:
@@ -222,7 +222,7 @@ def test_describe_echoes_bounded_fields():
 
 def test_only_the_commands_file_wakes_the_inbox(tmp_path):
     """The trainer writes status.json at every heartbeat: that must not interrupt its own epoch graph."""
-    from trainer.watch import FileWatcher
+    from trainer.contract.watch import FileWatcher
     run = make_run(tmp_path)
     step = {"now": 1}
     inbox = CommandInbox(run, lambda: step["now"]).start()
@@ -247,8 +247,8 @@ def test_client_text_is_read_raw_so_a_lone_surrogate_reaches_validation(tmp_path
 
 
 def test_a_line_over_the_limit_is_delivered_with_its_problem_and_a_normal_one_without(tmp_path):
-    from trainer.inbox import TOO_LONG
-    from trainer.rundir import MAX_LINE_BYTES
+    from trainer.contract.inbox import TOO_LONG
+    from trainer.contract.rundir import MAX_LINE_BYTES
     run = make_run(tmp_path)
     write_line(run, '{"id": "ok", "cmd": "pause"}')
     write_line(run, '"' + "x" * MAX_LINE_BYTES + '"')

@@ -1,6 +1,6 @@
-"""What the JSON-safety functions return, at each limit: exactly the limit, one past it (trainer/jsonsafe.py).
+"""What the JSON-safety functions return, at each limit: exactly the limit, one past it (trainer/contract/jsonsafe.py).
 
-The mutation-testing selection for trainer/jsonsafe.py (pyproject.toml [tool.panda.mutation]).
+The mutation-testing selection for trainer/contract/jsonsafe.py (pyproject.toml [tool.panda.mutation]).
 tests/test_hostile_pure.py fuzzes them for "never raises"; this file pins what they answer.
 """
 
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from trainer.jsonsafe import (MAX_DEPTH, MAX_ECHO_CHARS, MAX_RECOVERY_TRIES, _strict, _text, clean, parse_line,
+from trainer.contract.jsonsafe import (MAX_DEPTH, MAX_ECHO_CHARS, MAX_RECOVERY_TRIES, _strict, _text, clean, parse_line,
                               preview, text_of)
 
 B = {"id": "b", "cmd": "pause"}
@@ -188,7 +188,7 @@ def recovery_cost(text: str) -> int:
 
 def test_the_recovery_work_cap_is_inclusive():
     """A few failed tries from braces far from the end cost more than the line's length each."""
-    from trainer.jsonsafe import RECOVERY_WORK_FACTOR
+    from trainer.contract.jsonsafe import RECOVERY_WORK_FACTOR
     for tail in range(400, 420):  # a tail that makes the cost a multiple of the factor
         body = '{"p": "' + "{" * 8 + '", "q": "' + "x" * tail + '"}'
         cost = recovery_cost("g" + body)
@@ -203,13 +203,13 @@ def test_the_recovery_work_cap_is_inclusive():
 # --- text: safe_text, scrub, find_surrogate, terminal_text, say ------------------------------------
 
 def test_safe_text_escapes_only_lone_surrogates():
-    from trainer.jsonsafe import safe_text
+    from trainer.contract.jsonsafe import safe_text
     assert safe_text("ok α 😀") == "ok α 😀"
     assert safe_text("a\udfffb\ud800") == "a\\udfffb\\ud800"
 
 
 def test_scrub_cleans_strings_and_keys_at_every_depth_and_keeps_other_keys():
-    from trainer.jsonsafe import scrub
+    from trainer.contract.jsonsafe import scrub
     assert scrub("x\udfff") == "x\\udfff"
     value = [["\udfff", {"k": ["\ud800"]}], {"a": {"b\udfff": "c\udfff"}}, 1, None]
     assert scrub(value) is value and value == [["\\udfff", {"k": ["\\ud800"]}], {"a": {"b\\udfff": "c\\udfff"}}, 1, None]
@@ -218,7 +218,7 @@ def test_scrub_cleans_strings_and_keys_at_every_depth_and_keeps_other_keys():
 
 
 def test_find_surrogate_says_where():
-    from trainer.jsonsafe import find_surrogate
+    from trainer.contract.jsonsafe import find_surrogate
     assert find_surrogate("ok") is None and find_surrogate({"a": [1, "b", {"c": None}]}) is None
     assert find_surrogate("\udfff") == "the text"
     assert find_surrogate({"k\udfff": 1}) == "a key of the object"
@@ -231,7 +231,7 @@ def test_find_surrogate_says_where():
 
 
 def test_terminal_text_escapes_only_what_is_unprintable():
-    from trainer.jsonsafe import terminal_text
+    from trainer.contract.jsonsafe import terminal_text
     assert terminal_text("plain α") == "plain α"
     assert terminal_text("α\x1b[2J\udfff\n") == "α\\x1b[2J\\udfff\\n"
 
@@ -255,7 +255,7 @@ def ascii_stream():
 
 
 def test_say_prints_one_escaped_line_in_the_streams_encoding_and_flushes():
-    from trainer.jsonsafe import say
+    from trainer.contract.jsonsafe import say
     buf = io.StringIO()  # its encoding is None: UTF-8
     say("α\x1b", file=buf)
     assert buf.getvalue() == "α\\x1b\n"
@@ -268,7 +268,7 @@ def test_say_prints_one_escaped_line_in_the_streams_encoding_and_flushes():
 
 
 def test_say_defaults_to_stdout_in_its_encoding(monkeypatch):
-    from trainer.jsonsafe import say
+    from trainer.contract.jsonsafe import say
     raw, stream = ascii_stream()
     monkeypatch.setattr(sys, "stdout", stream)
     say("α")
@@ -276,7 +276,7 @@ def test_say_defaults_to_stdout_in_its_encoding(monkeypatch):
 
 
 def test_say_drops_the_line_on_a_closed_stream():
-    from trainer.jsonsafe import say
+    from trainer.contract.jsonsafe import say
     buf = io.StringIO()
     buf.close()
     say("x", file=buf)  # no error: the line is lost, the caller goes on

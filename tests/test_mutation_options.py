@@ -1,6 +1,6 @@
-"""The options table at its edges: each bound inclusive or open, each spelling of a choice (trainer/options.py).
+"""The options table at its edges: each bound inclusive or open, each spelling of a choice (trainer/contract/options.py).
 
-The mutation-testing selection for trainer/options.py (pyproject.toml [tool.panda.mutation]).
+The mutation-testing selection for trainer/contract/options.py (pyproject.toml [tool.panda.mutation]).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from trainer.options import (MAX_INT, Option, OptionError, add_flags, argparse_type, defaults_of, option,
+from trainer.contract.options import (MAX_INT, Option, OptionError, add_flags, argparse_type, defaults_of, option,
                              options_of, short_repr, to_flags)
 
 

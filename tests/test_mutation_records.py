@@ -1,14 +1,14 @@
-"""The typed readers of the run directory, field by field, at each limit (trainer/records.py).
+"""The typed readers of the run directory, field by field, at each limit (trainer/contract/records.py).
 
-The mutation-testing selection for trainer/records.py (pyproject.toml [tool.panda.mutation]).
+The mutation-testing selection for trainer/contract/records.py (pyproject.toml [tool.panda.mutation]).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from trainer.jsonsafe import MAX_ECHO_CHARS
-from trainer.records import (FLOAT_FIELDS, INT_FIELDS, TABLE_FIELDS, TEXT_FIELDS, Answer, Status, log_record, number,
+from trainer.contract.jsonsafe import MAX_ECHO_CHARS
+from trainer.contract.records import (FLOAT_FIELDS, INT_FIELDS, TABLE_FIELDS, TEXT_FIELDS, Answer, Status, log_record, number,
                              table, text)
 
 LONG = 10 * MAX_ECHO_CHARS
@@ -122,7 +122,7 @@ def test_answers_are_applied_or_rejected_events_only():
 
 
 def test_the_typed_readers_keep_their_type_and_refuse_others():
-    from trainer.records import flag, obj, real, string, strings, whole, wholes
+    from trainer.contract.records import flag, obj, real, string, strings, whole, wholes
     assert flag(True) is True and flag(False) is False
     assert [flag(v) for v in (1, 0, "true", None, [])] == [None] * 5
     assert obj({"a": 1}) == {"a": 1} and obj({}) == {}
@@ -140,7 +140,7 @@ def test_the_typed_readers_keep_their_type_and_refuse_others():
 
 
 def test_checkpoint_meta_fills_its_defaults_and_keeps_what_was_written():
-    from trainer.records import checkpoint_meta
+    from trainer.contract.records import checkpoint_meta
     assert checkpoint_meta({"seq": 3, "epoch": 2, "step": 40}) == {
         "seq": 3, "epoch": 2, "step": 40, "branch": 0, "hparams": {}, "metrics": None, "reason": None}
     full = {"seq": 3, "epoch": 2, "step": 40, "branch": 1, "hparams": {"lr": 0.1}, "metrics": {"loss": 1.0},
@@ -153,7 +153,7 @@ def test_checkpoint_meta_fills_its_defaults_and_keeps_what_was_written():
 
 # --- epoch and batch records ------------------------------------------------------------------
 
-from trainer.records import EPOCH_COLUMNS, EPOCH_FIELDS, BatchRecord, EpochRecord  # noqa: E402
+from trainer.contract.records import EPOCH_COLUMNS, EPOCH_FIELDS, BatchRecord, EpochRecord  # noqa: E402
 
 CORE = ("epoch", "branch", "step", "lr", "beta", "batch_size", "loss", "accuracy", "val_loss", "val_accuracy",
         "grad_norm", "epoch_seconds", "samples_per_second", "wall_seconds", "wall_samples_per_second", "time")

@@ -1,6 +1,6 @@
-"""The run lock's every right and refusal, in one process (trainer/runlock.py).
+"""The run lock's every right and refusal, in one process (trainer/contract/runlock.py).
 
-The mutation-testing selection for trainer/runlock.py (pyproject.toml [tool.panda.mutation]);
+The mutation-testing selection for trainer/contract/runlock.py (pyproject.toml [tool.panda.mutation]);
 tests/test_run_lock.py has the real second trainer.
 """
 
@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from trainer import runlock
-from trainer.rundir import RunDirError
-from trainer.runlock import LOCK, RunLock
+from trainer.contract import runlock
+from trainer.contract.rundir import RunDirError
+from trainer.contract.runlock import LOCK, RunLock
 
 
 def open_fds() -> set[str]:

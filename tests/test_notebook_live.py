@@ -15,7 +15,7 @@ import pytest
 
 from conftest_app import wait_until
 from test_notebook import IFRAME, healthy, kernel_env, listening
-from trainer.rundir import RunDir
+from trainer.contract.rundir import RunDir
 
 pytestmark = pytest.mark.timeout(420)
 

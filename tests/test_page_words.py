@@ -9,13 +9,17 @@ import time
 import numpy as np
 import pytest
 
-from app import charts, cli, progress
+from app.figures import run_charts as charts
+
+from app.serving import panda_cli as cli
+
+from app.data import run_progress as progress
 from app.data import RunData
-from trainer.advisor import not_learning
+from trainer.steering.advice_rules import not_learning
 from conftest_app import make_run, write_status
 from trainer.cli import format_status
-from trainer.outcome import outcome
-from trainer.rundir import append_jsonl
+from trainer.contract.outcome import outcome
+from trainer.contract.rundir import append_jsonl
 
 GONE_PID = 2**22 + 12345  # above Linux's pid_max: never a live process
 

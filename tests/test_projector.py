@@ -9,8 +9,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from app import projector
-from app.scenarios import SCENARIOS
+from app.views import projector
+from app.serving.scenarios import SCENARIOS
 from conftest_app import HPARAMS, make_run, write_status
 
 pytestmark = pytest.mark.timeout(120)
@@ -97,7 +97,7 @@ def test_viewers_share_one_encoding_of_each_chart_per_change(open_app, steered_r
     assert cache.builds == built  # a second session and a refresh: nothing re-encoded
     write_status(steered_run, state="running", epoch=51, epochs=300)
     from conftest_app import epoch_record
-    from trainer.rundir import append_jsonl
+    from trainer.contract.rundir import append_jsonl
 
     append_jsonl(steered_run.metrics_path, epoch_record(51))
     projector.shared_charts()  # same instance
@@ -119,7 +119,7 @@ def test_the_presenter_keeps_the_full_page_a_qr_code_and_the_hint(open_app, stee
 
 
 def test_latest_intervention_in_words(steered_run):
-    from app.rundata import RunData
+    from app.data.rundata import RunData
 
     view = RunData(steered_run.path, watch=False).view()
     assert projector.latest_intervention(view) == "learning rate ×0.1 at epoch 48 (0.003 → 0.0003)"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from app.launch import start_run
-from app.scenarios import SCENARIOS
+from app.serving.launch import start_run
+from app.serving.scenarios import SCENARIOS
 from conftest_app import served_app, stop_launched, wait_until
 from test_browser import CHROMIUM, CHROMIUM_ARGS
-from trainer.rundir import RunDir
+from trainer.contract.rundir import RunDir
 
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "projector.png"
 NAME = "demo-bouncing-20250101-120000"

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import wait_for
 from trainer.cli import main
-from trainer.replay import Replayer, plan_of
+from trainer.steering.replay import Replayer, plan_of
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from conftest import answer, wait_for
-from trainer.rundir import RunDir, RunDirError
-from trainer.runlock import LOCK, RunLock
+from trainer.contract.rundir import RunDir, RunDirError
+from trainer.contract.runlock import LOCK, RunLock
 
 PANDA = [sys.executable, "-m", "trainer"]
 REFUSED = "is being trained by another process"
@@ -105,7 +105,7 @@ def test_a_forked_child_lets_go_of_its_copy(tmp_path):
 
 
 def test_a_trainer_that_is_never_run_gives_the_run_up(tmp_path):
-    from trainer.loop import TrainConfig, Trainer
+    from trainer.training.loop import TrainConfig, Trainer
 
     closed = Trainer.create(tmp_path / "closed", TrainConfig(epochs=1), verbose=False)
     with pytest.raises(RunDirError, match=REFUSED):

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from trainer.rundir import (
+from trainer.contract.rundir import (
     JsonlTail, RunDir, RunDirError, SCHEMA_VERSION, append_jsonl, atomic_write_json, current_line,
     iter_runs, read_jsonl, repair_jsonl_tail,
 )

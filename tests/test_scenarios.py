@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.scenarios import DEFAULT, PACE, SCENARIOS, hint, run_name, scenario_of
+from app.serving.scenarios import DEFAULT, PACE, SCENARIOS, hint, run_name, scenario_of
 from conftest import event_of, wait_for
 
 pytestmark = pytest.mark.timeout(300)

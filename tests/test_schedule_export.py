@@ -9,7 +9,7 @@ import pytest
 
 from conftest import wait_for
 from trainer.cli import main
-from trainer.schedule import lr_at, schedule_from
+from trainer.reports.schedule import lr_at, schedule_from
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -32,7 +32,7 @@ def test_rewinds_drop_the_steps_gone_over_and_decay_steps_at_epoch_ends():
 def test_export_gives_the_alpha_a_live_run_used_and_keras_trains_with_it(tmp_path, start_trainer):
     import keras
 
-    from trainer.schedule_keras import PandaSchedule
+    from trainer.reports.keras_schedule import PandaSchedule
 
     t = start_trainer("orig", epochs=4, pace=0.1, optimizer="sgd", lr=0.05)
     changes = [t.send("set_lr", 0.02)]

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 import conftest
-from trainer.rundir import RunDir, current_line
+from trainer.contract.rundir import RunDir, current_line
 from trainer.search.runner import SweepRunner, SweepSettings, TrialPlan
 from trainer.search.samplers import make_sampler
 from trainer.search.space import parse_param_args

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app import sweep_charts, sweep_data
-from trainer.rundir import RunDir, append_jsonl
+from app.figures import sweep_charts
+
+from app.data import sweeps as sweep_data
+from trainer.contract.rundir import RunDir, append_jsonl
 from trainer.search.runner import SweepSettings
 from trainer.search.samplers import RandomSampler
 from trainer.search.space import parse_param_args, resolve_trial
@@ -127,7 +129,7 @@ def test_the_page_renders_and_babysit_opens_the_trial(tmp_path):
     def app(path: str) -> None:
         from pathlib import Path
 
-        from app.sweep_page import render_sweep
+        from app.views.sweep_page import render_sweep
 
         render_sweep(Path(path))
 
@@ -152,7 +154,7 @@ def test_not_a_sweep_is_an_error_on_the_page(tmp_path):
     def app(path: str) -> None:
         from pathlib import Path
 
-        from app.sweep_page import render_sweep
+        from app.views.sweep_page import render_sweep
 
         render_sweep(Path(path))
 
@@ -166,7 +168,7 @@ def test_no_tensorflow_import():
     import subprocess
     import sys
 
-    code = "import sys, app.sweep_page; print('tensorflow' in sys.modules)"
+    code = "import sys, app.views.sweep_page; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
@@ -176,7 +178,7 @@ def test_data_and_figures_import_no_streamlit():
     import subprocess
     import sys
 
-    code = ("import sys, app.sweep_data; plotly = 'plotly' in sys.modules; import app.sweep_charts; "
+    code = ("import sys, app.data.sweeps; plotly = 'plotly' in sys.modules; import app.figures.sweep_charts; "
             "print(plotly, 'streamlit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -184,7 +186,7 @@ def test_data_and_figures_import_no_streamlit():
 
 
 def test_the_page_keeps_one_reader_per_sweep_and_the_data_layer_none(tmp_path):
-    from app import sweep_page
+    from app.views import sweep_page
 
     assert not [name for name, v in vars(sweep_data).items() if isinstance(v, sweep_data.TrialCurves)]
     sweep = make_sweep(tmp_path, n=2)
@@ -202,7 +204,7 @@ def test_the_sweeps_page_lists_sweeps_and_opens_the_chosen_one(tmp_path):
     def app(root: str) -> None:
         from pathlib import Path
 
-        from app.sweep_page import render_sweeps
+        from app.views.sweep_page import render_sweeps
 
         render_sweeps(Path(root))
 
@@ -223,7 +225,7 @@ def test_the_sweeps_page_without_sweeps_says_how_to_start_one(tmp_path):
     def app(root: str) -> None:
         from pathlib import Path
 
-        from app.sweep_page import render_sweeps
+        from app.views.sweep_page import render_sweeps
 
         render_sweeps(Path(root))
 
@@ -234,7 +236,7 @@ def test_the_sweeps_page_without_sweeps_says_how_to_start_one(tmp_path):
 
 
 def test_trial_curves_read_only_what_was_appended_and_start_over_on_a_new_file(tmp_path):
-    from trainer.rundir import RunDir, append_jsonl
+    from trainer.contract.rundir import RunDir, append_jsonl
 
     run = RunDir(tmp_path / "t").create()
     curves = sweep_data.TrialCurves()
@@ -317,7 +319,7 @@ def test_the_page_shows_the_steered_column(tmp_path):
     def app(path: str) -> None:
         from pathlib import Path
 
-        from app.sweep_page import render_sweep
+        from app.views.sweep_page import render_sweep
 
         render_sweep(Path(path))
 
@@ -367,8 +369,8 @@ def make_pbt_sweep(root: Path) -> SweepDir:
 def pbt_app(path: str, can_steer: bool) -> None:
     from pathlib import Path
 
-    from app.controls import Steerer
-    from app.sweep_page import render_sweep
+    from app.panels.controls import Steerer
+    from app.views.sweep_page import render_sweep
 
     render_sweep(Path(path), steerer=Steerer(Path(path).parent, can_steer))
 
@@ -420,7 +422,7 @@ def test_a_viewer_sees_pbt_proposals_but_writes_nothing(tmp_path):
     # a forged click (a disabled widget cannot be clicked) still stops at the Steerer, as any write does
     import pytest
 
-    from app.controls import NotPresenter, Steerer
+    from app.panels.controls import NotPresenter, Steerer
 
     with pytest.raises(NotPresenter, match="Read-only"):
         Steerer(tmp_path, False).decide_pbt(sweep.path, "p-0001", "approved")

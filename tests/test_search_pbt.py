@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer.rundir import RunDir
+from trainer.contract.rundir import RunDir
 from trainer.search.pbt import (
     PBT_LOG, Member, PbtError, PbtScheduler, append_decision, check_pbt, perturb, proposals, read_log,
 )

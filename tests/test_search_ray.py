@@ -14,7 +14,7 @@ import pytest
 import ray  # the test extra installs Ray: never skipped
 
 import conftest
-from trainer.rundir import RunDir, current_line
+from trainer.contract.rundir import RunDir, current_line
 from trainer.search.backends import RayBackend
 from trainer.search.runner import SweepRunner, SweepSettings
 from trainer.search.space import parse_param_args
@@ -93,7 +93,7 @@ def test_unreachable_address_is_a_clear_error_before_any_trial(tmp_path):
 
 def test_backend_ray_without_ray_names_the_extra(tmp_path):
     code = ("import sys; sys.modules['ray'] = None\n"  # as if Ray were not installed
-            "from app.cli import main\n"
+            "from app.serving.panda_cli import main\n"
             f"sys.exit(main(['sweep', '--run-dir', {str(tmp_path)!r}, '--name', 's', '--backend', 'ray']))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2

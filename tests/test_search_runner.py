@@ -1,6 +1,6 @@
 """The sweep runner with a stand-in trainer: crashes, divergence, early stopping, the parallel cap.
 
-The stand-in is a small script that writes a real run directory through :mod:`trainer.rundir`
+The stand-in is a small script that writes a real run directory through :mod:`trainer.contract.rundir`
 and obeys ``stop`` commands, so these tests exercise the runner's process handling and file
 contract in about a second each. The real trainer is used in ``test_search_sweep.py``.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.rundir import RunDir, iter_runs
+from trainer.contract.rundir import RunDir, iter_runs
 from trainer.search.runner import Progress, SweepRunner, SweepSettings, TrialPlan, plan_round
 from trainer.search.space import parse_param_args
 from trainer.search.sweepdir import SweepDir
@@ -23,8 +23,8 @@ FAKE_TRAINER = r'''
 """A stand-in for `panda train`: quality depends on lr; some lrs crash, diverge, or go slowly."""
 import argparse, math, os, sys, time
 from pathlib import Path
-from trainer.rundir import JsonlTail, RunDir
-from trainer.watch import FileWatcher
+from trainer.contract.rundir import JsonlTail, RunDir
+from trainer.contract.watch import FileWatcher
 
 p = argparse.ArgumentParser()
 p.add_argument("--run-dir"); p.add_argument("--name"); p.add_argument("--epochs", type=int)
@@ -57,7 +57,7 @@ quality = max(0.05, 1 - abs(math.log10(args.lr) + 2) / 4)
 slow = 60.0 if args.lr < 1e-3 else 0.0
 for epoch in range(1, args.epochs + 1):
     run.append_event("epoch")
-    from trainer.rundir import append_jsonl
+    from trainer.contract.rundir import append_jsonl
     append_jsonl(run.metrics_path, {"epoch": epoch, "val_accuracy": quality * epoch / args.epochs, "loss": 1.0 / epoch})
     if 0.2 <= args.lr < 0.5:
         status("diverged", epoch, "loss blew up")

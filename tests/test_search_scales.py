@@ -7,7 +7,7 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from trainer.hparams import HYPERPARAMETERS
+from trainer.contract.hparams import HYPERPARAMETERS
 from trainer.search.scales import FACTORS, NATURAL_SCALES, clamp, scale_of, step
 
 #: The float hyperparameters a sweep may search: the ones a step can move.

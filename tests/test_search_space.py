@@ -196,9 +196,9 @@ def test_one_table_rules_commands_flags_and_search_ranges():
     """Each hyperparameter's range is written once: a command, a flag and a search range agree on it."""
     import argparse
 
-    from trainer.commands import CommandError, validate
-    from trainer.config import add_train_flags
-    from trainer.hparams import HYPERPARAMETERS, STEERABLE, Hyperparameters
+    from trainer.contract.commands import CommandError, validate
+    from trainer.contract.config import add_train_flags
+    from trainer.contract.hparams import HYPERPARAMETERS, STEERABLE, Hyperparameters
 
     parser = argparse.ArgumentParser()
     add_train_flags(parser)

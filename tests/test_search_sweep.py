@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 import conftest
-from trainer.rundir import RunDir, iter_runs
+from trainer.contract.rundir import RunDir, iter_runs
 from trainer.search.sweepdir import SweepDir
 
 PANDA = [sys.executable, "-m", "app"]  # the `panda` command

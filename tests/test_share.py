@@ -7,7 +7,9 @@ from types import SimpleNamespace
 
 import segno
 
-from app import cli, share
+from app.serving import panda_cli as cli
+
+from app.serving import share
 
 
 def _addr(address: str, family=socket.AF_INET):

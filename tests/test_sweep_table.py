@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from app import sweep_charts, sweep_data
+from app.figures import sweep_charts
+
+from app.data import sweeps as sweep_data
 from test_search_page import make_sweep
 
 
 def test_the_trials_table_has_one_header_style_and_the_score_chart_a_key_to_its_colours(tmp_path):
-    from app.sweep_page import table_columns
+    from app.views.sweep_page import table_columns
 
     view = sweep_data.load_sweep(make_sweep(tmp_path, n=6).path)
     config = table_columns(sweep_data.trials_frame(view))

@@ -37,8 +37,8 @@ def same(series, expected, rel=1e-6):
 
 
 def test_panda_train_writes_event_files_tensorboard_reads(tmp_path):
-    from trainer.hparams import Hyperparameters
-    from trainer.loop import TrainConfig, Trainer
+    from trainer.contract.hparams import Hyperparameters
+    from trainer.training.loop import TrainConfig, Trainer
 
     config = TrainConfig(hparams=Hyperparameters(lr=0.01), epochs=4, pace=0.3, tensorboard=True)
     t = TrainerThread(Trainer.create(tmp_path / "tb", config, verbose=False)).start()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import wait_for
-from trainer.rundir import RunDir, current_line
+from trainer.contract.rundir import RunDir, current_line
 
 PANDA = [sys.executable, "-m", "trainer"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import event_of, wait_for
-from trainer.rundir import append_jsonl, current_line, read_jsonl
+from trainer.contract.rundir import append_jsonl, current_line, read_jsonl
 
 
 def metrics_after(run, step):
@@ -275,24 +275,24 @@ def test_records_carry_end_to_end_wall_time_next_to_the_step_rate(start_trainer)
 
 
 def test_commands_are_applied_between_evaluation_batches(tmp_path, monkeypatch):
-    import trainer.loop as loop
+    import trainer.training.loop as loop
     from conftest import TrainerThread
-    from trainer import steps
-    from trainer.hparams import Hyperparameters
+    from trainer.training import steps
+    from trainer.contract.hparams import Hyperparameters
 
     monkeypatch.setattr(steps, "EVAL_BATCH_SIZE", 100)  # digits' 360 validation examples: 4 batches
     trainer = loop.Trainer.create(tmp_path / "r", loop.TrainConfig(hparams=Hyperparameters(), epochs=3), verbose=False)
-    original, seen = trainer.steps.eval_step, []
+    original, seen = trainer.training.steps.eval_step, []
 
     def eval_step(start):  # during the second epoch's evaluation, a client sends a command
-        if trainer.steering.epoch == 1 and int(start) == 0:
-            trainer.rundir.send_command("set_lr", 0.0042, command_id="during-eval", source="test")
-            assert trainer.steering.inbox.ready.wait(30), "the watcher delivers the line"
-        elif trainer.steering.epoch == 1:
+        if trainer.steering.core.epoch == 1 and int(start) == 0:
+            trainer.contract.rundir.send_command("set_lr", 0.0042, command_id="during-eval", source="test")
+            assert trainer.steering.core.inbox.ready.wait(30), "the watcher delivers the line"
+        elif trainer.steering.core.epoch == 1:
             seen.append(float(trainer.knobs.lr.numpy()))
         return original(start)
 
-    trainer.steps.eval_step = eval_step
+    trainer.training.steps.eval_step = eval_step
     t = TrainerThread(trainer).start()
     assert t.join() == "finished"
     assert seen[0] == pytest.approx(0.0042), "applied before the next evaluation batch"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import answer, event_of, wait_for
-from trainer.loop import Trainer
-from trainer.undo import NOTHING_TO_UNDO, undo_points
+from trainer.training.loop import Trainer
+from trainer.steering.undo import NOTHING_TO_UNDO, undo_points
 
 
 def test_undo_rewinds_a_page_change_and_restores_its_hyperparameters(start_trainer):

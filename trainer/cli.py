@@ -1,6 +1,6 @@
 """``panda train``, ``panda ctl`` and ``panda status``: the trainer's command line.
 
-``app.cli`` adds the dashboard's commands to the same parser; this module never imports ``app``.
+``app.serving.panda_cli`` adds the dashboard's commands to the same parser; this module never imports ``app``.
 TensorFlow is imported only by the commands that train, and Optuna only by ``panda sweep``
 (:data:`add_sweep` registers it from :mod:`trainer.search.cli` only when it is the command run),
 so ``ctl`` and ``status`` answer at once (tests/test_import_rules.py checks both).
@@ -17,17 +17,17 @@ import sys
 import time
 from pathlib import Path
 
-from trainer import commands as cmds
-from trainer import jsonsafe
-from trainer.config import RUN_DEFAULTS, TrainConfig, add_train_flags, check_name
+from trainer.contract import commands as cmds
+from trainer.contract import jsonsafe
+from trainer.contract.config import RUN_DEFAULTS, TrainConfig, add_train_flags, check_name
 from trainer.ctl_values import EXPLORE_VALUES, json_object, json_value
-from trainer.options import Option, argparse_type
-from trainer.records import Answer
-from trainer.outcome import outcome
-from trainer.rundir import RunDir, RunDirError, current_line, JsonlTail, exit_code, pid_alive
-from trainer.watch import FileWatcher
+from trainer.contract.options import Option, argparse_type
+from trainer.contract.records import Answer
+from trainer.contract.outcome import outcome
+from trainer.contract.rundir import RunDir, RunDirError, current_line, JsonlTail, exit_code, pid_alive
+from trainer.contract.watch import FileWatcher
 
-#: ``panda ctl`` action -> the command it sends (its value is checked by :mod:`trainer.commands`).
+#: ``panda ctl`` action -> the command it sends (its value is checked by :mod:`trainer.contract.commands`).
 CTL_ACTIONS = {name.replace("_", "-"): name for name in cmds.COMMANDS}
 
 
@@ -88,7 +88,7 @@ def add_export(subparsers) -> None:
     p.add_argument("run_path", metavar="RUN_PATH")
     p.add_argument("--format", choices=("csv", "parquet", "schedule"), default="csv",
                    help="schedule: the learning rate the run used, step by step, as JSON (schedule.json) that "
-                   "trainer.schedule_keras.PandaSchedule loads into a plain model.fit")
+                   "trainer.reports.keras_schedule.PandaSchedule loads into a plain model.fit")
     p.add_argument("--out", metavar="FOLDER", help="where to write (default: RUN_PATH/export)")
     p.add_argument("--all-branches", action="store_true", help="every epoch ever trained, not only the current history after rewinds")
     p.set_defaults(func=cmd_export)
@@ -108,7 +108,7 @@ def add_lesson(subparsers) -> None:
 
 
 def cmd_lesson(args) -> int:
-    from trainer.tracing import measure_run
+    from trainer.reports.tracing import measure_run
 
     config = RunDir(args.run_path).require().read_config() if args.run_path else {}
     for line in measure_run(config, changes=args.changes).lines():
@@ -131,8 +131,8 @@ def add_replay(subparsers) -> None:
 
 
 def cmd_replay(args) -> int:
-    from trainer.loop import Trainer
-    from trainer.replay import plan_of
+    from trainer.training.loop import Trainer
+    from trainer.steering.replay import plan_of
 
     run = RunDir(args.run_path).require()
     saved = run.read_config()
@@ -232,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args) -> int:
-    from trainer.data import DataError
-    from trainer.loop import STOP_SIGNALS, Trainer
+    from trainer.training.data import DataError
+    from trainer.training.loop import STOP_SIGNALS, Trainer
 
     try:
         if args.resume:
@@ -293,7 +293,7 @@ def cmd_ctl(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from trainer.export import ExportError, export_run
+    from trainer.reports.export import ExportError, export_run
 
     try:
         written = export_run(args.run_path, args.format, args.out, all_branches=args.all_branches)

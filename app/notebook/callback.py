@@ -1,12 +1,12 @@
 """``PandaCallback(..., show=True)``: the live page above ``fit``'s output, in a notebook.
 
-A subclass of :class:`trainer.callback.PandaCallback`, here in the app: the trainer never
+A subclass of :class:`trainer.keras_callback.callback.PandaCallback`, here in the app: the trainer never
 depends on the app, so the page is not a keyword of the trainer's own callback.
 """
 
 from __future__ import annotations
 
-from trainer.callback import PandaCallback as TrainerCallback
+from trainer.keras_callback.callback import PandaCallback as TrainerCallback
 
 from app.notebook.display import DEFAULT_HEIGHT, in_notebook, show as show_page
 

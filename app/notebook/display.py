@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
-from trainer.rundir import CONFIG
+from trainer.contract.rundir import CONFIG
 
-from app.settings import COMPACT
+from app.serving.page_settings import COMPACT
 
 from app.notebook.server import HOST, START_TIMEOUT, serve
 

@@ -1,11 +1,11 @@
 """The notebook's dashboard servers: one per run directory, owned by the kernel.
 
-A server is ``panda app``'s own :class:`app.cli.Server` (the same Streamlit child and settings),
+A server is ``panda app``'s own :class:`app.serving.panda_cli.Server` (the same Streamlit child and settings),
 bound to loopback on a free port, with no presenter token: on loopback the app trusts its user,
 so nothing secret ever needs to reach a notebook's output. It belongs to the kernel:
 
 * ``atexit`` stops every server when the kernel exits (shutdown, restart);
-* on Linux :class:`~app.cli.Server` gives the child ``PR_SET_PDEATHSIG``: a kernel that is killed
+* on Linux :class:`~app.serving.panda_cli.Server` gives the child ``PR_SET_PDEATHSIG``: a kernel that is killed
   (SIGKILL, a crash) takes its servers with it. The signal fires when the *thread* that started the
   child ends, so children are started from one long-lived worker thread, not from whichever thread
   called us;
@@ -23,9 +23,9 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-with warnings.catch_warnings():  # app.cli brings optuna, whose tqdm.auto warns in a kernel without ipywidgets
+with warnings.catch_warnings():  # app.serving.panda_cli brings optuna, whose tqdm.auto warns in a kernel without ipywidgets
     warnings.filterwarnings("ignore", message="IProgress not found")
-    from app.cli import Server, pick_port
+    from app.serving.panda_cli import Server, pick_port
 
 #: The address the notebook's servers listen on: this machine only.
 HOST = "127.0.0.1"

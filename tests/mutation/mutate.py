@@ -91,8 +91,8 @@ def verdicts(root: Path, module: str) -> dict[str, str]:
 def function_of(mutant: str) -> str:
     """The function a mutant changes, without mutmut's number (which shifts when the function is edited).
 
-    >>> function_of("trainer.options.xǁOptionǁcheck__mutmut_12")
-    'trainer.options.xǁOptionǁcheck'
+    >>> function_of("trainer.contract.options.xǁOptionǁcheck__mutmut_12")
+    'trainer.contract.options.xǁOptionǁcheck'
     """
     return mutant.rpartition("__mutmut_")[0]
 

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from trainer.launching import child_env, spawn, stop
+from trainer.contract.launching import child_env, spawn, stop
 
 __all__ = ["BackendError", "Launched", "LocalBackend", "RayBackend", "make_backend"]
 
@@ -72,7 +72,7 @@ class _LocalProcess(Launched):
 
 
 class LocalBackend:
-    """Each trial a child process of the sweep (:func:`trainer.launching.spawn`, tied to it)."""
+    """Each trial a child process of the sweep (:func:`trainer.contract.launching.spawn`, tied to it)."""
 
     name = "local"
 

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 from trainer import cli as trainer_cli
-from trainer.config import RUN_DEFAULTS, add_train_flags, check_name
-from trainer.data import DataError
-from trainer.options import add_flags, argparse_type, defaults_of
-from trainer.rundir import RunDirError
+from trainer.contract.config import RUN_DEFAULTS, add_train_flags, check_name
+from trainer.training.data import DataError
+from trainer.contract.options import add_flags, argparse_type, defaults_of
+from trainer.contract.rundir import RunDirError
 from trainer.search.backends import BackendError, make_backend
 from trainer.search.pbt import check_pbt
 from trainer.search.progress import Progress, summarize

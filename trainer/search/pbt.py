@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from trainer.rundir import JsonlTail, RunDir, append_jsonl, read_jsonl
+from trainer.contract.rundir import JsonlTail, RunDir, append_jsonl, read_jsonl
 from trainer.search.scales import FACTORS, step
 
 PBT_LOG = "pbt.jsonl"

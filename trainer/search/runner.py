@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from trainer.rundir import RunDirError
+from trainer.contract.rundir import RunDirError
 from trainer.search.backends import make_backend
 from trainer.search.pbt import PbtScheduler, check_pbt, population
 from trainer.search.progress import Progress, summarize

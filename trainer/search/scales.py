@@ -4,8 +4,8 @@ A learning rate lives on a log scale (0.001 to 0.01 is as far as 0.01 to 0.1), �
 scale (0.9 averages over ~10 steps, 0.99 over ~100, 0.999 over ~1000). PBT's explore step
 (:mod:`trainer.search.pbt`) moves a value by a factor *on that scale*: α × 0.8 or × 1.25, 1 − β
 × 0.8 or × 1.25, so β = 0.99 becomes 0.992 or 0.9875, never 0.792. The range comes from the
-hyperparameter table (:data:`trainer.hparams.HYPERPARAMETERS`); the scale from the table's
-dashboard controls (``trainer.hparams.CONTROLS``) where it names one, else from
+hyperparameter table (:data:`trainer.contract.hparams.HYPERPARAMETERS`); the scale from the table's
+dashboard controls (``trainer.contract.hparams.CONTROLS``) where it names one, else from
 :data:`NATURAL_SCALES` below.
 
 >>> round(step("beta", 0.99, 0.8), 6), round(step("beta", 0.99, 1.25), 6)
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 
-from trainer import hparams
-from trainer.hparams import HYPERPARAMETERS
+from trainer.contract import hparams
+from trainer.contract.hparams import HYPERPARAMETERS
 
 #: Where the table has no scale for a hyperparameter: how its values are spaced. Every name here
 #: is a float hyperparameter of the table, and every scale one its kind may be searched on.

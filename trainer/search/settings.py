@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.config import TrainConfig
-from trainer.launching import trainer_argv
-from trainer.hparams import Hyperparameters
-from trainer.options import MAX_INT, option, options_of
+from trainer.contract.config import TrainConfig
+from trainer.contract.launching import trainer_argv
+from trainer.contract.hparams import Hyperparameters
+from trainer.contract.options import MAX_INT, option, options_of
 from trainer.search.refine import DEFAULT_MARGIN
 from trainer.search.samplers import SAMPLERS, make_sampler
 from trainer.search.space import SearchSpace, SpaceError, resolve_trial
@@ -130,7 +130,7 @@ class TrialPlan:
     params: dict[str, Any]
 
     def argv(self, sweep_path: Path, settings: SweepSettings, program: list[str] | None = None) -> list[str]:
-        """The trainer's command line for this trial (:func:`trainer.config.trainer_argv`)."""
+        """The trainer's command line for this trial (:func:`trainer.contract.config.trainer_argv`)."""
         return trainer_argv(sweep_path, self.name, settings.trial_config(self.params),
                             program=None if program is None else tuple(program))
 

@@ -37,8 +37,8 @@ from typing import Any, Iterable, Iterator
 
 from optuna.distributions import BaseDistribution
 
-from trainer.hparams import HYPERPARAMETERS, Hyperparameters
-from trainer.options import Option, OptionError, to_flags
+from trainer.contract.hparams import HYPERPARAMETERS, Hyperparameters
+from trainer.contract.options import Option, OptionError, to_flags
 from trainer.search.params import SCALES, Choice, FloatUniform, IntUniform, Log1mUniform, LogUniform, Param, format_value
 
 __all__ = ["SpaceError", "SearchSpace", "DOMAINS", "SCALES", "Param", "FloatUniform", "LogUniform", "Log1mUniform",
@@ -53,7 +53,7 @@ class SpaceError(ValueError):
 # --------------------------------------------------------------------------- what each name accepts
 
 #: Every hyperparameter a sweep may vary, with its range and kind: the searchable entries of the
-#: one table, :data:`trainer.hparams.HYPERPARAMETERS`.
+#: one table, :data:`trainer.contract.hparams.HYPERPARAMETERS`.
 DOMAINS: dict[str, Option] = {name: opt for name, opt in HYPERPARAMETERS.items() if opt.search}
 
 

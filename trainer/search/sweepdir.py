@@ -11,7 +11,7 @@
         trial-0002/
         ...
 
-The sweep folder never holds a ``config.json``, so :func:`trainer.rundir.iter_runs` finds the
+The sweep folder never holds a ``config.json``, so :func:`trainer.contract.rundir.iter_runs` finds the
 trials one level down as runs and never mistakes the sweep for one. Like the run directory, the
 sweep's files are the whole interface: the runner writes them, the dashboard reads them.
 
@@ -19,7 +19,7 @@ A trial's state in ``trials.jsonl`` moves ``queued`` → ``running`` → (``stop
 :data:`FINAL_STATES`. Each record carries ``time``, ``trial``, ``round``, ``state`` and, as they
 become known, ``params``, ``pid``, ``best_val_accuracy``, ``best_epoch``, ``epochs``, ``reason``
 and ``error``. :meth:`SweepDir.trials` folds them into one dict per trial, the last value winning;
-each line is read through :func:`trainer.records.trial_record` (a field of the wrong type is
+each line is read through :func:`trainer.contract.records.trial_record` (a field of the wrong type is
 missing, a line whose ``trial`` is not a run name is left out).
 
 >>> import tempfile, pathlib
@@ -36,9 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trainer.config import check_name
-from trainer.records import trial_record
-from trainer.rundir import (
+from trainer.contract.config import check_name
+from trainer.contract.records import trial_record
+from trainer.contract.rundir import (
     CONFIG,
     RunDir,
     RunDirError,

@@ -18,9 +18,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from trainer.launching import STOP_GRACE, resume_argv
-from trainer.records import Status
-from trainer.rundir import DIVERGED_EXIT, JsonlTail, RunDir, current_line
+from trainer.contract.launching import STOP_GRACE, resume_argv
+from trainer.contract.records import Status
+from trainer.contract.rundir import DIVERGED_EXIT, JsonlTail, RunDir, current_line
 from trainer.search.backends import Launched
 from trainer.search.settings import TrialPlan
 from trainer.search.space import SpaceError, resolve_trial

@@ -1,0 +1,147 @@
+"""Every run under one run directory, shared by all browser tabs of one server process.
+
+The dashboard keeps one :class:`RunStore` per server process (:mod:`app.serving.shared`), so every tab shares one
+:class:`~app.data.rundata.RunData` reader per run; the run picker's list reads a status file only
+when it changed. Another run's files may hold anything: they are read through the typed readers
+(:func:`~trainer.contract.rundir.read_snapshot`), and a bad one costs that run a one-line ``notice``, never
+the list.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.data.rundata import RunData
+from trainer.contract.outcome import outcome
+from trainer.contract.records import Status
+from trainer.contract.rundir import RunDir, Snapshot, iter_runs, pid_alive
+
+
+def inside(root: Path | str, path: Path | str) -> bool:
+    """Whether ``path``, symlinks resolved, lies under ``root`` (resolved): a run Panda may list and steer."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
+@dataclass
+class RunSummary:
+    """One line of the run picker."""
+
+    name: str
+    path: Path
+    state: str
+    epoch: int
+    epochs: int | None
+    created: float
+    word: str = ""  # the state in the picker's words (trainer.contract.outcome): completed, stopped, killed …
+    notice: str | None = None  # one line when its status.json or config.json is unusable
+
+
+@dataclass
+class _StatusCache:
+    key: tuple | None = None
+    snapshot: Snapshot = Snapshot()
+
+
+class RunStore:
+    """Every run under one run directory, for one server process (shared by all browser tabs)."""
+
+    def __init__(self, root: Path | str, *, watch: bool = True, max_open: int = 64):
+        self.root = Path(root)
+        self.watch = watch
+        self.max_open = max_open
+        self._lock = threading.Lock()
+        self._runs: dict[Path, RunData] = {}
+        self._used: dict[Path, float] = {}
+        self._status: dict[Path, _StatusCache] = {}
+        self._configs: dict[Path, Snapshot] = {}  # config.json is written once
+        self.launches: dict[str, Any] = {}  # run name -> app.serving.launch.Launch, shared by all tabs
+
+    def run(self, path: Path | str) -> RunData:
+        """The (cached) data of one run; opening it reads the files once."""
+        path = Path(path)
+        with self._lock:
+            data = self._runs.get(path)
+            if data is None:
+                data = RunData(path, watch=self.watch)
+                self._runs[path] = data
+                self._evict()
+            self._used[path] = time.monotonic()
+            return data
+
+    def _evict(self) -> None:
+        while len(self._runs) > self.max_open:
+            oldest = min(self._used, key=self._used.get)
+            self._runs.pop(oldest).close()
+            self._used.pop(oldest)
+
+    def is_open(self, path: Path | str) -> bool:
+        return Path(path) in self._runs
+
+    def path_of(self, name: str) -> Path:
+        return self.root / name
+
+    def contains(self, path: Path | str) -> bool:
+        """Whether ``path``, symlinks resolved, lies under the run directory: only such runs are listed or steered."""
+        return inside(self.root, path)
+
+    def runs(self) -> list[RunSummary]:
+        """Every run under the root, newest first, with its state (status files read if changed).
+
+        A run reached through a symlink that leads out of the root is left out: the page neither
+        lists nor steers another folder's runs.
+        """
+        out = []
+        for run in iter_runs(self.root):
+            if not self.contains(run.path):
+                continue
+            out.append(self._summary(run))
+        out.sort(key=lambda r: (-r.created, r.name))
+        return out
+
+    def _summary(self, run: RunDir) -> RunSummary:
+        """One run's line, from its typed status and config (a bad file: a notice, no exception)."""
+        read = self._read_status(run)
+        status: Status | None = read.record
+        config = self._configs.get(run.path)
+        if config is None:
+            config = self._configs[run.path] = run.config_snapshot()
+        settings = config.record or {}
+        try:
+            state = run.liveness(status) if status else "starting"
+        except OSError:
+            state = "missing"
+        gone = state == "not answering" and not pid_alive(status.pid, status.host)
+        return RunSummary(
+            name=str(run.path.relative_to(self.root)), path=run.path, state=state,
+            word=outcome(state, reason=status.ending if status else None, pid_gone=gone),
+            epoch=status.epoch if status else 0,
+            epochs=(status.epochs if status else None) or settings.get("epochs"),
+            created=settings.get("created", 0.0),
+            notice=read.notice or config.notice,
+        )
+
+    def _read_status(self, run: RunDir) -> Snapshot:
+        cache = self._status.setdefault(run.path, _StatusCache())
+        try:
+            st = os.stat(run.status_path)
+        except OSError:
+            return Snapshot()
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != cache.key:
+            cache.snapshot, cache.key = run.status_snapshot(), key
+        return cache.snapshot
+
+    def close(self) -> None:
+        with self._lock:
+            for data in self._runs.values():
+                data.close()
+            self._runs.clear()
+            self._used.clear()

@@ -1,0 +1,297 @@
+"""A sweep folder as the Sweeps page sees it: the trials, their curves and scores, one table.
+
+Everything here is a pure reader of the files the sweep runner and the trainers write
+(:mod:`trainer.search.sweepdir`, :mod:`trainer.contract.rundir`), so it is tested without a browser and
+imports neither Streamlit nor Plotly (nor TensorFlow). The one object that lives across page
+refreshes, :class:`TrialCurves`, is created by its caller: the page keeps one per sweep in
+the server's shared state (:mod:`app.serving.shared`), a test or a benchmark makes its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from trainer.contract.config import check_name
+from trainer.contract.rundir import JsonlTail, RunDirError, current_line
+from trainer.search.pbt import proposals as pbt_proposals
+from trainer.search.pbt import read_log as read_pbt_log
+from trainer.search.sweepdir import FINAL_STATES, SweepDir
+
+SCORE = "best_val_accuracy"
+#: Hyperparameters a user may steer while a trial runs, and the commands that change each.
+STEERABLE = {"lr": ("set_lr", "scale_lr"), "beta": ("set_beta",), "batch_size": ("set_batch_size",)}
+#: Applied commands after which a trial is no longer only what the sweep sampled.
+STEERING = ("set_lr", "scale_lr", "set_beta", "set_batch_size", "rewind")
+
+
+@dataclass
+class SweepView:
+    """Everything the page draws, read once from the sweep folder."""
+
+    path: Path
+    spec: dict
+    trials: dict[str, dict[str, Any]]  # trials.jsonl folded: one dict per trial
+    curves: dict[str, list[dict]] = field(default_factory=dict)  # each trial's current epochs
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # config.json hparams per trial
+    now: dict[str, dict[str, Any]] = field(default_factory=dict)  # the steerable hparams in force per trial
+    steering: dict[str, list[dict]] = field(default_factory=dict)  # each trial's applied steering events
+    pbt: dict[str, dict[str, Any]] = field(default_factory=dict)  # PBT proposals (pbt.jsonl folded), by id
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def space(self) -> dict[str, dict]:
+        """The first round's space, in the order the user gave it."""
+        space = self.spec.get("space") or {}
+        order = [n for n in self.spec.get("param_order") or [] if n in space]
+        return {n: space[n] for n in order + [n for n in space if n not in order]}
+
+    def scale(self, param: str) -> str | None:
+        """The scale a parameter was sampled on (the first round's), or ``None`` if it was fixed."""
+        spec = self.space.get(param)
+        return spec.get("scale") if spec else None
+
+    def searched(self) -> list[str]:
+        """Parameters that actually vary (a choice of one is a fixed value).
+
+        >>> space = {"lr": {"scale": "log", "min": 1e-4, "max": 1}, "decay": {"scale": "choice", "values": ["none"]}}
+        >>> SweepView(Path("s"), {"space": space}, {}).searched()
+        ['lr']
+        """
+        out = []
+        for name, spec in self.space.items():
+            if spec.get("scale") == "choice" and len(spec.get("values") or []) < 2:
+                continue
+            out.append(name)
+        return out
+
+    def value(self, trial: str, param: str) -> Any:
+        """The value the sweep gave ``trial`` (its plan), else the one its run started with."""
+        params = self.trials.get(trial, {}).get("params") or {}
+        if param in params:
+            return params[param]
+        return self.hparams.get(trial, {}).get(param)
+
+    def current(self, trial: str, param: str) -> Any:
+        """The value in force now: what the run reports, else (nothing ran yet) the sampled one."""
+        now = self.now.get(trial, {})
+        return now[param] if now.get(param) is not None else self.value(trial, param)
+
+    def is_steered(self, trial: str) -> bool:
+        """Whether a hand changed α, β, the batch size or the history of ``trial``."""
+        return bool(self.steering.get(trial))
+
+    def steered_knobs(self) -> list[str]:
+        """The hyperparameters some trial's steering changed, in :data:`STEERABLE` order."""
+        cmds = {e.get("cmd") for events in self.steering.values() for e in events}
+        return [k for k, changers in STEERABLE.items() if cmds & set(changers)]
+
+
+def is_steering(event: dict) -> bool:
+    """Whether a trainer event is a hand-steering command it applied.
+
+    >>> is_steering({"event": "applied", "cmd": "scale_lr", "value": 0.5})
+    True
+    >>> is_steering({"event": "rejected", "cmd": "set_lr"}), is_steering({"event": "applied", "cmd": "pause"})
+    (False, False)
+    """
+    return event.get("event") == "applied" and event.get("cmd") in STEERING
+
+
+def steering_text(events: list[dict]) -> str:
+    """What the hand did to a trial, for a hover.
+
+    >>> steering_text([{"cmd": "set_lr", "value": 0.01, "epoch": 3}, {"cmd": "rewind", "value": "epoch-0002", "epoch": 5}])
+    'set_lr 0.01 at epoch 3; rewind epoch-0002 at epoch 5'
+    """
+    parts = []
+    for e in events:
+        value = f" {e['value']:g}" if isinstance(e.get("value"), (int, float)) else (f" {e['value']}" if e.get("value") is not None else "")
+        parts.append(f"{e.get('cmd')}{value}" + (f" at epoch {e['epoch']}" if e.get("epoch") is not None else ""))
+    return "; ".join(parts)
+
+
+def hparams_now(status: dict | None, line: list[dict]) -> dict[str, Any]:
+    """The steerable hyperparameters in force: ``status.json``'s (rewritten the moment a command
+    is applied), each one it lacks from the last epoch of the current history.
+
+    >>> hparams_now({"hparams": {"lr": 0.5, "beta": None}}, [{"epoch": 1, "lr": 0.1, "beta": 0.9}])
+    {'lr': 0.5, 'beta': 0.9}
+    """
+    reported = (status or {}).get("hparams") or {}
+    last = line[-1] if line else {}
+    out = {}
+    for k in STEERABLE:
+        value = reported.get(k) if reported.get(k) is not None else last.get(k)
+        if value is not None:
+            out[k] = value
+    return out
+
+
+class TrialCurves:
+    """Each trial's current history and steering, read incrementally: a refresh parses only
+    appended lines.
+
+    One instance may serve every tab of the server (a lock guards it); a file that was replaced
+    or cut is read again from the start.
+    """
+
+    def __init__(self) -> None:
+        self._logs: dict[str, tuple[JsonlTail, list[dict]]] = {}  # metrics.jsonl: every record
+        self._events: dict[str, tuple[JsonlTail, list[dict]]] = {}  # events.jsonl: the steering ones
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _grow(logs: dict, path: Path, keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        tail, records = logs.setdefault(str(path), (JsonlTail(path), []))
+        restarts = tail.restarts
+        new = tail.read_new()
+        if tail.restarts != restarts:
+            records.clear()
+        records.extend(r for r in new if keep is None or keep(r))
+        return records
+
+    def current_line(self, run) -> list[dict]:
+        with self._lock:
+            return current_line(self._grow(self._logs, run.metrics_path))
+
+    def steering(self, run) -> list[dict]:
+        """The trial's applied steering commands (:func:`is_steering`), oldest first."""
+        with self._lock:
+            return list(self._grow(self._events, run.events_path, is_steering))
+
+
+def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView:
+    """Read ``sweep.json``, ``trials.jsonl`` and every trial's metrics (current history).
+
+    ``curves`` keeps what was read for the next call; without it every file is read whole.
+    """
+    curves = curves if curves is not None else TrialCurves()
+    sweep = SweepDir(path)
+    spec = sweep.read_spec()
+    trials = sweep.trials()
+    view = SweepView(sweep.path, spec, trials, pbt=pbt_proposals(read_pbt_log(sweep.path)))
+    for name in trials:
+        run = sweep.trial_run(name)
+        if not run.exists():
+            continue
+        view.curves[name] = curves.current_line(run)
+        view.steering[name] = curves.steering(run)
+        status = run.status()  # typed: another process's file may hold anything
+        view.now[name] = hparams_now(status.to_json() if status else None, view.curves[name])
+        try:
+            view.hparams[name] = run.read_config().get("hparams") or {}
+        except RunDirError:
+            view.hparams[name] = {}
+        if trials[name].get("state") in ("running", "stopping"):
+            # a live trial's best so far, from its metrics (trials.jsonl has it only at the end)
+            scores = [r.get("val_accuracy") for r in view.curves[name] if isinstance(r.get("val_accuracy"), (int, float))]
+            if scores:
+                trials[name][SCORE] = max(scores)
+                trials[name]["epochs"] = len(view.curves[name])
+            trials[name]["liveness"] = run.liveness(status)
+    return view
+
+
+def pending(view: SweepView) -> list[dict]:
+    """PBT proposals waiting for Approve / Veto, oldest first."""
+    return [p for p in view.pbt.values() if p.get("state") == "pending"]
+
+
+def exploits(view: SweepView) -> list[dict]:
+    """PBT exploits sent to their targets (``applied``), oldest first: what the curves mark."""
+    return [p for p in view.pbt.values() if p.get("state") == "applied"]
+
+
+def trials_frame(view: SweepView) -> pd.DataFrame:
+    """One row per trial: name, round, state, score, epochs, each searched hyperparameter as
+    sampled, then each steerable one as it is now (``lr now``), whether a hand steered it, a note.
+
+    A steerable hyperparameter the sweep kept fixed gets both columns once some trial was
+    steered on it; an empty note is an empty string, not a missing value.
+    """
+    params = view.searched()
+    knobs = [k for k in STEERABLE if k in params or k in view.steered_knobs()]
+    fixed = [k for k in knobs if k not in params]
+    rows = []
+    for name, t in view.trials.items():
+        row = {
+            "trial": name,
+            "round": t.get("round"),
+            "state": t.get("state"),
+            SCORE: t.get(SCORE),
+            "best_epoch": t.get("best_epoch"),
+            "epochs": t.get("epochs", len(view.curves.get(name, []))),
+        }
+        for p in params + fixed:
+            row[p] = view.value(name, p)
+        for k in knobs:
+            row[f"{k} now"] = view.current(name, k)
+        row["steered"] = view.is_steered(name)
+        row["note"] = t.get("error") or t.get("reason") or ""
+        rows.append(row)
+    columns = ["trial", "round", "state", SCORE, "best_epoch", "epochs", *params, *fixed, *(f"{k} now" for k in knobs)]
+    frame = pd.DataFrame(rows, columns=[*columns, "steered", "note"])
+    return frame.sort_values(SCORE, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def counts(view: SweepView) -> dict[str, int]:
+    """How many trials are in each state, every state named (zero included)."""
+    states = [t.get("state") for t in view.trials.values()]
+    return {s: states.count(s) for s in ("queued", "running", "stopping", *FINAL_STATES)}
+
+
+def best_trial(view: SweepView) -> str | None:
+    """The trial with the highest score so far, or ``None`` while none has one.
+
+    >>> best_trial(SweepView(Path("s"), {}, {"a": {SCORE: 0.8}, "b": {SCORE: 0.9}, "c": {}}))
+    'b'
+    """
+    scored = [(t[SCORE], name) for name, t in view.trials.items() if isinstance(t.get(SCORE), (int, float))]
+    return max(scored)[1] if scored else None
+
+
+def score_param(view: SweepView) -> str:
+    """The hyperparameter the score is plotted against: the learning rate when trials have one.
+
+    >>> score_param(SweepView(Path("s"), {"space": {"units": {"scale": "int", "min": 8, "max": 64}}}, {}))
+    'units'
+    """
+    if "lr" in view.searched() or any(view.value(n, "lr") is not None for n in view.trials):
+        return "lr"
+    return (view.searched() or ["lr"])[0]
+
+
+def trial_key(view: SweepView, trial: str, runs_root: Path | str | None = None) -> str:
+    """How the single-run view names a trial: its path relative to the dashboard's run folder.
+
+    >>> trial_key(SweepView(Path("runs/s1"), {}, {}), "trial-0003")
+    's1/trial-0003'
+    """
+    path = view.path / check_name(trial)  # names come from trials.jsonl: never a path out of the sweep
+    root = Path(runs_root) if runs_root is not None else view.path.parent
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def spec_text(spec: dict) -> str:
+    """A parameter's space as the command line writes it.
+
+    >>> spec_text({"scale": "log", "min": 0.0001, "max": 1})
+    'log:0.0001:1'
+    >>> spec_text({"scale": "choice", "values": ["sgd", "adam"]}), spec_text({"scale": "choice", "values": [True]})
+    ('choice:sgd,adam', 'true')
+    """
+    if spec.get("scale") == "choice":
+        values = [str(v).lower() if isinstance(v, bool) else str(v) for v in spec.get("values") or []]
+        return ",".join(values) if len(values) == 1 else "choice:" + ",".join(values)
+    return f"{spec.get('scale')}:{spec.get('min'):g}:{spec.get('max'):g}"

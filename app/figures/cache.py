@@ -1,0 +1,51 @@
+"""The server's figures: built once per change of a run's records, shared by every tab.
+
+A page of 30 viewers rerunning every second would otherwise build 30 identical Plotly figures a
+second; the key says everything a figure depends on (the run, its log version, the epochs shown).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from app.figures import run_charts as charts
+from app.data.runview import RunView
+from app.serving.shared import shared
+
+
+
+class FigureCache:
+    """Figures shared by every tab: rebuilt only when the run's records changed."""
+
+    def __init__(self, size: int = 128):
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.size = size
+
+    def get(self, key, build):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        figure = build()
+        with self._lock:
+            self._items[key] = figure
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return figure
+
+
+def figure_cache() -> FigureCache:
+    """The server's one figure cache (:mod:`app.serving.shared`: a client's "Clear cache" does not empty it)."""
+    return shared("figure cache", None, FigureCache)
+
+
+def figure(view: RunView, kind: str, **options):
+    builders = {
+        "loss": charts.loss_figure, "accuracy": charts.accuracy_figure,
+        "lr": charts.learning_rate_figure, "batch": charts.batch_loss_figure,
+    }
+    # the epochs shown change without a new record right after a rewind (the status moves first)
+    key = (str(view.path), view.log_version, view.n_epochs, len(view.abandoned), kind, tuple(sorted(options.items())))
+    return figure_cache().get(key, lambda: builders[kind](view, **options))

@@ -1,0 +1,244 @@
+"""The Sweeps page: many trials side by side, and a way to hand the promising one to the panda view.
+
+Only the Streamlit layout lives here; the data comes from :mod:`app.data.sweeps` and the figures
+from :mod:`app.figures.sweep_charts`. While the sweep runs, a fragment redraws the page every
+:data:`REFRESH_EVERY` seconds, reading through one :class:`~app.data.sweeps.TrialCurves` per sweep
+that the server keeps for all tabs (:mod:`app.serving.shared`, out of a client's "Clear cache"), so a refresh
+parses only appended lines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import streamlit as st
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+from app.figures.sweep_charts import curves_figure, histograms_figure, parallel_coordinates_figure, score_vs_param_figure
+from app.panels.controls import NotPresenter, Steerer
+from app.serving.shared import shared
+from app.data.sweeps import (
+    SCORE,
+    SweepView,
+    TrialCurves,
+    best_trial,
+    counts,
+    load_sweep,
+    pending,
+    score_param,
+    spec_text,
+    trial_key,
+    trials_frame,
+)
+from trainer.contract.rundir import RunDirError
+from trainer.search.sweepdir import SweepDir
+
+#: Seconds between refreshes while the sweep runs.
+REFRESH_EVERY = 2.0
+#: No Plotly toolbar: on a phone it covers the charts' titles (a double click still resets a zoom).
+CHART_CONFIG = {"displayModeBar": False}
+
+
+def trial_curves(sweep_path: str) -> TrialCurves:
+    """One incremental reader per sweep folder for the whole server (at most 32): every tab shares it."""
+    return shared("sweep curves", sweep_path, TrialCurves, limit=32)
+
+
+def babysit(key: str) -> None:
+    """Open a trial in the single-run view (its controls work there while it runs)."""
+    st.session_state["run"] = key
+    st.session_state.pop("run_picker", None)  # let the run picker follow
+    st.query_params["run"] = key
+    st.rerun()
+
+
+def render_sweep(sweep_path: Path, *, runs_root: Path | str | None = None,
+                 on_babysit: Callable[[str], None] | None = None, steerer: Steerer | None = None) -> None:
+    """Draw the sweep page for ``sweep_path`` (a folder with ``sweep.json``).
+
+    ``runs_root`` is the dashboard's run folder (default: the sweep's parent), so "babysit this
+    trial" stores the name the single-run view knows. ``on_babysit(key)`` replaces the default
+    action (session state + ``?run=`` + rerun), e.g. to ``st.switch_page`` to the run page too.
+    ``steerer``: the page's one writer (PBT's Approve / Veto); without one the page only watches.
+    """
+    sweep_path = Path(sweep_path)
+    presenter = steerer is not None and steerer.can_steer  # paths are the presenter's
+    if not SweepDir.is_sweep(sweep_path):
+        st.error(f"`{sweep_path if presenter else sweep_path.name}` is not a Panda sweep (no sweep.json).")
+        return
+    curves = trial_curves(str(sweep_path.resolve()))
+    try:
+        first = load_sweep(sweep_path, curves)
+    except RunDirError as e:
+        st.error(str(e) if presenter else f"Sweep {sweep_path.name} cannot be read.")  # errors name files
+        return
+    running = first.spec.get("state") == "running"
+
+    @st.fragment(run_every=REFRESH_EVERY if running else None)
+    def live() -> None:
+        view = load_sweep(sweep_path, curves)
+        _render(view, runs_root, on_babysit or babysit)
+        _render_pbt(view, steerer or Steerer(Path(runs_root or sweep_path.parent), False))
+
+    live()
+
+
+def render_sweeps(runs_root: Path, *, on_babysit: Callable[[str], None] | None = None,
+                  steerer: Steerer | None = None) -> None:
+    """The Sweeps page: pick one of the sweeps under ``runs_root`` (``?sweep=NAME``) and draw it."""
+    runs_root = Path(runs_root)
+    found = sorted(p.name for p in runs_root.iterdir() if SweepDir.is_sweep(p)) if runs_root.is_dir() else []
+    presenter = steerer is not None and steerer.can_steer
+    where = runs_root if presenter else "the run directory"  # paths are the presenter's
+    if not found:
+        st.info(f"No sweeps in `{where}` yet. Start one with "
+                f"`panda sweep --run-dir {where} --name my-sweep --trials 8 --parallel 2`.")
+        return
+    # the address first; then the sweep this tab last showed (browser Back from a trial may come
+    # without the query string); then the newest
+    wanted = st.query_params.get("sweep")
+    if wanted not in found:
+        wanted = st.session_state.get("sweep")
+    chosen = st.sidebar.selectbox(f"Sweep ({len(found)}{f' in {runs_root.name}/' if presenter else ''})", found,
+                                  index=found.index(wanted) if wanted in found else len(found) - 1)
+    st.query_params["sweep"] = st.session_state["sweep"] = chosen
+    render_sweep(runs_root / chosen, runs_root=runs_root, on_babysit=on_babysit, steerer=steerer)
+
+
+def header(column: str) -> str:
+    """Every column header in one style: lower-case words, no underscores.
+
+    >>> header("best_val_accuracy"), header("batch_size now"), header("optimizer")
+    ('best val accuracy', 'batch size now', 'optimizer')
+    """
+    return column.replace("_", " ")
+
+
+def table_columns(frame) -> dict:
+    """The trials table's columns: one header style, numbers formatted, and a text column (the
+    optimizer, a choice) wide enough for its values, never cut to "momen…"."""
+    config = {
+        SCORE: st.column_config.ProgressColumn(header(SCORE), min_value=0.0, max_value=1.0, format="%.4f"),
+        "best_epoch": st.column_config.NumberColumn(header("best_epoch"), format="%d"),  # blank while running
+        "lr": st.column_config.NumberColumn("lr", format="%.3e", help="as the sweep sampled it"),
+        "lr now": st.column_config.NumberColumn("lr now", format="%.3e", help="in force now, after decay and steering"),
+        "steered": st.column_config.CheckboxColumn(
+            "steered", help="changed by hand: an applied set_lr, scale_lr, set_beta, set_batch_size or rewind"),
+    }
+    for column in frame.columns:
+        if column in config:
+            continue
+        if column != "note" and not is_numeric_dtype(frame[column]) and not is_bool_dtype(frame[column]):
+            config[column] = st.column_config.TextColumn(header(column), width="medium")
+        else:
+            config[column] = header(column)
+    return config
+
+
+def _rounds(n) -> str:
+    """How many rounds, as a person writes it.
+
+    >>> _rounds(1), _rounds(3)
+    ('1 round', '3 rounds')
+    """
+    return f"{n} round" + ("" if n == 1 else "s")
+
+
+def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> None:
+    spec = view.spec
+    settings = spec.get("settings") or {}
+    c = counts(view)
+    st.subheader(f"Sweep {view.name}")
+    best = best_trial(view)
+    space_text = " ".join(f"`{name}={spec_text(s)}`" for name, s in view.space.items())
+    st.caption(
+        f"{spec.get('sampler', 'random')} search · {settings.get('trials', '?')} trials × {_rounds(settings.get('rounds', 1))} · "
+        f"{settings.get('parallel', '?')} at a time · {settings.get('epochs', '?')} epochs · seed {spec.get('seed')} · "
+        f"state **{spec.get('state')}** — {space_text}"
+    )
+    cols = st.columns(5)
+    cols[0].metric("Done", c["finished"] + c["stopped"], border=True)
+    cols[1].metric("Running", c["running"] + c["stopping"], border=True)
+    cols[2].metric("Queued", c["queued"], border=True)
+    cols[3].metric("Failed / diverged", c["failed"] + c["diverged"], border=True)
+    cols[4].metric("Best val acc", f"{view.trials[best][SCORE]:.4f}" if best else "—",
+                   delta=best, delta_color="off", border=True)
+    rounds = spec.get("rounds") or []
+    if len(rounds) > 1:
+        with st.expander("Coarse to fine: the space of each round"):
+            for r in rounds:
+                around = ", ".join(r.get("around") or []) or "—"
+                st.markdown(f"**Round {r['round']}** (around {around}): "
+                            + " ".join(f"`{n}={spec_text(r['space'][n])}`" for n in view.space if n in (r.get("space") or {})))
+
+    frame = trials_frame(view)
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(curves_figure(view), key=f"sweep-curves-{view.name}", config=CHART_CONFIG)
+    with right:
+        st.plotly_chart(score_vs_param_figure(view, score_param(view)), key=f"sweep-lr-{view.name}",
+                        config=CHART_CONFIG)
+
+    st.markdown("**Trials** — click a column to sort, a row to select it")
+    event = st.dataframe(
+        frame, hide_index=True, on_select="rerun", selection_mode="single-row", key=f"sweep-table-{view.name}",
+        column_config=table_columns(frame),
+    )
+    selected_rows = (event.selection.rows if event is not None and hasattr(event, "selection") else []) or []
+    names = list(frame["trial"])
+    default = names[selected_rows[0]] if selected_rows else (best or (names[0] if names else None))
+    if names:
+        pick_col, button_col = st.columns([3, 1])
+        chosen = pick_col.selectbox("Trial", names, index=names.index(default) if default in names else 0,
+                                    key=f"sweep-pick-{view.name}-{default}",
+                                    format_func=lambda n: f"{n} · {view.trials[n].get('state')} · "
+                                    + (f"{view.trials[n][SCORE]:.4f}" if isinstance(view.trials[n].get(SCORE), (int, float)) else "no score"))
+        live = view.trials[chosen].get("state") in ("running", "stopping")
+        button_col.markdown("&nbsp;")
+        if button_col.button("Babysit this trial", icon=":material/visibility:", key=f"sweep-babysit-{view.name}", type="primary",
+                             help="open it in the single-run view" + (" — it is still running, so the controls work" if live else "")):
+            on_babysit(trial_key(view, chosen, runs_root))
+
+    st.plotly_chart(parallel_coordinates_figure(view), key=f"sweep-parcoords-{view.name}", config=CHART_CONFIG)
+    st.markdown("**Sampled values**, each on its own scale")
+    params = view.searched()
+    for start in range(0, len(params), 3):  # three to a row; Streamlit stacks them on a phone
+        for col, param in zip(st.columns(3), params[start:start + 3]):
+            with col:
+                st.plotly_chart(histograms_figure(view, params=[param]), key=f"sweep-hist-{view.name}-{param}",
+                                config=CHART_CONFIG)
+
+
+
+def _render_pbt(view: SweepView, steerer: Steerer) -> None:
+    """PBT's proposals waiting for a person: Approve / Veto (the presenter only, through the Steerer)."""
+    settings = view.spec.get("settings") or {}
+    if settings.get("scheduler") != "pbt" and not view.pbt:
+        return
+    import time
+
+    waiting = pending(view)
+    done = sum(p.get("state") == "applied" for p in view.pbt.values())
+    st.markdown(f"**Population-based training** — {len(waiting)} proposal(s) waiting · {done} exploit(s) applied"
+                + (" · `--auto`: applied at once" if settings.get("auto") else ""))
+    if waiting and not steerer.can_steer:
+        st.caption("Read-only view: approving or vetoing needs the presenter token.")
+    for p in waiting:
+        pid = p["proposal"]
+        left = p.get("deadline")
+        left = f" · applied on its own in {max(0, left - time.time()):.0f} s" if isinstance(left, (int, float)) else ""
+        beta = f", β {p['beta']:.4g}" if isinstance(p.get("beta"), (int, float)) else ""
+        text_col, yes_col, no_col = st.columns([6, 1, 1])
+        text_col.markdown(
+            f"`{pid}` **{p.get('target')}** ({p.get('target_score', 0):.4f}) → copy **{p.get('source')}** "
+            f"({p.get('source_score', 0):.4f}, {p.get('checkpoint')}) with α {p.get('lr', 0):.4g}{beta}{left}")
+        for col, label, decision, icon in ((yes_col, "Approve", "approved", ":material/check:"),
+                                           (no_col, "Veto", "vetoed", ":material/block:")):
+            if col.button(label, key=f"pbt-{view.name}-{pid}-{decision}", icon=icon, disabled=not steerer.can_steer):
+                try:
+                    steerer.decide_pbt(view.path, pid, decision)
+                except NotPresenter as e:
+                    st.warning(str(e))
+                else:
+                    st.rerun()  # drawn again from pbt.jsonl: the proposal is decided, its buttons gone
