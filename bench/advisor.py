@@ -35,7 +35,7 @@ def train(folder: Path, name: str, lr: float, epochs: int, seed: int, autopilot:
                          internals=False, autopilot=autopilot)
     trainer = Trainer.create(folder / name, config, verbose=False)
     trainer.run()
-    run = trainer.contract.rundir
+    run = trainer.rundir
     line = current_line(run.read_metrics())
     reached = next((r["epoch"] for r in line if (r.get("val_accuracy") or 0) >= TARGET), None)
     actions = [f"e{e['epoch']}:{e['kind']}→{e['cmd']} {e['value'] if e['value'] is not None else ''}".strip()

@@ -45,10 +45,10 @@ def main() -> int:
         config = TrainConfig(hparams=Hyperparameters(**hparams), epochs=args.epochs, seed=args.seed, internals=False)
         trainer = Trainer.create(folder / name, config, verbose=False)
         trainer.run()
-        line = current_line(trainer.contract.rundir.read_metrics())
+        line = current_line(trainer.rundir.read_metrics())
         accuracy = {r["epoch"]: r.get("val_accuracy") or 0 for r in line}
         converged = [e for e, a in accuracy.items() if a >= CONVERGED]
-        advice = [e for e in trainer.contract.rundir.read_events() if e.get("event") == "advice"]
+        advice = [e for e in trainer.rundir.read_events() if e.get("event") == "advice"]
         on_converged = [e for e in advice if accuracy.get(e.get("epoch"), 0) >= CONVERGED]
         kinds = Counter(e.get("kind") for e in advice)
         rate = f"{len(on_converged) / len(converged):.1%}" if converged else "—"

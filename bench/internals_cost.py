@@ -35,8 +35,8 @@ def end_to_end(config: TrainConfig, folder: Path) -> tuple[float, float]:
     epoch 1), and the seconds between the first two records (where that one-time compilation falls)."""
     trainer = Trainer.create(folder / f"run-{time.time_ns()}", config, verbose=False)
     assert trainer.run() == "finished"
-    records = trainer.contract.rundir.read_metrics()
-    steady = len(trainer.training.data.x_train) * (len(records) - 2) / (records[-1]["time"] - records[1]["time"])
+    records = trainer.rundir.read_metrics()
+    steady = len(trainer.data.x_train) * (len(records) - 2) / (records[-1]["time"] - records[1]["time"])
     return steady, records[1]["time"] - records[0]["time"]
 
 

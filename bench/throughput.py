@@ -105,8 +105,8 @@ def run_panda(w, epochs, folder) -> dict:
                          internals=False)
     trainer = Trainer.create(folder / f"run-{time.time_ns()}", config, verbose=False)
     assert trainer.run() == "finished"
-    records = trainer.contract.rundir.read_metrics()[1:]
-    start = trainer.contract.rundir.read_metrics()[0]["time"]
+    records = trainer.rundir.read_metrics()[1:]
+    start = trainer.rundir.read_metrics()[0]["time"]
     return {"step": statistics.median(r["samples_per_second"] for r in records),
             "e2e": len(x) * len(records) / (records[-1]["time"] - start),
             "recorded_e2e": statistics.median(r["wall_samples_per_second"] for r in records)}

@@ -59,7 +59,7 @@ class TrainerThread:
 
     def __init__(self, trainer):
         self.trainer = trainer
-        self.run = trainer.contract.rundir
+        self.run = trainer.rundir
         self.result: str | None = None
         self.thread = threading.Thread(target=self._target, daemon=True)
 

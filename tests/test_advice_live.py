@@ -19,7 +19,7 @@ def stuck_run(path, **options) -> RunDir:
     config = TrainConfig(hparams=Hyperparameters(optimizer="adam", lr=1e-5), internals=False, **options)
     trainer = Trainer.create(path, config, verbose=False)
     assert trainer.run() == "finished"
-    return trainer.contract.rundir
+    return trainer.rundir
 
 
 def test_a_run_stuck_at_chance_journals_not_learning_once(tmp_path):

@@ -65,11 +65,11 @@ def test_tfds_sets_load_by_name_and_train_the_cnn(tmp_path):
         assert cifar.input_shape == (32, 32, 3)
         trainer = train(tmp_path / "mnist", "tfds:mnist", epochs=2, model="cnn",
                         hparams={"batch_size": 16, "layers": 1, "units": 16})
-    config = trainer.contract.rundir.read_config()
+    config = trainer.rundir.read_config()
     assert config["model"] == "cnn" and config["dataset_spec"] == "tfds:mnist"
     assert config["dataset"]["source"] == "tfds:mnist" and config["dataset"]["input_shape"] == [28, 28, 1]
-    assert [r["epoch"] for r in trainer.contract.rundir.read_metrics()] == [1, 2]
-    assert [type(layer).__name__ for layer in trainer.training.model.layers][:4] == ["Conv2D", "BatchNormalization", "ReLU",
+    assert [r["epoch"] for r in trainer.rundir.read_metrics()] == [1, 2]
+    assert [type(layer).__name__ for layer in trainer.model.layers][:4] == ["Conv2D", "BatchNormalization", "ReLU",
                                                                             "MaxPooling2D"]
 
 
@@ -185,4 +185,4 @@ def test_npz_images_keep_their_shape_for_the_cnn(tmp_path):
     assert data.input_shape == (8, 8, 1) and data.n_features == 64
     trainer = train(tmp_path / "npz-cnn", tmp_path / "d.npz", epochs=3, model="cnn",
                     hparams={"batch_size": 32, "layers": 1, "units": 32, "lr": 0.01})
-    assert trainer.contract.rundir.read_metrics()[-1]["accuracy"] > 0.8
+    assert trainer.rundir.read_metrics()[-1]["accuracy"] > 0.8

@@ -67,7 +67,7 @@ def test_a_stop_abandons_a_big_fork_within_a_second_and_puts_the_state_back(star
     run, trainer = t.run, t.trainer
     wait_for(lambda: run.read_metrics(), run.path, what="a first epoch")
     assert t.send("pause")["event"] == "applied"
-    before, step = state_of(trainer, leave_out=[trainer.knobs.lr]), trainer.steering.core.step
+    before, step = state_of(trainer, leave_out=[trainer.knobs.lr]), trainer.steering.step
 
     fork = run.send_command("fork", BIG_FORK, source="test")
     first = exploring(run, fork)

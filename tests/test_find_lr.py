@@ -25,8 +25,8 @@ def test_find_lr_records_a_curve_and_restores_the_exact_state(start_trainer):
     before = state_of(trainer)
     names = [v.path if hasattr(v, "path") else v.name for v in Explorer(trainer).variables() if v is not None]
     assert any("moving_mean" in n for n in names) and any("velocity" in n for n in names)
-    step, epoch, hp = trainer.steering.core.step, trainer.steering.core.epoch, trainer.hp.to_dict()
-    traces = trainer.training.steps.step_on_batch.experimental_get_tracing_count()
+    step, epoch, hp = trainer.steering.step, trainer.steering.epoch, trainer.hp.to_dict()
+    traces = trainer.steps.step_on_batch.experimental_get_tracing_count()
 
     found = t.send("find_lr", {"steps": 60, "min": 1e-5, "max": 10})
     assert found["event"] == "applied", found.get("reason")
@@ -34,9 +34,9 @@ def test_find_lr_records_a_curve_and_restores_the_exact_state(start_trainer):
     assert len(before) == len(after)
     for b, a, n in zip(before, after, names):
         assert b.dtype == a.dtype and b.tobytes() == a.tobytes(), f"{n} differs after find_lr"
-    assert (trainer.steering.core.step, trainer.steering.core.epoch, trainer.hp.to_dict()) == (step, epoch, hp)
+    assert (trainer.steering.step, trainer.steering.epoch, trainer.hp.to_dict()) == (step, epoch, hp)
     assert float(trainer.optimizer.learning_rate.numpy()) == pytest.approx(0.003)
-    assert trainer.training.steps.step_on_batch.experimental_get_tracing_count() == traces, "find_lr must not retrace the step"
+    assert trainer.steps.step_on_batch.experimental_get_tracing_count() == traces, "find_lr must not retrace the step"
 
     suggestion = found["suggestion"]
     assert 1e-5 <= suggestion["lr"] <= 10 and suggestion["min_lr"] is not None

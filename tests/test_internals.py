@@ -33,14 +33,14 @@ def _train(path, epochs=3, commands=(), seed=0, **hparams) -> Trainer:
     config = TrainConfig(hparams=Hyperparameters(**hparams), epochs=epochs, seed=seed)
     trainer = Trainer.create(path, config, verbose=False)
     for cmd, value in commands:
-        trainer.contract.rundir.send_command(cmd, value, source="test")
+        trainer.rundir.send_command(cmd, value, source="test")
     assert trainer.run() == "finished"
     return trainer
 
 
 def test_recorded_values_are_right(tmp_path):
     trainer = _train(tmp_path / "r", commands=[("set_lr", 0.01), ("set_beta", 0.8)], optimizer="momentum", lr=0.05)
-    records = trainer.contract.rundir.read_internals()
+    records = trainer.rundir.read_internals()
     assert records[0]["kind"] == "probes" and len(records[0]["examples"]) == 10
     assert sorted(records[0]["labels"]) == list(range(10))  # one example per class of digits
     epochs = [r for r in records if r["kind"] == "epoch"]
@@ -48,11 +48,11 @@ def test_recorded_values_are_right(tmp_path):
     assert measured[0] == 1 and measured == sorted(set(measured)) and set(measured) <= {1, 2, 3}
     for record in epochs:  # softmax rows are probabilities
         assert all(abs(sum(row) - 1) < 1e-3 for row in record["softmax"])
-        assert sum(map(sum, record["confusion"])) == min(len(trainer.training.data.x_val), internals.PROBE_SIZE)
+        assert sum(map(sum, record["confusion"])) == min(len(trainer.data.x_val), internals.PROBE_SIZE)
     last = epochs[-1]
     assert last["tracing"] == {"traces": 1, "hparam_changes": 2}  # lr and beta changed; the step never retraced
     # the moving mean recorded for an epoch is the one in that epoch's checkpoint
-    meta = next(m for m in trainer.contract.rundir.list_checkpoints() if m["epoch"] == last["epoch"] and m["reason"] == "epoch")
+    meta = next(m for m in trainer.rundir.list_checkpoints() if m["epoch"] == last["epoch"] and m["reason"] == "epoch")
     reader = tf.train.load_checkpoint(str(meta["path"]) + "/ckpt")
     keys = sorted(k for k in reader.get_variable_to_shape_map() if "moving_mean" in k and "OPTIMIZER" not in k)
     stored = [float(np.mean(reader.get_tensor(k))) for k in keys]
@@ -65,9 +65,9 @@ def test_recorded_values_are_right(tmp_path):
 
 def test_measuring_leaves_the_moving_statistics_as_they_were(tmp_path):
     trainer = Trainer.create(tmp_path / "r", TrainConfig(epochs=1), verbose=False)
-    before = [layer.moving_mean.numpy().copy() for layer in internals._bn_layers(trainer.training.model)]
-    internals.measure(trainer.training.model, trainer._probe, epoch=1, step=1, branch=0)
-    after = [layer.moving_mean.numpy() for layer in internals._bn_layers(trainer.training.model)]
+    before = [layer.moving_mean.numpy().copy() for layer in internals._bn_layers(trainer.model)]
+    internals.measure(trainer.model, trainer._probe, epoch=1, step=1, branch=0)
+    after = [layer.moving_mean.numpy() for layer in internals._bn_layers(trainer.model)]
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
     trainer.close()
 
@@ -100,11 +100,11 @@ def test_the_page_shows_batch_norm_and_softmax_of_a_real_run_and_offers_its_twin
     assert not at.exception
     assert at.selectbox(key="lesson-bn-layer").options == ["batch_norm_1", "batch_norm_2"]
     assert at.button(key="lesson-twin-go").label == "Start its twin without batch norm"
-    internals_read = lessons.read_internals(trainer.contract.rundir.path)
+    internals_read = lessons.read_internals(trainer.rundir.path)
     assert lessons.softmax_figure(internals_read) is not None and lessons.confusion_figure(internals_read) is not None
-    twin = lessons.twin_config(trainer.contract.rundir.read_config())
-    assert twin.seed == trainer.contract.config.seed and twin.hparams.batch_norm is False
-    assert twin.dataset == "digits" and twin.hparams.lr == trainer.contract.config.hparams.lr
+    twin = lessons.twin_config(trainer.rundir.read_config())
+    assert twin.seed == trainer.config.seed and twin.hparams.batch_norm is False
+    assert twin.dataset == "digits" and twin.hparams.lr == trainer.config.hparams.lr
 
 
 def test_an_old_run_and_hostile_lines_give_the_empty_state(tmp_path):

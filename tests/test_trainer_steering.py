@@ -282,17 +282,17 @@ def test_commands_are_applied_between_evaluation_batches(tmp_path, monkeypatch):
 
     monkeypatch.setattr(steps, "EVAL_BATCH_SIZE", 100)  # digits' 360 validation examples: 4 batches
     trainer = loop.Trainer.create(tmp_path / "r", loop.TrainConfig(hparams=Hyperparameters(), epochs=3), verbose=False)
-    original, seen = trainer.training.steps.eval_step, []
+    original, seen = trainer.steps.eval_step, []
 
     def eval_step(start):  # during the second epoch's evaluation, a client sends a command
-        if trainer.steering.core.epoch == 1 and int(start) == 0:
-            trainer.contract.rundir.send_command("set_lr", 0.0042, command_id="during-eval", source="test")
-            assert trainer.steering.core.inbox.ready.wait(30), "the watcher delivers the line"
-        elif trainer.steering.core.epoch == 1:
+        if trainer.steering.epoch == 1 and int(start) == 0:
+            trainer.rundir.send_command("set_lr", 0.0042, command_id="during-eval", source="test")
+            assert trainer.steering.inbox.ready.wait(30), "the watcher delivers the line"
+        elif trainer.steering.epoch == 1:
             seen.append(float(trainer.knobs.lr.numpy()))
         return original(start)
 
-    trainer.training.steps.eval_step = eval_step
+    trainer.steps.eval_step = eval_step
     t = TrainerThread(trainer).start()
     assert t.join() == "finished"
     assert seen[0] == pytest.approx(0.0042), "applied before the next evaluation batch"
