@@ -23,6 +23,7 @@ import plotly.io as pio
 import streamlit as st
 
 from app import charts, progress, scenarios, share
+from app.admission import open_for
 from app import settings as app_settings
 from app.rundata import RunView
 from app.shared import shared
@@ -185,7 +186,10 @@ def live_projection(store) -> None:
         st.markdown('<div class="panda-banner" data-testid="panda-banner"><b>waiting</b>'
                     "<span>for the presenter to start a run</span></div>", unsafe_allow_html=True)
         return
-    view = store.run(store.path_of(name)).view()
+    data = open_for(store, store.path_of(name), trusted=False)  # a viewer: its opens are bounded
+    if data is None:
+        return
+    view = data.view()
     state = view.state()
     st.markdown(banner_html(view, state), unsafe_allow_html=True)
     words = latest_intervention(view)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app import charts, controls, journal, progress, projector, run_controls
+from app.admission import open_for
 from app.auth import Access
 from app.controls import NotPresenter, Steerer
 from app.compare import compare_view
@@ -373,7 +374,9 @@ def live_view(ctx: Context) -> None:
         return
     if _launch_notice(ctx, name):
         return
-    data = ctx.store.run(ctx.store.path_of(name))
+    data = open_for(ctx.store, ctx.store.path_of(name), trusted=ctx.can_steer)
+    if data is None:
+        return
     view = data.view()
     state = view.state()
     signature = _control_signature(state, view)
