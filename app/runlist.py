@@ -1,18 +1,22 @@
 """The run picker's list, computed once per change for the whole server, however many sessions read it.
 
 Rebuilding the list on every viewer's refresh re-read every run's status (98 ms with 500 runs: ten
-viewers filled a core). Here one recursive ``watchdog`` observer on the run directory says *which*
-run changed (its ``status.json`` or ``config.json``, or a folder came or went); the next reader
-re-summarises only those runs, and every other reader gets the list as it is. Two clocks cover
-what no file event says: a live run whose trainer died goes stale without writing (its state is
-re-judged at most once a second, for the few live runs only), and a missed event (an inotify queue
-overflow) is healed by a full rescan every :data:`RESCAN_SECONDS`. Without a watcher (``watch=False``,
-or the inotify limit reached) every read (``watch=False``) or one read per :data:`POLL_SECONDS` rescans.
+viewers filled a core). Here the list is built once and kept; what a reader does is at most one
+check a second for the whole server, which looks only where a change can be:
+
+* the live runs' ``status.json`` (a ``stat`` each; their liveness is re-judged too: a trainer that
+  died writes nothing, yet turns "not answering");
+* the folders that are no run (the run directory itself, a sweep's folder) and those still waiting
+  for their ``config.json``: a folder's mtime moves when a run folder comes or goes;
+* every run's ``status.json`` every :data:`STAT_ALL_SECONDS` (a finished run resumed elsewhere), and
+  a full rescan every :data:`RESCAN_SECONDS`.
+
+Only a run whose files changed is summarised again. No file watcher: a recursive inotify watch of
+2,000 runs (with their checkpoint folders) is 28,000 watches, and every read of a run queued events.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -20,42 +24,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
+from trainer.rundir import CONFIG, LIVE_STATES, STATUS, RunDir
 
-from trainer.rundir import CONFIG, LIVE_STATES, STATUS, RunDir, iter_runs
-
-log = logging.getLogger(__name__)
-
-RESCAN_SECONDS = 30.0  # a full rescan heals a missed event
-POLL_SECONDS = 2.0  # without a watcher: one shared rescan per this
-LIVE_CHECK_SECONDS = 1.0  # a live run's liveness is re-judged (heartbeat age, pid) at most this often
+CHECK_SECONDS = 1.0  # live runs and folders: checked at most this often, for all readers together
+STAT_ALL_SECONDS = 3.0  # every run's status.json stat'ed (2,000 stats: a few ms)
+RESCAN_SECONDS = 60.0  # the whole tree listed again
+WATCHED_STATES = (*LIVE_STATES, "not answering", "missing")
 
 
-class _Events(FileSystemEventHandler):
-    """Maps each file event under the root to the run it concerns (a run is one or two levels deep)."""
+def _key(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def __init__(self, root: Path, changed: Callable[[Path | None], None]):
-        self.root = str(root)
-        self.changed = changed
 
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed", "closed_no_write"):
-            return
-        for raw in (event.src_path, getattr(event, "dest_path", "")):
-            if not raw:
-                continue
-            path = os.fsdecode(raw)
-            rel = os.path.relpath(path, self.root)
-            parts = [] if rel == "." else rel.split(os.sep)
-            if not parts or parts[0] == "..":
-                self.changed(None)  # the root itself: rescan
-            elif event.is_directory and len(parts) <= 2 and event.event_type != "modified":
-                self.changed(None)  # a run (or a sweep folder) came, went or moved
-            elif parts[-1] == CONFIG and len(parts) in (2, 3):
-                self.changed(None)  # a new run (config.json is written once, when the run is made)
-            elif parts[-1] == STATUS and len(parts) in (2, 3):
-                self.changed(Path(self.root, *parts[:-1]))
+def _mtime(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -67,7 +56,10 @@ class Listing:
 
 
 class RunList:
-    """Every run's summary under ``root``, rebuilt only for what changed (``summarise`` makes one)."""
+    """Every run's summary under ``root``, rebuilt only for what changed (``summarise`` makes one).
+
+    ``watch=False``: every read looks at every run (the old behaviour: a command-line caller, a test).
+    """
 
     def __init__(self, root: Path, summarise: Callable[[RunDir], object], contains: Callable[[Path], bool],
                  forget: Callable[[Path], None], *, watch: bool = True):
@@ -75,105 +67,104 @@ class RunList:
         self._summarise = summarise
         self._contains = contains
         self._forget = forget
-        self._lock = threading.Lock()  # the change flags
-        self._build_lock = threading.Lock()  # one build at a time
+        self.watch = watch
+        self._lock = threading.Lock()
         self._summaries: dict[Path, object] = {}
         self._inside: dict[Path, bool] = {}
-        self._dirty: set[Path] = set()
-        self._rescan = True
-        self._scanned = self._live_checked = 0.0
+        self._status_keys: dict[Path, tuple | None] = {}
+        self._folders: dict[Path, int | None] = {}  # non-run folders -> mtime
+        self._waiting: list[Path] = []  # folders without config.json (yet)
+        self._checked = self._stat_all = self._scanned = -1e9
         self._listing = Listing(0, ())
         self.builds = 0  # how many times the list was (re)built: once per change, never per reader
-        self._observer = self._watch() if watch else None
-        self._every = RESCAN_SECONDS if self._observer is not None else (POLL_SECONDS if watch else 0.0)
-
-    def _watch(self):
-        if not self.root.is_dir():
-            return None
-        try:
-            observer = Observer()
-            observer.daemon = True
-            observer.schedule(_Events(self.root, self._changed), str(self.root), recursive=True)
-            observer.start()
-            return observer
-        except OSError as e:  # e.g. the inotify watch limit: one shared rescan per POLL_SECONDS instead
-            log.warning("cannot watch %s (%s); listing it every %.0fs", self.root, e, POLL_SECONDS)
-            return None
-
-    def _changed(self, run: Path | None) -> None:
-        with self._lock:
-            if run is None:
-                self._rescan = True
-            else:
-                self._dirty.add(run)
-
-    def pending(self) -> bool:
-        """Whether a change was noticed that the next read will build."""
-        with self._lock:
-            return self._rescan or bool(self._dirty)
 
     def listing(self) -> Listing:
-        """The current list; rebuilt here only if something changed since the last build."""
-        now = time.monotonic()
-        with self._lock:
-            if now - self._scanned >= self._every:
-                self._rescan = True
-            rescan, dirty = self._rescan, self._dirty
-            self._rescan, self._dirty = False, set()
-            live_due = now - self._live_checked >= LIVE_CHECK_SECONDS
-        if rescan or dirty:
-            self._build(rescan, dirty, now)
-        elif live_due:
-            self._recheck_live(now)
+        """The current list; a reader that finds another one checking gets the list as it is."""
+        if not self._lock.acquire(blocking=not self.watch or self.builds == 0):
+            return self._listing
+        try:
+            self._update(time.monotonic())
+        finally:
+            self._lock.release()
         return self._listing
 
-    def _build(self, rescan: bool, dirty: set[Path], now: float) -> None:
-        with self._build_lock:
-            summaries = dict(self._summaries)
-            if rescan:
-                found = {}
-                for run in iter_runs(self.root):
-                    if run.path not in self._inside:
-                        self._inside[run.path] = self._contains(run.path)
-                    if self._inside[run.path]:
-                        found[run.path] = run
-                for gone in set(summaries) - set(found):
-                    del summaries[gone]
-                    self._inside.pop(gone, None)
-                    self._forget(gone)
-                for path, run in found.items():
-                    summaries[path] = self._summarise(run)
-                self._scanned = now
-            for path in dirty:
-                if path in summaries:
-                    summaries[path] = self._summarise(RunDir(path))
-            self._publish(summaries, now)
+    # ------------------------------------------------------------------ checks
 
-    def _recheck_live(self, now: float) -> None:
-        with self._build_lock:
-            live = [p for p, s in self._summaries.items() if getattr(s, "state", None) in (*LIVE_STATES, "not answering")]
-            if not live:
-                self._live_checked = now
-                return
-            summaries = dict(self._summaries)
-            changed = False
-            for path in live:
+    def _update(self, now: float) -> None:
+        if self.watch and now - self._checked < CHECK_SECONDS:
+            return
+        self._checked = now
+        if not self.watch or now - self._scanned >= RESCAN_SECONDS or self._shape_changed():
+            self._rescan(now)
+            return
+        every = now - self._stat_all >= STAT_ALL_SECONDS
+        if every:
+            self._stat_all = now
+        changed = {}
+        for path, summary in self._summaries.items():
+            live = getattr(summary, "state", None) in WATCHED_STATES
+            if not (live or every):
+                continue
+            key = _key(path / STATUS)
+            if live or key != self._status_keys.get(path):
+                self._status_keys[path] = key
                 fresh = self._summarise(RunDir(path))
-                changed |= fresh != summaries[path]
-                summaries[path] = fresh
-            if changed:
-                self._publish(summaries, now)
-            else:
-                self._live_checked = now
+                if fresh != summary:
+                    changed[path] = fresh
+        if changed:
+            self._publish({**self._summaries, **changed})
 
-    def _publish(self, summaries: dict, now: float) -> None:
+    def _shape_changed(self) -> bool:
+        """A folder that is no run gained or lost an entry, or a waiting folder got its config.json."""
+        return (any(_mtime(folder) != mtime for folder, mtime in self._folders.items())
+                or any((folder / CONFIG).exists() for folder in self._waiting))
+
+    def _rescan(self, now: float) -> None:
+        found, folders, waiting = self._walk()
+        summaries = {}
+        for path in found:
+            if path not in self._inside:
+                self._inside[path] = self._contains(path)  # symlinks resolved once per run
+            if self._inside[path]:
+                self._status_keys[path] = _key(path / STATUS)
+                summaries[path] = self._summarise(RunDir(path))
+        for gone in set(self._summaries) - set(summaries):
+            self._status_keys.pop(gone, None)
+            self._inside.pop(gone, None)
+            self._forget(gone)
+        self._folders, self._waiting, self._scanned = folders, waiting, now
+        self._stat_all = now
+        if summaries != self._summaries or self.builds == 0 or not self.watch:
+            self._publish(summaries)
+
+    def _walk(self) -> tuple[list[Path], dict[Path, int | None], list[Path]]:
+        """Runs one or two levels down (a sweep's trials), the non-run folders, the folders without config."""
+        found: list[Path] = []
+        folders = {self.root: _mtime(self.root)}
+        waiting: list[Path] = []
+        for entry in _subfolders(self.root):
+            if (entry / CONFIG).exists():
+                found.append(entry)
+                continue
+            folders[entry] = _mtime(entry)
+            waiting.append(entry)
+            for sub in _subfolders(entry):
+                (found if (sub / CONFIG).exists() else waiting).append(sub)
+        return found, folders, waiting
+
+    def _publish(self, summaries: dict) -> None:
         self._summaries = summaries
         ordered = sorted(summaries.values(), key=lambda r: (-r.created, r.name))
         self.builds += 1
         self._listing = Listing(self.builds, tuple(ordered))
-        self._live_checked = now
 
     def close(self) -> None:
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
+        """Nothing to stop (no watcher thread); kept so the store closes what it owns."""
+
+
+def _subfolders(path: Path) -> list[Path]:
+    try:
+        with os.scandir(path) as entries:
+            return [Path(e.path) for e in entries if e.is_dir()]
+    except OSError:
+        return []
