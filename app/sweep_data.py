@@ -9,6 +9,7 @@ the server's shared state (:mod:`app.shared`), a test or a benchmark makes its o
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 from trainer.config import check_name
 from trainer.rundir import JsonlTail, RunDirError, current_line
 from trainer.search.pbt import proposals as pbt_proposals
-from trainer.search.pbt import read_log as read_pbt_log
+from trainer.search.pbt import PBT_LOG
 from trainer.search.sweepdir import FINAL_STATES, SweepDir
 
 SCORE = "best_val_accuracy"
@@ -135,18 +136,32 @@ def hparams_now(status: dict | None, line: list[dict]) -> dict[str, Any]:
     return out
 
 
-class TrialCurves:
-    """Each trial's current history and steering, read incrementally: a refresh parses only
-    appended lines.
+def _file_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    One instance may serve every tab of the server (a lock guards it); a file that was replaced
-    or cut is read again from the start.
+
+class TrialCurves:
+    """A sweep folder read incrementally, for every refresh of every tab: a refresh parses only what changed.
+
+    Appended lines (``trials.jsonl``, ``pbt.jsonl``, each trial's ``metrics.jsonl`` and ``events.jsonl``)
+    are parsed once; ``config.json`` (written once) is read once per trial; ``status.json`` and
+    ``sweep.json`` again only when their (inode, mtime, size) changed. So a refresh of a 200-trial
+    sweep whose trials finished is a few hundred ``stat`` calls. One instance may serve every tab of
+    the server (a lock guards it); a file that was replaced or cut is read again from the start.
     """
 
     def __init__(self) -> None:
         self._logs: dict[str, tuple[JsonlTail, list[dict]]] = {}  # metrics.jsonl: every record
         self._events: dict[str, tuple[JsonlTail, list[dict]]] = {}  # events.jsonl: the steering ones
+        self._sweep_logs: dict[str, tuple[JsonlTail, list[dict]]] = {}  # trials.jsonl, pbt.jsonl: every line
+        self._configs: dict[str, dict] = {}  # a trial's config.json hparams (read once)
+        self._snapshots: dict[str, tuple[tuple | None, Any]] = {}  # path -> (file key, what was read)
         self._lock = threading.Lock()
+        self.reads = 0  # whole-file reads of snapshots (status, config, spec): what the cache saves
 
     @staticmethod
     def _grow(logs: dict, path: Path, keep: Callable[[dict], bool] | None = None) -> list[dict]:
@@ -158,6 +173,17 @@ class TrialCurves:
         records.extend(r for r in new if keep is None or keep(r))
         return records
 
+    def _snapshot(self, path: Path, read: Callable[[], Any]) -> Any:
+        """``read()`` again only when ``path`` changed (or came, or went) since the last call."""
+        key = _file_key(path)
+        cached = self._snapshots.get(str(path))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        self.reads += 1
+        value = read()
+        self._snapshots[str(path)] = (key, value)
+        return value
+
     def current_line(self, run) -> list[dict]:
         with self._lock:
             return current_line(self._grow(self._logs, run.metrics_path))
@@ -167,6 +193,34 @@ class TrialCurves:
         with self._lock:
             return list(self._grow(self._events, run.events_path, is_steering))
 
+    def status(self, run):
+        with self._lock:
+            return self._snapshot(run.status_path, run.status)
+
+    def hparams(self, run) -> dict:
+        """The trial's config.json hparams; read once (a config that cannot be read yet: tried again)."""
+        with self._lock:
+            key = str(run.path)
+            if key not in self._configs:
+                self.reads += 1
+                try:
+                    self._configs[key] = run.read_config().get("hparams") or {}
+                except RunDirError:
+                    return {}
+            return self._configs[key]
+
+    def spec(self, sweep: SweepDir) -> dict:
+        with self._lock:
+            return self._snapshot(sweep.spec_path, sweep.read_spec)
+
+    def trial_records(self, sweep: SweepDir) -> list[dict]:
+        with self._lock:
+            return list(self._grow(self._sweep_logs, sweep.trials_path))
+
+    def pbt_records(self, sweep: SweepDir) -> list[dict]:
+        with self._lock:
+            return list(self._grow(self._sweep_logs, sweep.path / PBT_LOG))
+
 
 def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView:
     """Read ``sweep.json``, ``trials.jsonl`` and every trial's metrics (current history).
@@ -175,21 +229,18 @@ def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView
     """
     curves = curves if curves is not None else TrialCurves()
     sweep = SweepDir(path)
-    spec = sweep.read_spec()
-    trials = sweep.trials()
-    view = SweepView(sweep.path, spec, trials, pbt=pbt_proposals(read_pbt_log(sweep.path)))
+    spec = curves.spec(sweep)
+    trials = sweep.trials(curves.trial_records(sweep))
+    view = SweepView(sweep.path, spec, trials, pbt=pbt_proposals(curves.pbt_records(sweep)))
     for name in trials:
         run = sweep.trial_run(name)
         if not run.exists():
             continue
         view.curves[name] = curves.current_line(run)
         view.steering[name] = curves.steering(run)
-        status = run.status()  # typed: another process's file may hold anything
+        status = curves.status(run)  # typed: another process's file may hold anything
         view.now[name] = hparams_now(status.to_json() if status else None, view.curves[name])
-        try:
-            view.hparams[name] = run.read_config().get("hparams") or {}
-        except RunDirError:
-            view.hparams[name] = {}
+        view.hparams[name] = curves.hparams(run)
         if trials[name].get("state") in ("running", "stopping"):
             # a live trial's best so far, from its metrics (trials.jsonl has it only at the end)
             scores = [r.get("val_accuracy") for r in view.curves[name] if isinstance(r.get("val_accuracy"), (int, float))]
