@@ -9,6 +9,7 @@ the server's shared state (:mod:`app.shared`), a test or a benchmark makes its o
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class SweepView:
     now: dict[str, dict[str, Any]] = field(default_factory=dict)  # the steerable hparams in force per trial
     steering: dict[str, list[dict]] = field(default_factory=dict)  # each trial's applied steering events
     pbt: dict[str, dict[str, Any]] = field(default_factory=dict)  # PBT proposals (pbt.jsonl folded), by id
+    version: tuple = ()  # equal for two loads through one TrialCurves only if they drew the same (figure caches)
 
     @property
     def name(self) -> str:
@@ -136,6 +138,9 @@ def hparams_now(status: dict | None, line: list[dict]) -> dict[str, Any]:
     return out
 
 
+_VERSIONS = itertools.count(1)
+
+
 def _file_key(path: Path) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
@@ -161,16 +166,18 @@ class TrialCurves:
         self._configs: dict[str, dict] = {}  # a trial's config.json hparams (read once)
         self._snapshots: dict[str, tuple[tuple | None, Any]] = {}  # path -> (file key, what was read)
         self._lock = threading.Lock()
+        self.version = next(_VERSIONS)  # a new number whenever anything read was new (unique in the process)
         self.reads = 0  # whole-file reads of snapshots (status, config, spec): what the cache saves
 
-    @staticmethod
-    def _grow(logs: dict, path: Path, keep: Callable[[dict], bool] | None = None) -> list[dict]:
+    def _grow(self, logs: dict, path: Path, keep: Callable[[dict], bool] | None = None) -> list[dict]:
         tail, records = logs.setdefault(str(path), (JsonlTail(path), []))
         restarts = tail.restarts
         new = tail.read_new()
         if tail.restarts != restarts:
             records.clear()
         records.extend(r for r in new if keep is None or keep(r))
+        if new or tail.restarts != restarts:
+            self.version = next(_VERSIONS)
         return records
 
     def _snapshot(self, path: Path, read: Callable[[], Any]) -> Any:
@@ -182,6 +189,7 @@ class TrialCurves:
         self.reads += 1
         value = read()
         self._snapshots[str(path)] = (key, value)
+        self.version = next(_VERSIONS)
         return value
 
     def current_line(self, run) -> list[dict]:
@@ -207,6 +215,7 @@ class TrialCurves:
                     self._configs[key] = run.read_config().get("hparams") or {}
                 except RunDirError:
                     return {}
+                self.version = next(_VERSIONS)
             return self._configs[key]
 
     def spec(self, sweep: SweepDir) -> dict:
@@ -248,6 +257,7 @@ def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView
                 trials[name][SCORE] = max(scores)
                 trials[name]["epochs"] = len(view.curves[name])
             trials[name]["liveness"] = run.liveness(status)
+    view.version = (curves.version, tuple((n, t.get("state"), t.get("liveness")) for n, t in trials.items()))
     return view
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from app.sweep_data import TrialCurves, load_sweep, trials_frame
@@ -38,3 +40,38 @@ def test_a_refresh_rereads_only_the_files_that_changed(tmp_path):
     assert view.trials["trial-0199"]["state"] == "finished"
     fresh = load_sweep(sweep.path)
     assert trials_frame(view).equals(trials_frame(fresh))
+
+
+def test_a_refresh_in_which_nothing_changed_builds_no_figure(tmp_path):
+    """Two tabs of a 60-trial sweep's page, refreshed: the figures are built once per change of the data."""
+    from streamlit.testing.v1 import AppTest
+
+    from app.sweep_page import sweep_charts
+
+    sweep = make_sweep(tmp_path, n=60, epochs=4, running=2)
+
+    def app(path: str) -> None:
+        from pathlib import Path
+
+        from app.sweep_page import render_sweep
+
+        render_sweep(Path(path))
+
+    tabs = [AppTest.from_function(app, args=(str(sweep.path),), default_timeout=60) for _ in range(2)]
+    for at in tabs:
+        at.run()
+        assert not at.exception, at.exception
+    built = sweep_charts().builds
+    assert built == 3 + 4  # curves, score, parallel coordinates, a histogram per searched parameter: once
+    keys = [c.key for c in tabs[1].get("plotly_chart")]
+    assert keys[0] == "sweep-curves-s1" and len(keys) == 7
+    for at in tabs:
+        at.run()
+    assert sweep_charts().builds == built
+    append_jsonl(sweep.trial_run("trial-0060").metrics_path, {"epoch": 5, "val_accuracy": 0.99, "loss": 0.1})
+    tabs[0].run()
+    assert sweep_charts().builds == 2 * built  # the data changed: built again, once
+    tabs[1].run()
+    assert sweep_charts().builds == 2 * built
+    spec = json.loads(tabs[1].get("plotly_chart")[0].proto.spec)
+    assert any(5 in (trace.get("x") or []) for trace in spec["data"])  # the new epoch is drawn
