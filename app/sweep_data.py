@@ -19,7 +19,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from trainer.config import check_name
-from trainer.rundir import JsonlTail, RunDirError, current_line
+from trainer.rundir import JsonlTail, RunDir, RunDirError, current_line
 from trainer.search.pbt import proposals as pbt_proposals
 from trainer.search.pbt import PBT_LOG
 from trainer.search.sweepdir import FINAL_STATES, SweepDir
@@ -165,12 +165,17 @@ class TrialCurves:
         self._sweep_logs: dict[str, tuple[JsonlTail, list[dict]]] = {}  # trials.jsonl, pbt.jsonl: every line
         self._configs: dict[str, dict] = {}  # a trial's config.json hparams (read once)
         self._snapshots: dict[str, tuple[tuple | None, Any]] = {}  # path -> (file key, what was read)
+        self._derived: dict[tuple, tuple[tuple, Any]] = {}  # (what, path) -> (records seen, what was made of them)
+        self._runs: dict[tuple[str, str], RunDir] = {}
         self._lock = threading.Lock()
         self.version = next(_VERSIONS)  # a new number whenever anything read was new (unique in the process)
         self.reads = 0  # whole-file reads of snapshots (status, config, spec): what the cache saves
 
     def _grow(self, logs: dict, path: Path, keep: Callable[[dict], bool] | None = None) -> list[dict]:
-        tail, records = logs.setdefault(str(path), (JsonlTail(path), []))
+        entry = logs.get(str(path))
+        if entry is None:
+            entry = logs[str(path)] = (JsonlTail(path), [])
+        tail, records = entry
         restarts = tail.restarts
         new = tail.read_new()
         if tail.restarts != restarts:
@@ -192,14 +197,35 @@ class TrialCurves:
         self.version = next(_VERSIONS)
         return value
 
+    def _derive(self, what: str, logs: dict, path: Path, make: Callable[[list[dict]], Any],
+                keep: Callable[[dict], bool] | None = None) -> Any:
+        """``make(records)`` of a tailed file, made again only when lines were added (or it restarted)."""
+        records = self._grow(logs, path, keep)
+        seen = (logs[str(path)][0].restarts, len(records))
+        cached = self._derived.get((what, str(path)))
+        if cached is not None and cached[0] == seen:
+            return cached[1]
+        value = make(records)
+        self._derived[(what, str(path))] = (seen, value)
+        return value
+
+    def trial(self, sweep: SweepDir, name: str) -> RunDir:
+        """The trial's run folder (``ValueError`` for a name that is no run name), made once."""
+        key = (str(sweep.path), name)
+        run = self._runs.get(key)
+        if run is None:
+            run = self._runs[key] = sweep.trial_run(name)
+        return run
+
     def current_line(self, run) -> list[dict]:
+        """The trial's current history (shared: read only)."""
         with self._lock:
-            return current_line(self._grow(self._logs, run.metrics_path))
+            return self._derive("line", self._logs, run.metrics_path, current_line)
 
     def steering(self, run) -> list[dict]:
-        """The trial's applied steering commands (:func:`is_steering`), oldest first."""
+        """The trial's applied steering commands (:func:`is_steering`), oldest first (shared: read only)."""
         with self._lock:
-            return list(self._grow(self._events, run.events_path, is_steering))
+            return self._derive("steering", self._events, run.events_path, list, is_steering)
 
     def status(self, run):
         with self._lock:
@@ -222,13 +248,16 @@ class TrialCurves:
         with self._lock:
             return self._snapshot(sweep.spec_path, sweep.read_spec)
 
-    def trial_records(self, sweep: SweepDir) -> list[dict]:
+    def trials(self, sweep: SweepDir) -> dict[str, dict[str, Any]]:
+        """``trials.jsonl`` folded (:meth:`SweepDir.trials`); a copy per call: the caller may add to it."""
         with self._lock:
-            return list(self._grow(self._sweep_logs, sweep.trials_path))
+            folded = self._derive("trials", self._sweep_logs, sweep.trials_path, sweep.trials)
+        return {name: dict(fields) for name, fields in folded.items()}
 
-    def pbt_records(self, sweep: SweepDir) -> list[dict]:
+    def pbt(self, sweep: SweepDir) -> dict[str, dict]:
+        """PBT's proposals, ``pbt.jsonl`` folded (shared: read only)."""
         with self._lock:
-            return list(self._grow(self._sweep_logs, sweep.path / PBT_LOG))
+            return self._derive("pbt", self._sweep_logs, sweep.path / PBT_LOG, pbt_proposals)
 
 
 def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView:
@@ -239,10 +268,10 @@ def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView
     curves = curves if curves is not None else TrialCurves()
     sweep = SweepDir(path)
     spec = curves.spec(sweep)
-    trials = sweep.trials(curves.trial_records(sweep))
-    view = SweepView(sweep.path, spec, trials, pbt=pbt_proposals(curves.pbt_records(sweep)))
+    trials = curves.trials(sweep)
+    view = SweepView(sweep.path, spec, trials, pbt=curves.pbt(sweep))
     for name in trials:
-        run = sweep.trial_run(name)
+        run = curves.trial(sweep, name)
         if not run.exists():
             continue
         view.curves[name] = curves.current_line(run)
@@ -351,8 +380,13 @@ def spec_text(spec: dict) -> str:
     'log:0.0001:1'
     >>> spec_text({"scale": "choice", "values": ["sgd", "adam"]}), spec_text({"scale": "choice", "values": [True]})
     ('choice:sgd,adam', 'true')
+    >>> spec_text({"kind": "float", "low": 0.1})  # a sweep.json of another shape: shown, never a crash
+    'None:?:?'
     """
+    def bound(v) -> str:
+        return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "?"
+
     if spec.get("scale") == "choice":
         values = [str(v).lower() if isinstance(v, bool) else str(v) for v in spec.get("values") or []]
         return ",".join(values) if len(values) == 1 else "choice:" + ",".join(values)
-    return f"{spec.get('scale')}:{spec.get('min'):g}:{spec.get('max'):g}"
+    return f"{spec.get('scale')}:{bound(spec.get('min'))}:{bound(spec.get('max'))}"

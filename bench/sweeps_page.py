@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class Tab:
                                                     origin=f"http://127.0.0.1:{port}", max_size=None))
         self.pages: dict[str, str] = {}
         self.fragment = ""
+        self.debug = bool(os.environ.get("SWEEPS_PAGE_DEBUG"))
 
     def run(self, state: ClientState, timeout: float = 120.0) -> None:
         self.ws.send(BackMsg(rerun_script=state).SerializeToString())
@@ -59,8 +61,17 @@ class Tab:
                 self.pages = {p.url_pathname: p.page_script_hash for p in msg.navigation.app_pages}
             elif kind == "auto_rerun":
                 self.fragment = msg.auto_rerun.fragment_id
+                if self.debug:
+                    print("auto_rerun", msg.auto_rerun.fragment_id, msg.auto_rerun.interval, file=sys.stderr)
+            elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element" \
+                    and msg.delta.new_element.WhichOneof("type") == "exception":
+                raise RuntimeError(f"the page raised: {msg.delta.new_element.exception.message}")
             elif kind == "script_finished":
                 return
+            elif kind == "session_status_changed" and not msg.session_status_changed.script_is_running and self.debug:
+                print("status: not running", file=sys.stderr)
+            if self.debug:
+                print(kind, file=sys.stderr)
 
     def close(self) -> None:
         self._stack.close()
@@ -89,12 +100,16 @@ def main() -> int:
                 if "watch:" in line:
                     break
             serving = time.monotonic() - started
+            debug = bool(os.environ.get("SWEEPS_PAGE_DEBUG"))  # the server's output drained always: a full pipe blocks it
+            threading.Thread(target=lambda: [debug and print("server:", line, end="", file=sys.stderr)
+                                             for line in app.stdout], daemon=True).start()
             server = next(c for c in psutil.Process(app.pid).children() if "streamlit" in " ".join(c.cmdline()))
             tab = Tab(port)
             tab.run(ClientState(query_string="", page_script_hash=""))
             first_page = time.monotonic() - started
             query = f"sweep={SWEEP}"
             t0 = time.monotonic()
+            tab.fragment = ""  # the Sweeps page's own refresh timer, not the first page's
             tab.run(ClientState(query_string=query, page_script_hash=tab.pages["sweeps"]))
             opened = time.monotonic() - t0
             assert tab.fragment, "the Sweeps page of a running sweep set no refresh timer"
