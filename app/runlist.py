@@ -79,14 +79,12 @@ class RunList:
         self.builds = 0  # how many times the list was (re)built: once per change, never per reader
 
     def listing(self) -> Listing:
-        """The current list; a reader that finds another one checking gets the list as it is."""
-        if not self._lock.acquire(blocking=not self.watch or self.builds == 0):
-            return self._listing
-        try:
+        """The current list. A reader that finds another one checking waits for it (a check is a few
+        stats; a rescan of 2,000 runs ~70 ms): handing out the old list then showed a viewer who
+        arrived with a new run the previous newest run for one refresh."""
+        with self._lock:
             self._update(time.monotonic())
-        finally:
-            self._lock.release()
-        return self._listing
+            return self._listing
 
     # ------------------------------------------------------------------ checks
 
