@@ -11,6 +11,10 @@ counts until the chart that includes it arrives).
 
     python -m bench.audience                     # N = 1, 10, 50, 100; 600 s soak at 100
     python -m bench.audience --soak 120 --browser
+    python -m bench.audience --runs 0,100,500,2000 --viewers 10,100 --soak 0   # a lived-in run directory
+
+``--runs`` makes that many finished runs up front (:mod:`bench.run_corpus`: realistic size, a tenth in
+sweeps) beside the live one; each configuration prints one markdown table row.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import asyncio
 import base64
 import json
 import os
-import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -38,6 +42,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 
 from app.serving.launch import start_run  # noqa: E402
+from bench.run_corpus import make_corpus  # noqa: E402
 from app.serving.scenarios import SCENARIOS  # noqa: E402
 from trainer.contract.rundir import RunDir  # noqa: E402
 
@@ -186,57 +191,123 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def page_load_cpu(server: psutil.Process, url: str, origin: str, loads: int = 5) -> float:
+    """Median server CPU (ms) of one new session's first full page run (a viewer's page load)."""
+
+    async def one() -> float:
+        before = server.cpu_times()
+        async with websockets.connect(url, subprotocols=["streamlit"], origin=origin, max_size=None,
+                                      ping_interval=None) as ws:
+            await ws.send(BackMsg(rerun_script=ClientState(query_string="", page_script_hash="")).SerializeToString())
+            async for raw in ws:
+                msg = ForwardMsg.FromString(raw)
+                if msg.WhichOneof("type") == "script_finished":
+                    break
+        after = server.cpu_times()
+        return 1000 * ((after.user + after.system) - (before.user + before.system))
+
+    return float(np.median([asyncio.run(one()) for _ in range(loads)]))
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> str:
+    """End a process we started (SIGTERM: a background shell's children ignore SIGINT), killing it if it
+    does not end in ``timeout`` seconds; says which it took."""
+    if process.poll() is not None:
+        return "had ended"
+    process.terminate()
+    try:
+        process.wait(timeout)
+        return "ended"
+    except subprocess.TimeoutExpired:
+        for child in psutil.Process(process.pid).children(recursive=True):
+            child.kill()
+        process.kill()
+        process.wait()
+        return "killed"
+
+
+class Served:
+    """``panda app`` (viewers need its token) on a run directory, plus one paced live demo run in it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.config = SCENARIOS["healthy"].config(epochs=100_000)  # paced, 1 s an epoch, as panda demo runs it
+        self.port = _free_port()
+        started = time.monotonic()
+        self.app = subprocess.Popen(
+            [sys.executable, "-m", "app.serving.panda_cli", "app", "--run-dir", str(root), "--port", str(self.port)],
+            env={**os.environ, "PANDA_TOKEN": TOKEN}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=Path(__file__).resolve().parent.parent)
+        for line in self.app.stdout:
+            if "watch:" in line:
+                break
+        self.serving_after = time.monotonic() - started  # the server answered its health check
+        threading.Thread(target=lambda: [None for _ in self.app.stdout], daemon=True).start()
+        self.server = next(c for c in psutil.Process(self.app.pid).children() if "streamlit" in " ".join(c.cmdline()))
+        self.url, self.origin = f"ws://127.0.0.1:{self.port}/_stcore/stream", f"http://127.0.0.1:{self.port}"
+        self.page_load_ms = page_load_cpu(self.server, self.url, self.origin)  # before the live run: no noise
+        self.launch = start_run(root, "demo-healthy-bench", self.config)
+        self.run = RunDir(root / "demo-healthy-bench")
+        deadline = time.monotonic() + 120
+        while not (self.run.read_metrics() if self.run.exists() else []) and time.monotonic() < deadline:
+            threading.Event().wait(0.5)
+
+    def close(self) -> str:
+        app = stop_process(self.app)
+        if self.run.exists():
+            self.run.send_command("stop", source="bench")
+        try:
+            self.launch.process.wait(30)
+        except subprocess.TimeoutExpired:
+            stop_process(self.launch.process)
+        return app
+
+
+ROW = "| {runs} | {n} | {cpu:.0f} % | {p50:.2f} s / {p95:.2f} s | {rss:.0f} MiB | {load:.0f} ms | {start:.1f} s | {errors} |"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--viewers", default="1,10,50,100")
+    parser.add_argument("--runs", default="0", help="finished runs made up front, a comma list (e.g. 0,100,500,2000)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window per N")
     parser.add_argument("--soak", type=float, default=600.0, help="seconds of the memory soak at the largest N (0: none)")
     parser.add_argument("--browser", action="store_true", help="also one real headless Chromium viewer")
     args = parser.parse_args()
+    counts = [int(x) for x in args.viewers.split(",")]
 
-    root = Path(tempfile.mkdtemp(prefix="panda-audience-"))
-    config = SCENARIOS["healthy"].config(epochs=100_000)  # paced, 1 s an epoch, as panda demo runs it
-    launch = start_run(root, "demo-healthy-bench", config)
-    run = RunDir(root / "demo-healthy-bench")
-    port = _free_port()
-    env = {**os.environ, "PANDA_TOKEN": TOKEN}
-    app = subprocess.Popen([sys.executable, "-m", "app.serving.panda_cli", "app", "--run-dir", str(root), "--port", str(port)],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           cwd=Path(__file__).resolve().parent.parent)
-    try:
-        for line in app.stdout:
-            if "watch:" in line:
-                break
-        threading.Thread(target=lambda: [None for _ in app.stdout], daemon=True).start()
-        server = next(c for c in psutil.Process(app.pid).children() if "streamlit" in " ".join(c.cmdline()))
-        while not (run.read_metrics() if run.exists() else []):
-            threading.Event().wait(0.5)
-        url, origin = f"ws://127.0.0.1:{port}/_stcore/stream", f"http://127.0.0.1:{port}"
-        print(f"{psutil.cpu_count()} cores; trainer paced at {config.pace:g} s/epoch; viewers refresh every 1 s; "
-              f"{args.seconds:g} s measured per N after a 10 s warm-up")
-        print(f"{'N':>4} {'server CPU % of a core':>22} {'RSS MiB':>8} {'fresh p50 s':>11} {'p95 s':>6} "
-              f"{'samples':>7} {'errors':>6} {'clients CPU %':>13} {'MiB/s/viewer':>12}")
-        for n in [int(x) for x in args.viewers.split(",")]:
-            r = measure(server, run, url, origin, n, args.seconds, warmup=10.0)
-            print(f"{n:>4} {r['cpu']:>22.1f} {r['rss'][-1][1]:>8.0f} {pct(r['fresh'], 50):>11.2f} "
-                  f"{pct(r['fresh'], 95):>6.2f} {len(r['fresh']):>7} {r['errors']:>6} {r['clients_cpu']:>13.1f} "
-                  f"{r['mb_per_viewer_s']:>12.3f}", flush=True)
-        if args.soak:
-            n = max(int(x) for x in args.viewers.split(","))
-            r = measure(server, run, url, origin, n, args.soak, warmup=5.0, rss_every=args.soak / 10)
-            marks = ", ".join(f"{t:.0f}s {m:.0f}" for t, m in r["rss"])
-            print(f"soak {args.soak:g} s at N={n}: server CPU {r['cpu']:.1f} % of a core, freshness p50 "
-                  f"{pct(r['fresh'], 50):.2f} s p95 {pct(r['fresh'], 95):.2f} s; RSS MiB: {marks}", flush=True)
-        if args.browser:
-            fresh = browser_freshness(f"http://127.0.0.1:{port}/", run, 30.0)
-            print(f"one Chromium page: freshness p50 {pct(fresh, 50):.2f} s, p95 {pct(fresh, 95):.2f} s "
-                  f"({len(fresh)} epochs)", flush=True)
-    finally:
-        app.send_signal(signal.SIGINT)
-        app.wait(20)
-        if run.exists():
-            run.send_command("stop", source="bench")
-        launch.process.wait(30)
+    print(f"{psutil.cpu_count()} cores; trainer paced at 1 s/epoch; viewers refresh every 1 s; "
+          f"{args.seconds:g} s measured per row after a 10 s warm-up. Page load: a new viewer session's first "
+          "script run (median of 5, server CPU); serving: `panda app` start to its health check.\n")
+    print("| finished runs | viewers | server CPU (% of a core) | freshness p50 / p95 | server RSS | page load CPU "
+          "| serving after | errors |\n|---|---|---|---|---|---|---|---|", flush=True)
+    for runs in [int(x) for x in args.runs.split(",")]:
+        root = Path(tempfile.mkdtemp(prefix="panda-audience-"))
+        if runs:
+            make_corpus(root, runs)
+        served = Served(root)
+        try:
+            for n in counts:
+                r = measure(served.server, served.run, served.url, served.origin, n, args.seconds, warmup=10.0)
+                print(ROW.format(runs=runs, n=n, cpu=r["cpu"], p50=pct(r["fresh"], 50), p95=pct(r["fresh"], 95),
+                                 rss=r["rss"][-1][1], load=served.page_load_ms, start=served.serving_after,
+                                 errors=r["errors"]), flush=True)
+            if args.soak:
+                n = max(counts)
+                r = measure(served.server, served.run, served.url, served.origin, n, args.soak, warmup=5.0,
+                            rss_every=args.soak / 10)
+                marks = ", ".join(f"{t:.0f}s {m:.0f}" for t, m in r["rss"])
+                print(f"\nsoak {args.soak:g} s at N={n}, {runs} runs: server CPU {r['cpu']:.1f} % of a core, freshness "
+                      f"p50 {pct(r['fresh'], 50):.2f} s p95 {pct(r['fresh'], 95):.2f} s; RSS MiB: {marks}", flush=True)
+            if args.browser:
+                fresh = browser_freshness(f"http://127.0.0.1:{served.port}/", served.run, 30.0)
+                print(f"\none Chromium page: freshness p50 {pct(fresh, 50):.2f} s, p95 {pct(fresh, 95):.2f} s "
+                      f"({len(fresh)} epochs)", flush=True)
+        finally:
+            how = served.close()
+            shutil.rmtree(root, ignore_errors=True)
+        if how == "killed":
+            print(f"(the server did not end within 20 s of SIGTERM and was killed; {runs} runs)", flush=True)
     return 0
 
 

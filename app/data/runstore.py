@@ -1,8 +1,9 @@
 """Every run under one run directory, shared by all browser tabs of one server process.
 
 The dashboard keeps one :class:`RunStore` per server process (:mod:`app.serving.shared`), so every tab shares one
-:class:`~app.data.rundata.RunData` reader per run; the run picker's list reads a status file only
-when it changed. Another run's files may hold anything: they are read through the typed readers
+:class:`~app.data.rundata.RunData` reader per run, and one run list (:mod:`app.data.runlist`: rebuilt once per
+change, never per tab). Opening a run no tab has open reads its files: a client's opens are bounded
+(:mod:`app.serving.admission`), and an open never holds the lock other tabs' cached reads need. Another run's files may hold anything: they are read through the typed readers
 (:func:`~trainer.contract.rundir.read_snapshot`), and a bad one costs that run a one-line ``notice``, never
 the list.
 """
@@ -16,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.serving.admission import OpenBudget
 from app.data.rundata import RunData
+from app.data.runlist import RunList
 from trainer.contract.outcome import outcome
 from trainer.contract.records import Status
-from trainer.contract.rundir import RunDir, Snapshot, iter_runs, pid_alive
+from trainer.contract.rundir import RunDir, Snapshot, pid_alive
 
 
 def inside(root: Path | str, path: Path | str) -> bool:
@@ -30,7 +33,7 @@ def inside(root: Path | str, path: Path | str) -> bool:
         return False
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunSummary:
     """One line of the run picker."""
 
@@ -53,28 +56,52 @@ class _StatusCache:
 class RunStore:
     """Every run under one run directory, for one server process (shared by all browser tabs)."""
 
-    def __init__(self, root: Path | str, *, watch: bool = True, max_open: int = 64):
+    def __init__(self, root: Path | str, *, watch: bool = True, max_open: int = 64,
+                 budget: OpenBudget | None = None):
         self.root = Path(root)
         self.watch = watch
         self.max_open = max_open
+        self.budget = budget or OpenBudget()
         self._lock = threading.Lock()
         self._runs: dict[Path, RunData] = {}
+        self._opening: dict[Path, threading.Event] = {}  # runs being read by one caller; others wait
         self._used: dict[Path, float] = {}
         self._status: dict[Path, _StatusCache] = {}
         self._configs: dict[Path, Snapshot] = {}  # config.json is written once
         self.launches: dict[str, Any] = {}  # run name -> app.serving.launch.Launch, shared by all tabs
+        self._list = RunList(self.root, self._summary, self.contains, self._forget, watch=watch)
 
-    def run(self, path: Path | str) -> RunData:
-        """The (cached) data of one run; opening it reads the files once."""
+    def run(self, path: Path | str, client: str | None = None) -> RunData:
+        """The (cached) data of one run; opening it reads the files once.
+
+        ``client`` (a viewer's session) pays for an open from its budget; one it cannot pay raises
+        :class:`~app.serving.admission.Refused`. The files are read outside the store's lock, so other tabs'
+        cached reads never wait for them; a second caller for the same run waits for the first.
+        """
         path = Path(path)
+        while True:
+            with self._lock:
+                data = self._runs.get(path)
+                if data is not None:
+                    self._used[path] = time.monotonic()
+                    return data
+                pending = self._opening.get(path)
+                if pending is None:
+                    if client is not None:
+                        self.budget.take(client)  # raises Refused
+                    pending = self._opening[path] = threading.Event()
+                    break
+            pending.wait(60)
+        try:
+            data = RunData(path, watch=self.watch)
+        finally:
+            with self._lock:
+                self._opening.pop(path).set()
         with self._lock:
-            data = self._runs.get(path)
-            if data is None:
-                data = RunData(path, watch=self.watch)
-                self._runs[path] = data
-                self._evict()
+            self._runs[path] = data
             self._used[path] = time.monotonic()
-            return data
+            self._evict()
+        return data
 
     def _evict(self) -> None:
         while len(self._runs) > self.max_open:
@@ -93,18 +120,21 @@ class RunStore:
         return inside(self.root, path)
 
     def runs(self) -> list[RunSummary]:
-        """Every run under the root, newest first, with its state (status files read if changed).
+        """Every run under the root, newest first, with its state: the shared list (:mod:`app.data.runlist`).
 
         A run reached through a symlink that leads out of the root is left out: the page neither
         lists nor steers another folder's runs.
         """
-        out = []
-        for run in iter_runs(self.root):
-            if not self.contains(run.path):
-                continue
-            out.append(self._summary(run))
-        out.sort(key=lambda r: (-r.created, r.name))
-        return out
+        return list(self._list.listing().runs)
+
+    @property
+    def builds(self) -> int:
+        """How many times the run list was built (once per change, however many tabs read it)."""
+        return self._list.builds
+
+    def _forget(self, path: Path) -> None:
+        self._status.pop(path, None)
+        self._configs.pop(path, None)
 
     def _summary(self, run: RunDir) -> RunSummary:
         """One run's line, from its typed status and config (a bad file: a notice, no exception)."""
@@ -140,6 +170,7 @@ class RunStore:
         return cache.snapshot
 
     def close(self) -> None:
+        self._list.close()
         with self._lock:
             for data in self._runs.values():
                 data.close()

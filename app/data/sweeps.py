@@ -9,6 +9,8 @@ the server's shared state (:mod:`app.serving.shared`), a test or a benchmark mak
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +19,9 @@ from typing import Any, Callable
 import pandas as pd
 
 from trainer.contract.config import check_name
-from trainer.contract.rundir import JsonlTail, RunDirError, current_line
+from trainer.contract.rundir import JsonlTail, RunDir, RunDirError, current_line
 from trainer.search.pbt import proposals as pbt_proposals
-from trainer.search.pbt import read_log as read_pbt_log
+from trainer.search.pbt import PBT_LOG
 from trainer.search.sweepdir import FINAL_STATES, SweepDir
 
 SCORE = "best_val_accuracy"
@@ -41,6 +43,7 @@ class SweepView:
     now: dict[str, dict[str, Any]] = field(default_factory=dict)  # the steerable hparams in force per trial
     steering: dict[str, list[dict]] = field(default_factory=dict)  # each trial's applied steering events
     pbt: dict[str, dict[str, Any]] = field(default_factory=dict)  # PBT proposals (pbt.jsonl folded), by id
+    version: tuple = ()  # equal for two loads through one TrialCurves only if they drew the same (figure caches)
 
     @property
     def name(self) -> str:
@@ -135,37 +138,126 @@ def hparams_now(status: dict | None, line: list[dict]) -> dict[str, Any]:
     return out
 
 
-class TrialCurves:
-    """Each trial's current history and steering, read incrementally: a refresh parses only
-    appended lines.
+_VERSIONS = itertools.count(1)
 
-    One instance may serve every tab of the server (a lock guards it); a file that was replaced
-    or cut is read again from the start.
+
+def _file_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class TrialCurves:
+    """A sweep folder read incrementally, for every refresh of every tab: a refresh parses only what changed.
+
+    Appended lines (``trials.jsonl``, ``pbt.jsonl``, each trial's ``metrics.jsonl`` and ``events.jsonl``)
+    are parsed once; ``config.json`` (written once) is read once per trial; ``status.json`` and
+    ``sweep.json`` again only when their (inode, mtime, size) changed. So a refresh of a 200-trial
+    sweep whose trials finished is a few hundred ``stat`` calls. One instance may serve every tab of
+    the server (a lock guards it); a file that was replaced or cut is read again from the start.
     """
 
     def __init__(self) -> None:
         self._logs: dict[str, tuple[JsonlTail, list[dict]]] = {}  # metrics.jsonl: every record
         self._events: dict[str, tuple[JsonlTail, list[dict]]] = {}  # events.jsonl: the steering ones
+        self._sweep_logs: dict[str, tuple[JsonlTail, list[dict]]] = {}  # trials.jsonl, pbt.jsonl: every line
+        self._configs: dict[str, dict] = {}  # a trial's config.json hparams (read once)
+        self._snapshots: dict[str, tuple[tuple | None, Any]] = {}  # path -> (file key, what was read)
+        self._derived: dict[tuple, tuple[tuple, Any]] = {}  # (what, path) -> (records seen, what was made of them)
+        self._runs: dict[tuple[str, str], RunDir] = {}
         self._lock = threading.Lock()
+        self.version = next(_VERSIONS)  # a new number whenever anything read was new (unique in the process)
+        self.reads = 0  # whole-file reads of snapshots (status, config, spec): what the cache saves
 
-    @staticmethod
-    def _grow(logs: dict, path: Path, keep: Callable[[dict], bool] | None = None) -> list[dict]:
-        tail, records = logs.setdefault(str(path), (JsonlTail(path), []))
+    def _grow(self, logs: dict, path: Path, keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        entry = logs.get(str(path))
+        if entry is None:
+            entry = logs[str(path)] = (JsonlTail(path), [])
+        tail, records = entry
         restarts = tail.restarts
         new = tail.read_new()
         if tail.restarts != restarts:
             records.clear()
         records.extend(r for r in new if keep is None or keep(r))
+        if new or tail.restarts != restarts:
+            self.version = next(_VERSIONS)
         return records
 
+    def _snapshot(self, path: Path, read: Callable[[], Any]) -> Any:
+        """``read()`` again only when ``path`` changed (or came, or went) since the last call."""
+        key = _file_key(path)
+        cached = self._snapshots.get(str(path))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        self.reads += 1
+        value = read()
+        self._snapshots[str(path)] = (key, value)
+        self.version = next(_VERSIONS)
+        return value
+
+    def _derive(self, what: str, logs: dict, path: Path, make: Callable[[list[dict]], Any],
+                keep: Callable[[dict], bool] | None = None) -> Any:
+        """``make(records)`` of a tailed file, made again only when lines were added (or it restarted)."""
+        records = self._grow(logs, path, keep)
+        seen = (logs[str(path)][0].restarts, len(records))
+        cached = self._derived.get((what, str(path)))
+        if cached is not None and cached[0] == seen:
+            return cached[1]
+        value = make(records)
+        self._derived[(what, str(path))] = (seen, value)
+        return value
+
+    def trial(self, sweep: SweepDir, name: str) -> RunDir:
+        """The trial's run folder (``ValueError`` for a name that is no run name), made once."""
+        key = (str(sweep.path), name)
+        run = self._runs.get(key)
+        if run is None:
+            run = self._runs[key] = sweep.trial_run(name)
+        return run
+
     def current_line(self, run) -> list[dict]:
+        """The trial's current history (shared: read only)."""
         with self._lock:
-            return current_line(self._grow(self._logs, run.metrics_path))
+            return self._derive("line", self._logs, run.metrics_path, current_line)
 
     def steering(self, run) -> list[dict]:
-        """The trial's applied steering commands (:func:`is_steering`), oldest first."""
+        """The trial's applied steering commands (:func:`is_steering`), oldest first (shared: read only)."""
         with self._lock:
-            return list(self._grow(self._events, run.events_path, is_steering))
+            return self._derive("steering", self._events, run.events_path, list, is_steering)
+
+    def status(self, run):
+        with self._lock:
+            return self._snapshot(run.status_path, run.status)
+
+    def hparams(self, run) -> dict:
+        """The trial's config.json hparams; read once (a config that cannot be read yet: tried again)."""
+        with self._lock:
+            key = str(run.path)
+            if key not in self._configs:
+                self.reads += 1
+                try:
+                    self._configs[key] = run.read_config().get("hparams") or {}
+                except RunDirError:
+                    return {}
+                self.version = next(_VERSIONS)
+            return self._configs[key]
+
+    def spec(self, sweep: SweepDir) -> dict:
+        with self._lock:
+            return self._snapshot(sweep.spec_path, sweep.read_spec)
+
+    def trials(self, sweep: SweepDir) -> dict[str, dict[str, Any]]:
+        """``trials.jsonl`` folded (:meth:`SweepDir.trials`); a copy per call: the caller may add to it."""
+        with self._lock:
+            folded = self._derive("trials", self._sweep_logs, sweep.trials_path, sweep.trials)
+        return {name: dict(fields) for name, fields in folded.items()}
+
+    def pbt(self, sweep: SweepDir) -> dict[str, dict]:
+        """PBT's proposals, ``pbt.jsonl`` folded (shared: read only)."""
+        with self._lock:
+            return self._derive("pbt", self._sweep_logs, sweep.path / PBT_LOG, pbt_proposals)
 
 
 def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView:
@@ -175,21 +267,18 @@ def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView
     """
     curves = curves if curves is not None else TrialCurves()
     sweep = SweepDir(path)
-    spec = sweep.read_spec()
-    trials = sweep.trials()
-    view = SweepView(sweep.path, spec, trials, pbt=pbt_proposals(read_pbt_log(sweep.path)))
+    spec = curves.spec(sweep)
+    trials = curves.trials(sweep)
+    view = SweepView(sweep.path, spec, trials, pbt=curves.pbt(sweep))
     for name in trials:
-        run = sweep.trial_run(name)
+        run = curves.trial(sweep, name)
         if not run.exists():
             continue
         view.curves[name] = curves.current_line(run)
         view.steering[name] = curves.steering(run)
-        status = run.status()  # typed: another process's file may hold anything
+        status = curves.status(run)  # typed: another process's file may hold anything
         view.now[name] = hparams_now(status.to_json() if status else None, view.curves[name])
-        try:
-            view.hparams[name] = run.read_config().get("hparams") or {}
-        except RunDirError:
-            view.hparams[name] = {}
+        view.hparams[name] = curves.hparams(run)
         if trials[name].get("state") in ("running", "stopping"):
             # a live trial's best so far, from its metrics (trials.jsonl has it only at the end)
             scores = [r.get("val_accuracy") for r in view.curves[name] if isinstance(r.get("val_accuracy"), (int, float))]
@@ -197,6 +286,7 @@ def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView
                 trials[name][SCORE] = max(scores)
                 trials[name]["epochs"] = len(view.curves[name])
             trials[name]["liveness"] = run.liveness(status)
+    view.version = (curves.version, tuple((n, t.get("state"), t.get("liveness")) for n, t in trials.items()))
     return view
 
 
@@ -290,8 +380,13 @@ def spec_text(spec: dict) -> str:
     'log:0.0001:1'
     >>> spec_text({"scale": "choice", "values": ["sgd", "adam"]}), spec_text({"scale": "choice", "values": [True]})
     ('choice:sgd,adam', 'true')
+    >>> spec_text({"kind": "float", "low": 0.1})  # a sweep.json of another shape: shown, never a crash
+    'None:?:?'
     """
+    def bound(v) -> str:
+        return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "?"
+
     if spec.get("scale") == "choice":
         values = [str(v).lower() if isinstance(v, bool) else str(v) for v in spec.get("values") or []]
         return ",".join(values) if len(values) == 1 else "choice:" + ",".join(values)
-    return f"{spec.get('scale')}:{spec.get('min'):g}:{spec.get('max'):g}"
+    return f"{spec.get('scale')}:{bound(spec.get('min'))}:{bound(spec.get('max'))}"

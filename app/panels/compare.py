@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.figures import run_charts as charts
+from app.serving.admission import open_for
 
 #: The most runs a viewer's Compare shows (and reads) at once: no viewer's pick, forged or not, makes the
 #: server open every run of a large run directory every few seconds. The presenter's is not limited.
@@ -47,7 +48,8 @@ def compare_view(ctx) -> None:
     chosen = st.multiselect("Runs", shown, default=[n for n in compare_default(names, current) if n in shown], key=key,
                             max_selections=most)[:most]  # a forged selection too
     charted = [n for n in chosen if pattern.lower() in n.lower()] if pattern else chosen  # the filter narrows the chart too
-    views = [ctx.store.run(ctx.store.path_of(n)).view() for n in charted]
+    opened = [open_for(ctx.store, ctx.store.path_of(n), trusted=ctx.can_steer) for n in charted]
+    views = [data.view() for data in opened if data is not None]
     labels = {str(ctx.store.path_of(n)): n for n in charted}
     log = column == "lr" or log_y and column in ("val_loss", "loss")
     st.plotly_chart(charts.overlay_figure(views, column, highlight=current, log_y=log, labels=labels),

@@ -29,6 +29,7 @@ from app.data import run_progress as progress
 from app.serving import scenarios
 
 from app.serving import share
+from app.serving.admission import open_for
 from app.serving import page_settings as app_settings
 from app.data.rundata import RunView
 from app.serving.shared import shared
@@ -191,7 +192,10 @@ def live_projection(store) -> None:
         st.markdown('<div class="panda-banner" data-testid="panda-banner"><b>waiting</b>'
                     "<span>for the presenter to start a run</span></div>", unsafe_allow_html=True)
         return
-    view = store.run(store.path_of(name)).view()
+    data = open_for(store, store.path_of(name), trusted=False)  # a viewer: its opens are bounded
+    if data is None:
+        return
+    view = data.view()
     state = view.state()
     st.markdown(banner_html(view, state), unsafe_allow_html=True)
     words = latest_intervention(view)

@@ -29,6 +29,7 @@ from app.views import projector
 
 from app.panels import steer as run_controls
 from app.serving.auth import Access
+from app.serving.admission import open_for
 from app.panels.controls import Steerer
 from app.panels.compare import compare_view
 from app.serving.page_settings import COMPACT
@@ -223,7 +224,9 @@ def live_view(ctx: Context) -> None:
         return
     if launch_notice(ctx, name):
         return
-    data = ctx.store.run(ctx.store.path_of(name))
+    data = open_for(ctx.store, ctx.store.path_of(name), trusted=ctx.can_steer)
+    if data is None:
+        return
     view = data.view()
     state = view.state()
     signature = _control_signature(state, view)
