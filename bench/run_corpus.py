@@ -6,7 +6,7 @@ a checkpoint's ``meta.json`` every 5 epochs, a journal with a few applied comman
 status. Every run is a copy with its own name and creation time, so 2,000 runs take seconds.
 A tenth of the runs are trials of sweeps (``--sweep-size`` each) with ``sweep.json`` and ``trials.jsonl``.
 
-    python bench/run_corpus.py /tmp/runs --runs 500
+    python -m bench.run_corpus /tmp/runs --runs 500
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trainer.contract.rundir import RunDir, append_jsonl, atomic_write_json  # noqa: E402
 from trainer.search.sweepdir import SweepDir  # noqa: E402

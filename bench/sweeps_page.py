@@ -7,7 +7,7 @@ its health check answering, and to a new session's page having run; the Sweeps p
 (wall seconds) and its refreshes (the live fragment rerun as the browser's timer asks; wall ms and
 server CPU ms each), over Streamlit's own websocket protocol.
 
-    python bench/sweeps_page.py --runs 2000 --trials 200
+    python -m bench.sweeps_page --runs 2000 --trials 200
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from streamlit.proto.ClientState_pb2 import ClientState
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.audience import TOKEN, _free_port, stop_process  # noqa: E402
 from bench.run_corpus import _template, make_corpus, make_sweep  # noqa: E402
