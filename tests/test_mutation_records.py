@@ -228,3 +228,12 @@ def test_a_status_says_how_a_finished_run_ended():
     assert Status.from_json({"state": "finished", "ending": ["stopped"]}).ending is None
     assert Status.from_json({"state": "running"}).ending is None
     assert Status(state="finished", ending="interrupted").to_json()["ending"] == "interrupted"
+
+
+def test_a_status_written_before_ending_existed_is_read_by_its_message():
+    old = {"name": "r", "state": "finished", "epoch": 3, "message": "stopped by the user"}
+    assert Status.from_json(old).ending == "stopped"
+    assert Status.from_json({**old, "message": "interrupted by Ctrl-C or SIGTERM"}).ending == "interrupted"
+    assert Status.from_json({**old, "message": "done"}).ending is None
+    assert Status.from_json({**old, "state": "running"}).ending is None, "only a finished run has an ending"
+    assert Status.from_json({**old, "ending": "completed"}).ending == "completed", "a written ending wins"

@@ -27,6 +27,10 @@ from typing import Any
 
 from trainer.contract.config import check_name
 from trainer.contract.jsonsafe import MAX_ECHO_CHARS, preview, text_of
+from trainer.contract.outcome import FINISH_MESSAGES
+
+#: How a run ended, by ``status.json``'s message: the reading of a run written before ``ending`` existed.
+ENDING_OF_MESSAGE = {message: ending for ending, message in FINISH_MESSAGES.items()}
 
 #: Fields of log records that must be whole numbers, or plain numbers (anything else reads as missing).
 INT_FIELDS = ("epoch", "epochs", "step", "branch", "to_epoch", "line", "pid", "received_step")
@@ -112,7 +116,11 @@ class Status:
 
     @classmethod
     def from_json(cls, data: Any) -> "Status":
-        return cls(**_typed(cls, data))
+        typed = _typed(cls, data)
+        if "ending" not in typed and typed.get("state") == "finished":
+            # written before status.json had ``ending``: its message is one of FINISH_MESSAGES' values
+            typed["ending"] = ENDING_OF_MESSAGE.get(typed.get("message"))
+        return cls(**typed)
 
     def to_json(self) -> dict:
         return asdict(self)
