@@ -24,8 +24,8 @@ from pathlib import Path
 from app.serving.auth import ENV_CODE, ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN
 from app.serving.share import ENV_VIEW_URL, reachable_hosts
 
-DASHBOARD = Path(__file__).resolve().parent / "dashboard.py"
-PROJECT_CONFIG = Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml"
+DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard.py"
+PROJECT_CONFIG = Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml"
 DEFAULT_PORT = 8501
 #: Seconds the Streamlit child gets to end after SIGTERM before it is killed (a room of websockets
 #: kept it serving for more than 13 s): ``panda app`` ends within 5 s of Ctrl-C or SIGTERM.
