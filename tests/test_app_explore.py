@@ -51,11 +51,12 @@ def test_find_lr_plot_apply_and_undo(tmp_path, open_app):
 
 def test_finder_labels_never_overlap_and_a_steepest_at_the_first_alpha_is_left_out():
     from app.panels.explore import finder_figure
+    from trainer.contract.file_records import FinderRecord
 
     points = [{"lr": a, "loss": l, "smoothed": l} for a, l in ((1e-6, 2.3), (1e-3, 2.0), (1e-1, 0.9), (1.0, 9.0))]
-    both = finder_figure({"points": points, "suggestion": {"lr": 0.00266, "steepest": 0.001}})
+    both = finder_figure(FinderRecord.from_json({"points": points, "suggestion": {"lr": 0.00266, "steepest": 0.001}}))
     texts = [(a.text, a.xanchor, a.yanchor) for a in both.layout.annotations]
     assert [t[0] for t in texts] == ["suggested 0.0027", "steepest 0.001"]
     assert texts[0][1:] != texts[1][1:]  # two sides, two heights
-    first = finder_figure({"points": points, "suggestion": {"lr": 0.00266, "steepest": 1e-6}})
+    first = finder_figure(FinderRecord.from_json({"points": points, "suggestion": {"lr": 0.00266, "steepest": 1e-6}}))
     assert [a.text for a in first.layout.annotations] == ["suggested 0.0027"]

@@ -18,7 +18,7 @@ def epochs_done(view: RunView) -> tuple[int, int | None]:
     done = status.epoch if status else None
     if not isinstance(done, int):
         done = int(view.epochs["epoch"][-1]) if view.n_epochs else 0
-    total = (status.epochs if status else None) or (view.config or {}).get("epochs")
+    total = (status.epochs if status else None) or view.run_config.epochs
     return done, (int(total) if isinstance(total, (int, float)) else None)
 
 
@@ -55,7 +55,7 @@ def seconds_per_epoch(view: RunView) -> float | None:
     if not (len(seconds) and math.isfinite(seconds[0])):  # a run older than wall_seconds
         seconds = view.epochs["epoch_seconds"][-1:] if view.n_epochs else []
     if len(seconds) and math.isfinite(seconds[0]):
-        return max(float(seconds[0]), float((view.config or {}).get("pace") or 0.0))
+        return max(float(seconds[0]), view.run_config.pace or 0.0)
     return None
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from app.serving.admission import OpenBudget
 from app.data.rundata import RunData
 from app.data.runlist import RunList
+from trainer.contract.file_records import RunConfig
 from trainer.contract.outcome import outcome
 from trainer.contract.records import Status
 from trainer.contract.rundir import RunDir, Snapshot, pid_alive
@@ -143,7 +144,7 @@ class RunStore:
         config = self._configs.get(run.path)
         if config is None:
             config = self._configs[run.path] = run.config_snapshot()
-        settings = config.record or {}
+        settings = RunConfig.from_json(config.record) or RunConfig()
         try:
             state = run.liveness(status) if status else "starting"
         except OSError:
@@ -153,8 +154,8 @@ class RunStore:
             name=str(run.path.relative_to(self.root)), path=run.path, state=state,
             word=outcome(state, reason=status.ending if status else None, pid_gone=gone),
             epoch=status.epoch if status else 0,
-            epochs=(status.epochs if status else None) or settings.get("epochs"),
-            created=settings.get("created", 0.0),
+            epochs=(status.epochs if status else None) or settings.epochs,
+            created=settings.created or 0.0,
             notice=read.notice or config.notice,
         )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.contract.outcome import outcome
+from trainer.contract.file_records import RunConfig
 from trainer.contract.records import Status
 from trainer.contract.rundir import RunDir, pid_alive
 
@@ -46,11 +47,16 @@ class RunView:
         """``status.json`` typed (``None`` before the trainer wrote one): pages read attributes, not ``.get`` chains."""
         return Status.from_json(self.status) if self.status else None
 
+    @cached_property
+    def run_config(self) -> RunConfig:
+        """``config.json`` typed (all defaults before the trainer wrote one, or when it is unusable)."""
+        return RunConfig.from_json(self.config) or RunConfig()
+
     @property
     def hparams(self) -> dict:
         """The hyperparameters in force: the status's, else the configuration's (a run not started yet)."""
         status = self.run_status
-        return (status.hparams if status else None) or (self.config or {}).get("hparams") or {}
+        return (status.hparams if status else None) or self.run_config.hparams
 
     def state(self, at: float | None = None) -> str:
         """The run's state as a user should read it: ``not answering`` when the trainer is gone."""

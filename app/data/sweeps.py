@@ -19,6 +19,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from trainer.contract.config import check_name
+from trainer.contract.file_records import RunConfig
+from trainer.contract.records import Status
 from trainer.contract.rundir import JsonlTail, RunDir, RunDirError, current_line
 from trainer.search.pbt import proposals as pbt_proposals
 from trainer.search.pbt import PBT_LOG
@@ -128,7 +130,7 @@ def hparams_now(status: dict | None, line: list[dict]) -> dict[str, Any]:
     >>> hparams_now({"hparams": {"lr": 0.5, "beta": None}}, [{"epoch": 1, "lr": 0.1, "beta": 0.9}])
     {'lr': 0.5, 'beta': 0.9}
     """
-    reported = (status or {}).get("hparams") or {}
+    reported = Status.from_json(status).hparams
     last = line[-1] if line else {}
     out = {}
     for k in STEERABLE:
@@ -238,7 +240,7 @@ class TrialCurves:
             if key not in self._configs:
                 self.reads += 1
                 try:
-                    self._configs[key] = run.read_config().get("hparams") or {}
+                    self._configs[key] = RunConfig.from_json(run.read_config()).hparams
                 except RunDirError:
                     return {}
                 self.version = next(_VERSIONS)

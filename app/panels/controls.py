@@ -26,6 +26,7 @@ from app.serving import launch as launcher
 from app.data import inside
 from trainer.contract import commands as cmds
 from trainer.contract.config import TrainConfig
+from trainer.contract.file_records import RunConfig
 from trainer.contract.hparams import NO_BETA, OPTIMIZERS, grid, has_beta
 from trainer.contract.records import Answer
 from trainer.contract.rundir import LIVE_STATES, RunDir
@@ -123,7 +124,7 @@ def describe(cmd: str, value=None, hparams: dict | None = None, checkpoints: dic
 
 def trainer_kind(config: dict | None) -> str | None:
     """The trainer that writes a run, by ``config.json``'s ``trainer`` (a run older than the field: ``panda train``'s)."""
-    kind = (config or {}).get("trainer", cmds.PANDA_TRAIN)
+    kind = (RunConfig.from_json(config) or RunConfig()).trainer or cmds.PANDA_TRAIN
     return kind if kind in cmds.TRAINER_KINDS else None
 
 

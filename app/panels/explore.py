@@ -9,7 +9,6 @@ smoothed loss, and the suggestion marked.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -18,36 +17,32 @@ import streamlit as st
 from app.panels.fork import fork_overlay
 from app.panels.steer import LIVE_EVERY, _steered, send_command
 from trainer.training.exploration import LR_FINDER
+from trainer.contract.file_records import FinderRecord
 from trainer.contract.rundir import read_jsonl
 
 
-def latest_finding(run_path: Path | str) -> dict | None:
+def latest_finding(run_path: Path | str) -> FinderRecord | None:
     """The newest whole line of ``lr_finder.jsonl``, or ``None`` (no finder run yet, or nothing readable).
 
     >>> latest_finding("/nonexistent") is None
     True
     """
     records = read_jsonl(Path(run_path) / LR_FINDER)  # a torn last line is left out
-    return next((r for r in reversed(records) if isinstance(r.get("points"), list)), None)
+    return next((r for r in map(FinderRecord.from_json, reversed(records)) if r is not None), None)
 
 
-def suggested_lr(record: dict | None) -> float | None:
-    value = ((record or {}).get("suggestion") or {}).get("lr")
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else None
-
-
-def finder_figure(record: dict) -> go.Figure:
+def finder_figure(record: FinderRecord) -> go.Figure:
     """Loss against α (log axis), raw and smoothed, with the suggestion and the steepest descent marked."""
-    points = [p for p in record["points"] if isinstance(p, dict) and isinstance(p.get("lr"), (int, float))]
+    points = [p for p in record.points if p["lr"] is not None]
     lrs = [p["lr"] for p in points]
     fig = go.Figure()
-    fig.add_scatter(x=lrs, y=[p.get("loss") for p in points], mode="lines", name="loss",
+    fig.add_scatter(x=lrs, y=[p["loss"] for p in points], mode="lines", name="loss",
                     line={"width": 1, "color": "rgba(100,100,100,0.5)"})
-    fig.add_scatter(x=lrs, y=[p.get("smoothed") for p in points], mode="lines", name="smoothed")
-    suggestion = record.get("suggestion") or {}
+    fig.add_scatter(x=lrs, y=[p["smoothed"] for p in points], mode="lines", name="smoothed")
+    suggestion = record.suggestion
     for key, text, dash, where in (("lr", "suggested", "solid", "top right"), ("steepest", "steepest", "dot", "bottom left")):
         value = suggestion.get(key)
-        if not isinstance(value, (int, float)) or value <= 0:
+        if value is None or value <= 0:
             continue
         if key == "steepest" and (not lrs or value <= min(lrs) * 1.0001):
             continue  # the ramp's first α: "steepest" there says nothing
@@ -80,7 +75,7 @@ def explore_panel(ctx) -> None:
     record = latest_finding(view.path)
     if record is not None:
         st.plotly_chart(finder_figure(record), key=f"lr-finder-{name}", config={"displayModeBar": False})
-        lr = suggested_lr(record)
+        lr = record.lr
         if lr is not None and st.button(f"Apply α = {lr:.3g}", key="apply_lr", disabled=off, type="primary",
                                         width="stretch"):
             send_command(ctx, view, "set_lr", lr)

@@ -18,6 +18,7 @@ import streamlit as st
 
 from app.panels.steer import send_commands
 from trainer.training.exploration import FORKS
+from trainer.contract.file_records import ForkCandidate, ForkRecord
 from trainer.contract.rundir import read_jsonl
 
 #: A candidate's hyperparameter and the command that sets it, in the order they are sent.
@@ -42,21 +43,21 @@ def pending_fork(events: list[dict], state: str) -> dict | None:
     return None
 
 
-def fork_record(run_path: Path | str, command_id: str | None) -> dict | None:
+def fork_record(run_path: Path | str, command_id: str | None) -> ForkRecord | None:
     """The whole ``forks.jsonl`` line of the fork ``command_id`` (the newest whole line if it has no id)."""
-    for record in reversed(read_jsonl(Path(run_path) / FORKS)):  # a torn last line is left out
-        if isinstance(record.get("candidates"), list) and (command_id is None or record.get("command_id") == command_id):
+    for record in map(ForkRecord.from_json, reversed(read_jsonl(Path(run_path) / FORKS))):  # torn last line left out
+        if record is not None and (command_id is None or record.command_id == command_id):
             return record
     return None
 
 
-def commands_for(candidate: dict) -> list[tuple[str, object]]:
+def commands_for(candidate: ForkCandidate) -> list[tuple[str, object]]:
     """What continuing with ``candidate`` sends: its hyperparameters' setters, then ``resume``.
 
-    >>> commands_for({"candidate": {"batch_size": 64, "lr": 0.01}})
+    >>> commands_for(ForkCandidate.from_json({"candidate": {"batch_size": 64, "lr": 0.01}}))
     [('set_lr', 0.01), ('set_batch_size', 64), ('resume', None)]
     """
-    chosen = candidate.get("candidate") or {}
+    chosen = candidate.candidate
     return [(cmd, chosen[key]) for key, cmd in SETTERS if chosen.get(key) is not None] + [("resume", None)]
 
 
@@ -64,20 +65,20 @@ def _number(value, spec: str = ".3g") -> str:
     return format(value, spec) if isinstance(value, (int, float)) and math.isfinite(value) else "—"
 
 
-def describe(i: int, candidate: dict) -> str:
+def describe(i: int, candidate: ForkCandidate) -> str:
     """``"1: α 0.01 · val loss 0.42"``: the candidate's own settings and its validation score."""
-    chosen = candidate.get("candidate") or {}
+    chosen = candidate.candidate
     names = {"lr": "α", "beta": "β", "batch_size": "batch"}
     settings = ", ".join(f"{names[k]} {_number(chosen[k])}" for k, _ in SETTERS if chosen.get(k) is not None)
-    return f"{i + 1}: {settings} · val loss {_number(candidate.get('val_loss'))}"
+    return f"{i + 1}: {settings} · val loss {_number(candidate.val_loss)}"
 
 
-def fork_figure(record: dict) -> go.Figure:
+def fork_figure(record: ForkRecord) -> go.Figure:
     """Every candidate's short loss curve against its steps, named with its validation score."""
     fig = go.Figure()
-    for i, candidate in enumerate(record["candidates"]):
-        curve = [p for p in candidate.get("curve") or [] if isinstance(p, dict)]
-        fig.add_scatter(x=[p.get("step") for p in curve], y=[p.get("loss") for p in curve], mode="lines",
+    for i, candidate in enumerate(record.candidates):
+        curve = candidate.curve
+        fig.add_scatter(x=[p["step"] for p in curve], y=[p["loss"] for p in curve], mode="lines",
                         name=describe(i, candidate))
     fig.update_xaxes(title="fork step")
     fig.update_yaxes(title="loss")
@@ -86,7 +87,7 @@ def fork_figure(record: dict) -> go.Figure:
     return fig
 
 
-def continue_with(ctx, view, candidate: dict) -> None:
+def continue_with(ctx, view, candidate: ForkCandidate) -> None:
     """Send the candidate's setters, then resume: all checked first, nothing sent for a viewer."""
     send_commands(ctx, view, commands_for(candidate))
 
@@ -95,14 +96,14 @@ def fork_overlay(ctx, name: str, view, state: str, off: bool) -> None:
     """The overlay, when the newest fork waits for the user's choice (else nothing)."""
     result = pending_fork(view.events, state)
     record = fork_record(view.path, result.get("command_id")) if result else None
-    if record is None or not record["candidates"]:
+    if record is None or not record.candidates:
         return
     st.markdown("**Fork: pick a candidate**")
     st.plotly_chart(fork_figure(record), key=f"fork-{name}", config={"displayModeBar": False})
-    best = record.get("best")
-    for i, candidate in enumerate(record["candidates"]):
+    best = record.best
+    for i, candidate in enumerate(record.candidates):
         st.caption(describe(i, candidate) + (" (best)" if i == best else "")
-                   + f" · val accuracy {_number(candidate.get('val_accuracy'))}")
+                   + f" · val accuracy {_number(candidate.val_accuracy)}")
         if st.button("continue with this one", key=f"fork_pick-{i}", disabled=off, width="stretch",
                      type="primary" if i == best else "secondary"):
             continue_with(ctx, view, candidate)

@@ -49,7 +49,7 @@ def advice_notice(ctx: Context, view: RunView, state: str) -> None:
         return
     advice = latest_advice(view.events)
     if advice is None:
-        classes = ((view.config or {}).get("dataset") or {}).get("n_classes")
+        classes = view.run_config.dataset.n_classes
         why = not_learning(view.epochs["loss"], view.epochs["accuracy"], classes)
         if why:
             st.warning(f"**{why.capitalize()}.** Try another learning rate (often ×10 or ×0.1), or rewind.",

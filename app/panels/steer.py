@@ -230,7 +230,8 @@ def _rewind_list(ctx) -> tuple[str, RunView, str, bool, list[dict]] | None:
     if steered is None:
         return None
     name, view, state, off = steered
-    every = (view.config or {}).get("checkpoint_every", 1)
+    every = view.run_config.checkpoint_every
+    every = 1 if every is None else every
     checkpoints = rewind_choices(RunDir(view.path).list_checkpoints() if not view.missing else [], state, every)
     return name, view, state, off, checkpoints
 

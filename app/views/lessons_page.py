@@ -20,6 +20,7 @@ from app.panels.controls import NotPresenter, Steerer
 from app.data import inside
 from app.serving.launch import LaunchError
 from app.serving.shared import shared
+from trainer.contract.file_records import RunConfig
 from trainer.contract.rundir import RunDir, RunDirError, iter_runs
 
 #: Seconds between refreshes of the live panels.
@@ -81,8 +82,8 @@ def twin_panel(run: RunDir, steer: Steerer | None) -> None:
     if RunDir(twin).exists():
         st.plotly_chart(lessons.twin_figure(run.path, twin), key="lesson-twin")
         return
-    config = run.config_snapshot().record or {}  # checked: a run's config.json may hold anything
-    if config.get("trainer") != "panda-train" or not (config.get("hparams") or {}).get("batch_norm"):
+    config = RunConfig.from_json(run.config_snapshot().record) or RunConfig()  # a run's config.json may hold anything
+    if config.trainer != "panda-train" or not config.hparams.get("batch_norm"):
         return
     if st.button("Start its twin without batch norm", key="lesson-twin-go", icon=":material/compare:",
                  disabled=steer is None or not steer.can_steer,

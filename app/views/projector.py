@@ -80,7 +80,7 @@ def latest_intervention(view: RunView) -> str | None:
 def banner_html(view: RunView, state: str) -> str:
     """One large line: the state, the run, the epoch, the validation accuracy, the learning rate."""
     done, total = progress.epochs_done(view)
-    hp = (view.status or {}).get("hparams") or (view.config or {}).get("hparams") or {}
+    hp = view.hparams
     last = view.last_epoch or {}
     background, color = BANNER_COLORS.get(state, ("#F3F4F6", "#111827"))
     parts = [f"<b>{html.escape(state)}</b>", html.escape(view.name), f"epoch {done} / {total or '?'}"]
@@ -199,7 +199,7 @@ def live_projection(store) -> None:
     state = view.state()
     st.markdown(banner_html(view, state), unsafe_allow_html=True)
     words = latest_intervention(view)
-    message = (view.status or {}).get("message") if state == "diverged" else None  # a failure's may hold paths
+    message = view.run_status.message if state == "diverged" and view.run_status else None  # a failure's may hold paths
     line = " · ".join(x for x in (f"Latest: {words}" if words else "No intervention yet", message) if x)
     _line(line, "panda-latest")
     if view.notice:

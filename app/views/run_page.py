@@ -238,12 +238,12 @@ def live_view(ctx: Context) -> None:
         st.rerun()  # the sidebar still steers another run (or none): a run started here now exists
 
     title, status_col = st.columns([4, 1], vertical_alignment="center")
-    config = view.config or {}
-    dataset = (config.get("dataset") or {}).get("name", "")
+    config = view.run_config
+    dataset = config.dataset.name or ""
     title.markdown(f"## {view.name}  {badge(view.word(state))}")
     if dataset:
-        title.caption(f"{dataset} · TensorFlow {config.get('versions', {}).get('tensorflow', '?')} · "
-                      f"{', '.join(config.get('devices') or [])}" + (f" · `{view.path}`" if ctx.can_steer else ""))
+        title.caption(f"{dataset} · TensorFlow {config.versions.get('tensorflow', '?')} · "
+                      f"{', '.join(config.devices or [])}" + (f" · `{view.path}`" if ctx.can_steer else ""))
     status_col.toggle("Log-scale loss", key="log_loss")
     notices(ctx, view, state)
     advice_notice(ctx, view, state)
