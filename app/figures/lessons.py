@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
+from trainer.contract.internals_records import BatchNormStats, InternalsEpoch, Probes
 from trainer.contract.rundir import RunDir, current_line
 from trainer.search.space import IntUniform, Log1mUniform, LogUniform
 
@@ -189,52 +190,51 @@ def budget_figure(budgets: tuple[Budget, ...]) -> go.Figure:
 class Internals:
     """A run's ``internals.jsonl``: the probe examples and one record per measured epoch (current branch)."""
 
-    probes: dict | None
-    epochs: list[dict]
+    probes: Probes | None
+    epochs: list[InternalsEpoch]
 
     @property
-    def latest(self) -> dict | None:
+    def latest(self) -> InternalsEpoch | None:
         return self.epochs[-1] if self.epochs else None
 
     def bn_layers(self) -> list[str]:
-        latest = self.latest or {}
-        return [b.get("layer") for b in latest.get("batch_norm") or [] if isinstance(b, dict)]
+        return [b.layer for b in self.latest.batch_norm] if self.latest else []
 
 
 def read_internals(run_path: Path | str) -> Internals:
     """What the trainer recorded; an old run (no file) or a hostile line gives an empty or shorter one."""
     probes, epochs = None, []
     for record in RunDir(run_path).read_internals():
-        if record.get("kind") == "probes" and isinstance(record.get("examples"), list):
-            probes = record
-        elif record.get("kind") == "epoch" and isinstance(record.get("epoch"), int):
+        if record.get("kind") == "probes":
+            probes = Probes.from_json(record) or probes
+        elif record.get("kind") == "epoch" and InternalsEpoch.from_json(record) is not None:
             epochs.append(record)
-    return Internals(probes, current_line(epochs))
+    return Internals(probes, [InternalsEpoch.from_json(r) for r in current_line(epochs)])
 
 
-def _series(epochs: list[dict], layer: str, key: str) -> list[float | None]:
-    out = []
-    for record in epochs:
-        stats = next((b for b in record.get("batch_norm") or [] if isinstance(b, dict) and b.get("layer") == layer), {})
-        value = stats.get(key)
-        out.append(value if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
-    return out
+def _layer(record: InternalsEpoch, layer: str) -> BatchNormStats | None:
+    return next((b for b in record.batch_norm if b.layer == layer), None)
+
+
+def _series(epochs: list[InternalsEpoch], layer: str, key: str) -> list[float | None]:
+    """One statistic (a field of :class:`BatchNormStats`) of ``layer`` at each epoch, ``None`` where it has none."""
+    return [getattr(stats, key) if stats else None for stats in (_layer(r, layer) for r in epochs)]
 
 
 def bn_figure(internals: Internals, layer: str) -> go.Figure:
     """z before and after normalization (latest epoch), and the moving statistics against the batch's."""
     from plotly.subplots import make_subplots
 
-    latest = next((b for b in (internals.latest or {}).get("batch_norm") or [] if b.get("layer") == layer), {})
+    latest = _layer(internals.latest, layer) if internals.latest else None
     fig = make_subplots(rows=1, cols=3, subplot_titles=BN_TITLES)
     for col, key in ((1, "hist_z"), (2, "hist_normalized")):
-        hist = latest.get(key) or {}
-        counts, edges = hist.get("counts") or [], hist.get("edges") or [0, 1]
-        if counts and len(edges) == 2:
+        hist = getattr(latest, key) if latest else None
+        if hist is not None:
+            counts, edges = hist.counts, hist.edges
             width = (edges[1] - edges[0]) / len(counts)
             fig.add_bar(x=[edges[0] + width * (i + 0.5) for i in range(len(counts))], y=counts, width=width,
                         marker_color="#0072B2" if col == 1 else "#009E73", showlegend=False, row=1, col=col)
-    x = [r["epoch"] for r in internals.epochs]
+    x = [r.epoch for r in internals.epochs]
     for key, name, color, dash in (("moving_mean", "moving mean", "#0072B2", "solid"),
                                    ("batch_mean", "batch mean", "#0072B2", "dot"),
                                    ("moving_var", "moving variance", "#D55E00", "solid"),
@@ -248,11 +248,11 @@ def bn_figure(internals: Internals, layer: str) -> go.Figure:
 
 def bn_modes_figure(internals: Internals) -> go.Figure:
     """Accuracy on the probe with running statistics (test time) against batch statistics."""
-    x = [r["epoch"] for r in internals.epochs]
+    x = [r.epoch for r in internals.epochs]
     fig = go.Figure()
     for key, name, color in (("test_mode", "running statistics (test time)", "#0072B2"),
                              ("train_mode", "batch statistics (training)", "#D55E00")):
-        y = [(r.get("bn_accuracy") or {}).get(key) for r in internals.epochs]
+        y = [r.bn_accuracy.get(key) for r in internals.epochs]
         fig.add_scatter(x=x, y=y, name=name, mode="lines+markers", line=dict(color=color, width=3))
     fig.update_layout(title="Batch norm at test time: the same weights, two kinds of statistics",
                       xaxis_title="epoch", yaxis=dict(title="probe accuracy", tickformat=".0%"),
@@ -266,10 +266,10 @@ def softmax_figure(internals: Internals) -> go.Figure | None:
     from plotly.subplots import make_subplots
 
     probes, latest = internals.probes, internals.latest
-    rows = (latest or {}).get("softmax")
-    if not probes or not isinstance(rows, list) or not rows:
+    rows = latest.softmax if latest else None
+    if not probes or not probes.examples or not rows:
         return None
-    examples, labels = probes["examples"], probes.get("labels") or []
+    examples, labels = probes.examples, probes.labels
     n = min(len(examples), len(rows))
     side = math.isqrt(len(examples[0])) if examples and examples[0] else 0
     pictures = side * side == len(examples[0]) and side > 1
@@ -286,14 +286,14 @@ def softmax_figure(internals: Internals) -> go.Figure | None:
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     fig.update_yaxes(range=[0, 1], row=2 if pictures else 1)
-    fig.update_layout(title=f"Softmax of {n} probe examples at epoch {latest['epoch']} (green: the model's answer)",
+    fig.update_layout(title=f"Softmax of {n} probe examples at epoch {latest.epoch} (green: the model's answer)",
                       font=dict(size=FONT_SIZE - 2), height=360, margin=dict(t=80, b=20, l=10, r=10))
     return fig
 
 
 def confusion_figure(internals: Internals) -> go.Figure | None:
-    matrix = (internals.latest or {}).get("confusion")
-    if not isinstance(matrix, list) or not matrix:
+    matrix = internals.latest.confusion if internals.latest else None
+    if not matrix:
         return None
     fig = go.Figure(go.Heatmap(z=matrix, colorscale="Blues", texttemplate="%{z}", showscale=False))
     fig.update_layout(title="Confusion on the probe (rows: true class, columns: predicted)",

@@ -160,7 +160,7 @@ def tracing_panel(runs: list[RunDir], internals: lessons.Internals, steer: Steer
     _explain("@tf.function turns the training step into a graph once. A learning rate given as a Python number "
              "is baked into that graph, so each new value builds it again; a tf.Variable is read when the step "
              "runs, so Panda changes α with .assign and never rebuilds.")
-    tracing = (internals.latest or {}).get("tracing") or {}
+    tracing = internals.latest.tracing if internals.latest else {}
     if isinstance(tracing.get("traces"), int):
         st.metric("This run's training step", f"traced {times(tracing['traces'])}; "
                   f"hyperparameters changed {times(tracing.get('hparam_changes', 0))}")
@@ -240,7 +240,7 @@ def live_panels(run: RunDir | None, runs: list[RunDir], steer: Steerer | None) -
     with st.container(key="lesson-live"):
         internals = internals_of(run)
         if internals.latest is not None:
-            st.caption(f"Measured on the probe at epoch {internals.latest['epoch']} of {run.path.name}; "
+            st.caption(f"Measured on the probe at epoch {internals.latest.epoch} of {run.path.name}; "
                        "the panels follow the run.")
         batch_norm_panel(run, internals, steer)
         softmax_panel(run, internals)
