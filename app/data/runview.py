@@ -14,7 +14,7 @@ import numpy as np
 
 from trainer.contract.outcome import outcome
 from trainer.contract.file_records import RunConfig
-from trainer.contract.records import Status
+from trainer.contract.records import EpochRecord, Status
 from trainer.contract.rundir import RunDir, pid_alive
 
 
@@ -51,6 +51,11 @@ class RunView:
     def run_config(self) -> RunConfig:
         """``config.json`` typed (all defaults before the trainer wrote one, or when it is unusable)."""
         return RunConfig.from_json(self.config) or RunConfig()
+
+    @cached_property
+    def last_record(self) -> EpochRecord | None:
+        """The newest epoch of the current history, typed (``None`` before the first)."""
+        return EpochRecord.from_json(self.last_epoch)
 
     @property
     def hparams(self) -> dict:

@@ -183,8 +183,10 @@ def learning_rate_series(view: RunView) -> tuple[np.ndarray, np.ndarray]:
         if event.get("event") in ("started", "applied", "lr_observed") and isinstance(hp, dict) and isinstance(hp.get("lr"), (int, float)):
             x = position(view, event) if event.get("event") != "started" else float(event.get("epoch") or 0)
             points.append((x, i, float(hp["lr"])))
-    if view.last_epoch is None and view.status and isinstance((view.status.get("hparams") or {}).get("lr"), (int, float)):
-        points.append((float(view.status.get("epoch") or 0), len(view.events) + 1, float(view.status["hparams"]["lr"])))
+    status = view.run_status
+    if view.last_epoch is None and status and isinstance(status.hparams.get("lr"), (int, float)) \
+            and not isinstance(status.hparams["lr"], bool):
+        points.append((float(status.epoch), len(view.events) + 1, float(status.hparams["lr"])))
     if not points:
         return np.array([]), np.array([])
     points.sort(key=lambda p: (p[0], p[1]))

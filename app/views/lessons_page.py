@@ -82,14 +82,15 @@ def twin_panel(run: RunDir, steer: Steerer | None) -> None:
     if RunDir(twin).exists():
         st.plotly_chart(lessons.twin_figure(run.path, twin), key="lesson-twin")
         return
-    config = RunConfig.from_json(run.config_snapshot().record) or RunConfig()  # a run's config.json may hold anything
-    if config.trainer != "panda-train" or not config.hparams.get("batch_norm"):
+    record = run.config_snapshot().record  # checked: a run's config.json may hold anything
+    config = RunConfig.from_json(record)
+    if config is None or config.trainer != "panda-train" or not config.hparams.get("batch_norm"):
         return
     if st.button("Start its twin without batch norm", key="lesson-twin-go", icon=":material/compare:",
                  disabled=steer is None or not steer.can_steer,
                  help="The same seed, data and hyperparameters, batch norm off; both curves are overlaid here."):
         try:
-            steer.start_run(twin.name, lessons.twin_config(config))
+            steer.start_run(twin.name, lessons.twin_config(record))
         except NotPresenter as e:
             st.error(str(e), icon=":material/lock:")
         except (LaunchError, ValueError, OSError) as e:

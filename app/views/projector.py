@@ -81,11 +81,11 @@ def banner_html(view: RunView, state: str) -> str:
     """One large line: the state, the run, the epoch, the validation accuracy, the learning rate."""
     done, total = progress.epochs_done(view)
     hp = view.hparams
-    last = view.last_epoch or {}
+    last = view.last_record
     background, color = BANNER_COLORS.get(state, ("#F3F4F6", "#111827"))
     parts = [f"<b>{html.escape(state)}</b>", html.escape(view.name), f"epoch {done} / {total or '?'}"]
-    if isinstance(last.get("val_accuracy"), (int, float)):
-        parts.append(f"val. accuracy {last['val_accuracy']:.1%}")
+    if last is not None and last.val_accuracy is not None:
+        parts.append(f"val. accuracy {last.val_accuracy:.1%}")
     if isinstance(hp.get("lr"), (int, float)):
         parts.append(f"α {hp['lr']:.3g}")
     spans = "".join(f"<span>{p}</span>" for p in parts)

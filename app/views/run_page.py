@@ -39,6 +39,7 @@ from app.panels.explore import explore_panel
 from app.figures.cache import FigureCache, figure  # noqa: F401  (FigureCache: bench/dashboard.py imports it here)
 from app.panels.new_run import new_run_form
 from app.panels.notices import advice_notice, launch_notice, notices
+from trainer.contract.records import EpochRecord
 
 #: state -> (badge colour, glyph for the picker, Material icon for the badge)
 STATE_STYLE = {
@@ -158,12 +159,12 @@ def _finite(value) -> bool:
 def _metrics_row(view: RunView, state: str) -> None:
     done, total = progress.epochs_done(view)
     hp = view.hparams
-    last = view.last_epoch or {}
+    last = view.last_record or EpochRecord(epoch=0)  # no epoch yet: every measure missing
     fraction = min(done / total, 1.0) if total else 0.0
     eta = progress.eta_seconds(view, state)
     eta_text = "paused" if state in ("paused", "diverged") else progress.duration(eta)
     st.progress(fraction, text=f"Epoch **{done}** of **{total or '?'}** · ETA {eta_text}")
-    lr, loss, accuracy = hp.get("lr"), last.get("val_loss"), last.get("val_accuracy")
+    lr, loss, accuracy = hp.get("lr"), last.val_loss, last.val_accuracy
     st.html(CARDS_CSS)
     with st.container(horizontal=True, gap="small", key="cards"):  # wraps two by two on a phone
         st.metric("Epoch", f"{done}/{total or '?'}", border=True)
@@ -173,9 +174,9 @@ def _metrics_row(view: RunView, state: str) -> None:
         st.metric("ETA", eta_text, border=True)
     beta = hp.get("beta")
     # end to end (evaluation and checkpoint included); runs older than the field have only the step rate
-    sps = last.get("wall_samples_per_second")
+    sps = last.wall_samples_per_second
     if sps is None:
-        sps = last.get("samples_per_second")
+        sps = last.samples_per_second
     age = progress.heartbeat_age(view)
     heartbeat = progress.age_text(age) if controls.controllable(state) else "—"
     if state == "not answering":
