@@ -1,0 +1,146 @@
+"""The typed records of config.json, trials, the finder, forks and internals.jsonl, field by field.
+
+The mutation-testing selection for trainer/contract/file_records.py and
+trainer/contract/internals_records.py (pyproject.toml [tool.panda.mutation]).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer.contract.file_records import Dataset, FinderRecord, ForkCandidate, ForkRecord, RunConfig, Trial
+from trainer.contract.internals_records import BatchNormStats, Histogram, InternalsEpoch, Probes, matrix
+
+CONFIG = {"schema_version": 1, "name": "r", "trainer": "panda-train", "model": "mlp", "created": 5, "epochs": 30,
+          "seed": 7, "pace": 0.5, "checkpoint_every": 2, "hparams": {"lr": 0.1, "optimizer": "adam"},
+          "dataset": {"name": "digits", "n_train": 10, "n_val": 5, "n_features": 64, "n_classes": 10,
+                      "source": "sklearn", "input_shape": [8, 8], "class_names": ["0", "1"]},
+          "dataset_spec": "digits", "versions": {"tensorflow": "2.16", "bad": 3}, "devices": ["CPU:0"],
+          "argv": ["panda", "train"], "model_signature": {"layers": 2}, "autopilot": True, "tensorboard": False,
+          "internals": True, "lr_schedule": "kept for the trainer"}
+
+
+def test_a_config_keeps_every_documented_field():
+    c = RunConfig.from_json(CONFIG)
+    assert (c.schema_version, c.name, c.trainer, c.model, c.created, c.epochs, c.seed, c.pace, c.checkpoint_every) \
+        == (1, "r", "panda-train", "mlp", 5.0, 30, 7, 0.5, 2)
+    assert c.hparams == {"lr": 0.1, "optimizer": "adam"} and c.versions == {"tensorflow": "2.16"}
+    assert c.dataset == Dataset("digits", 10, 5, 64, 10, "sklearn", [8, 8], ["0", "1"])
+    assert (c.dataset_spec, c.devices, c.argv, c.model_signature) == ("digits", ["CPU:0"], ["panda", "train"],
+                                                                      {"layers": 2})
+    assert (c.autopilot, c.tensorboard, c.internals) == (True, False, True)
+    assert RunConfig.from_json(c.to_json()) == c
+    assert "lr_schedule" not in c.to_json()  # the trainer's own options: TrainConfig reads them on resume
+
+
+@pytest.mark.parametrize("bad", [None, [], "config", 3])
+def test_no_object_no_config(bad):
+    assert RunConfig.from_json(bad) is None
+
+
+def test_a_config_of_wrong_types_reads_as_defaults():
+    c = RunConfig.from_json({"epochs": 2.5, "trainer": 1, "hparams": [1], "dataset": "digits", "versions": [1],
+                             "autopilot": 1, "created": "now"})
+    assert c == RunConfig()
+    assert c.dataset == Dataset() and c.hparams == {} and c.versions == {}
+    assert RunConfig().to_json() == {"hparams": {}, "dataset": {}, "versions": {}}
+
+
+def test_dataset_written_only_with_its_values():
+    assert Dataset.from_json({"name": "x", "n_classes": "10"}).to_json() == {"name": "x"}
+    assert Dataset.from_json(None) == Dataset()
+
+
+def test_a_trial_names_a_valid_run():
+    t = Trial.from_json({"trial": "trial-0002", "round": 1, "state": "running", "params": {"lr": 0.1}, "pid": "7"})
+    assert (t.trial, t.round, t.state, t.params, t.pid) == ("trial-0002", 1, "running", {"lr": 0.1}, None)
+    assert t.to_json() == {"trial": "trial-0002", "round": 1, "state": "running", "params": {"lr": 0.1}}
+    assert Trial.from_json(t.to_json()) == t
+    assert Trial.from_json({"trial": "../../private/run"}) is None and Trial.from_json(None) is None
+    assert Trial.from_json({"trial": "t"}).params == {}
+
+
+def test_a_finder_record():
+    raw = {"kind": "lr_finder", "command_id": "c-1", "stopped": "max",
+           "points": [{"lr": 1e-3, "loss": 2.0, "smoothed": 2.1}, "junk", {"lr": "x", "loss": float("nan")}],
+           "suggestion": {"lr": 0.01, "steepest": 0.005, "min_lr": 0.1, "min_over_10": 0.01, "reason": None}}
+    f = FinderRecord.from_json(raw)
+    assert f.points == [{"lr": 1e-3, "loss": 2.0, "smoothed": 2.1, "step": None},
+                        {"lr": None, "loss": None, "smoothed": None, "step": None}]
+    assert f.suggestion == {"lr": 0.01, "steepest": 0.005, "min_lr": 0.1, "min_over_10": 0.01}
+    assert (f.command_id, f.stopped, f.lr) == ("c-1", "max", 0.01)
+    assert FinderRecord.from_json(f.to_json()) == f
+    assert FinderRecord.from_json({"points": "x"}) is None and FinderRecord.from_json([]) is None
+
+
+@pytest.mark.parametrize("lr, out", [(0.01, 0.01), (0, None), (-1, None), (None, None), ("0.1", None), (True, None)])
+def test_a_finder_suggests_a_positive_alpha_only(lr, out):
+    assert FinderRecord.from_json({"points": [], "suggestion": {"lr": lr}}).lr == out
+
+
+def test_a_fork_record():
+    raw = {"kind": "fork", "command_id": "c-2", "pick": "ask", "best": 1, "candidates": [
+        {"candidate": {"lr": 0.1, "beta": "x", "batch_size": 64}, "hparams": {"lr": 0.1}, "val_loss": 0.4,
+         "val_accuracy": 0.9, "final_loss": 0.5, "steps": 20, "curve": [{"step": 1, "loss": 2.0}, 3]},
+        "junk"]}
+    f = ForkRecord.from_json(raw)
+    assert (f.command_id, f.pick, f.best, len(f.candidates)) == ("c-2", "ask", 1, 2)
+    first = f.candidates[0]
+    assert first.candidate == {"lr": 0.1, "batch_size": 64} and first.hparams == {"lr": 0.1}
+    assert (first.val_loss, first.val_accuracy, first.final_loss, first.steps) == (0.4, 0.9, 0.5, 20)
+    assert first.curve == [{"lr": None, "loss": 2.0, "smoothed": None, "step": 1}]
+    assert f.candidates[1] == ForkCandidate()
+    assert ForkRecord.from_json(f.to_json()) == f
+    assert ForkRecord.from_json({"candidates": {}}) is None and ForkRecord.from_json(None) is None
+    assert ForkRecord.from_json({"candidates": [], "best": True}).best is None
+
+
+def test_matrix_reads_rows_of_cells():
+    assert matrix([[1, "x"], []]) == [[1.0, None], []]
+    assert matrix([[1], 2]) is None and matrix("x") is None and matrix([]) == []
+
+
+@pytest.mark.parametrize("raw, ok", [
+    ({"edges": [0, 1], "counts": [1, 2]}, True), ({"edges": [0], "counts": [1]}, False),
+    ({"edges": [0, 1, 2], "counts": [1]}, False), ({"edges": [0, "1"], "counts": [1]}, False),
+    ({"edges": "01", "counts": [1]}, False), ({"edges": [0, 1], "counts": []}, False),
+    ({"edges": [0, 1], "counts": [1, None]}, False), ({"edges": [0, 1], "counts": [1.5]}, False), ([0, 1], False),
+])
+def test_a_histogram_has_two_edges_and_whole_counts(raw, ok):
+    h = Histogram.from_json(raw)
+    assert (h is not None) is ok
+    if ok:
+        assert h == Histogram([0.0, 1.0], [1, 2]) and Histogram.from_json(h.to_json()) == h
+
+
+def test_a_batch_norm_layer():
+    raw = {"layer": "bn", "moving_mean": 0.1, "moving_var": 1, "gap_var": "x",
+           "hist_z": {"edges": [-1, 1], "counts": [3]}, "hist_normalized": {"edges": [0, 1]}}
+    b = BatchNormStats.from_json(raw)
+    assert (b.layer, b.moving_mean, b.moving_var, b.gap_var) == ("bn", 0.1, 1.0, None)
+    assert b.hist_z == Histogram([-1.0, 1.0], [3]) and b.hist_normalized is None
+    assert BatchNormStats.from_json(b.to_json()) == b
+    assert BatchNormStats.from_json({"moving_mean": 1}) is None and BatchNormStats.from_json(["bn"]) is None
+
+
+def test_an_internals_epoch():
+    raw = {"kind": "epoch", "epoch": 4, "step": 40, "branch": 1, "time": 9, "bn_accuracy": {"test_mode": 0.9},
+           "batch_norm": [{"layer": "a"}, {"layer": 2}, None], "softmax": [[0.1, 0.9]], "confusion": [[1, 0], [0, 2]],
+           "tracing": {"traces": 1, "hparam_changes": 3}}
+    e = InternalsEpoch.from_json(raw)
+    assert (e.epoch, e.step, e.branch, e.time) == (4, 40, 1, 9.0)
+    assert e.batch_norm == [BatchNormStats("a")] and e.bn_accuracy == {"test_mode": 0.9}
+    assert e.softmax == [[0.1, 0.9]] and e.confusion == [[1, 0], [0, 2]]
+    assert e.tracing == {"traces": 1, "hparam_changes": 3}
+    assert e.to_json()["kind"] == "epoch" and InternalsEpoch.from_json(e.to_json()) == e
+    bare = InternalsEpoch.from_json({"epoch": 1, "batch_norm": "x", "bn_accuracy": 1, "tracing": [1]})
+    assert bare == InternalsEpoch(1) and bare.branch == 0 and bare.softmax is None
+    assert InternalsEpoch.from_json({"epoch": True}) is None and InternalsEpoch.from_json(None) is None
+
+
+def test_probes():
+    p = Probes.from_json({"kind": "probes", "examples": [[0, 0.5]], "labels": [3, "cat", 1.5, None]})
+    assert p.examples == [[0.0, 0.5]] and p.labels == [3, "cat", None, None]
+    assert Probes.from_json(p.to_json()) == p
+    assert Probes.from_json({"examples": [[0]], "labels": "x"}).labels == []
+    assert Probes.from_json({"examples": [1]}) is None and Probes.from_json("x") is None
