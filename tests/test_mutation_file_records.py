@@ -91,6 +91,8 @@ def test_a_fork_record():
     assert first.curve == [{"lr": None, "loss": 2.0, "smoothed": None, "step": 1}]
     assert f.candidates[1] == ForkCandidate()
     assert ForkRecord.from_json(f.to_json()) == f
+    assert f.to_json()["candidates"][1] == {"candidate": {}, "hparams": {}, "curve": []}  # no null fields written
+    assert set(f.to_json()) == {"candidates", "best", "command_id", "pick"}
     assert ForkRecord.from_json({"candidates": {}}) is None and ForkRecord.from_json(None) is None
     assert ForkRecord.from_json({"candidates": [], "best": True}).best is None
 
@@ -120,6 +122,8 @@ def test_a_batch_norm_layer():
     assert (b.layer, b.moving_mean, b.moving_var, b.gap_var) == ("bn", 0.1, 1.0, None)
     assert b.hist_z == Histogram([-1.0, 1.0], [3]) and b.hist_normalized is None
     assert BatchNormStats.from_json(b.to_json()) == b
+    both = BatchNormStats.from_json({"layer": "bn", "hist_normalized": {"edges": [-4, 4], "counts": [1, 2]}})
+    assert both.hist_normalized == Histogram([-4.0, 4.0], [1, 2]) and both.hist_z is None
     assert BatchNormStats.from_json({"moving_mean": 1}) is None and BatchNormStats.from_json(["bn"]) is None
 
 
@@ -133,6 +137,9 @@ def test_an_internals_epoch():
     assert e.softmax == [[0.1, 0.9]] and e.confusion == [[1, 0], [0, 2]]
     assert e.tracing == {"traces": 1, "hparam_changes": 3}
     assert e.to_json()["kind"] == "epoch" and InternalsEpoch.from_json(e.to_json()) == e
+    assert e.to_json() == {**raw, "time": 9.0, "batch_norm": [{"layer": "a"}]}
+    for not_a_list in ("x", 5, {"layer": "a"}):
+        assert InternalsEpoch.from_json({"epoch": 1, "batch_norm": not_a_list}).batch_norm == []
     bare = InternalsEpoch.from_json({"epoch": 1, "batch_norm": "x", "bn_accuracy": 1, "tracing": [1]})
     assert bare == InternalsEpoch(1) and bare.branch == 0 and bare.softmax is None
     assert InternalsEpoch.from_json({"epoch": True}) is None and InternalsEpoch.from_json(None) is None
@@ -142,5 +149,6 @@ def test_probes():
     p = Probes.from_json({"kind": "probes", "examples": [[0, 0.5]], "labels": [3, "cat", 1.5, None]})
     assert p.examples == [[0.0, 0.5]] and p.labels == [3, "cat", None, None]
     assert Probes.from_json(p.to_json()) == p
+    assert p.to_json() == {"kind": "probes", "examples": [[0.0, 0.5]], "labels": [3, "cat", None, None]}
     assert Probes.from_json({"examples": [[0]], "labels": "x"}).labels == []
     assert Probes.from_json({"examples": [1]}) is None and Probes.from_json("x") is None

@@ -100,7 +100,7 @@ def _clock(t) -> str:
 
 def interventions(view: RunView) -> list[Intervention]:
     """The run's interventions on its current history (those undone by a rewind are dropped)."""
-    sources = {c["id"]: c for c in view.commands if isinstance(c.get("id"), str)}
+    sources = {c["id"]: c.get("source") for c in view.commands if isinstance(c.get("id"), str)}  # who sent each
     hparams: dict = {}
     out: list[Intervention] = []
 
@@ -109,8 +109,8 @@ def interventions(view: RunView) -> list[Intervention]:
         # escaped there; the records were scrubbed on reading (trainer.contract.jsonsafe.scrub), so all is UTF-8.
         x = position(view, event)
         command_id = event.get("command_id")
-        command = (sources.get(command_id) if isinstance(command_id, str) else None) or {}
-        who = f" by {html.escape(str(command['source']))}" if command.get("source") else ""
+        source = sources.get(command_id) if isinstance(command_id, str) else None
+        who = f" by {html.escape(str(source))}" if source else ""
         epoch = event.get("epoch") if isinstance(event.get("epoch"), int) else round(x)
         step = event.get("step") if isinstance(event.get("step"), int) else "?"
         detail = (f"<b>{html.escape(text)}</b><br>after epoch {epoch}, step {step}"
