@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.contract.file_records import Dataset, FinderRecord, ForkCandidate, ForkRecord, RunConfig, Trial
+from trainer.contract.file_records import (Dataset, FinderRecord, ForkCandidate, ForkRecord, ParamSpec, RunConfig,
+                                           SweepRound, SweepSpec, Trial)
 from trainer.contract.internals_records import BatchNormStats, Histogram, InternalsEpoch, Probes, matrix
 
 CONFIG = {"schema_version": 1, "name": "r", "trainer": "panda-train", "model": "mlp", "created": 5, "epochs": 30,
@@ -152,3 +153,31 @@ def test_probes():
     assert p.to_json() == {"kind": "probes", "examples": [[0.0, 0.5]], "labels": [3, "cat", None, None]}
     assert Probes.from_json({"examples": [[0]], "labels": "x"}).labels == []
     assert Probes.from_json({"examples": [1]}) is None and Probes.from_json("x") is None
+
+
+def test_a_parameter_space():
+    p = ParamSpec.from_json({"scale": "choice", "min": "0", "max": 2, "values": [8, "x", True, None, [1], float("nan")]})
+    assert (p.scale, p.min, p.max, p.values) == ("choice", None, 2.0, [8, "x", True])
+    assert ParamSpec.from_json(p.to_json()) == p and p.to_json() == {"scale": "choice", "max": 2.0, "values": [8, "x", True]}
+    assert ParamSpec.from_json({"values": "ab"}).values == [] and ParamSpec.from_json(3) == ParamSpec()
+    assert ParamSpec.from_json({"values": ["\udfff", 1]}).values == [1]
+
+
+def test_a_sweep_spec_in_the_users_order():
+    raw = {"name": "s", "created": 1, "seed": 3, "sampler": "tpe", "state": "running", "settings": {"trials": 4, "x": [1]},
+           "space": {"lr": {"scale": "log", "min": 1e-4, "max": 1}, "units": {"scale": "int", "min": 8, "max": 64},
+                     "beta": 5},
+           "param_order": ["units", "gone", "lr"],
+           "rounds": [{"round": 1, "around": ["trial-0001"], "space": {"lr": {"scale": "log"}}}, "junk"]}
+    s = SweepSpec.from_json(raw)
+    assert (s.name, s.created, s.seed, s.sampler, s.state, s.settings) == ("s", 1.0, 3, "tpe", "running", {"trials": 4})
+    assert list(s.space) == ["units", "lr", "beta"] and s.space["lr"] == ParamSpec("log", 1e-4, 1.0)
+    assert s.space["beta"] == ParamSpec()
+    assert s.rounds == [SweepRound(1, ["trial-0001"], {"lr": ParamSpec("log")}), SweepRound()]
+    again = SweepSpec.from_json(s.to_json())
+    assert again == s and list(again.space) == list(s.space)
+    assert s.to_json()["param_order"] == ["units", "lr", "beta"]
+    assert s.to_json()["rounds"][1] == {"around": [], "space": {}}
+    assert SweepSpec.from_json([]) is None and SweepSpec.from_json({}) == SweepSpec()
+    assert SweepSpec.from_json({"space": {"a": {}}, "param_order": "a", "rounds": {}}).rounds == []
+    assert SweepRound.from_json({"around": ["a", 1], "round": "1"}) == SweepRound()

@@ -13,13 +13,14 @@ import itertools
 import os
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
 from trainer.contract.config import check_name
-from trainer.contract.file_records import RunConfig
+from trainer.contract.file_records import ParamSpec, RunConfig, SweepSpec
 from trainer.contract.records import Status
 from trainer.contract.rundir import JsonlTail, RunDir, RunDirError, current_line
 from trainer.search.pbt import proposals as pbt_proposals
@@ -51,17 +52,20 @@ class SweepView:
     def name(self) -> str:
         return self.path.name
 
+    @cached_property
+    def sweep(self) -> SweepSpec:
+        """``sweep.json`` typed (all defaults when it is unusable): the page reads attributes."""
+        return SweepSpec.from_json(self.spec) or SweepSpec()
+
     @property
-    def space(self) -> dict[str, dict]:
+    def space(self) -> dict[str, ParamSpec]:
         """The first round's space, in the order the user gave it."""
-        space = self.spec.get("space") or {}
-        order = [n for n in self.spec.get("param_order") or [] if n in space]
-        return {n: space[n] for n in order + [n for n in space if n not in order]}
+        return self.sweep.space
 
     def scale(self, param: str) -> str | None:
         """The scale a parameter was sampled on (the first round's), or ``None`` if it was fixed."""
         spec = self.space.get(param)
-        return spec.get("scale") if spec else None
+        return spec.scale if spec else None
 
     def searched(self) -> list[str]:
         """Parameters that actually vary (a choice of one is a fixed value).
@@ -72,14 +76,14 @@ class SweepView:
         """
         out = []
         for name, spec in self.space.items():
-            if spec.get("scale") == "choice" and len(spec.get("values") or []) < 2:
+            if spec.scale == "choice" and len(spec.values) < 2:
                 continue
             out.append(name)
         return out
 
     def value(self, trial: str, param: str) -> Any:
         """The value the sweep gave ``trial`` (its plan), else the one its run started with."""
-        params = self.trials.get(trial, {}).get("params") or {}
+        params = self.trials.get(trial, {}).get("params", {})  # checked by trial_record: a table or absent
         if param in params:
             return params[param]
         return self.hparams.get(trial, {}).get(param)
@@ -375,20 +379,20 @@ def trial_key(view: SweepView, trial: str, runs_root: Path | str | None = None) 
         return str(path)
 
 
-def spec_text(spec: dict) -> str:
+def spec_text(spec: ParamSpec) -> str:
     """A parameter's space as the command line writes it.
 
-    >>> spec_text({"scale": "log", "min": 0.0001, "max": 1})
+    >>> spec_text(ParamSpec("log", 0.0001, 1))
     'log:0.0001:1'
-    >>> spec_text({"scale": "choice", "values": ["sgd", "adam"]}), spec_text({"scale": "choice", "values": [True]})
+    >>> spec_text(ParamSpec("choice", values=["sgd", "adam"])), spec_text(ParamSpec("choice", values=[True]))
     ('choice:sgd,adam', 'true')
-    >>> spec_text({"kind": "float", "low": 0.1})  # a sweep.json of another shape: shown, never a crash
+    >>> spec_text(ParamSpec.from_json({"kind": "float", "low": 0.1}))  # a sweep.json of another shape: shown, never a crash
     'None:?:?'
     """
     def bound(v) -> str:
-        return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "?"
+        return "?" if v is None else f"{v:g}"
 
-    if spec.get("scale") == "choice":
-        values = [str(v).lower() if isinstance(v, bool) else str(v) for v in spec.get("values") or []]
+    if spec.scale == "choice":
+        values = [str(v).lower() if isinstance(v, bool) else str(v) for v in spec.values]
         return ",".join(values) if len(values) == 1 else "choice:" + ",".join(values)
-    return f"{spec.get('scale')}:{bound(spec.get('min'))}:{bound(spec.get('max'))}"
+    return f"{spec.scale}:{bound(spec.min)}:{bound(spec.max)}"

@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from app.figures.run_charts import log_ticks
 from app.data.sweeps import SCORE, STEERABLE, SweepView, best_trial, exploits, steering_text
+from trainer.contract.file_records import ParamSpec
 
 #: Colour-blind-safe (Okabe–Ito) colours per trial state.
 STATE_COLORS = {
@@ -64,7 +65,7 @@ def axis_values(view: SweepView, param: str, names: list[str]) -> tuple[list[flo
     scale = view.scale(param)
     raw = [view.value(n, param) for n in names]
     if scale == "choice" or any(isinstance(v, (str, bool)) for v in raw if v is not None):
-        options = list((view.space.get(param) or {}).get("values") or [])
+        options = list(view.space[param].values) if param in view.space else []
         for v in raw:
             if v is not None and v not in options:
                 options.append(v)
@@ -279,8 +280,9 @@ def histograms_figure(view: SweepView, bins: int = 12, params: list[str] | None 
             count = math.ceil((max(finite) - min(finite) + 1) / step)  # the last bin holds the largest value
             edges = min(finite) - 0.5 + step * np.arange(count + 1)
         elif finite:
-            spec = view.space.get(param) or {}
-            low, high = spec.get("min", min(finite)), spec.get("max", max(finite))
+            spec = view.space.get(param, ParamSpec())
+            low = spec.min if spec.min is not None else min(finite)
+            high = spec.max if spec.max is not None else max(finite)
             if scale == "log":
                 low, high = math.log10(low), math.log10(high)
             elif scale == "log1m":

@@ -129,7 +129,7 @@ def render_sweep(sweep_path: Path, *, runs_root: Path | str | None = None,
     except RunDirError as e:
         st.error(str(e) if presenter else f"Sweep {sweep_path.name} cannot be read.")  # errors name files
         return
-    running = first.spec.get("state") == "running"
+    running = first.sweep.state == "running"
 
     @st.fragment(run_every=REFRESH_EVERY if running else None)
     def live() -> None:
@@ -202,16 +202,16 @@ def _rounds(n) -> str:
 
 
 def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> None:
-    spec = view.spec
-    settings = spec.get("settings") or {}
+    spec = view.sweep
+    settings = spec.settings
     c = counts(view)
     st.subheader(f"Sweep {view.name}")
     best = best_trial(view)
     space_text = " ".join(f"`{name}={spec_text(s)}`" for name, s in view.space.items())
     st.caption(
-        f"{spec.get('sampler', 'random')} search · {settings.get('trials', '?')} trials × {_rounds(settings.get('rounds', 1))} · "
-        f"{settings.get('parallel', '?')} at a time · {settings.get('epochs', '?')} epochs · seed {spec.get('seed')} · "
-        f"state **{spec.get('state')}** — {space_text}"
+        f"{spec.sampler or 'random'} search · {settings.get('trials', '?')} trials × {_rounds(settings.get('rounds', 1))} · "
+        f"{settings.get('parallel', '?')} at a time · {settings.get('epochs', '?')} epochs · seed {spec.seed} · "
+        f"state **{spec.state}** — {space_text}"
     )
     cols = st.columns(5)
     cols[0].metric("Done", c["finished"] + c["stopped"], border=True)
@@ -220,13 +220,13 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
     cols[3].metric("Failed / diverged", c["failed"] + c["diverged"], border=True)
     cols[4].metric("Best val acc", f"{view.trials[best][SCORE]:.4f}" if best else "—",
                    delta=best, delta_color="off", border=True)
-    rounds = spec.get("rounds") or []
+    rounds = spec.rounds
     if len(rounds) > 1:
         with st.expander("Coarse to fine: the space of each round"):
             for r in rounds:
-                around = ", ".join(r.get("around") or []) or "—"
-                st.markdown(f"**Round {r['round']}** (around {around}): "
-                            + " ".join(f"`{n}={spec_text(r['space'][n])}`" for n in view.space if n in (r.get("space") or {})))
+                around = ", ".join(r.around) or "—"
+                st.markdown(f"**Round {r.round}** (around {around}): "
+                            + " ".join(f"`{n}={spec_text(r.space[n])}`" for n in view.space if n in r.space))
 
     frame = trials_frame(view)
     left, right = st.columns([3, 2])
@@ -267,7 +267,7 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
 
 def _render_pbt(view: SweepView, steerer: Steerer) -> None:
     """PBT's proposals waiting for a person: Approve / Veto (the presenter only, through the Steerer)."""
-    settings = view.spec.get("settings") or {}
+    settings = view.sweep.settings
     if settings.get("scheduler") != "pbt" and not view.pbt:
         return
     import time

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from trainer.contract.records import (CONFIG_FIELDS, DATASET_FIELDS, TRIAL_FIELDS, checked, config_record, real,
-                                      string, table, trial_record, whole)
+from trainer.contract.records import (CONFIG_FIELDS, DATASET_FIELDS, TRIAL_FIELDS, checked, config_record, number,
+                                      real, string, strings, table, trial_record, whole)
 
 
 def _drop_none(values: dict) -> dict:
@@ -214,3 +214,83 @@ class ForkRecord:
 
     def to_json(self) -> dict:
         return _drop_none({**asdict(self), "candidates": [c.to_json() for c in self.candidates]})
+
+
+def _scalar(value: Any) -> str | bool | int | float | None:
+    """A choice's value: text (UTF-8), a boolean or a sane number, else ``None``."""
+    return value if isinstance(value, bool) or number(value) is not None else string(value)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One hyperparameter's space in ``sweep.json``: a scale with its bounds, or a choice of values."""
+
+    scale: str | None = None  # log, log1m, uniform, int or choice (another sweep.json's word: shown as is)
+    min: float | None = None
+    max: float | None = None
+    values: list = field(default_factory=list)  # a choice's values
+
+    @classmethod
+    def from_json(cls, data: Any) -> "ParamSpec":
+        values = data.get("values") if isinstance(data, dict) else None
+        return cls(**checked({"scale": string, "min": real, "max": real}, data),
+                   values=[v for v in map(_scalar, values) if v is not None] if isinstance(values, list) else [])
+
+    def to_json(self) -> dict:
+        return _drop_none(asdict(self))
+
+
+def _space(value: Any) -> dict[str, ParamSpec]:
+    """A space: each named parameter's :class:`ParamSpec` (a name that is no text is left out)."""
+    return {k: ParamSpec.from_json(v) for k, v in value.items() if string(k) is not None} \
+        if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class SweepRound:
+    """One round of a coarse-to-fine sweep: its space, and the trials it was narrowed around."""
+
+    round: int | None = None
+    around: list = field(default_factory=list)
+    space: dict = field(default_factory=dict)  # name -> ParamSpec
+
+    @classmethod
+    def from_json(cls, data: Any) -> "SweepRound":
+        data = data if isinstance(data, dict) else {}
+        return cls(round=whole(data.get("round")), around=strings(data.get("around")) or [],
+                   space=_space(data.get("space")))
+
+    def to_json(self) -> dict:
+        return _drop_none({**asdict(self), "space": {k: v.to_json() for k, v in self.space.items()}})
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """``sweep.json`` as the Sweeps page reads it (docs/sweeps.md); ``space`` is the first round's, in the user's order."""
+
+    name: str | None = None
+    created: float | None = None
+    seed: int | None = None
+    sampler: str | None = None
+    state: str | None = None
+    settings: dict = field(default_factory=dict)  # trials, rounds, parallel, epochs, scheduler, auto …
+    space: dict = field(default_factory=dict)  # name -> ParamSpec
+    rounds: list = field(default_factory=list)  # of SweepRound
+
+    @classmethod
+    def from_json(cls, data: Any) -> "SweepSpec | None":
+        """The sweep's snapshot, or ``None`` when ``data`` is no object."""
+        if not isinstance(data, dict):
+            return None
+        space = _space(data.get("space"))
+        order = [n for n in strings(data.get("param_order")) or [] if n in space]
+        rounds = data.get("rounds")
+        return cls(**checked({"name": string, "created": real, "seed": whole, "sampler": string, "state": string},
+                             data), settings=table(data.get("settings")) or {},
+                   space={n: space[n] for n in dict.fromkeys(order + list(space))},
+                   rounds=[SweepRound.from_json(r) for r in rounds] if isinstance(rounds, list) else [])
+
+    def to_json(self) -> dict:
+        """Written in ``space``'s order (``param_order``), which :meth:`from_json` keeps."""
+        return _drop_none({**asdict(self), "space": {k: v.to_json() for k, v in self.space.items()},
+                           "param_order": list(self.space), "rounds": [r.to_json() for r in self.rounds]})
