@@ -177,6 +177,7 @@ def test_a_sweep_spec_in_the_users_order():
     again = SweepSpec.from_json(s.to_json())
     assert again == s and list(again.space) == list(s.space)
     assert s.to_json()["param_order"] == ["units", "lr", "beta"]
+    assert s.to_json()["space"]["beta"] == {"values": []}  # no null fields written
     assert s.to_json()["rounds"][1] == {"around": [], "space": {}}
     assert SweepSpec.from_json([]) is None and SweepSpec.from_json({}) == SweepSpec()
     assert SweepSpec.from_json({"space": {"a": {}}, "param_order": "a", "rounds": {}}).rounds == []
