@@ -1,6 +1,6 @@
 """The typed records of config.json, trials, the finder, forks and internals.jsonl, field by field.
 
-The mutation-testing selection for trainer/contract/file_records.py and
+The mutation-testing selection for trainer/contract/file_records.py, event_records.py and
 trainer/contract/internals_records.py (pyproject.toml [tool.panda.mutation]).
 """
 
@@ -10,6 +10,7 @@ import pytest
 
 from trainer.contract.file_records import (Dataset, FinderRecord, ForkCandidate, ForkRecord, ParamSpec, RunConfig,
                                            SweepRound, SweepSpec, Trial)
+from trainer.contract.event_records import Advice
 from trainer.contract.internals_records import BatchNormStats, Histogram, InternalsEpoch, Probes, matrix
 
 CONFIG = {"schema_version": 1, "name": "r", "trainer": "panda-train", "model": "mlp", "created": 5, "epochs": 30,
@@ -182,3 +183,16 @@ def test_a_sweep_spec_in_the_users_order():
     assert SweepSpec.from_json([]) is None and SweepSpec.from_json({}) == SweepSpec()
     assert SweepSpec.from_json({"space": {"a": {}}, "param_order": "a", "rounds": {}}).rounds == []
     assert SweepRound.from_json({"around": ["a", 1], "round": "1"}) == SweepRound()
+
+
+def test_advice():
+    raw = {"event": "advice", "kind": "plateau", "reason": "flat", "cmd": "scale_lr", "value": 0.1, "autopilot": True,
+           "autopilot_command": "c-9", "epoch": 7, "step": 70, "time": 5, "other": 1}
+    a = Advice.from_json(raw)
+    assert (a.kind, a.reason, a.cmd, a.value, a.autopilot, a.autopilot_command, a.epoch, a.step, a.time) == \
+        ("plateau", "flat", "scale_lr", 0.1, True, "c-9", 7, 70, 5.0)
+    assert a.to_json() == {k: v for k, v in raw.items() if k != "other"} and Advice.from_json(a.to_json()) == a
+    bad = Advice.from_json({"event": "advice", "cmd": ["stop"], "value": "0.1", "autopilot": 1})
+    assert bad == Advice() and bad.autopilot is False and bad.to_json() == {"event": "advice", "autopilot": False}
+    for other in ({"event": "applied"}, {"kind": "plateau"}, None, ["advice"]):
+        assert Advice.from_json(other) is None

@@ -21,6 +21,7 @@ from app.panels.steer import read_only
 from app.data.runview import RunView
 from trainer.steering.advice import latest_advice
 from trainer.steering.advice_rules import not_learning
+from trainer.contract.event_records import Advice
 from trainer.contract.records import Status
 from trainer.contract.rundir import RunDir, pid_alive
 
@@ -47,7 +48,7 @@ def advice_notice(ctx: Context, view: RunView, state: str) -> None:
     """
     if state not in ("running", "paused"):
         return
-    advice = latest_advice(view.events)
+    advice = Advice.from_json(latest_advice(view.events))
     if advice is None:
         classes = view.run_config.dataset.n_classes
         why = not_learning(view.epochs["loss"], view.epochs["accuracy"], classes)
@@ -55,13 +56,13 @@ def advice_notice(ctx: Context, view: RunView, state: str) -> None:
             st.warning(f"**{why.capitalize()}.** Try another learning rate (often ×10 or ×0.1), or rewind.",
                        icon=":material/trending_flat:")
         return
-    cmd, value = advice.get("cmd"), advice.get("value")
+    cmd, value = advice.cmd, advice.value
     hp = run_controls.hparams_of(view)
     action = controls.describe(cmd, value, hp)
-    box = st.warning if advice.get("kind") != "exploding" else st.error
-    box(f"**Advice at epoch {advice.get('epoch')}:** {advice.get('reason')}"
-        + (" — the autopilot applied it." if advice.get("autopilot") else ""), icon=":material/tips_and_updates:")
-    if not advice.get("autopilot") and st.button(f"Apply: {action}", key=f"advice-{view.name}-{advice.get('time')}",
+    box = st.warning if advice.kind != "exploding" else st.error
+    box(f"**Advice at epoch {advice.epoch}:** {advice.reason}"
+        + (" — the autopilot applied it." if advice.autopilot else ""), icon=":material/tips_and_updates:")
+    if not advice.autopilot and st.button(f"Apply: {action}", key=f"advice-{view.name}-{advice.time}",
                                                  icon=":material/bolt:", disabled=not ctx.can_steer):
         run_controls.send_command(ctx, view, cmd, value)
 
