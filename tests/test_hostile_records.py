@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from tests.hostile import json_values, texts
 from trainer.contract.file_records import (Dataset, FinderRecord, ForkCandidate, ForkRecord, ParamSpec, RunConfig,
                                            SweepRound, SweepSpec, Trial)
-from trainer.contract.event_records import Advice
+from trainer.contract.event_records import Advice, Proposal
 from trainer.contract.internals_records import BatchNormStats, Histogram, InternalsEpoch, Probes
 
 RECORDS = (RunConfig, Dataset, Trial, FinderRecord, ForkRecord, ForkCandidate, InternalsEpoch, BatchNormStats,
-           Histogram, Probes, SweepSpec, SweepRound, ParamSpec, Advice)
+           Histogram, Probes, SweepSpec, SweepRound, ParamSpec, Advice, Proposal)
 #: Records whose ``from_json`` always gives a value (every field has a default).
 ALWAYS = (Dataset, ForkCandidate, SweepRound, ParamSpec)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -29,7 +29,8 @@ def shaped(cls) -> st.SearchStrategy:
     """Objects with ``cls``'s field names (and nested ones' too) holding any JSON value, plus strangers."""
     names = [f.name for f in fields(cls)] + ["points", "candidates", "suggestion", "candidate", "curve", "kind",
                                              "edges", "counts", "layer", "examples", "labels", "space", "rounds",
-                                             "param_order", "values", "scale", "min", "max", "around", "event"]
+                                             "param_order", "values", "scale", "min", "max", "around", "event",
+                                             "proposal", "target_score", "deadline"]
     inner = st.dictionaries(st.sampled_from(names) | texts, json_values, max_size=6)
     values = json_values | st.lists(inner | json_values, max_size=4) | inner
     return st.dictionaries(st.sampled_from(names) | texts, values, max_size=len(names))

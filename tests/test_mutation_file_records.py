@@ -10,7 +10,7 @@ import pytest
 
 from trainer.contract.file_records import (Dataset, FinderRecord, ForkCandidate, ForkRecord, ParamSpec, RunConfig,
                                            SweepRound, SweepSpec, Trial)
-from trainer.contract.event_records import Advice
+from trainer.contract.event_records import Advice, Proposal
 from trainer.contract.internals_records import BatchNormStats, Histogram, InternalsEpoch, Probes, matrix
 
 CONFIG = {"schema_version": 1, "name": "r", "trainer": "panda-train", "model": "mlp", "created": 5, "epochs": 30,
@@ -196,3 +196,17 @@ def test_advice():
     assert bad == Advice() and bad.autopilot is False and bad.to_json() == {"event": "advice", "autopilot": False}
     for other in ({"event": "applied"}, {"kind": "plateau"}, None, ["advice"]):
         assert Advice.from_json(other) is None
+
+
+def test_a_pbt_proposal():
+    raw = {"proposal": "p-0001", "state": "pending", "target": "trial-0002", "source": "trial-0001",
+           "checkpoint": "ckpt-00004", "epoch": 4, "target_score": 0.5, "source_score": 0.9, "lr": 0.01, "beta": None,
+           "deadline": 100, "event": "proposed", "old": {"lr": 0.1}}
+    p = Proposal.from_json(raw)
+    assert (p.proposal, p.state, p.target, p.source, p.checkpoint, p.epoch) == \
+        ("p-0001", "pending", "trial-0002", "trial-0001", "ckpt-00004", 4)
+    assert (p.target_score, p.source_score, p.lr, p.beta, p.deadline) == (0.5, 0.9, 0.01, None, 100.0)
+    assert Proposal.from_json(p.to_json()) == p and "beta" not in p.to_json() and p.to_json()["proposal"] == "p-0001"
+    hostile = Proposal.from_json({"proposal": "p-2", "target_score": "high", "lr": [1], "deadline": True})
+    assert hostile == Proposal("p-2") and hostile.to_json() == {"proposal": "p-2"}
+    assert Proposal.from_json({"proposal": 1}) is None and Proposal.from_json(None) is None

@@ -38,6 +38,7 @@ from app.data.sweeps import (
     trial_key,
     trials_frame,
 )
+from trainer.contract.event_records import Proposal
 from trainer.contract.rundir import RunDirError
 from trainer.search.sweepdir import SweepDir
 
@@ -278,15 +279,14 @@ def _render_pbt(view: SweepView, steerer: Steerer) -> None:
                 + (" · `--auto`: applied at once" if settings.get("auto") else ""))
     if waiting and not steerer.can_steer:
         st.caption("Read-only view: approving or vetoing needs the presenter token.")
-    for p in waiting:
-        pid = p["proposal"]
-        left = p.get("deadline")
-        left = f" · applied on its own in {max(0, left - time.time()):.0f} s" if isinstance(left, (int, float)) else ""
-        beta = f", β {p['beta']:.4g}" if isinstance(p.get("beta"), (int, float)) else ""
+    for p in filter(None, map(Proposal.from_json, waiting)):  # typed: a hostile pbt.jsonl shows blanks, never a crash
+        pid = p.proposal
+        left = f" · applied on its own in {max(0, p.deadline - time.time()):.0f} s" if p.deadline is not None else ""
+        beta = f", β {p.beta:.4g}" if p.beta is not None else ""
         text_col, yes_col, no_col = st.columns([6, 1, 1])
         text_col.markdown(
-            f"`{pid}` **{p.get('target')}** ({p.get('target_score', 0):.4f}) → copy **{p.get('source')}** "
-            f"({p.get('source_score', 0):.4f}, {p.get('checkpoint')}) with α {p.get('lr', 0):.4g}{beta}{left}")
+            f"`{pid}` **{p.target}** ({p.target_score or 0:.4f}) → copy **{p.source}** "
+            f"({p.source_score or 0:.4f}, {p.checkpoint}) with α {p.lr or 0:.4g}{beta}{left}")
         for col, label, decision, icon in ((yes_col, "Approve", "approved", ":material/check:"),
                                            (no_col, "Veto", "vetoed", ":material/block:")):
             if col.button(label, key=f"pbt-{view.name}-{pid}-{decision}", icon=icon, disabled=not steerer.can_steer):
