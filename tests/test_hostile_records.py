@@ -79,3 +79,67 @@ def test_a_record_names_the_fields_its_checks_table_names():
     assert [f.name for f in fields(RunConfig)] == list(CONFIG_FIELDS)
     assert [f.name for f in fields(Dataset)] == list(DATASET_FIELDS)
     assert [f.name for f in fields(Trial)] == list(TRIAL_FIELDS)
+
+
+# --------------------------------------------------------------------------- the pages that draw these records
+
+
+@FAST
+@given(json_values, json_values, json_values)
+def test_figures_of_hostile_finder_fork_and_internals_lines_never_raise(finder, fork, epoch):
+    from app.figures import lessons
+    from app.panels.explore import finder_figure
+    from app.panels.fork import commands_for, describe, fork_figure
+
+    record = FinderRecord.from_json({"points": [finder, {"lr": 0.1, "loss": finder}], "suggestion": finder})
+    assert finder_figure(record) is not None and record.lr is None or record.lr > 0
+    forked = ForkRecord.from_json({"candidates": [fork, {"candidate": fork, "curve": [fork]}], "best": fork})
+    assert fork_figure(forked) is not None
+    for i, candidate in enumerate(forked.candidates):
+        assert isinstance(describe(i, candidate), str) and commands_for(candidate)[-1] == ("resume", None)
+    line = InternalsEpoch.from_json({"epoch": 1, "batch_norm": [epoch, {"layer": "bn", "hist_z": epoch}],
+                                     "softmax": epoch, "confusion": epoch, "bn_accuracy": epoch})
+    probes = Probes.from_json({"examples": epoch, "labels": epoch})
+    internals = lessons.Internals(probes, [line])
+    for layer in internals.bn_layers():
+        assert lessons.bn_figure(internals, layer) is not None
+    lessons.bn_modes_figure(internals), lessons.softmax_figure(internals), lessons.confusion_figure(internals)
+
+
+def test_the_sweeps_page_shows_a_hostile_sweep_json_and_pbt_jsonl(tmp_path):
+    """A space of the wrong shape, rounds of junk and a proposal with text for numbers: a page, no traceback."""
+    from streamlit.testing.v1 import AppTest
+
+    from test_search_page import make_sweep
+    from trainer.contract.atomic import atomic_write_json
+    from trainer.contract.rundir import append_jsonl, read_json
+
+    root = tmp_path / "runs"
+    sweep = make_sweep(root, n=3)
+    spec = read_json(sweep.spec_path)
+    spec["space"]["lr"] = {"scale": "log", "min": "tiny", "max": [1]}
+    spec["space"]["units"] = 64
+    spec.update(rounds=[{"round": "one", "space": {"lr": 5}, "around": [1]}, "junk"], param_order={"lr": 1},
+                settings={"scheduler": "pbt", "trials": "many"}, seed=[0], state={"x": 1})
+    atomic_write_json(sweep.spec_path, spec)
+    append_jsonl(sweep.path / "pbt.jsonl",
+                 {"event": "proposed", "proposal": "p-0001", "target": ["t"], "target_score": "high", "lr": "0.1",
+                  "beta": "x", "deadline": "soon", "time": 1.0},
+                 {"event": "proposed", "proposal": "p-0002", "target": "trial-0002", "source": "trial-0001",
+                  "target_score": 0.5, "source_score": 0.9, "lr": 0.01, "beta": 0.9, "checkpoint": "ckpt-00002",
+                  "deadline": None, "time": 2.0})
+
+    def app(path: str, runs_root: str) -> None:
+        from pathlib import Path
+
+        from app.views.sweep_page import render_sweep
+
+        render_sweep(Path(path), runs_root=Path(runs_root))
+
+    at = AppTest.from_function(app, args=(str(sweep.path), str(root)), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    text = " ".join(m.value for m in [*at.markdown, *at.caption])
+    assert "`p-0001` **None** (0.0000)" in text and "α 0" in text  # the hostile proposal: blanks, its buttons
+    assert "`p-0002` **trial-0002** (0.5000) → copy **trial-0001** (0.9000, ckpt-00002) with α 0.01, β 0.9" in text
+    assert "`lr=log:?:?`" in text and "**Round None** (around —): `lr=None:?:?`" in text  # as far as it can be read

@@ -277,7 +277,7 @@ def softmax_figure(internals: Internals) -> go.Figure | None:
                         subplot_titles=[f"label {labels[i]}" if i < len(labels) else "" for i in range(n)])
     for i in range(n):
         probs = rows[i]
-        guess = max(range(len(probs)), key=lambda c: probs[c] or 0)
+        guess = max(range(len(probs)), key=lambda c: probs[c] or 0, default=None)  # an empty row: none
         if pictures:
             image = [examples[i][r * side:(r + 1) * side] for r in range(side)]
             fig.add_heatmap(z=image[::-1], colorscale="Greys", showscale=False, row=1, col=i + 1)

@@ -247,6 +247,17 @@ def _mark_steered(fig: go.Figure, view: SweepView, param: str, steered: list[str
         ))
 
 
+def _on_axis(scale: str | None, value: float | None) -> float | None:
+    """``value`` where :func:`axis_values` puts it (``None`` when it has no place there).
+
+    >>> _on_axis("log", 0.01), _on_axis("log1m", 0.9), _on_axis("log", 0), _on_axis("uniform", 3.0)
+    (-2.0, 1.0, None, 3.0)
+    """
+    if value is None or (scale == "log" and value <= 0) or (scale == "log1m" and value >= 1):
+        return None
+    return math.log10(value) if scale == "log" else -math.log10(1 - value) if scale == "log1m" else value
+
+
 def histograms_figure(view: SweepView, bins: int = 12, params: list[str] | None = None) -> go.Figure:
     """How the sampled values spread, each parameter on its sampling scale.
 
@@ -280,13 +291,10 @@ def histograms_figure(view: SweepView, bins: int = 12, params: list[str] | None 
             count = math.ceil((max(finite) - min(finite) + 1) / step)  # the last bin holds the largest value
             edges = min(finite) - 0.5 + step * np.arange(count + 1)
         elif finite:
+            # the space's bounds on the axis's scale; one it lacks (or that the scale cannot take): the values'
             spec = view.space.get(param, ParamSpec())
-            low = spec.min if spec.min is not None else min(finite)
-            high = spec.max if spec.max is not None else max(finite)
-            if scale == "log":
-                low, high = math.log10(low), math.log10(high)
-            elif scale == "log1m":
-                low, high = -math.log10(1 - low), -math.log10(1 - high)
+            low, high = (_on_axis(scale, bound) for bound in (spec.min, spec.max))
+            low, high = min(finite) if low is None else low, max(finite) if high is None else high
             edges = np.linspace(low, high, bins + 1) if high > low else np.array([low - 0.5, low + 0.5])
         else:
             edges = np.array([0.0, 1.0])
