@@ -10,7 +10,6 @@ the server's shared state (:mod:`app.serving.shared`), a test or a benchmark mak
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from trainer.contract.config import check_name
+from trainer.contract.jsonl import file_key
 from trainer.contract.rundir import JsonlTail, RunDir, RunDirError, current_line
 from trainer.search.pbt import proposals as pbt_proposals
 from trainer.search.pbt import PBT_LOG
@@ -141,14 +141,6 @@ def hparams_now(status: dict | None, line: list[dict]) -> dict[str, Any]:
 _VERSIONS = itertools.count(1)
 
 
-def _file_key(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 class TrialCurves:
     """A sweep folder read incrementally, for every refresh of every tab: a refresh parses only what changed.
 
@@ -187,7 +179,7 @@ class TrialCurves:
 
     def _snapshot(self, path: Path, read: Callable[[], Any]) -> Any:
         """``read()`` again only when ``path`` changed (or came, or went) since the last call."""
-        key = _file_key(path)
+        key = file_key(path)
         cached = self._snapshots.get(str(path))
         if cached is not None and cached[0] == key:
             return cached[1]
