@@ -136,7 +136,7 @@ def cmd_replay(args) -> int:
 
     run = RunDir(args.run_path).require()
     saved = run.read_config()
-    if saved.get("trainer", "panda-train") != "panda-train":
+    if saved.get("trainer", cmds.PANDA_TRAIN) != cmds.PANDA_TRAIN:
         print(f"panda replay: error: {run.path} was not made by panda train", file=sys.stderr)
         return 1
     try:

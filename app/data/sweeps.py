@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from trainer.contract.commands import CHANGERS, HPARAM_COMMANDS
 from trainer.contract.config import check_name
 from trainer.contract.jsonl import file_key
 from trainer.contract.rundir import JsonlTail, RunDir, RunDirError, current_line
@@ -25,10 +26,10 @@ from trainer.search.pbt import PBT_LOG
 from trainer.search.sweepdir import FINAL_STATES, SweepDir
 
 SCORE = "best_val_accuracy"
-#: Hyperparameters a user may steer while a trial runs, and the commands that change each.
-STEERABLE = {"lr": ("set_lr", "scale_lr"), "beta": ("set_beta",), "batch_size": ("set_batch_size",)}
+#: Hyperparameters a user may steer while a trial runs, and the commands that change each (the command table).
+STEERABLE = CHANGERS
 #: Applied commands after which a trial is no longer only what the sweep sampled.
-STEERING = ("set_lr", "scale_lr", "set_beta", "set_batch_size", "rewind")
+STEERING = (*HPARAM_COMMANDS, "rewind")
 
 
 @dataclass

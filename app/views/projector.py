@@ -32,6 +32,7 @@ from app.serving.admission import open_for
 from app.serving import page_settings as app_settings
 from app.data.rundata import RunView
 from app.serving.shared import shared
+from trainer.contract.rundir import LIVE_STATES
 
 #: Refresh of the viewers' live fragment (seconds).
 LIVE_EVERY = 1.0
@@ -169,7 +170,7 @@ def _chosen_run(store) -> str | None:
     wanted = st.query_params.get("run")
     if wanted in names:
         return wanted
-    live = [r.name for r in runs if r.state in ("running", "paused", "diverged", "starting", "stopping")]
+    live = [r.name for r in runs if r.state in LIVE_STATES]
     return (live or names or [None])[0]
 
 
