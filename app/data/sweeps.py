@@ -5,6 +5,9 @@ Everything here is a pure reader of the files the sweep runner and the trainers 
 imports neither Streamlit nor Plotly (nor TensorFlow). The one object that lives across page
 refreshes, :class:`TrialCurves`, is created by its caller: the page keeps one per sweep in
 the server's shared state (:mod:`app.serving.shared`), a test or a benchmark makes its own.
+
+It holds together as one reader of a sweep folder: :class:`SweepView`, :class:`TrialCurves` and the
+table functions share the same files and fields.
 """
 
 from __future__ import annotations

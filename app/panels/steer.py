@@ -5,6 +5,9 @@ Every write goes through the page's :class:`app.panels.controls.Steerer`. The co
 made α 0.0006 shows 0.0006, not the grid's 0.0005), and a click sends exactly the value shown.
 The controls form a fragment that reruns only when used, so a slider being dragged is never
 redrawn under the pointer; the live view reruns the page when the values in force change.
+
+It holds together as one panel: the controls, the rewind list and the answers share the page's
+:class:`~app.panels.controls.Steerer` and the fragments that rerun them.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ being dragged or a list held open is never redrawn under the pointer. When a run
 hyperparameters or branch change in a way the controls must show, or the controls show another run
 than the one on screen (a run just started from this page), the live fragment reruns the page once.
 The banners and their actions are :mod:`app.panels.notices`; the shared figures, :mod:`app.figures.cache`.
+
+It holds together as one page: the picker, the live fragments and the token box share the page's context
+and its rerun signature.
 """
 
 from __future__ import annotations

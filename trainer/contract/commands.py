@@ -13,6 +13,8 @@ undoable, is replayed, which trainers obey it (:data:`TRAINER_KINDS`) and its wo
 journal; the steering's handler table, undo, replay and a page's gating (:func:`supported`) derive
 from it.
 
+It holds together as one table: each command's entry and the check of its value are read side by side.
+
 >>> validate({"id": "c-1", "cmd": "set_lr", "value": "0.01"})
 Command(id='c-1', cmd='set_lr', value=0.01)
 >>> validate({"id": "c-2", "cmd": "set_lr", "value": -1})

@@ -17,6 +17,9 @@ Scales, as written on the command line (``--param NAME=SPEC``) or in a TOML / JS
 ``adam`` / ``0.01`` / ``true``  a fixed value (a choice of one)
 ==============================  ==========================================================
 
+Parsing a space (command line, TOML, JSON) and checking it share the same table lookups and errors, so
+they stay in one module.
+
 >>> space = parse_param_args(["lr=log:1e-4:1", "units=int:50:100", "optimizer=choice:adam,sgd"])
 >>> space["lr"]
 LogUniform(low=0.0001, high=1.0)
