@@ -173,6 +173,8 @@ def _stop_trainer(run, process: subprocess.Popen, source: str, timeout: float = 
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             print(f"The demo trainer did not stop in {timeout:g}s and was terminated: {run.path}", flush=True)
+            launching.stop(process, timeout)
+            return
     launching.stop(process, timeout)
     print(f"Stopped the demo trainer; continue it with: panda train --resume {run.path}", flush=True)
 
