@@ -52,6 +52,9 @@ def file_key(path: Path | str) -> tuple[int, int, int] | None:
     """``(inode, mtime, size)`` of a file, ``None`` when it cannot be seen: a change of it means the file changed.
 
     How every reader notices a rewritten ``status.json`` or ``config.json`` without reading it.
+
+    >>> file_key("/no/such/file") is None
+    True
     """
     try:
         st = os.stat(path)
