@@ -10,6 +10,8 @@ that exist, so the page can be tested without a browser and every figure is the 
 * :func:`panda_vs_caviar`: best validation accuracy against epochs spent, for one babysat run
   and for a sweep, from their ``metrics.jsonl``.
 
+It holds the one Lessons page's figures, each a short pure function, so one page maps to one module.
+
 >>> g = grid_vs_random(9, seed=0)
 >>> g.distinct_grid, g.distinct_random
 (3, 9)
