@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-
+from trainer.contract import launching
 from trainer.contract.config import TrainConfig, trainer_argv
 from trainer.contract.rundir import RunDir
 from trainer.contract.watch import FileWatcher
@@ -28,11 +28,10 @@ def wait_until(predicate: Callable[[], object], folder: Path | str, timeout: flo
 def trainer_process(folder: Path | str, name: str) -> Iterator[tuple[RunDir, subprocess.Popen]]:
     """A trainer training digits flat out (no pace, many epochs) until the block ends."""
     run = RunDir(Path(folder) / name)
-    proc = subprocess.Popen(trainer_argv(folder, name, TrainConfig(epochs=100_000)), stderr=subprocess.DEVNULL)
+    proc = launching.spawn(trainer_argv(folder, name, TrainConfig(epochs=100_000)), Path(folder) / f"{name}.log")
     try:
         wait_until(run.metrics_path.exists, folder)
         wait_until(lambda: len(run.read_metrics()) >= 3, run.path)
         yield run, proc
     finally:
-        proc.terminate()
-        proc.wait(60)
+        launching.stop(proc, grace=60)

@@ -63,3 +63,22 @@ def test_the_new_run_form_becomes_a_checked_panda_train_command(tmp_path):
     with pytest.raises(LaunchError, match="run name"):
         start_run(tmp_path, "../escape", TrainConfig(epochs=3))
     assert not (tmp_path / "r2").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_demos_trainer_stops_cleanly_through_its_stop_command(tmp_path, capsys):
+    """``panda demo``'s Ctrl-C: a ``stop`` command (journaled, checkpointed), then launching.stop reaps it."""
+    from conftest import wait_for
+    from trainer.contract.rundir import RunDir
+
+    launch = start_run(tmp_path, "demo", TrainConfig(epochs=1000, pace=0.2))
+    run = RunDir(tmp_path / "demo")
+    try:
+        wait_for(lambda: run.exists() and run.read_metrics(), tmp_path, 50, "the demo's first epoch", recursive=True)
+        cli._stop_trainer(run, launch.process, "test", timeout=40)
+        assert launch.process.poll() == 0  # it finished on the command, not on a signal
+        assert "Stopped the demo trainer; continue it with: panda train --resume" in capsys.readouterr().out
+        assert any(e.get("event") == "applied" and e.get("cmd") == "stop" for e in run.read_events())
+    finally:
+        if launch.process.poll() is None:
+            launch.process.kill()
+            launch.process.wait()

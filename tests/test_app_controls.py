@@ -84,7 +84,9 @@ def test_log_scale_choices_and_nudges():
     assert 3e-4 in controls.LR_CHOICES
     assert controls.nearest(controls.LR_CHOICES, 0.0028, log=True) == 3e-3
     assert controls.beta_nudge(0.9, 0.5) == pytest.approx(0.95)
-    assert controls.beta_nudge(0.9, 2.0) == pytest.approx(0.8)
+    assert controls.beta_nudge(0.9, 2.0) == pytest.approx(0.8)  # the table's rule: 1 − β × 2, on β's 1 − β scale
+    assert controls.beta_nudge(0.3, 2.0) == 0.0  # 1 − 0.7 × 2 < 0: kept at the table's end, never a β of −0.4
+    assert controls.beta_nudge(0.99, 0.5) == pytest.approx(0.995)  # 100 steps of memory become 200
 
 
 def test_presenter_token():

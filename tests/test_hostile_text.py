@@ -212,7 +212,7 @@ def test_the_journal_the_charts_and_the_latest_line_take_any_client_text(tmp_pat
     Markdown(body=line).SerializeToString()  # what the latest-intervention line sends
     charts = projector.SharedCharts()
     for kind in projector.CHART_KINDS:
-        spec, element = charts.get(view, kind)
+        spec, element = charts.chart(view, kind)
         PlotlyChart(spec=spec, id=element).SerializeToString()
     data.close()
 

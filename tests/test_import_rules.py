@@ -35,7 +35,7 @@ def test_a_broken_rule_fails_lint_imports(tmp_path):
     for folder in ("trainer", "app"):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    with open(tmp_path / "trainer" / "jsonsafe.py", "a") as f:
+    with open(tmp_path / "trainer" / "contract" / "jsonsafe.py", "a") as f:
         f.write("\nimport app.serving.auth  # noqa\n")
     result = subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=300, env={**os.environ, "PYTHONPATH": str(tmp_path)})

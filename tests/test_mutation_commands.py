@@ -315,6 +315,20 @@ def test_the_table_names_every_command_once_in_order():
     assert cmds.TRAINER_KINDS == ("panda-train", "keras-callback")
 
 
+def test_each_hyperparameter_command_names_the_knob_it_changes_in_the_hyperparameter_table():
+    from trainer.contract.hparams import HYPERPARAMETERS
+    assert cmds.CHANGERS == {"lr": ("set_lr", "scale_lr"), "beta": ("set_beta",), "batch_size": ("set_batch_size",)}
+    for name, changers in cmds.CHANGERS.items():
+        assert HYPERPARAMETERS[name].steer in changers  # the two tables agree on who sets each knob
+    assert all(bool(spec.changes) is spec.hparam for spec in cmds.TABLE)
+
+
+def test_describe_with_the_value_replaced_keeps_the_tables_words():
+    assert cmds.describe("set_beta", 0.95, before=0.9) == "β 0.9 → 0.95"
+    assert cmds.describe("set_batch_size", 64, before=32) == "batch size 32 → 64"
+    assert cmds.describe("rewind", "ckpt-3", before="x") == "rewind to ckpt-3"  # no arrow: nothing replaced
+
+
 @pytest.mark.parametrize("row", EXPECTED, ids=[row[0] for row in EXPECTED])
 def test_each_command_entry(row):
     name, hparam, undoable, replayed, callback = row

@@ -4,6 +4,9 @@
 TensorFlow is imported only by the commands that train, and Optuna only by ``panda sweep``
 (:data:`add_sweep` registers it from :mod:`trainer.search.cli` only when it is the command run),
 so ``ctl`` and ``status`` answer at once (tests/test_import_rules.py checks both).
+
+It holds together as one parser: each subcommand's flags sit beside its handler, and the lazy imports
+that keep ``ctl`` and ``status`` fast are in one place.
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ def cmd_replay(args) -> int:
 
     run = RunDir(args.run_path).require()
     saved = run.read_config()
-    if saved.get("trainer", "panda-train") != "panda-train":
+    if saved.get("trainer", cmds.PANDA_TRAIN) != cmds.PANDA_TRAIN:
         print(f"panda replay: error: {run.path} was not made by panda train", file=sys.stderr)
         return 1
     try:

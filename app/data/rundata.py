@@ -33,6 +33,7 @@ from trainer.contract.rundir import (
 )
 from app.data.history import Columns, History
 from app.data.runview import RunView
+from trainer.contract.jsonl import file_key
 from trainer.contract.records import Status, log_record
 from trainer.contract.watch import FileWatcher
 
@@ -63,15 +64,6 @@ class _Tail:
         if self.tail.restarts != restarts:
             self.replaced = True
         return lines
-
-
-def _file_key(path: Path) -> tuple[int, int, int] | None:
-    """``(inode, mtime, size)`` of a file, ``None`` when it cannot be seen: a change of it means the file changed."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class RunData:
@@ -215,7 +207,7 @@ class RunData:
         """``config.json`` once, typed; an unusable one is a notice (looked at again when it changes)."""
         if self.config is not None:
             return False
-        key = _file_key(self.path / CONFIG)
+        key = file_key(self.path / CONFIG)
         if key is None or key == self._config_key:
             return False
         self._config_key, self._config_inode = key, key[0]
@@ -227,7 +219,7 @@ class RunData:
     def _read_status(self) -> bool:
         """``status.json`` when it changed, typed (:class:`~trainer.contract.records.Status`); an unusable one
         keeps the last good status and is a notice."""
-        key = _file_key(self.path / STATUS)
+        key = file_key(self.path / STATUS)
         if key is None or key == self._status_key:
             return False
         self._status_key = key

@@ -24,20 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from trainer.contract.jsonl import file_key
 from trainer.contract.rundir import CONFIG, LIVE_STATES, STATUS, RunDir
 
 CHECK_SECONDS = 1.0  # live runs and folders: checked at most this often, for all readers together
 STAT_ALL_SECONDS = 3.0  # every run's status.json stat'ed (2,000 stats: a few ms)
 RESCAN_SECONDS = 60.0  # the whole tree listed again
 WATCHED_STATES = (*LIVE_STATES, "not answering", "missing")
-
-
-def _key(path: Path) -> tuple | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _mtime(path: Path) -> int | None:
@@ -103,7 +96,7 @@ class RunList:
             live = getattr(summary, "state", None) in WATCHED_STATES
             if not (live or every):
                 continue
-            key = _key(path / STATUS)
+            key = file_key(path / STATUS)
             if live or key != self._status_keys.get(path):
                 self._status_keys[path] = key
                 fresh = self._summarise(RunDir(path))
@@ -124,7 +117,7 @@ class RunList:
             if path not in self._inside:
                 self._inside[path] = self._contains(path)  # symlinks resolved once per run
             if self._inside[path]:
-                self._status_keys[path] = _key(path / STATUS)
+                self._status_keys[path] = file_key(path / STATUS)
                 summaries[path] = self._summarise(RunDir(path))
         for gone in set(self._summaries) - set(summaries):
             self._status_keys.pop(gone, None)

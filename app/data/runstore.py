@@ -10,7 +10,6 @@ the list.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from app.data.rundata import RunData
 from app.data.runlist import RunList
 from trainer.contract.file_records import RunConfig
 from trainer.contract.outcome import outcome
+from trainer.contract.jsonl import file_key
 from trainer.contract.records import Status
 from trainer.contract.rundir import RunDir, Snapshot, pid_alive
 
@@ -161,11 +161,9 @@ class RunStore:
 
     def _read_status(self, run: RunDir) -> Snapshot:
         cache = self._status.setdefault(run.path, _StatusCache())
-        try:
-            st = os.stat(run.status_path)
-        except OSError:
+        key = file_key(run.status_path)
+        if key is None:
             return Snapshot()
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key != cache.key:
             cache.snapshot, cache.key = run.status_snapshot(), key
         return cache.snapshot

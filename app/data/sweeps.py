@@ -5,12 +5,14 @@ Everything here is a pure reader of the files the sweep runner and the trainers 
 imports neither Streamlit nor Plotly (nor TensorFlow). The one object that lives across page
 refreshes, :class:`TrialCurves`, is created by its caller: the page keeps one per sweep in
 the server's shared state (:mod:`app.serving.shared`), a test or a benchmark makes its own.
+
+It holds together as one reader of a sweep folder: :class:`SweepView`, :class:`TrialCurves` and the
+table functions share the same files and fields.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,19 +21,21 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from trainer.contract.commands import CHANGERS, HPARAM_COMMANDS
 from trainer.contract.config import check_name
 from trainer.contract.file_records import ParamSpec, RunConfig, SweepSpec
 from trainer.contract.records import Status
+from trainer.contract.jsonl import file_key
 from trainer.contract.rundir import JsonlTail, RunDir, RunDirError, current_line
 from trainer.search.pbt import proposals as pbt_proposals
 from trainer.search.pbt import PBT_LOG
 from trainer.search.sweepdir import FINAL_STATES, SweepDir
 
 SCORE = "best_val_accuracy"
-#: Hyperparameters a user may steer while a trial runs, and the commands that change each.
-STEERABLE = {"lr": ("set_lr", "scale_lr"), "beta": ("set_beta",), "batch_size": ("set_batch_size",)}
+#: Hyperparameters a user may steer while a trial runs, and the commands that change each (the command table).
+STEERABLE = CHANGERS
 #: Applied commands after which a trial is no longer only what the sweep sampled.
-STEERING = ("set_lr", "scale_lr", "set_beta", "set_batch_size", "rewind")
+STEERING = (*HPARAM_COMMANDS, "rewind")
 
 
 @dataclass
@@ -147,14 +151,6 @@ def hparams_now(status: dict | None, line: list[dict]) -> dict[str, Any]:
 _VERSIONS = itertools.count(1)
 
 
-def _file_key(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 class TrialCurves:
     """A sweep folder read incrementally, for every refresh of every tab: a refresh parses only what changed.
 
@@ -193,7 +189,7 @@ class TrialCurves:
 
     def _snapshot(self, path: Path, read: Callable[[], Any]) -> Any:
         """``read()`` again only when ``path`` changed (or came, or went) since the last call."""
-        key = _file_key(path)
+        key = file_key(path)
         cached = self._snapshots.get(str(path))
         if cached is not None and cached[0] == key:
             return cached[1]

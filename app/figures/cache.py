@@ -16,12 +16,17 @@ from app.serving.shared import shared
 
 
 class FigureCache:
-    """Figures shared by every tab: rebuilt only when the run's records changed."""
+    """Figures (or their wire form) shared by every tab, by a key that says all they depend on.
+
+    The one least-recently-used cache of the dashboard's figures: the run page's, the projector's
+    and the Sweeps page's each hold one; ``build`` runs outside the lock, at most once per key and miss.
+    """
 
     def __init__(self, size: int = 128):
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self.size = size
+        self.builds = 0  # how many times a figure was made (tests)
 
     def get(self, key, build):
         with self._lock:
@@ -30,6 +35,7 @@ class FigureCache:
                 return self._items[key]
         figure = build()
         with self._lock:
+            self.builds += 1
             self._items[key] = figure
             while len(self._items) > self.size:
                 self._items.popitem(last=False)

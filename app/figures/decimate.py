@@ -14,11 +14,15 @@ import numpy as np
 MAX_POINTS = 2000
 
 
+def _finite(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points whose ``y`` is finite: a NaN or inf would poison a bucket's minimum, maximum or mean."""
+    ok = np.isfinite(y)
+    return (x, y) if ok.all() else (x[ok], y[ok])
+
+
 def decimate_minmax(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """At most ``max_points`` points that keep every bucket's minimum and maximum (spikes stay)."""
-    ok = np.isfinite(y)
-    if not ok.all():
-        x, y = x[ok], y[ok]
+    x, y = _finite(x, y)
     n = len(y)
     if n <= max_points:
         return x, y
@@ -36,9 +40,7 @@ def decimate_minmax(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) 
 
 def decimate_mean(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """At most ``max_points`` points, each the mean of a bucket (for an already smooth curve)."""
-    ok = np.isfinite(y)
-    if not ok.all():
-        x, y = x[ok], y[ok]
+    x, y = _finite(x, y)
     n = len(y)
     if n <= max_points:
         return x, y

@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from app.data import RunView
+from trainer.contract import commands as cmds
 
 
 
@@ -127,11 +128,11 @@ def interventions(view: RunView) -> list[Intervention]:
             cmd = event.get("cmd")
             if cmd in ("set_lr", "scale_lr") and new:
                 how = f" (×{_fmt(event.get('value'))})" if cmd == "scale_lr" else ""
-                add("lr", event, f"learning rate {_fmt(hparams.get('lr'))} → {_fmt(new.get('lr'))}{how}")
+                add("lr", event, cmds.describe("set_lr", new.get("lr"), _fmt, before=hparams.get("lr")) + how)
             elif cmd == "set_beta" and new:
-                add("beta", event, f"beta {_fmt(hparams.get('beta'))} → {_fmt(new.get('beta'))}")
+                add("beta", event, cmds.describe(cmd, new.get("beta"), _fmt, before=hparams.get("beta")))
             elif cmd == "set_batch_size" and new:
-                add("batch_size", event, f"batch size {_fmt(hparams.get('batch_size'))} → {_fmt(new.get('batch_size'))}",
+                add("batch_size", event, cmds.describe(cmd, new.get("batch_size"), _fmt, before=hparams.get("batch_size")),
                     "from the next epoch")
             elif cmd == "checkpoint":
                 add("checkpoint", event, f"checkpoint {event.get('checkpoint', '')}".strip())
@@ -157,7 +158,7 @@ def interventions(view: RunView) -> list[Intervention]:
         elif name == "note":
             add("note", event, str(event.get("text") or "note"))
         elif name == "lr_observed":  # another Keras callback or the user's code changed α (PandaCallback)
-            add("lr", event, f"learning rate {_fmt(event.get('previous'))} → {_fmt(event.get('lr'))}",
+            add("lr", event, cmds.describe("set_lr", event.get("lr"), _fmt, before=event.get("previous")),
                 f"by {event.get('source') or 'someone else'}")
         if new:
             hparams = new

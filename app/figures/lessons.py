@@ -10,6 +10,8 @@ that exist, so the page can be tested without a browser and every figure is the 
 * :func:`panda_vs_caviar`: best validation accuracy against epochs spent, for one babysat run
   and for a sweep, from their ``metrics.jsonl``.
 
+It holds the one Lessons page's figures, each a short pure function, so one page maps to one module.
+
 >>> g = grid_vs_random(9, seed=0)
 >>> g.distinct_grid, g.distinct_random
 (3, 9)
@@ -20,12 +22,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 
 from trainer.contract.internals_records import BatchNormStats, InternalsEpoch, Probes
 from trainer.contract.rundir import RunDir, current_line
+
+if TYPE_CHECKING:
+    from trainer.contract.config import TrainConfig
 from trainer.search.space import IntUniform, Log1mUniform, LogUniform
 
 #: α's range in the course, and its decades.
@@ -308,7 +314,7 @@ def twin_path(run_path: Path | str) -> Path:
     return path.with_name(f"{path.name}-no-bn")
 
 
-def twin_config(config: dict) -> "TrainConfig":
+def twin_config(config: dict) -> TrainConfig:
     """The run's own configuration (same seed, same data) with batch norm off."""
     from trainer.contract.config import TrainConfig
 

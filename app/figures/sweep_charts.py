@@ -3,6 +3,9 @@
 A log-scale parameter is drawn on its own scale everywhere: a log x axis for the learning rate,
 log10 bins in its histogram (flat when the sampler did its job), 1 - β in powers of ten for β.
 Nothing here imports Streamlit, so every figure is tested without a browser.
+
+Its four figures share one set of axis helpers (each parameter on its own scale, whole ticks, exploit
+and steering marks), so they stay in one module.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from app.data import inside
 from trainer.contract import commands as cmds
 from trainer.contract.config import TrainConfig
 from trainer.contract.file_records import RunConfig
-from trainer.contract.hparams import NO_BETA, OPTIMIZERS, grid, has_beta
+from trainer.contract.hparams import NO_BETA, OPTIMIZERS, grid, has_beta, step
 from trainer.contract.records import Answer
 from trainer.contract.rundir import LIVE_STATES, RunDir
 
@@ -82,8 +82,9 @@ def with_current(choices: list, current, *, kind=float) -> list:
 
 
 def beta_nudge(beta: float, factor: float) -> float:
-    """Scale the *memory* 1 − β: ``factor`` 0.5 averages over twice as many steps."""
-    return round(1.0 - (1.0 - beta) * factor, 6)
+    """Scale the *memory* 1 − β on β's scale in the table (:func:`~trainer.contract.hparams.step`): ``factor``
+    0.5 averages over twice as many steps; the result stays in the table's range."""
+    return round(step("beta", beta, factor), 6)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def describe(cmd: str, value=None, hparams: dict | None = None, checkpoints: dic
     if cmd == "rewind":  # with the epoch it goes back to
         epoch = (checkpoints or {}).get(str(value))
         if epoch is not None:
-            return f"rewind to epoch {epoch} ({value})"
+            return cmds.describe(cmd, f"epoch {epoch} ({value})")
     if cmd == "fork":  # with how many candidates
         return f"fork {len((value or {}).get('candidates', []))} candidates"
     return cmds.describe(cmd, value, fmt=label)  # the command table's words

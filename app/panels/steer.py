@@ -5,6 +5,9 @@ Every write goes through the page's :class:`app.panels.controls.Steerer`. The co
 made α 0.0006 shows 0.0006, not the grid's 0.0005), and a click sends exactly the value shown.
 The controls form a fragment that reruns only when used, so a slider being dragged is never
 redrawn under the pointer; the live view reruns the page when the values in force change.
+
+It holds together as one panel: the controls, the rewind list and the answers share the page's
+:class:`~app.panels.controls.Steerer` and the fragments that rerun them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from app.panels.controls import NotPresenter
 from app.data import RunView
 from trainer.steering.advice import autopilot_on
 from trainer.contract.commands import CommandError
-from trainer.contract.rundir import RunDir, kept_for_good
+from trainer.contract.rundir import WAITING_STATES, RunDir, kept_for_good
 
 PICKER_EVERY = 2.0
 LIVE_EVERY = 1.0
@@ -114,7 +117,7 @@ def controls_panel(ctx) -> None:
         st.caption(f"The run is **{state}**: nothing to steer.")
 
     run_row = st.columns(2)
-    paused = state in ("paused", "diverged")
+    paused = state in WAITING_STATES
     if run_row[0].button("Pause", key="pause", icon=":material/pause:", disabled=off or paused, width="stretch"):
         send_command(ctx, view, "pause")
     if run_row[1].button("Resume", key="resume", icon=":material/play_arrow:", disabled=off or not paused, width="stretch",
@@ -206,7 +209,7 @@ def rewind_choices(checkpoints: list[dict], state: str, keep_every) -> list[dict
     >>> [c["epoch"] for c in rewind_choices([{"reason": "epoch", "epoch": e} for e in (5, 6, 7)], "running", 5)]
     [5]
     """
-    if state in ("paused", "diverged") or not isinstance(keep_every, int):
+    if state in WAITING_STATES or not isinstance(keep_every, int):
         return checkpoints
     return [c for c in checkpoints if kept_for_good(c, keep_every)]
 

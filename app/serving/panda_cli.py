@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from trainer import cli as trainer_cli
 from trainer.cli import add_sweep  # registers trainer.search.cli only for `panda sweep`
+from trainer.contract import launching
 
 from app.serving.scenarios import DEFAULT, EPOCHS, PACE, SCENARIOS
 from app.serving.server import DEFAULT_PORT, Server, pick_port, port_free, wait
@@ -160,26 +160,23 @@ def cmd_demo(args) -> int:
     return code
 
 
-def _stop_trainer(run, process: subprocess.Popen, source: str, timeout: float = 20.0) -> None:
-    """Ask the demo's trainer to stop cleanly (checkpoint, finish); terminate it if it does not."""
+def _stop_trainer(run, process: subprocess.Popen, source: str, timeout: float = launching.STOP_GRACE) -> None:
+    """Ask the demo's trainer to stop cleanly (checkpoint, finish); SIGTERM it if it does not (:func:`launching.stop`)."""
     from trainer.contract.rundir import LIVE_STATES
 
     if process.poll() is not None or (run.exists() and run.liveness() not in LIVE_STATES):
         print(f"The demo run is {run.liveness() if run.exists() else 'gone'}: {run.path}", flush=True)
         return
-    try:
-        if run.exists():
-            run.send_command("stop", source=source)
-        else:
-            os.killpg(process.pid, signal.SIGTERM)  # still loading: nothing to save
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGTERM)
-        print(f"The demo trainer did not stop in {timeout:g}s and was terminated: {run.path}", flush=True)
-    except (OSError, ProcessLookupError):
-        pass
-    else:
-        print(f"Stopped the demo trainer; continue it with: panda train --resume {run.path}", flush=True)
+    if run.exists():  # else still loading: nothing to save, SIGTERM it
+        run.send_command("stop", source=source)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            print(f"The demo trainer did not stop in {timeout:g}s and was terminated: {run.path}", flush=True)
+            launching.stop(process, timeout)
+            return
+    launching.stop(process, timeout)
+    print(f"Stopped the demo trainer; continue it with: panda train --resume {run.path}", flush=True)
 
 
 def _add_serving(p: argparse.ArgumentParser) -> None:
@@ -198,32 +195,36 @@ def _add_serving(p: argparse.ArgumentParser) -> None:
                    f"writing it to {STEER_FOLDER}/steer-PORT.txt (readable by you only)")
 
 
+def _serving_command(subparsers, name: str, func, help: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand that serves the dashboard (``panda app``, ``panda demo``): its parser, with the serving options."""
+    p = subparsers.add_parser(name, help=help, description=description)
+    _add_serving(p)
+    p.set_defaults(func=func)
+    return p
+
+
 def add_app(subparsers) -> None:
     """``panda app``: serve the dashboard."""
-    p = subparsers.add_parser(
-        "app", help="serve the dashboard in the browser",
+    _serving_command(
+        subparsers, "app", cmd_app, help="serve the dashboard in the browser",
         description="Watch runs live and steer them. Example: panda app --run-dir runs. "
         "For a lecture: panda app --present (prints the viewers' URL and the presenter's).",
     )
-    _add_serving(p)
-    p.set_defaults(func=cmd_app)
 
 
 def add_demo(subparsers) -> None:
     """``panda demo``: a paced trainer on the bundled digits, and the dashboard."""
-    p = subparsers.add_parser(
-        "demo", help="train on the bundled digits in the background and open the dashboard",
+    p = _serving_command(
+        subparsers, "demo", cmd_demo, help="train on the bundled digits in the background and open the dashboard",
         description="Start a paced trainer on the bundled digits data and the dashboard; prints the URL. "
         "Ctrl-C stops both (the run is checkpointed: panda train --resume continues it).",
     )
-    _add_serving(p)
     p.add_argument("--scenario", choices=list(SCENARIOS), default=DEFAULT,
                    help="what the run needs from you: " + "; ".join(f"{k}: {v.hint}" for k, v in SCENARIOS.items())
                    .replace("%", "%%"))
     p.add_argument("--epochs", type=int, help=f"epochs to train (default {EPOCHS})")
     p.add_argument("--pace", type=float, help=f"minimum seconds per epoch (default {PACE:g})")
     p.add_argument("--keep-training", action="store_true", help="leave the trainer running after Ctrl-C")
-    p.set_defaults(func=cmd_demo)
 
 
 #: Every ``panda`` subcommand, in the order ``panda --help`` lists them: the one registry.

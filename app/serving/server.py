@@ -8,8 +8,6 @@ server (:mod:`app.notebook.server`) both start this one.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import os
 import signal
 import socket
@@ -23,6 +21,7 @@ from pathlib import Path
 
 from app.serving.auth import ENV_CODE, ENV_PRESENT, ENV_RUN_DIR, ENV_TOKEN
 from app.serving.share import ENV_VIEW_URL, reachable_hosts
+from trainer.contract import launching
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard.py"
 PROJECT_CONFIG = Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml"
@@ -30,8 +29,6 @@ DEFAULT_PORT = 8501
 #: Seconds the Streamlit child gets to end after SIGTERM before it is killed (a room of websockets
 #: kept it serving for more than 13 s): ``panda app`` ends within 5 s of Ctrl-C or SIGTERM.
 STOP_GRACE = 2.0
-#: Linux's prctl option: the signal a process gets when its parent dies.
-PR_SET_PDEATHSIG = 1
 #: Used when the project's config file is not there (an installed wheel): the settings that matter.
 FALLBACK_CONFIG = {
     "server": {"address": "127.0.0.1", "headless": True, "runOnSave": False, "fileWatcherType": "none"},
@@ -75,28 +72,6 @@ def pick_port(host: str, start: int = DEFAULT_PORT, tries: int = 50) -> int:
     raise OSError(f"no free port in {start}..{start + tries - 1}")
 
 
-def _die_with_parent(parent: int, prctl) -> None:
-    """In the Streamlit child before it starts (Linux): be killed when ``panda app`` dies, even by kill -9.
-
-    Without it the child outlives a killed parent, reparented and still serving with the token
-    in its environment. A parent that died before the call is caught by the ``getppid`` check.
-    """
-    prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def _child_guard():
-    """The ``preexec_fn`` that ties the child's life to this process, where the platform offers one."""
-    if not sys.platform.startswith("linux"):
-        return None  # elsewhere Ctrl-C and SIGTERM still stop it (Server.stop); kill -9 does not
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: no dlopen between fork and exec
-    except (OSError, AttributeError):
-        return None
-    return functools.partial(_die_with_parent, os.getpid(), prctl)
-
-
 class Server:
     """The Streamlit server, as a child process of this command that dies with it."""
 
@@ -123,7 +98,10 @@ class Server:
             # Streamlit looks up a public IP to print when none is set; Panda sends nothing out.
             f"--browser.serverAddress={reachable_hosts(host)[0]}",
         ]
-        self.process = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=_child_guard(), **popen)
+        # SIGKILLed when panda app dies, even by kill -9 (Linux): else it would outlive it, still serving
+        # with the token in its environment.
+        guard = launching.parent_death_guard(signal.SIGKILL)
+        self.process = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=guard, **popen)
         self.private_files: list[Path] = []  # removed when the server stops (the steer link)
 
     def wait_ready(self, timeout: float = 60.0) -> bool:
@@ -145,13 +123,7 @@ class Server:
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds: however many viewers hold a websocket open."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        launching.stop(self.process, grace)
         for path in self.private_files:
             path.unlink(missing_ok=True)
 

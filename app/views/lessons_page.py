@@ -20,6 +20,7 @@ from app.panels.controls import NotPresenter, Steerer
 from app.data import inside
 from app.serving.launch import LaunchError
 from app.serving.shared import shared
+from trainer.contract import commands as cmds
 from trainer.contract.file_records import RunConfig
 from trainer.contract.rundir import RunDir, RunDirError, iter_runs
 
@@ -84,7 +85,7 @@ def twin_panel(run: RunDir, steer: Steerer | None) -> None:
         return
     record = run.config_snapshot().record  # checked: a run's config.json may hold anything
     config = RunConfig.from_json(record)
-    if config is None or config.trainer != "panda-train" or not config.hparams.get("batch_norm"):
+    if config is None or config.trainer != cmds.PANDA_TRAIN or not config.hparams.get("batch_norm"):
         return
     if st.button("Start its twin without batch norm", key="lesson-twin-go", icon=":material/compare:",
                  disabled=steer is None or not steer.can_steer,

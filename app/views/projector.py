@@ -16,13 +16,12 @@ import hashlib
 import html
 import json
 import math
-import threading
-from collections import OrderedDict
 
 import plotly.io as pio
 import streamlit as st
 
 from app.figures import run_charts as charts
+from app.figures.cache import FigureCache
 
 from app.data import run_progress as progress
 
@@ -33,6 +32,7 @@ from app.serving.admission import open_for
 from app.serving import page_settings as app_settings
 from app.data.rundata import RunView
 from app.serving.shared import shared
+from trainer.contract.rundir import LIVE_STATES
 
 #: Refresh of the viewers' live fragment (seconds).
 LIVE_EVERY = 1.0
@@ -113,31 +113,20 @@ def projected(figure_dict: dict) -> dict:
     return figure_dict
 
 
-class SharedCharts:
+class SharedCharts(FigureCache):
     """Each chart's wire form, made once per change of a run and shared by every session."""
 
     def __init__(self, size: int = 64):
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self.size = size
-        self.builds = 0  # how many times a chart was made (tests)
+        super().__init__(size)
 
-    def get(self, view: RunView, kind: str) -> tuple[str, str]:
+    def chart(self, view: RunView, kind: str) -> tuple[str, str]:
         """``(spec, element id)`` of ``kind`` for ``view``'s records."""
-        key = (str(view.path), view.log_version, kind)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        figure = projected(BUILDERS[kind](view).to_plotly_json())
-        spec = pio.to_json(figure, validate=False)
-        item = (spec, f"panda-{kind}-{hashlib.md5(spec.encode(), usedforsecurity=False).hexdigest()[:16]}")
-        with self._lock:
-            self.builds += 1
-            self._items[key] = item
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return item
+        return self.get((str(view.path), view.log_version, kind), lambda: _wire(BUILDERS[kind](view), kind))
+
+
+def _wire(figure, kind: str) -> tuple[str, str]:
+    spec = pio.to_json(projected(figure.to_plotly_json()), validate=False)
+    return spec, f"panda-{kind}-{hashlib.md5(spec.encode(), usedforsecurity=False).hexdigest()[:16]}"
 
 
 def shared_charts() -> SharedCharts:
@@ -168,7 +157,7 @@ def _charts(view: RunView) -> None:
         for column, kind in zip(columns, row):
             with column:
                 with st.container(key=f"proj-{kind}"):
-                    send_chart(*cache.get(view, kind))
+                    send_chart(*cache.chart(view, kind))
 
 
 # --------------------------------------------------------------------------- the page
@@ -181,7 +170,7 @@ def _chosen_run(store) -> str | None:
     wanted = st.query_params.get("run")
     if wanted in names:
         return wanted
-    live = [r.name for r in runs if r.state in ("running", "paused", "diverged", "starting", "stopping")]
+    live = [r.name for r in runs if r.state in LIVE_STATES]
     return (live or names or [None])[0]
 
 

@@ -8,6 +8,9 @@ being dragged or a list held open is never redrawn under the pointer. When a run
 hyperparameters or branch change in a way the controls must show, or the controls show another run
 than the one on screen (a run just started from this page), the live fragment reruns the page once.
 The banners and their actions are :mod:`app.panels.notices`; the shared figures, :mod:`app.figures.cache`.
+
+It holds together as one page: the picker, the live fragments and the token box share the page's context
+and its rerun signature.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from app.figures.cache import FigureCache, figure  # noqa: F401  (FigureCache: b
 from app.panels.new_run import new_run_form
 from app.panels.notices import advice_notice, launch_notice, notices
 from trainer.contract.records import EpochRecord
+from trainer.contract.rundir import LIVE_STATES, WAITING_STATES
 
 #: state -> (badge colour, glyph for the picker, Material icon for the badge)
 STATE_STYLE = {
@@ -118,7 +122,7 @@ def run_picker(ctx: Context) -> None:
         return
     current = st.session_state.get("run")
     if current not in names:
-        live = [n for n in names if states.get(n) in ("running", "paused", "diverged", "starting", "stopping", "launching")]
+        live = [n for n in names if states.get(n) in (*LIVE_STATES, "launching")]
         current = st.query_params.get("run") if st.query_params.get("run") in names else (live or names)[0]
         st.session_state["run"] = current
     if st.session_state.get("run_picker") not in names:
@@ -137,7 +141,7 @@ def run_picker(ctx: Context) -> None:
 
 def _control_signature(state: str, view: RunView) -> tuple:
     status = view.run_status
-    return (view.name, controls.controllable(state), state in ("paused", "diverged"),
+    return (view.name, controls.controllable(state), state in WAITING_STATES,
             status.hparams.get("optimizer") if status else None, run_controls.signature(view),
             status.branch if status else None)
 
@@ -162,7 +166,7 @@ def _metrics_row(view: RunView, state: str) -> None:
     last = view.last_record or EpochRecord(epoch=0)  # no epoch yet: every measure missing
     fraction = min(done / total, 1.0) if total else 0.0
     eta = progress.eta_seconds(view, state)
-    eta_text = "paused" if state in ("paused", "diverged") else progress.duration(eta)
+    eta_text = "paused" if state in WAITING_STATES else progress.duration(eta)
     st.progress(fraction, text=f"Epoch **{done}** of **{total or '?'}** · ETA {eta_text}")
     lr, loss, accuracy = hp.get("lr"), last.val_loss, last.val_accuracy
     st.html(CARDS_CSS)

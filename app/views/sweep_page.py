@@ -5,7 +5,7 @@ from :mod:`app.figures.sweep_charts`. While the sweep runs, a fragment redraws t
 :data:`REFRESH_EVERY` seconds, reading through one :class:`~app.data.sweeps.TrialCurves` per sweep
 that the server keeps for all tabs (:mod:`app.serving.shared`, out of a client's "Clear cache"), so a refresh
 parses only appended lines; the charts' wire form is kept per sweep and version of what was read
-(:class:`SweepCharts`), so a refresh in which nothing changed builds no figure (a 200-trial sweep's
+(:func:`sweep_charts`), so a refresh in which nothing changed builds no figure (a 200-trial sweep's
 four figures took ~190 ms a refresh).
 """
 
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +20,7 @@ import plotly.io as pio
 import streamlit as st
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+from app.figures.cache import FigureCache
 from app.figures.sweep_charts import CHART_HEIGHT, curves_figure, histograms_figure, parallel_coordinates_figure, score_vs_param_figure
 from app.panels.controls import NotPresenter, Steerer
 from app.serving.shared import shared
@@ -53,32 +52,13 @@ def trial_curves(sweep_path: str) -> TrialCurves:
     return shared("sweep curves", sweep_path, TrialCurves, limit=32)
 
 
-class SweepCharts:
-    """Each sweep chart's Plotly JSON, made once per version of its sweep's data, for every tab."""
-
-    def __init__(self, size: int = 64):
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self.size = size
-        self.builds = 0  # figures made (tests)
-
-    def get(self, key: tuple, build: Callable) -> tuple[str, int]:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        figure = build()
-        item = (pio.to_json(figure, validate=False), int(figure.layout.height or CHART_HEIGHT))
-        with self._lock:
-            self.builds += 1
-            self._items[key] = item
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return item
+def sweep_charts() -> FigureCache:
+    """Each sweep chart's Plotly JSON and height, made once per version of its sweep's data, for every tab."""
+    return shared("sweep charts", None, lambda: FigureCache(64))
 
 
-def sweep_charts() -> SweepCharts:
-    return shared("sweep charts", None, SweepCharts)
+def _wire(figure) -> tuple[str, int]:
+    return pio.to_json(figure, validate=False), int(figure.layout.height or CHART_HEIGHT)
 
 
 def chart(view: SweepView, key: str, build: Callable) -> None:
@@ -87,7 +67,7 @@ def chart(view: SweepView, key: str, build: Callable) -> None:
     The element is what ``st.plotly_chart`` sends (its id keeps ``key``: the page's CSS and tests find
     it); where Streamlit's internals differ (another version), ``st.plotly_chart`` does it.
     """
-    spec, height = sweep_charts().get((str(view.path), view.version, key), build)
+    spec, height = sweep_charts().get((str(view.path), view.version, key), lambda: _wire(build()))
     config = json.dumps(CHART_CONFIG)
     try:
         from streamlit.elements.lib.layout_utils import LayoutConfig

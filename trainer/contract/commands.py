@@ -13,6 +13,8 @@ undoable, is replayed, which trainers obey it (:data:`TRAINER_KINDS`) and its wo
 journal; the steering's handler table, undo, replay and a page's gating (:func:`supported`) derive
 from it.
 
+It holds together as one table: each command's entry and the check of its value are read side by side.
+
 >>> validate({"id": "c-1", "cmd": "set_lr", "value": "0.01"})
 Command(id='c-1', cmd='set_lr', value=0.01)
 >>> validate({"id": "c-2", "cmd": "set_lr", "value": -1})
@@ -242,11 +244,16 @@ class Spec:
     name: str
     check: Callable[[Any], Any]
     words: str
-    hparam: bool = False  # changes a hyperparameter the compiled step reads from a tf.Variable
+    changes: str = ""  # the hyperparameter it changes (its name in the table), read by the step from a tf.Variable
     undoable: bool = False
     replayed: bool = False
     trainers: tuple[str, ...] = TRAINER_KINDS
     refusal: str = ""
+
+    @property
+    def hparam(self) -> bool:
+        """Whether it changes a hyperparameter."""
+        return bool(self.changes)
 
     @property
     def valued(self) -> bool:
@@ -257,11 +264,11 @@ _KERAS = "is not supported in a Keras model.fit (PandaCallback)"
 
 #: Every command, once: the one table the handlers, undo, replay, the journal's words and a page's gating derive from.
 TABLE = (
-    Spec("set_lr", check_lr, "learning rate → {value}", hparam=True, undoable=True, replayed=True),
-    Spec("scale_lr", check_scale, "learning rate ×{value}", hparam=True, undoable=True, replayed=True),
-    Spec("set_beta", check_beta, "β → {value}", hparam=True, undoable=True, replayed=True, trainers=_TRAIN_ONLY,
+    Spec("set_lr", check_lr, "learning rate → {value}", changes="lr", undoable=True, replayed=True),
+    Spec("scale_lr", check_scale, "learning rate ×{value}", changes="lr", undoable=True, replayed=True),
+    Spec("set_beta", check_beta, "β → {value}", changes="beta", undoable=True, replayed=True, trainers=_TRAIN_ONLY,
          refusal=f"set_beta {_KERAS}: the optimizer's beta is a constant in its compiled step"),
-    Spec("set_batch_size", check_batch_size, "batch size → {value}", hparam=True, undoable=True, replayed=True,
+    Spec("set_batch_size", check_batch_size, "batch size → {value}", changes="batch_size", undoable=True, replayed=True,
          trainers=_TRAIN_ONLY, refusal=f"set_batch_size {_KERAS}: the batch size belongs to the data given to fit"),
     Spec("pause", _no_value, "pause"),
     Spec("resume", _no_value, "resume"),
@@ -288,6 +295,11 @@ COMMANDS: dict[str, Callable[[Any], Any]] = {spec.name: spec.check for spec in T
 VALUED = tuple(spec.name for spec in TABLE if spec.valued)
 #: Commands that change a hyperparameter the compiled step reads from a tf.Variable.
 HPARAM_COMMANDS = tuple(spec.name for spec in TABLE if spec.hparam)
+#: The commands that change each steerable hyperparameter, by its name: ``{"lr": ("set_lr", "scale_lr"), ...}``.
+CHANGERS: dict[str, tuple[str, ...]] = {
+    name: tuple(spec.name for spec in TABLE if spec.changes == name)
+    for name in dict.fromkeys(spec.changes for spec in TABLE if spec.changes)
+}
 #: Commands that can be undone (a fork only when it continued with its best: :mod:`trainer.steering.undo`).
 UNDOABLE = tuple(spec.name for spec in TABLE if spec.undoable)
 #: Commands whose effect a replay reproduces (:mod:`trainer.steering.replay`).
@@ -309,16 +321,19 @@ def unsupported(cmd: str) -> CommandError:
     return CommandError(SPECS[cmd].refusal)
 
 
-def describe(cmd: str, value: Any = None, fmt: Callable[[Any], str] = str) -> str:
-    """A command in the journal's words (``fmt`` writes its value).
+def describe(cmd: str, value: Any = None, fmt: Callable[[Any], str] = str, *, before: Any = None) -> str:
+    """A command in the journal's words (``fmt`` writes its value); ``before``: the value it replaced.
 
     >>> describe("set_beta", 0.95), describe("undo"), describe("nope", 1)
     ('β → 0.95', 'undo the last change', 'nope 1')
+    >>> describe("set_lr", 0.001, before=0.01)
+    'learning rate 0.01 → 0.001'
     """
     spec = SPECS.get(cmd)
     if spec is None:
         return f"{cmd} {fmt(value)}" if value is not None else str(cmd)
-    return spec.words.replace("{value}", fmt(value))
+    words = spec.words if before is None else spec.words.replace(" → ", f" {fmt(before)} → ", 1)
+    return words.replace("{value}", fmt(value))
 
 
 def handler_table(handlers: dict[str, Callable]) -> dict[str, Callable]:

@@ -5,7 +5,8 @@ kind, range, help text, whether a sweep may search it, which optimizers it appli
 command changes it mid-run. ``panda train``'s flags, the validation of commands and configs, the
 search space, the dashboard's controls and the trainer's command line all come from
 :data:`HYPERPARAMETERS`; :data:`CONTROLS` adds how the dashboard offers a knob (its scale and
-the grid its slider spans, inside the table's range). Pure Python (no TensorFlow), so clients can
+the grid its slider spans, inside the table's range); :func:`step` moves a value along its
+scale, for PBT and the page alike. Pure Python (no TensorFlow), so clients can
 read and validate cheaply.
 
 >>> hp = Hyperparameters(lr=0.1, decay="inverse", decay_rate=1.0)
@@ -42,23 +43,24 @@ class Hyperparameters:
 
     optimizer: str = option("adam", "choice", "the optimizer", choices=OPTIMIZERS, search=True)
     lr: float = option(3e-3, "float", "learning rate alpha", label="learning rate", low=0, low_open=True,
-                       high=MAX_LR, steer="set_lr", search=True)
+                       high=MAX_LR, steer="set_lr", search=True, scale="log")
     beta: float | None = option(None, "float", "momentum beta / RMSprop rho / Adam beta1 (default 0.9; none for sgd)",
                                 low=0, high=1, high_open=True, optional=True, steer="set_beta",
-                                optimizers=WITH_BETA, search=True)
+                                optimizers=WITH_BETA, search=True, scale="log1m")
     beta2: float = option(0.999, "float", "Adam's beta2", low=0, high=1, high_open=True, optimizers=("adam",),
-                          search=True)
+                          search=True, scale="log1m")
     epsilon: float = option(1e-7, "float", "the optimizer's epsilon", low=0, low_open=True,
-                            optimizers=("rmsprop", "adam"), search=True)
+                            optimizers=("rmsprop", "adam"), search=True, scale="log")
     batch_size: int = option(64, "int", "mini-batch size", label="batch size", low=1, high=MAX_BATCH_SIZE,
                              steer="set_batch_size", search=True)
     decay: str = option("none", "choice", "learning-rate decay per epoch", choices=DECAYS, search=True)
-    decay_rate: float = option(0.0, "float", "the decay's rate", label="decay rate", low=0, search=True)
+    decay_rate: float = option(0.0, "float", "the decay's rate", label="decay rate", low=0, search=True,
+                               scale="float")
     layers: int = option(2, "int", "hidden layers", low=0, high=64, search=True)
     units: int = option(64, "int", "units per hidden layer", low=1, high=16384, search=True)
     batch_norm: bool = option(True, "bool", "Dense -> BatchNorm -> ReLU", search=True)
     dropout: float = option(0.0, "float", "dropout after each hidden layer", low=0, high=1, high_open=True,
-                            search=True)
+                            search=True, scale="float")
 
     def __post_init__(self) -> None:
         if self.beta is None and self.optimizer in WITH_BETA:
@@ -105,6 +107,43 @@ def has_beta(optimizer: Any) -> bool:
     return optimizer in (HYPERPARAMETERS["beta"].optimizers or ())
 
 
+def scale_of(name: str) -> str:
+    """The scale ``name`` lives on (its entry's ``scale``; ``"float"`` where it declares none).
+
+    A learning rate lives on a log scale (0.001 to 0.01 is as far as 0.01 to 0.1), β on 1 − β's log
+    scale (0.9 averages over ~10 steps, 0.99 over ~100, 0.999 over ~1000).
+    """
+    return HYPERPARAMETERS[name].scale or "float"
+
+
+def clamp(name: str, value: float) -> float:
+    """``value`` pulled inside the table's range for ``name`` (an open end: the nearest float inside)."""
+    opt = HYPERPARAMETERS[name]
+    if opt.low is not None and (value < opt.low or (opt.low_open and value <= opt.low)):
+        value = math.nextafter(opt.low, math.inf) if opt.low_open else float(opt.low)
+    if opt.high is not None and (value > opt.high or (opt.high_open and value >= opt.high)):
+        value = math.nextafter(opt.high, -math.inf) if opt.high_open else float(opt.high)
+    return value
+
+
+def step(name: str, value: float, factor: float) -> float:
+    """``value`` moved by ``factor`` on ``name``'s scale, clamped to the table's range and checked by it.
+
+    The one rule for moving a value (PBT's explore step, the page's β nudges): β = 0.99 moved by 0.8
+    becomes 0.992, never 0.792 (an averaging window of 100 steps cut to 5).
+
+    >>> round(step("beta", 0.99, 0.8), 6), round(step("beta", 0.99, 1.25), 6)
+    (0.992, 0.9875)
+    >>> step("lr", 9.0, 1.25)      # clamped to the table's (0, 10]
+    10.0
+    """
+    if scale_of(name) == "log1m":
+        moved = 1.0 - (1.0 - value) * factor
+    else:  # log: a factor is a step; float: the same relative move, the best a scale without a unit offers
+        moved = value * factor
+    return HYPERPARAMETERS[name].check(clamp(name, moved))
+
+
 def log_scale(low: float, high: float, mantissas=(1, 2, 3, 5)) -> list[float]:
     """Round values spaced about evenly on a log scale: 1e-5, 2e-5, 3e-5, 5e-5, 1e-4, ...
 
@@ -128,7 +167,7 @@ class Control:
     cannot be a slider's end (α's open 0 on a log scale, a batch of 2²⁰ examples on a page).
     """
 
-    scale: str  # "log" (round values per decade), "log1m" (on 1 − β: explicit grid), "pow2", "int"
+    scale: str | None = None  # the table's (log: round values per decade; log1m: on 1 − β, a grid), or "pow2", "int"
     low: float | None = None
     high: float | None = None
     grid: tuple = ()  # explicit points where round numbers on the scale aren't the useful ones
@@ -140,8 +179,8 @@ class Control:
 
 #: How the dashboard offers each knob it shows; every grid lies inside the table's range.
 CONTROLS: dict[str, Control] = {
-    "lr": Control("log", low=1e-5),
-    "beta": Control("log1m", grid=(0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)),
+    "lr": Control(low=1e-5),
+    "beta": Control(grid=(0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)),
     "batch_size": Control("pow2", high=4096),
     "layers": Control("int"),
     "units": Control("int"),
@@ -161,8 +200,9 @@ def grid(name: str) -> list:
     if control.grid:
         return list(control.grid)
     low, high = control.bounds(opt)
-    if control.scale == "log":
+    scale = control.scale or opt.scale
+    if scale == "log":
         return log_scale(low, high)
-    if control.scale == "pow2":
+    if scale == "pow2":
         return [2**k for k in range(math.ceil(math.log2(max(low, 1))), math.floor(math.log2(high)) + 1)]
     return list(range(int(low), int(high) + 1))

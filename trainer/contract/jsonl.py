@@ -48,6 +48,21 @@ def repair_jsonl_tail(path: Path | str) -> int:
         os.close(fd)
 
 
+def file_key(path: Path | str) -> tuple[int, int, int] | None:
+    """``(inode, mtime, size)`` of a file, ``None`` when it cannot be seen: a change of it means the file changed.
+
+    How every reader notices a rewritten ``status.json`` or ``config.json`` without reading it.
+
+    >>> file_key("/no/such/file") is None
+    True
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 #: The longest line a reader takes (bytes, newline excluded): a longer one is one malformed line,
 #: skipped as it streams past, never held whole (the trainer's own lines stay far below it).
 MAX_LINE_BYTES = 4 * 2**20

@@ -7,6 +7,8 @@ the terminal that started it reaches only that program, never the trainer). A ``
 also gets SIGTERM when its parent dies (Linux), so a killed sweep leaves no orphan behind; it
 checkpoints and exits, and ``--resume`` continues it. The command lines come from
 :func:`trainer.contract.config.trainer_argv` and :func:`trainer.contract.config.resume_argv`, re-exported here.
+The dashboard's Streamlit server (:mod:`app.serving.server`) and ``panda demo``'s stop use its
+:func:`parent_death_guard` and :func:`stop` too.
 Pure Python, no TensorFlow.
 """
 

@@ -55,6 +55,7 @@ class Option:
     steer: str | None = None  # the command that changes it while the run trains
     optimizers: tuple[str, ...] | None = None  # applies only to these optimizers
     search: bool = False  # a sweep may vary it
+    scale: str | None = None  # how its values are spaced (log, log1m, float): sweeps, PBT's steps, the controls
     metavar: str | None = None
     name: str = ""  # set by options_of from the field's name
 

@@ -8,6 +8,9 @@ read them as attributes, not as ``.get(...) or {}`` chains. :func:`log_record` d
 any line of ``commands.jsonl`` or ``events.jsonl`` that a page shows: every field in the type the
 page expects, or ``None``, or bounded text.
 
+Every typed record of the contract stays here with the one set of defensive field readers they all
+share.
+
 >>> s = Status.from_json({"state": "running", "epoch": "three", "hparams": {"lr": 0.01}})
 >>> s.state, s.epoch, s.hparams["lr"]
 ('running', 0, 0.01)

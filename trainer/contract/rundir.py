@@ -27,6 +27,10 @@ Example::
     command_id = run.send_command("set_lr", 0.01)
     run.answer_to(command_id)      # -> {"event": "applied", ...} once the trainer applied it
     run.read_status()["state"]     # -> "running"
+
+It is the one interface between a trainer and its clients, so :class:`RunDir`'s file names and methods
+stay in one place (the generic crash-safe I/O lives in :mod:`~trainer.contract.atomic` and
+:mod:`~trainer.contract.jsonl`).
 """
 
 from __future__ import annotations

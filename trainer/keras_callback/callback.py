@@ -34,6 +34,9 @@ a user's ``fit``.
 
 Errors are raised in ``on_train_begin``, before the first batch. Only the TensorFlow backend is
 supported (checkpoints are ``tf.train.Checkpoint``).
+
+It is one class, Keras's hooks on one object (learning-rate steering, batches and exploration already
+live beside it), so it stays one module.
 """
 
 from __future__ import annotations

@@ -59,11 +59,7 @@ def schedule_from(events: list[dict], records: list[dict], hparams: dict) -> dic
                 kind in ("started", "rewound", "applied", "lr_observed")):
             lr0, lr0_epoch = new.get("lr0", new["lr"]), new.get("lr0_epoch", lr0_epoch)
             put(step, new["lr"])
-    steps, values = [], []
-    for step, lr in points:
-        if not values or lr != values[-1]:
-            steps.append(step)
-            values.append(lr)
+    steps, values = _changes(points)
     return {"steps": steps, "values": values}
 
 
@@ -88,12 +84,18 @@ def scales_from(events: list[dict]) -> dict:
             while points and points[-1][0] >= step:
                 points.pop()
             points.append((step, float(scale)))
-    steps, scales = [], []
-    for step, scale in points:
-        if not scales or scale != scales[-1]:
-            steps.append(step)
-            scales.append(scale)
+    steps, scales = _changes(points)
     return {"steps": steps, "scales": scales}
+
+
+def _changes(points: list[tuple[int, float]]) -> tuple[list[int], list[float]]:
+    """The steps where the value changes, and the value from each: a piecewise-constant curve, each piece once."""
+    steps, values = [], []
+    for step, value in points:
+        if not values or value != values[-1]:
+            steps.append(step)
+            values.append(value)
+    return steps, values
 
 
 def lr_schedule(run_path: Path | str) -> dict:

@@ -20,6 +20,8 @@ scale              Optuna distribution                                    Optuna
 Optuna has no "1 − β is log-uniform" distribution, so a ``log1m`` parameter is stored in the
 study as ``1-NAME`` (what is log-uniform) and turned back into β by :meth:`Param.from_optuna`.
 
+The five scales are one family of small classes on a shared base, so they stay in one module.
+
 >>> Log1mUniform(0.9, 0.999).distribution()
 FloatDistribution(high=0.09999999999999998, log=True, low=0.0010000000000000009, step=None)
 >>> Log1mUniform(0.9, 0.999).from_optuna(0.01), Log1mUniform(0.9, 0.999).optuna_name("beta")

@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trainer.contract.rundir import JsonlTail, RunDir, append_jsonl, read_jsonl
-from trainer.search.scales import FACTORS, step
+from trainer.contract.hparams import step
 
 PBT_LOG = "pbt.jsonl"
+#: Explore multiplies a value (on its scale) by one of these: symmetric on a log scale (0.8 × 1.25 = 1).
+FACTORS = (0.8, 1.25)
 #: The fewest trials PBT runs with: a bottom and a top quantile that are not the same trials.
 MIN_TRIALS = 4
 DECISIONS = ("approved", "vetoed")
@@ -70,7 +72,7 @@ def _fixed(param) -> bool:
 
 def perturb(lr: float, beta: float | None, rng: random.Random) -> tuple[float, float | None]:
     """Explore: α and β (when there is one) each moved by × 0.8 or × 1.25 *on their scale*
-    (:func:`trainer.search.scales.step`: α on a log scale, β on 1 − β's), inside the table's range."""
+    (:func:`trainer.contract.hparams.step`: α on a log scale, β on 1 − β's), inside the table's range."""
     new_lr = step("lr", lr, rng.choice(FACTORS))
     return new_lr, None if beta is None else step("beta", beta, rng.choice(FACTORS))
 

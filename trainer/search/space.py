@@ -17,6 +17,9 @@ Scales, as written on the command line (``--param NAME=SPEC``) or in a TOML / JS
 ``adam`` / ``0.01`` / ``true``  a fixed value (a choice of one)
 ==============================  ==========================================================
 
+Parsing a space (command line, TOML, JSON) and checking it share the same table lookups and errors, so
+they stay in one module.
+
 >>> space = parse_param_args(["lr=log:1e-4:1", "units=int:50:100", "optimizer=choice:adam,sgd"])
 >>> space["lr"]
 LogUniform(low=0.0001, high=1.0)
@@ -37,7 +40,7 @@ from typing import Any, Iterable, Iterator
 
 from optuna.distributions import BaseDistribution
 
-from trainer.contract.hparams import HYPERPARAMETERS, Hyperparameters
+from trainer.contract.hparams import HYPERPARAMETERS, Hyperparameters, has_beta
 from trainer.contract.options import Option, OptionError, to_flags
 from trainer.search.params import SCALES, Choice, FloatUniform, IntUniform, Log1mUniform, LogUniform, Param, format_value
 
@@ -357,7 +360,7 @@ def build_space(space_file: Path | str | None = None, param_args: Iterable[str] 
 def resolve_trial(params: dict[str, Any]) -> dict[str, Any]:
     """A sampled configuration as the trainer will run it, checked the way ``panda train`` checks.
 
-    Plain sgd has no β, so a sampled β is dropped when the optimizer is sgd.
+    An optimizer without a β (plain sgd: :func:`trainer.contract.hparams.has_beta`) drops a sampled β.
 
     >>> resolve_trial({"optimizer": "sgd", "lr": 0.1, "beta": 0.95})
     {'optimizer': 'sgd', 'lr': 0.1}
@@ -367,7 +370,7 @@ def resolve_trial(params: dict[str, Any]) -> dict[str, Any]:
     trainer.search.space.SpaceError: exponential decay needs a rate in (0, 1], got 2.0
     """
     out = dict(params)
-    if out.get("optimizer") == "sgd":
+    if "optimizer" in out and not has_beta(out["optimizer"]):
         out.pop("beta", None)
     known = {k: v for k, v in out.items() if k in DOMAINS}
     try:

@@ -103,8 +103,7 @@ def latest_advice(events: list[dict[str, Any]]) -> dict | None:
         kind = event.get("event")
         if kind == "advice":
             return event
-        if kind in ("rewound", "diverged") or (kind == "applied" and event.get("cmd") in
-                                               ("set_lr", "scale_lr", "set_beta", "set_batch_size", "stop")):
+        if kind in ("rewound", "diverged") or (kind == "applied" and event.get("cmd") in (*cmds.HPARAM_COMMANDS, "stop")):
             return None
     return None
 

@@ -14,6 +14,9 @@ the command table (:data:`trainer.contract.commands.TABLE`, which also says whic
 ``set_lr`` line in ``commands.jsonl`` is checked by :func:`trainer.steering.steerable.check_command`,
 looked up there, and calls the trainer's ``set_lr``, which assigns the ``tf.Variable``. What a
 trainer must offer is the :class:`~trainer.steering.steerable.Steerable` protocol (:mod:`trainer.steering.steerable`).
+
+It is one class whose handlers share its state (the durable part already lives apart, in
+:mod:`trainer.steering.durability`), so it stays one module.
 """
 
 from __future__ import annotations

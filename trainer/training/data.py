@@ -15,6 +15,9 @@
 Examples keep their natural shape: ``(N, F)`` for tables, ``(N, H, W, C)`` for images (pixels
 scaled to [0, 1]). :attr:`Dataset.input_shape` is what the model takes; the MLP flattens it.
 
+Each loader is short and all share the same checks (features, labels, class count, split), so the data
+sets stay one module.
+
 >>> data = load_dataset("digits", seed=0)
 >>> data.n_features, data.n_classes, len(data.x_train) + len(data.x_val), data.input_shape
 (64, 10, 1797, (64,))

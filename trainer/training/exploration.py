@@ -25,6 +25,9 @@ Steps reuse the trainer's compiled ``train_step`` (pointed at its own order of t
 ``eval_step`` (:mod:`trainer.training.steps`): nothing is traced again. Pure helpers (:func:`ramp`, :func:`suggest`,
 :func:`smooth`, :func:`best_of`) are tested without TensorFlow.
 
+``find_lr`` and ``fork`` share the snapshot, the side track, the progress and the interruption, so they
+stay in one module.
+
 >>> [round(a, 6) for a in ramp(1e-4, 1e-2, 3)]
 [0.0001, 0.001, 0.01]
 """

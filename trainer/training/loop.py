@@ -9,6 +9,9 @@ for the whole run.
 
     trainer = Trainer.create("runs/demo", TrainConfig(epochs=5))
     trainer.run()   # -> "finished"
+
+It is one class whose epoch, evaluation and command handling share the trainer's state (the compiled
+steps, knobs, snapshot and exploration already live apart), so it stays one module.
 """
 
 from __future__ import annotations
