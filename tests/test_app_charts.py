@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from app.figures import run_charts as charts
-
 from app.data import journal_view as journal
 from app.data import RunData
 from conftest_app import HPARAMS, make_run

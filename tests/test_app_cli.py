@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from app.serving import panda_cli as cli
-
 from app.serving import server
 from app.serving.launch import LaunchError, start_run
 from trainer.contract.config import TrainConfig, trainer_argv

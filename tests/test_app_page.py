@@ -264,6 +264,19 @@ def test_the_run_picker_lists_every_run_with_its_state(tmp_path, open_app):
         assert f"{name}  " in at.main.markdown[0].value and word in at.main.markdown[0].value.split(name)[1]
 
 
+def test_the_pickers_label_for_the_run_on_screen_says_the_epoch_the_page_says(tmp_path, open_app):
+    # The run list re-reads a status at most once a second for the whole server; the run on screen
+    # is read by the page itself. Its label takes the page's numbers (it said 16/300 beside epoch 18).
+    run = make_run(tmp_path, "live-one", epochs_done=16, epochs=300)
+    at = open_app()
+    write_status(run, state="running", epoch=18, epochs=300)
+    at.run()
+    [epoch_card] = [m for m in at.main.metric if m.label == "Epoch"]
+    label = at.sidebar.selectbox(key="run_picker").options[0]
+    assert epoch_card.value == "18/300"
+    assert label.split(" · ")[-1] == epoch_card.value, label
+
+
 @pytest.mark.timeout(120)
 def test_the_start_form_launches_a_background_trainer(tmp_path, open_app):
     at = open_app()

@@ -21,7 +21,6 @@ from streamlit.runtime.state.common import WidgetMetadata
 from streamlit.testing.v1 import AppTest
 
 from app.serving import panda_cli as cli
-
 from app.serving import launch
 from app.panels.controls import NotPresenter, Steerer
 from app.data import RunStore

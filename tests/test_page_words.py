@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 
 from app.figures import run_charts as charts
-
 from app.serving import panda_cli as cli
-
 from app.data import run_progress as progress
 from app.data import RunData
 from trainer.steering.advice_rules import not_learning

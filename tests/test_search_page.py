@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from app.figures import sweep_charts
-
 from app.data import sweeps as sweep_data
 from trainer.contract.rundir import RunDir, append_jsonl
 from trainer.search.runner import SweepSettings

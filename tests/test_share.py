@@ -8,7 +8,6 @@ from types import SimpleNamespace
 import segno
 
 from app.serving import panda_cli as cli
-
 from app.serving import share
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from app.figures import sweep_charts
-
 from app.data import sweeps as sweep_data
 from test_search_page import make_sweep
 

@@ -7,7 +7,6 @@ depends on the app, so the page is not a keyword of the trainer's own callback.
 from __future__ import annotations
 
 from trainer.keras_callback.callback import PandaCallback as TrainerCallback
-
 from app.notebook.display import DEFAULT_HEIGHT, in_notebook, show as show_page
 
 

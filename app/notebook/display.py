@@ -14,9 +14,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from trainer.contract.rundir import CONFIG
-
 from app.serving.page_settings import COMPACT
-
 from app.notebook.server import HOST, START_TIMEOUT, serve
 
 #: The iframe's height in pixels: the charts and the Steer panel without scrolling the notebook.

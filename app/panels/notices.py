@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from app.panels import controls
-
 from app.data import run_progress as progress
-
 from app.panels import steer as run_controls
 from app.panels.controls import NotPresenter
 from app.serving.launch import LaunchError

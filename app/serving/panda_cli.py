@@ -16,7 +16,6 @@ from pathlib import Path
 from trainer import cli as trainer_cli
 from trainer.cli import add_sweep  # registers trainer.search.cli only for `panda sweep`
 from trainer.contract import launching
-
 from app.serving.scenarios import DEFAULT, EPOCHS, PACE, SCENARIOS
 from app.serving.server import DEFAULT_PORT, Server, pick_port, port_free, wait
 from app.serving.share import STEER_FOLDER, qr_terminal, reachable_hosts, steer_file, url, write_private

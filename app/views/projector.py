@@ -22,11 +22,8 @@ import streamlit as st
 
 from app.figures import run_charts as charts
 from app.figures.cache import FigureCache
-
 from app.data import run_progress as progress
-
 from app.serving import scenarios
-
 from app.serving import share
 from app.serving.admission import open_for
 from app.serving import page_settings as app_settings

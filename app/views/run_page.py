@@ -16,27 +16,24 @@ and its rerun signature.
 from __future__ import annotations
 
 import math
+import weakref
+from collections import ChainMap
 from dataclasses import dataclass
 
 import streamlit as st
 
 from app.figures import run_charts as charts
-
 from app.panels import controls
-
 from app.data import journal_view as journal
-
 from app.data import run_progress as progress
-
 from app.views import projector
-
 from app.panels import steer as run_controls
 from app.serving.auth import Access
 from app.serving.admission import open_for
 from app.panels.controls import Steerer
 from app.panels.compare import compare_view
 from app.serving.page_settings import COMPACT
-from app.panels.steer import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, rewind_notes, rewind_panel
+from app.panels.steer import LIVE_EVERY, answers_panel, controls_panel, rewind_notes, rewind_panel
 from app.data import RunStore, RunView
 from app.panels.explore import explore_panel
 from app.figures.cache import FigureCache, figure  # noqa: F401  (FigureCache: bench/dashboard.py imports it here)
@@ -90,23 +87,39 @@ def badge(state: str) -> str:
 # --------------------------------------------------------------------------- run picker
 
 
+#: Each store's picker labels with the list build they were made from: made once per change of the
+#: run list for every session, not once a tick per session (2,000 runs would be 2,000 strings each).
+_LABELS: "weakref.WeakKeyDictionary[RunStore, tuple[int, dict[str, str]]]" = weakref.WeakKeyDictionary()
+
+
+def _label(r, progress_text: str) -> str:
+    word = r.word or r.state
+    return (f"{STATE_STYLE.get(word, ('', '•', ''))[1]} {r.name} · {word} · {progress_text}"
+            + (" · ⚠ unusable file" if r.notice else ""))
+
+
 def _picker_options(ctx: Context) -> tuple[list[str], dict[str, str], dict[str, str]]:
     runs = ctx.store.runs()
     names = [r.name for r in runs]
     states = {r.name: r.state for r in runs}
-    labels = {}
-    for r in runs:
-        progress_text = f"{r.epoch}/{r.epochs}" if r.epochs else f"{r.epoch}"
-        word = r.word or r.state
-        labels[r.name] = (f"{STATE_STYLE.get(word, ('', '•', ''))[1]} {r.name} · {word} · {progress_text}"
-                          + (" · ⚠ unusable file" if r.notice else ""))
+    builds = ctx.store.builds
+    cached = _LABELS.get(ctx.store)
+    if cached is None or cached[0] != builds:
+        cached = _LABELS[ctx.store] = (builds, {
+            r.name: _label(r, f"{r.epoch}/{r.epochs}" if r.epochs else f"{r.epoch}") for r in runs})
+    labels = ChainMap({}, cached[1])  # this session's changes over the shared labels
+    current = st.session_state.get("run")
+    path = ctx.store.path_of(current) if current in states else None
+    if path is not None and ctx.store.is_open(path):  # the run on screen: the page's own numbers, not the list's
+        done, total = progress.epochs_done(ctx.store.run(path).view())
+        summary = next(r for r in runs if r.name == current)
+        labels[current] = _label(summary, f"{done}/{total}" if total else f"{done}")
     for name, launch in ctx.store.launches.items():
         if name not in states:
             failed = launch.exit_code() not in (None, 0)
             states[name] = "failed" if failed else "launching"
             labels[name] = f"{'✗' if failed else '◌'} {name} · {'failed to start' if failed else 'starting…'}"
             names.insert(0, name)
-    current = st.session_state.get("run")
     if current and current not in states:
         states[current] = "deleted"
         labels[current] = f"✗ {current} · deleted"
@@ -114,7 +127,7 @@ def _picker_options(ctx: Context) -> tuple[list[str], dict[str, str], dict[str, 
     return names, labels, states
 
 
-@st.fragment(run_every=PICKER_EVERY)
+@st.fragment(run_every=LIVE_EVERY)  # with the page, so its label never lags the cards
 def run_picker(ctx: Context) -> None:
     names, labels, states = _picker_options(ctx)
     if not names:
