@@ -80,7 +80,7 @@ def sweep_view() -> None:
         st.session_state.pop("run_picker", None)
         st.switch_page(run_page, query_params={"run": key})
 
-    render_sweeps(Path(settings.run_dir), on_babysit=babysit, steerer=context.steer)
+    render_sweeps(Path(settings.run_dir), on_babysit=babysit, writer=context.steer)
 
 
 def lessons_view() -> None:

@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.serving import panda_cli as cli
 from app.serving import launch
-from app.panels.controls import NotPresenter, Steerer
+from app.panels.controls import NotPresenter, PageWriter
 from app.data import RunStore
 from app.serving.launch import LaunchError
 from conftest_app import HPARAMS, make_run
@@ -171,13 +171,13 @@ def test_a_viewer_forging_resume_of_a_crashed_run_launches_nothing(open_app, no_
     assert any("Read-only view" in e.value for e in at.error)
 
 
-# --------------------------------------------------------------------------- the Steerer itself
+# --------------------------------------------------------------------------- the PageWriter itself
 
 
 def test_the_steerer_refuses_every_write_for_a_viewer(tmp_path, monkeypatch):
     monkeypatch.setattr(launch, "_spawn", lambda *a: pytest.fail("a viewer launched a process"))
     run = make_run(tmp_path, "demo")
-    viewer = Steerer(tmp_path, can_steer=False)
+    viewer = PageWriter(tmp_path, can_steer=False)
     with pytest.raises(NotPresenter, match="Read-only view"):
         viewer.send(run.path, "pause")
     with pytest.raises(NotPresenter):
@@ -185,7 +185,7 @@ def test_the_steerer_refuses_every_write_for_a_viewer(tmp_path, monkeypatch):
     with pytest.raises(NotPresenter):
         viewer.resume_run(run.path)
     assert run.read_commands() == [] and not (tmp_path / "new").exists()
-    assert Steerer(tmp_path, can_steer=True).send(run.path, "pause").cmd == "pause"
+    assert PageWriter(tmp_path, can_steer=True).send(run.path, "pause").cmd == "pause"
 
 
 # --------------------------------------------------------------------------- symlinks out of the run directory
@@ -203,7 +203,7 @@ def test_a_symlink_to_a_run_elsewhere_is_neither_listed_nor_steered(tmp_path, mo
         assert not store.contains(root / "link")
     finally:
         store.close()
-    presenter = Steerer(root, can_steer=True)
+    presenter = PageWriter(root, can_steer=True)
     with pytest.raises(NotPresenter, match="outside the run directory"):
         presenter.send(root / "link", "stop")
     with pytest.raises(NotPresenter):

@@ -156,7 +156,7 @@ def test_a_click_checks_the_right_once_and_the_value_once_on_its_way_to_the_file
     from app.panels import controls
 
     calls = {"require": 0, "check": 0}
-    require, check = controls.Steerer.require, controls.check
+    require, check = controls.PageWriter.require, controls.check
 
     def counted_require(self, *args, **kwargs):
         calls["require"] += 1
@@ -166,7 +166,7 @@ def test_a_click_checks_the_right_once_and_the_value_once_on_its_way_to_the_file
         calls["check"] += 1
         return check(*args, **kwargs)
 
-    monkeypatch.setattr(controls.Steerer, "require", counted_require)
+    monkeypatch.setattr(controls.PageWriter, "require", counted_require)
     monkeypatch.setattr(controls, "check", counted_check)
     run = make_run(tmp_path, "demo", hparams={"lr": 0.01, "beta": 0.9, "batch_size": 64})
     at = open_app()

@@ -122,11 +122,11 @@ def _steered_page(root: str, run: str, can_steer: bool) -> None:
 
     import streamlit as st
 
-    from app.panels.controls import Steerer
+    from app.panels.controls import PageWriter
     from app.views.lessons_page import render_lessons
 
     st.query_params["run"] = run
-    render_lessons(Path(root), Steerer(Path(root), can_steer))
+    render_lessons(Path(root), PageWriter(Path(root), can_steer))
 
 
 def test_the_twin_button_launches_the_same_run_without_batch_norm_for_the_presenter_only(tmp_path, monkeypatch):

@@ -36,10 +36,10 @@ def test_panda_vs_caviar_counts_the_epochs_each_spent(tmp_path):
 def _page(root: str, can_steer: bool = False) -> None:
     from pathlib import Path
 
-    from app.panels.controls import Steerer
+    from app.panels.controls import PageWriter
     from app.views.lessons_page import render_lessons
 
-    render_lessons(Path(root), Steerer(Path(root), can_steer))
+    render_lessons(Path(root), PageWriter(Path(root), can_steer))
 
 
 def test_the_page_renders_every_panel_from_a_real_run_directory(tmp_path):

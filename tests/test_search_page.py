@@ -368,10 +368,10 @@ def make_pbt_sweep(root: Path) -> SweepDir:
 def pbt_app(path: str, can_steer: bool) -> None:
     from pathlib import Path
 
-    from app.panels.controls import Steerer
+    from app.panels.controls import PageWriter
     from app.views.sweep_page import render_sweep
 
-    render_sweep(Path(path), steerer=Steerer(Path(path).parent, can_steer))
+    render_sweep(Path(path), writer=PageWriter(Path(path).parent, can_steer))
 
 
 def decisions(sweep: SweepDir) -> list[dict]:
@@ -418,15 +418,15 @@ def test_a_viewer_sees_pbt_proposals_but_writes_nothing(tmp_path):
     buttons = [b for b in at.button if b.label in ("Approve", "Veto")]
     assert len(buttons) == 2 and all(b.disabled for b in buttons)
     assert any("Read-only view" in c.value for c in at.caption)
-    # a forged click (a disabled widget cannot be clicked) still stops at the Steerer, as any write does
+    # a forged click (a disabled widget cannot be clicked) still stops at the PageWriter, as any write does
     import pytest
 
-    from app.panels.controls import NotPresenter, Steerer
+    from app.panels.controls import NotPresenter, PageWriter
 
     with pytest.raises(NotPresenter, match="Read-only"):
-        Steerer(tmp_path, False).decide_pbt(sweep.path, "p-0001", "approved")
+        PageWriter(tmp_path, False).decide_pbt(sweep.path, "p-0001", "approved")
     with pytest.raises(NotPresenter, match="outside the run directory"):
-        Steerer(tmp_path / "elsewhere", True).decide_pbt(sweep.path, "p-0001", "vetoed")
+        PageWriter(tmp_path / "elsewhere", True).decide_pbt(sweep.path, "p-0001", "vetoed")
     assert decisions(sweep) == []
 
 

@@ -9,10 +9,10 @@ tabs (or the CLI) sending at once interleave whole lines: nothing lost, nothing 
 Values are checked here first with :mod:`trainer.contract.commands`, so an obviously bad value is refused in
 the page instead of travelling to the trainer to be rejected there.
 
-Every write the page makes — a command, a new run, a resume — goes through one :class:`Steerer`,
+Every write the page makes — a command, a new run, a resume — goes through one :class:`PageWriter`,
 which checks the presenter's right *in the code path that writes*. ``disabled=`` on a widget is
 only what the browser shows: a forged widget event from a viewer's browser still reaches the
-script (Streamlit before 1.61 accepted it), and it stops at :meth:`Steerer.require`.
+script (Streamlit before 1.61 accepted it), and it stops at :meth:`PageWriter.require`.
 """
 
 from __future__ import annotations
@@ -216,11 +216,11 @@ class NotPresenter(PermissionError):
 
 
 @dataclass(frozen=True)
-class Steerer:
+class PageWriter:
     """The one way the page writes: each method checks the presenter's right, then writes.
 
     ``can_steer`` is decided once per script run from the session (token or one-time code); the
-    page builds one ``Steerer`` per run and hands it to every control.
+    page builds one ``PageWriter`` per run and hands it to every control.
     """
 
     root: Path

@@ -1,7 +1,7 @@
 """The sidebar's Explore panel: find α (the learning-rate finder's curve, with 'apply'), undo, and the
 fork overlay when a fork waits for the user's choice (:mod:`app.panels.fork`).
 
-Both write through the page's :class:`app.panels.controls.Steerer` (as every control does): "Find α"
+Both write through the page's :class:`app.panels.controls.PageWriter` (as every control does): "Find α"
 sends ``find_lr``, "Apply" sends ``set_lr`` with the finder's suggestion, "Undo" sends ``undo``.
 The curve is the run's newest ``lr_finder.jsonl`` line: loss against α on a log axis, the
 smoothed loss, and the suggestion marked.

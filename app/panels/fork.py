@@ -1,7 +1,7 @@
 """The fork overlay: after a ``fork`` that asked (``pick: "ask"``, the run paused), every candidate's
 short loss curve on one figure, its validation score, and one "continue with this one" per candidate.
 
-A candidate's button sends, through the page's :class:`app.panels.controls.Steerer`, the hyperparameters
+A candidate's button sends, through the page's :class:`app.panels.controls.PageWriter`, the hyperparameters
 the candidate set (``set_lr`` / ``set_beta`` / ``set_batch_size``, in that order, each checked
 before any is sent), then ``resume``. The candidates come from the ``forks.jsonl`` line of the
 newest ``fork_result`` event (docs/run-directory.md); the overlay shows while the run is paused

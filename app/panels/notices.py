@@ -1,7 +1,7 @@
 """What the run page says about a run's state: banners, the advisor's advice, Continue, a launch in progress.
 
 Each notice reads the run's snapshot and, where it offers an action (apply the advice, continue a
-finished or gone run), writes through the page's :class:`~app.panels.controls.Steerer` like every control.
+finished or gone run), writes through the page's :class:`~app.panels.controls.PageWriter` like every control.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def diverged_text(view: RunView) -> str:
 
 
 def advice_notice(ctx: Context, view: RunView, state: str) -> None:
-    """The advisor's latest advice that still stands, with its one-click action (through the Steerer).
+    """The advisor's latest advice that still stands, with its one-click action (through the PageWriter).
 
     A run without an advisor (a ``PandaCallback`` run) still gets the "not learning" notice, from
     the same rule (:func:`trainer.steering.advice_rules.not_learning`).
@@ -116,7 +116,7 @@ MORE_EPOCHS = 20
 
 def _continue_button(ctx: Context, view: RunView, label: str, *, epochs: int | None = None) -> None:
     """Continue a finished or gone run from its last checkpoint, launched as Start a new run launches
-    (``panda train --resume`` in the background, through the Steerer)."""
+    (``panda train --resume`` in the background, through the PageWriter)."""
     if not st.button(label, key=f"resume-{view.name}", icon=":material/restart_alt:", disabled=not ctx.can_steer):
         return
     try:

@@ -1,13 +1,13 @@
 """The sidebar's Steer panel: pause, resume, the hyperparameter controls, rewind, and the answers.
 
-Every write goes through the page's :class:`app.panels.controls.Steerer`. The controls show the run's
+Every write goes through the page's :class:`app.panels.controls.PageWriter`. The controls show the run's
 *current* values: a slider's options are its round grid plus the value in force (so a nudge that
 made α 0.0006 shows 0.0006, not the grid's 0.0005), and a click sends exactly the value shown.
 The controls form a fragment that reruns only when used, so a slider being dragged is never
 redrawn under the pointer; the live view reruns the page when the values in force change.
 
 It holds together as one panel: the controls, the rewind list and the answers share the page's
-:class:`~app.panels.controls.Steerer` and the fragments that rerun them.
+:class:`~app.panels.controls.PageWriter` and the fragments that rerun them.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def signature(view: RunView) -> tuple:
 
 def send_commands(ctx, view: RunView, plan: list[tuple[str, object]], *, hparams: dict | None = None,
                   checkpoints=None) -> None:
-    """Send ``plan``'s (command, value) pairs through the page's Steerer; toast, remember, or say why not.
+    """Send ``plan``'s (command, value) pairs through the page's PageWriter; toast, remember, or say why not.
 
     Every command is checked before the first is sent: a refused one sends none of them.
     """

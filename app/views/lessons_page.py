@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.figures import lessons
-from app.panels.controls import NotPresenter, Steerer
+from app.panels.controls import NotPresenter, PageWriter
 from app.data import inside
 from app.serving.launch import LaunchError
 from app.serving.shared import shared
@@ -57,7 +57,7 @@ def grid_panel(seed: int) -> None:
     st.metric("values of α tried", f"grid {g.distinct_grid} · random {g.distinct_random}")
 
 
-def batch_norm_panel(run: RunDir | None, internals: lessons.Internals, steer: Steerer | None) -> None:
+def batch_norm_panel(run: RunDir | None, internals: lessons.Internals, steer: PageWriter | None) -> None:
     st.subheader("Batch normalization")
     _explain("Batch norm rescales each layer's z over the mini-batch to mean 0 and variance 1, then lets the net "
              "pick its own scale (γ) and shift (β). At test time there is no batch, so it uses running averages "
@@ -77,7 +77,7 @@ def batch_norm_panel(run: RunDir | None, internals: lessons.Internals, steer: St
     twin_panel(run, steer)
 
 
-def twin_panel(run: RunDir, steer: Steerer | None) -> None:
+def twin_panel(run: RunDir, steer: PageWriter | None) -> None:
     """Start the same run with batch norm off, and overlay the two."""
     twin = lessons.twin_path(run.path)
     if RunDir(twin).exists():
@@ -157,7 +157,7 @@ def times(n) -> str:
     return f"{n} time" + ("" if n == 1 else "s")
 
 
-def tracing_panel(runs: list[RunDir], internals: lessons.Internals, steer: Steerer | None = None) -> None:
+def tracing_panel(runs: list[RunDir], internals: lessons.Internals, steer: PageWriter | None = None) -> None:
     st.subheader("tf.Variable against a constant, and @tf.function")
     _explain("@tf.function turns the training step into a graph once. A learning rate given as a Python number "
              "is baked into that graph, so each new value builds it again; a tf.Variable is read when the step "
@@ -202,7 +202,7 @@ def panda_caviar_panel(runs: list[RunDir], root: Path) -> None:
     st.plotly_chart(lessons.budget_figure(lessons.panda_vs_caviar(root / panda, trials)), key="lesson-budget")
 
 
-def render_lessons(root: Path, steer: Steerer | None = None) -> None:
+def render_lessons(root: Path, steer: PageWriter | None = None) -> None:
     """The page, in the order of the course week; ``?run=NAME`` picks the run the live panels show."""
     st.title("Lessons")
     runs = [r for r in iter_runs(root) if inside(root, r.path)]  # no symlinks out of the run directory
@@ -237,7 +237,7 @@ def internals_of(run: RunDir | None) -> lessons.Internals:
 
 
 @st.fragment(run_every=LIVE_EVERY)
-def live_panels(run: RunDir | None, runs: list[RunDir], steer: Steerer | None) -> None:
+def live_panels(run: RunDir | None, runs: list[RunDir], steer: PageWriter | None) -> None:
     """The panels that follow the run as it trains: batch norm, softmax and the step's tracing count."""
     with st.container(key="lesson-live"):
         internals = internals_of(run)

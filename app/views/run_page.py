@@ -30,7 +30,7 @@ from app.views import projector
 from app.panels import steer as run_controls
 from app.serving.auth import Access
 from app.serving.admission import open_for
-from app.panels.controls import Steerer
+from app.panels.controls import PageWriter
 from app.panels.compare import compare_view
 from app.serving.page_settings import COMPACT
 from app.panels.steer import LIVE_EVERY, answers_panel, controls_panel, rewind_notes, rewind_panel
@@ -75,8 +75,8 @@ class Context:
     can_steer: bool
 
     @property
-    def steer(self) -> Steerer:
-        return Steerer(self.store.root, self.can_steer)
+    def steer(self) -> PageWriter:
+        return PageWriter(self.store.root, self.can_steer)
 
 
 def badge(state: str) -> str:

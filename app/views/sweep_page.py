@@ -22,7 +22,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from app.figures.cache import FigureCache
 from app.figures.sweep_charts import CHART_HEIGHT, curves_figure, histograms_figure, parallel_coordinates_figure, score_vs_param_figure
-from app.panels.controls import NotPresenter, Steerer
+from app.panels.controls import NotPresenter, PageWriter
 from app.serving.shared import shared
 from app.data.sweeps import (
     SCORE,
@@ -91,16 +91,16 @@ def babysit(key: str) -> None:
 
 
 def render_sweep(sweep_path: Path, *, runs_root: Path | str | None = None,
-                 on_babysit: Callable[[str], None] | None = None, steerer: Steerer | None = None) -> None:
+                 on_babysit: Callable[[str], None] | None = None, writer: PageWriter | None = None) -> None:
     """Draw the sweep page for ``sweep_path`` (a folder with ``sweep.json``).
 
     ``runs_root`` is the dashboard's run folder (default: the sweep's parent), so "babysit this
     trial" stores the name the single-run view knows. ``on_babysit(key)`` replaces the default
     action (session state + ``?run=`` + rerun), e.g. to ``st.switch_page`` to the run page too.
-    ``steerer``: the page's one writer (PBT's Approve / Veto); without one the page only watches.
+    ``writer``: the page's one writer (PBT's Approve / Veto); without one the page only watches.
     """
     sweep_path = Path(sweep_path)
-    presenter = steerer is not None and steerer.can_steer  # paths are the presenter's
+    presenter = writer is not None and writer.can_steer  # paths are the presenter's
     if not SweepDir.is_sweep(sweep_path):
         st.error(f"`{sweep_path if presenter else sweep_path.name}` is not a Panda sweep (no sweep.json).")
         return
@@ -116,17 +116,17 @@ def render_sweep(sweep_path: Path, *, runs_root: Path | str | None = None,
     def live() -> None:
         view = load_sweep(sweep_path, curves)
         _render(view, runs_root, on_babysit or babysit)
-        _render_pbt(view, steerer or Steerer(Path(runs_root or sweep_path.parent), False))
+        _render_pbt(view, writer or PageWriter(Path(runs_root or sweep_path.parent), False))
 
     live()
 
 
 def render_sweeps(runs_root: Path, *, on_babysit: Callable[[str], None] | None = None,
-                  steerer: Steerer | None = None) -> None:
+                  writer: PageWriter | None = None) -> None:
     """The Sweeps page: pick one of the sweeps under ``runs_root`` (``?sweep=NAME``) and draw it."""
     runs_root = Path(runs_root)
     found = sorted(p.name for p in runs_root.iterdir() if SweepDir.is_sweep(p)) if runs_root.is_dir() else []
-    presenter = steerer is not None and steerer.can_steer
+    presenter = writer is not None and writer.can_steer
     where = runs_root if presenter else "the run directory"  # paths are the presenter's
     if not found:
         st.info(f"No sweeps in `{where}` yet. Start one with "
@@ -140,7 +140,7 @@ def render_sweeps(runs_root: Path, *, on_babysit: Callable[[str], None] | None =
     chosen = st.sidebar.selectbox(f"Sweep ({len(found)}{f' in {runs_root.name}/' if presenter else ''})", found,
                                   index=found.index(wanted) if wanted in found else len(found) - 1)
     st.query_params["sweep"] = st.session_state["sweep"] = chosen
-    render_sweep(runs_root / chosen, runs_root=runs_root, on_babysit=on_babysit, steerer=steerer)
+    render_sweep(runs_root / chosen, runs_root=runs_root, on_babysit=on_babysit, writer=writer)
 
 
 def header(column: str) -> str:
@@ -246,8 +246,8 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
 
 
 
-def _render_pbt(view: SweepView, steerer: Steerer) -> None:
-    """PBT's proposals waiting for a person: Approve / Veto (the presenter only, through the Steerer)."""
+def _render_pbt(view: SweepView, writer: PageWriter) -> None:
+    """PBT's proposals waiting for a person: Approve / Veto (the presenter only, through the PageWriter)."""
     settings = view.sweep.settings
     if settings.get("scheduler") != "pbt" and not view.pbt:
         return
@@ -257,7 +257,7 @@ def _render_pbt(view: SweepView, steerer: Steerer) -> None:
     done = sum(p.get("state") == "applied" for p in view.pbt.values())
     st.markdown(f"**Population-based training** — {len(waiting)} proposal(s) waiting · {done} exploit(s) applied"
                 + (" · `--auto`: applied at once" if settings.get("auto") else ""))
-    if waiting and not steerer.can_steer:
+    if waiting and not writer.can_steer:
         st.caption("Read-only view: approving or vetoing needs the presenter token.")
     for p in filter(None, map(Proposal.from_json, waiting)):  # typed: a hostile pbt.jsonl shows blanks, never a crash
         pid = p.proposal
@@ -269,9 +269,9 @@ def _render_pbt(view: SweepView, steerer: Steerer) -> None:
             f"({p.source_score or 0:.4f}, {p.checkpoint}) with α {p.lr or 0:.4g}{beta}{left}")
         for col, label, decision, icon in ((yes_col, "Approve", "approved", ":material/check:"),
                                            (no_col, "Veto", "vetoed", ":material/block:")):
-            if col.button(label, key=f"pbt-{view.name}-{pid}-{decision}", icon=icon, disabled=not steerer.can_steer):
+            if col.button(label, key=f"pbt-{view.name}-{pid}-{decision}", icon=icon, disabled=not writer.can_steer):
                 try:
-                    steerer.decide_pbt(view.path, pid, decision)
+                    writer.decide_pbt(view.path, pid, decision)
                 except NotPresenter as e:
                     st.warning(str(e))
                 else:

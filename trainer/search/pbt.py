@@ -13,7 +13,7 @@ to the source (when it still trains), which journals ``note`` naming the target.
 
 Everything goes through ``SWEEP/pbt.jsonl``, append-only: the scheduler writes ``proposed``,
 ``expired``, ``applied`` and ``failed``; the page writes ``approved`` / ``vetoed``
-(:func:`append_decision`, through the dashboard's Steerer). The first decision of a proposal
+(:func:`append_decision`, through the dashboard's PageWriter). The first decision of a proposal
 wins; later ones are ignored. Every line has ``time``, ``event`` and ``proposal``.
 
 >>> lr, beta = perturb(0.01, 0.99, random.Random(0))
