@@ -63,7 +63,7 @@ def synthetic(n, n_val, shape, classes=10, seed=0):
 
 def load(w: dict, folder: Path):
     """(x, y, x_val, y_val, dataset spec for panda train)."""
-    from trainer.training.data import load_dataset
+    from trainer.training.datasets import load_dataset
 
     if w["data"] == "digits":
         d = load_dataset("digits", 0.2, 0)

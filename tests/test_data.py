@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.training.data import DataError, load_dataset
+from trainer.training.datasets import DataError, load_dataset
 
 
 def test_digits_is_offline_stratified_and_scaled():
@@ -50,7 +50,7 @@ def test_a_file_that_is_not_npz(tmp_path):
 
 
 def test_each_epoch_is_a_new_permutation_and_the_same_for_the_same_seed():
-    from trainer.training.data import epoch_permutation
+    from trainer.training.datasets import epoch_permutation
 
     orders = [epoch_permutation(1437, 3, epoch).numpy() for epoch in (1, 2, 3)]
     for order in orders:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.training.data import DataError, load_dataset
+from trainer.training.datasets import DataError, load_dataset
 from trainer.contract.rundir import RunDir
 
 PANDA = [sys.executable, "-m", "trainer"]

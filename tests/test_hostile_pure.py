@@ -161,7 +161,7 @@ def test_a_paused_or_diverged_run_comes_back_that_way():
 
 
 def test_a_label_of_two_billion_classes_is_refused(tmp_path):
-    from trainer.training.data import DataError, load_dataset
+    from trainer.training.datasets import DataError, load_dataset
 
     csv = tmp_path / "big.csv"
     csv.write_text("a,label\n" + "".join(f"{i},{2**31 - 2 if i == 0 else i % 2}\n" for i in range(20)))

@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args) -> int:
-    from trainer.training.data import DataError
+    from trainer.training.datasets import DataError
     from trainer.training.loop import STOP_SIGNALS, Trainer
 
     try:

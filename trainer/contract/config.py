@@ -90,7 +90,7 @@ class TrainConfig:
         for name, opt in RUN_OPTIONS.items():
             setattr(self, name, opt.check(getattr(self, name)))
         self.hparams.validate()
-        from trainer.training.data import check_spec  # numpy only; no TensorFlow
+        from trainer.training.datasets import check_spec  # numpy only; no TensorFlow
 
         check_spec(self.dataset, data_dir=self.data_dir, label=self.label)
         return self

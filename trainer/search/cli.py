@@ -23,7 +23,7 @@ from pathlib import Path
 
 from trainer import cli as trainer_cli
 from trainer.contract.config import RUN_DEFAULTS, add_train_flags, check_name
-from trainer.training.data import DataError
+from trainer.training.datasets import DataError
 from trainer.contract.options import add_flags, argparse_type, defaults_of
 from trainer.contract.rundir import RunDirError
 from trainer.search.backends import BackendError, make_backend

@@ -162,7 +162,7 @@ class Explorer:
 
     def _start_order(self, batch_size: int) -> None:
         """Point the compiled step at exploration's own order of the examples (the same for every candidate)."""
-        from trainer.training.data import epoch_permutation
+        from trainer.training.datasets import epoch_permutation
 
         t = self.t
         n = len(t.data.x_train)

@@ -37,7 +37,7 @@ from trainer.contract import jsonsafe  # noqa: E402
 from trainer.steering.advice import Advising  # noqa: E402
 from trainer.training.checkpoints import CheckpointStore  # noqa: E402
 from trainer.contract.config import TrainConfig  # noqa: E402  (re-exported: ``from trainer.training.loop import TrainConfig``)
-from trainer.training.data import Dataset, epoch_permutation, load_dataset  # noqa: E402
+from trainer.training.datasets import Dataset, epoch_permutation, load_dataset  # noqa: E402
 from trainer.training.devices import configure_devices, configure_threads, run_record  # noqa: E402
 from trainer.contract.hparams import Hyperparameters  # noqa: E402
 from trainer.training.model import build_model, check_model  # noqa: E402

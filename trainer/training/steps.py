@@ -17,7 +17,7 @@ import time
 import keras
 import tensorflow as tf
 
-from trainer.training.data import Dataset
+from trainer.training.datasets import Dataset
 from trainer.steering.core import BATCH_SAMPLES_PER_EPOCH
 
 #: Validation batch size (evaluation runs between commands, a batch at a time).
