@@ -16,6 +16,7 @@ from tests.hostile import json_values, texts
 from trainer.contract.file_records import (Dataset, FinderRecord, ForkCandidate, ForkRecord, ParamSpec, RunConfig,
                                            SweepRound, SweepSpec, Trial)
 from trainer.contract.event_records import Advice, Proposal
+from trainer.contract.records import CheckpointMeta
 from trainer.contract.internals_records import BatchNormStats, Histogram, InternalsEpoch, Probes
 
 RECORDS = (RunConfig, Dataset, Trial, FinderRecord, ForkRecord, ForkCandidate, InternalsEpoch, BatchNormStats,
@@ -143,3 +144,40 @@ def test_the_sweeps_page_shows_a_hostile_sweep_json_and_pbt_jsonl(tmp_path):
     assert "`p-0001` **None** (0.0000)" in text and "α 0" in text  # the hostile proposal: blanks, its buttons
     assert "`p-0002` **trial-0002** (0.5000) → copy **trial-0001** (0.9000, ckpt-00002) with α 0.01, β 0.9" in text
     assert "`lr=log:?:?`" in text and "**Round None** (around —): `lr=None:?:?`" in text  # as far as it can be read
+
+
+def _checkpoint_meta_or_refused(value) -> None:
+    """A hostile ``meta.json`` is a :class:`CheckpointMeta` of the declared types, or refused with ``ValueError``."""
+    try:
+        meta = CheckpointMeta.from_json(value)
+    except ValueError:
+        assert not isinstance(value, dict) or not all(isinstance(value.get(k), int) for k in ("seq", "epoch", "step")) \
+            or any(isinstance(value.get(k), bool) or abs(value.get(k)) >= 2 ** 63 for k in ("seq", "epoch", "step"))
+        return
+    assert all(type(getattr(meta, k)) is int for k in ("seq", "epoch", "step", "branch"))
+    assert meta.reason is None or isinstance(meta.reason, str) and meta.reason.encode("utf-8")
+    assert meta.name is None or isinstance(meta.name, str) and meta.name.encode("utf-8")
+    assert isinstance(meta.hparams, dict) and (meta.metrics is None or isinstance(meta.metrics, dict))
+    assert CheckpointMeta.from_json(meta.to_json()) == meta
+
+
+@FAST
+@given(json_values)
+def test_any_json_value_reads_as_a_checkpoint_meta_or_is_refused(value):
+    _checkpoint_meta_or_refused(value)
+
+
+@FAST
+@given(st.dictionaries(st.sampled_from([f.name for f in fields(CheckpointMeta)]) | texts,
+                       json_values | st.integers(min_value=-5, max_value=10 ** 20), max_size=12))
+def test_a_meta_json_with_its_own_field_names_and_hostile_values(value):
+    _checkpoint_meta_or_refused(value)
+
+
+@FAST
+@given(texts)
+def test_a_checkpoint_text_field_with_a_lone_surrogate_is_no_text(value):
+    meta = CheckpointMeta.from_json({"seq": 1, "epoch": 1, "step": 3, "reason": value, "name": value, "path": value})
+    ok = not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    assert (meta.reason == value) is ok and (meta.name == value) is ok and (meta.path == value) is ok
+    json.dumps(meta.to_json(), ensure_ascii=False).encode("utf-8")

@@ -151,6 +151,22 @@ def test_checkpoint_meta_fills_its_defaults_and_keeps_what_was_written():
             checkpoint_meta(bad)
 
 
+def test_a_checkpoint_meta_reads_its_folder_and_writes_back_what_checkpoint_meta_gives():
+    from trainer.contract.records import CheckpointMeta, checkpoint_meta
+    bare = {"seq": 3, "epoch": 2, "step": 40}
+    meta = CheckpointMeta.from_json(bare)
+    assert (meta.seq, meta.epoch, meta.step, meta.branch, meta.name, meta.path) == (3, 2, 40, 0, None, None)
+    assert meta.to_json() == checkpoint_meta(bare)  # no time, name or path written when unknown
+    full = {"seq": 3, "epoch": 2, "step": 40, "branch": 1, "hparams": {"lr": 0.1}, "metrics": {"loss": 1.0},
+            "reason": "best", "time": 5.0, "name": "ckpt-00003", "path": "/runs/a/checkpoints/ckpt-00003"}
+    listed = CheckpointMeta.from_json(full)
+    assert (listed.name, listed.path, listed.time, listed.reason) == (full["name"], full["path"], 5.0, "best")
+    assert listed.to_json() == full and CheckpointMeta.from_json(listed.to_json()) == listed
+    assert CheckpointMeta.from_json({**bare, "name": 3, "path": ["x"]}).to_json() == checkpoint_meta(bare)
+    with pytest.raises(ValueError, match="^meta.json has no whole-number epoch$"):
+        CheckpointMeta.from_json({"seq": 3, "epoch": "2", "step": 40, "name": "ckpt-00003"})
+
+
 # --- epoch and batch records ------------------------------------------------------------------
 
 from trainer.contract.records import EPOCH_COLUMNS, EPOCH_FIELDS, BatchRecord, EpochRecord  # noqa: E402

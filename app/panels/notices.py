@@ -20,7 +20,7 @@ from app.data.runview import RunView
 from trainer.steering.advice import latest_advice
 from trainer.steering.advice_rules import not_learning
 from trainer.contract.event_records import Advice
-from trainer.contract.records import Status
+from trainer.contract.records import CheckpointMeta, Status
 from trainer.contract.rundir import RunDir, pid_alive
 
 if TYPE_CHECKING:
@@ -32,7 +32,8 @@ def diverged_text(view: RunView) -> str:
     event = next((e for e in reversed(view.events) if e.get("event") == "diverged"), None)
     if event is None:
         return f"**Diverged.** {(view.run_status.message if view.run_status else None) or ''}"
-    epochs = {c["name"]: c.get("epoch") for c in RunDir(view.path).list_checkpoints()} if not view.missing else {}
+    listed = [CheckpointMeta.from_json(c) for c in RunDir(view.path).list_checkpoints()] if not view.missing else []
+    epochs = {c.name: c.epoch for c in listed}
     back = epochs.get(event.get("checkpoint"), event.get("epoch"))
     return (f"**Diverged:** {event.get('reason') or 'the loss blew up'}. Rolled back to the end of epoch {back} "
             f"and paused: lower the learning rate, then resume.")

@@ -19,6 +19,7 @@ from app.panels.controls import NotPresenter
 from app.data import RunView
 from trainer.steering.advice import autopilot_on
 from trainer.contract.commands import CommandError
+from trainer.contract.records import CheckpointMeta
 from trainer.contract.rundir import WAITING_STATES, RunDir, kept_for_good
 
 PICKER_EVERY = 2.0
@@ -189,29 +190,30 @@ def _batch_controls(ctx, view: RunView, name: str, hp: dict, off: bool) -> None:
             send_command(ctx, view, "set_batch_size", max(controls.BATCH_CHOICES[0], int(current_batch * factor)))
 
 
-def rewind_default(checkpoints: list[dict], view: RunView, state: str) -> str | None:
+def rewind_default(checkpoints: list[CheckpointMeta], view: RunView, state: str) -> str | None:
     """The checkpoint a rewind offers first: the rollback point after a divergence, else the newest
     one on the run's current history (not one of a branch a rewind abandoned)."""
-    names = [c["name"] for c in checkpoints]
+    names = [c.name for c in checkpoints]
     if state == "diverged":
         rollback = next((e.get("checkpoint") for e in reversed(view.events) if e.get("event") == "diverged"), None)
         if rollback in names:
             return rollback
     done = view.run_status.epoch if view.run_status else None
-    current = [c["name"] for c in checkpoints if not isinstance(done, int) or (c.get("epoch") or 0) <= done]
+    current = [c.name for c in checkpoints if not isinstance(done, int) or c.epoch <= done]
     return (current or names or [None])[-1]
 
 
-def rewind_choices(checkpoints: list[dict], state: str, keep_every) -> list[dict]:
+def rewind_choices(checkpoints: list[CheckpointMeta], state: str, keep_every) -> list[CheckpointMeta]:
     """The checkpoints a rewind offers: while the run trains only those it keeps for good (a rolling
     one is deleted a few epochs later, under the user's pointer); paused or diverged, all of them.
 
-    >>> [c["epoch"] for c in rewind_choices([{"reason": "epoch", "epoch": e} for e in (5, 6, 7)], "running", 5)]
+    >>> listed = [CheckpointMeta(seq=e, epoch=e, step=e, reason="epoch") for e in (5, 6, 7)]
+    >>> [c.epoch for c in rewind_choices(listed, "running", 5)]
     [5]
     """
     if state in WAITING_STATES or not isinstance(keep_every, int):
         return checkpoints
-    return [c for c in checkpoints if kept_for_good(c, keep_every)]
+    return [c for c in checkpoints if kept_for_good(c.to_json(), keep_every)]
 
 
 def drops_text(target_epoch, current_epoch) -> str | None:
@@ -227,7 +229,7 @@ def drops_text(target_epoch, current_epoch) -> str | None:
     return f"drops {span} ({n} epoch{'s' if n != 1 else ''})"
 
 
-def _rewind_list(ctx) -> tuple[str, RunView, str, bool, list[dict]] | None:
+def _rewind_list(ctx) -> tuple[str, RunView, str, bool, list[CheckpointMeta]] | None:
     """The steered run and the checkpoints its rewind list offers now."""
     steered = _steered(ctx)
     if steered is None:
@@ -235,13 +237,14 @@ def _rewind_list(ctx) -> tuple[str, RunView, str, bool, list[dict]] | None:
     name, view, state, off = steered
     every = view.run_config.checkpoint_every
     every = 1 if every is None else every
-    checkpoints = rewind_choices(RunDir(view.path).list_checkpoints() if not view.missing else [], state, every)
+    listed = [CheckpointMeta.from_json(c) for c in RunDir(view.path).list_checkpoints()] if not view.missing else []
+    checkpoints = rewind_choices(listed, state, every)
     return name, view, state, off, checkpoints
 
 
-def _label(checkpoint: dict, branch) -> str:
-    other = checkpoint.get("branch", 0) != branch and isinstance(branch, int)
-    return f"epoch {checkpoint.get('epoch')} · {checkpoint['name']}" + (" · abandoned branch" if other else "")
+def _label(checkpoint: CheckpointMeta, branch) -> str:
+    other = checkpoint.branch != branch and isinstance(branch, int)
+    return f"epoch {checkpoint.epoch} · {checkpoint.name}" + (" · abandoned branch" if other else "")
 
 
 def _picked(key: str, picked_key: str) -> None:
@@ -264,10 +267,10 @@ def rewind_panel(ctx) -> None:
     if listed is None:
         return
     name, view, state, off, checkpoints = listed
-    epochs = {c["name"]: c.get("epoch") for c in checkpoints}
+    epochs = {c.name: c.epoch for c in checkpoints}
     branch = view.run_status.branch if view.run_status else None
-    labels = {c["name"]: _label(c, branch) for c in checkpoints}
-    options = [c["name"] for c in reversed(checkpoints)]
+    labels = {c.name: _label(c, branch) for c in checkpoints}
+    options = [c.name for c in reversed(checkpoints)]
     key, default_key, picked_key = f"rewind-{name}", f"rewind-default-{name}", f"rewind-picked-{name}"
     default = rewind_default(checkpoints, view, state)
     chosen = st.session_state.get(key)
@@ -307,8 +310,8 @@ def rewind_notes(ctx) -> None:
     drops = drops_text(epochs.get(target), view.run_status.epoch if view.run_status else None)
     if drops:  # first, so the button below coming and going never moves it
         st.caption(f":orange[:material/warning:] Rewinding to {labels.get(target, target)} {drops}.")
-    newer = [c["name"] for c in checkpoints if c["name"] not in options]
-    if newer or (set(options) - {c["name"] for c in checkpoints}):
+    newer = [c.name for c in checkpoints if c.name not in options]
+    if newer or (set(options) - {c.name for c in checkpoints}):
         if st.button(f"Show {len(newer)} newer checkpoint{'s' if len(newer) != 1 else ''}", key="rewind-refresh",
                      icon=":material/refresh:", type="tertiary"):
             st.rerun()

@@ -338,6 +338,38 @@ def checkpoint_meta(data: Any) -> dict:
     return {"branch": 0, "hparams": {}, "metrics": None, "reason": None, **meta}
 
 
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """A checkpoint's ``meta.json`` (:func:`checkpoint_meta` checks it), plus the ``name`` and ``path``
+    of its folder when :meth:`~trainer.contract.rundir.RunDir.list_checkpoints` listed it.
+
+    >>> c = CheckpointMeta.from_json({"seq": 3, "epoch": 2, "step": 40, "name": "ckpt-00003", "path": 7})
+    >>> c.name, c.epoch, c.branch, c.path
+    ('ckpt-00003', 2, 0, None)
+    """
+
+    seq: int
+    epoch: int
+    step: int
+    branch: int = 0
+    reason: str | None = None
+    time: float | None = None
+    hparams: dict = field(default_factory=dict)
+    metrics: dict | None = None
+    name: str | None = None  # the folder's name, not in meta.json
+    path: str | None = None  # the folder, not in meta.json
+
+    @classmethod
+    def from_json(cls, data: Any) -> "CheckpointMeta":
+        """The checked record; ``ValueError`` (as :func:`checkpoint_meta`) when it is no usable checkpoint."""
+        meta = checkpoint_meta(data)
+        return cls(**meta, **checked({"name": string, "path": string}, data))
+
+    def to_json(self) -> dict:
+        """What :func:`checkpoint_meta` gives (``time``, ``name`` and ``path`` only when known)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k not in ("time", "name", "path")}
+
+
 def run_name(value: Any) -> str | None:
     """A valid run name (:func:`trainer.contract.config.check_name`: the one rule for names), else ``None``.
 
