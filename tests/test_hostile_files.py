@@ -271,7 +271,8 @@ def test_a_trial_named_out_of_the_sweep_is_not_shown_and_babysit_cannot_open_it(
 
     view = sweep_data.load_sweep(sweep.path)
     assert list(view.trials) == ["trial-0001", "trial-0002"]
-    assert view.trials["trial-0002"]["round"] == 1 and isinstance(view.trials["trial-0002"]["params"], dict)
+    assert view.trials["trial-0002"].round == 1 and isinstance(view.trials["trial-0002"].params, dict)
+    assert isinstance(view.trials["trial-0002"].best_val_accuracy, float)  # "high" is no score: the earlier one stands
     assert set(sweep_data.trials_frame(view)["trial"]) == {"trial-0001", "trial-0002"}
     with pytest.raises(ValueError):
         sweep_data.trial_key(view, "../../private")

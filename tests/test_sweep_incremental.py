@@ -36,8 +36,8 @@ def test_a_refresh_rereads_only_the_files_that_changed(tmp_path):
     view = load_sweep(sweep.path, curves)
     assert curves.reads == after_first + 1  # appends are parsed from where the last read stopped
     assert [r["epoch"] for r in view.curves["trial-0200"]][-1] == 5
-    assert view.trials["trial-0200"]["best_val_accuracy"] == 0.99  # a running trial's best so far
-    assert view.trials["trial-0199"]["state"] == "finished"
+    assert view.trials["trial-0200"].best_val_accuracy == 0.99  # a running trial's best so far
+    assert view.trials["trial-0199"].state == "finished" and view.trials["trial-0199"].best_epoch == 4
     fresh = load_sweep(sweep.path)
     assert trials_frame(view).equals(trials_frame(fresh))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +23,7 @@ import pandas as pd
 
 from trainer.contract.commands import CHANGERS, HPARAM_COMMANDS
 from trainer.contract.config import check_name
-from trainer.contract.file_records import ParamSpec, RunConfig, SweepSpec
+from trainer.contract.file_records import ParamSpec, RunConfig, SweepSpec, Trial
 from trainer.contract.records import Status
 from trainer.contract.jsonl import file_key
 from trainer.contract.rundir import JsonlTail, RunDir, RunDirError, current_line
@@ -44,12 +44,13 @@ class SweepView:
 
     path: Path
     spec: dict
-    trials: dict[str, dict[str, Any]]  # trials.jsonl folded: one dict per trial
+    trials: dict[str, Trial]  # trials.jsonl folded: one typed value per trial (a live one's score so far)
     curves: dict[str, list[dict]] = field(default_factory=dict)  # each trial's current epochs
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # config.json hparams per trial
     now: dict[str, dict[str, Any]] = field(default_factory=dict)  # the steerable hparams in force per trial
     steering: dict[str, list[dict]] = field(default_factory=dict)  # each trial's applied steering events
     pbt: dict[str, dict[str, Any]] = field(default_factory=dict)  # PBT proposals (pbt.jsonl folded), by id
+    liveness: dict[str, str] = field(default_factory=dict)  # a live trial's run, as RunDir.liveness judges it
     version: tuple = ()  # equal for two loads through one TrialCurves only if they drew the same (figure caches)
 
     @property
@@ -87,7 +88,7 @@ class SweepView:
 
     def value(self, trial: str, param: str) -> Any:
         """The value the sweep gave ``trial`` (its plan), else the one its run started with."""
-        params = self.trials.get(trial, {}).get("params", {})  # checked by trial_record: a table or absent
+        params = self.trials[trial].params if trial in self.trials else {}
         if param in params:
             return params[param]
         return self.hparams.get(trial, {}).get(param)
@@ -250,11 +251,11 @@ class TrialCurves:
         with self._lock:
             return self._snapshot(sweep.spec_path, sweep.read_spec)
 
-    def trials(self, sweep: SweepDir) -> dict[str, dict[str, Any]]:
-        """``trials.jsonl`` folded (:meth:`SweepDir.trials`); a copy per call: the caller may add to it."""
+    def trials(self, sweep: SweepDir) -> dict[str, Trial]:
+        """``trials.jsonl`` folded (:meth:`SweepDir.trials`) into typed values; a new table per call."""
         with self._lock:
             folded = self._derive("trials", self._sweep_logs, sweep.trials_path, sweep.trials)
-        return {name: dict(fields) for name, fields in folded.items()}
+        return {name: Trial(**fields) for name, fields in folded.items()}  # fields checked by trial_record
 
     def pbt(self, sweep: SweepDir) -> dict[str, dict]:
         """PBT's proposals, ``pbt.jsonl`` folded (shared: read only)."""
@@ -281,14 +282,13 @@ def load_sweep(path: Path | str, curves: TrialCurves | None = None) -> SweepView
         status = curves.status(run)  # typed: another process's file may hold anything
         view.now[name] = hparams_now(status.to_json() if status else None, view.curves[name])
         view.hparams[name] = curves.hparams(run)
-        if trials[name].get("state") in ("running", "stopping"):
+        if trials[name].state in ("running", "stopping"):
             # a live trial's best so far, from its metrics (trials.jsonl has it only at the end)
             scores = [r.get("val_accuracy") for r in view.curves[name] if isinstance(r.get("val_accuracy"), (int, float))]
             if scores:
-                trials[name][SCORE] = max(scores)
-                trials[name]["epochs"] = len(view.curves[name])
-            trials[name]["liveness"] = run.liveness(status)
-    view.version = (curves.version, tuple((n, t.get("state"), t.get("liveness")) for n, t in trials.items()))
+                trials[name] = replace(trials[name], best_val_accuracy=max(scores), epochs=len(view.curves[name]))
+            view.liveness[name] = run.liveness(status)
+    view.version = (curves.version, tuple((n, t.state, view.liveness.get(n)) for n, t in trials.items()))
     return view
 
 
@@ -316,18 +316,18 @@ def trials_frame(view: SweepView) -> pd.DataFrame:
     for name, t in view.trials.items():
         row = {
             "trial": name,
-            "round": t.get("round"),
-            "state": t.get("state"),
-            SCORE: t.get(SCORE),
-            "best_epoch": t.get("best_epoch"),
-            "epochs": t.get("epochs", len(view.curves.get(name, []))),
+            "round": t.round,
+            "state": t.state,
+            SCORE: t.best_val_accuracy,
+            "best_epoch": t.best_epoch,
+            "epochs": t.epochs if t.epochs is not None else len(view.curves.get(name, [])),
         }
         for p in params + fixed:
             row[p] = view.value(name, p)
         for k in knobs:
             row[f"{k} now"] = view.current(name, k)
         row["steered"] = view.is_steered(name)
-        row["note"] = t.get("error") or t.get("reason") or ""
+        row["note"] = t.error or t.reason or ""
         rows.append(row)
     columns = ["trial", "round", "state", SCORE, "best_epoch", "epochs", *params, *fixed, *(f"{k} now" for k in knobs)]
     frame = pd.DataFrame(rows, columns=[*columns, "steered", "note"])
@@ -336,17 +336,18 @@ def trials_frame(view: SweepView) -> pd.DataFrame:
 
 def counts(view: SweepView) -> dict[str, int]:
     """How many trials are in each state, every state named (zero included)."""
-    states = [t.get("state") for t in view.trials.values()]
+    states = [t.state for t in view.trials.values()]
     return {s: states.count(s) for s in ("queued", "running", "stopping", *FINAL_STATES)}
 
 
 def best_trial(view: SweepView) -> str | None:
     """The trial with the highest score so far, or ``None`` while none has one.
 
-    >>> best_trial(SweepView(Path("s"), {}, {"a": {SCORE: 0.8}, "b": {SCORE: 0.9}, "c": {}}))
+    >>> trials = {"a": Trial("a", best_val_accuracy=0.8), "b": Trial("b", best_val_accuracy=0.9), "c": Trial("c")}
+    >>> best_trial(SweepView(Path("s"), {}, trials))
     'b'
     """
-    scored = [(t[SCORE], name) for name, t in view.trials.items() if isinstance(t.get(SCORE), (int, float))]
+    scored = [(t.best_val_accuracy, name) for name, t in view.trials.items() if t.best_val_accuracy is not None]
     return max(scored)[1] if scored else None
 
 

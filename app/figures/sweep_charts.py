@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from app.figures.run_charts import log_ticks
-from app.data.sweeps import SCORE, STEERABLE, SweepView, best_trial, exploits, steering_text
+from app.data.sweeps import STEERABLE, SweepView, best_trial, exploits, steering_text
 from trainer.contract.file_records import ParamSpec
 
 #: Colour-blind-safe (Okabe–Ito) colours per trial state.
@@ -158,7 +158,7 @@ def _mark_exploits(fig: go.Figure, view: SweepView, metric: str) -> None:
 
 def parallel_coordinates_figure(view: SweepView) -> go.Figure:
     """One line per scored trial across every searched hyperparameter, coloured by its score."""
-    names = [n for n, t in view.trials.items() if isinstance(t.get(SCORE), (int, float))]
+    names = [n for n, t in view.trials.items() if t.best_val_accuracy is not None]
     dims = []
     for param in view.searched():
         values, ticks = axis_values(view, param, names)
@@ -171,7 +171,7 @@ def parallel_coordinates_figure(view: SweepView) -> go.Figure:
             step = max(1, math.ceil((high - low) / 5))
             dim.update(range=[low, max(high, low + 1)], tickvals=list(range(low, high + 1, step)), tickformat="d")
         dims.append(dim)
-    scores = [view.trials[n][SCORE] for n in names]
+    scores = [view.trials[n].best_val_accuracy for n in names]
     score_dim = {"label": "score", "values": scores, "tickformat": ".2f"}
     if scores:  # end labels at round values (0.85, not 0.85278)
         score_dim["range"] = [math.floor(min(scores) * 100) / 100, math.ceil(max(scores) * 100) / 100]
@@ -194,11 +194,11 @@ def score_vs_param_figure(view: SweepView, param: str = "lr") -> go.Figure:
     fig = go.Figure()
     by_state: dict[str, list[str]] = {}
     for name, t in view.trials.items():
-        if isinstance(t.get(SCORE), (int, float)) and view.value(name, param) is not None:
-            by_state.setdefault(t.get("state") or "?", []).append(name)
+        if t.best_val_accuracy is not None and view.value(name, param) is not None:
+            by_state.setdefault(t.state or "?", []).append(name)
     for state, names in by_state.items():
         fig.add_trace(go.Scatter(
-            x=[view.value(n, param) for n in names], y=[view.trials[n][SCORE] for n in names],
+            x=[view.value(n, param) for n in names], y=[view.trials[n].best_val_accuracy for n in names],
             mode="markers", name=state, text=names, showlegend=True,  # the colours' key, even for one state
             marker={"size": 11, "color": STATE_COLORS.get(state, "#374151"), "line": {"width": 1, "color": "white"}},
             hovertemplate=f"%{{text}}<br>{param} %{{x:.4g}}<br>best val_accuracy %{{y:.4f}}<extra></extra>",
@@ -228,7 +228,7 @@ def _mark_steered(fig: go.Figure, view: SweepView, param: str, steered: list[str
     if not steered:
         return
     fig.add_trace(go.Scatter(
-        x=[view.value(n, param) for n in steered], y=[view.trials[n][SCORE] for n in steered],
+        x=[view.value(n, param) for n in steered], y=[view.trials[n].best_val_accuracy for n in steered],
         mode="markers", name="steered by hand", text=steered, customdata=[steering_text(view.steering[n]) for n in steered],
         marker={"size": 20, "symbol": "circle-open", "color": STEERED_COLOR, "line": {"width": 2}},
         hovertemplate=f"%{{text}} (steered by hand)<br>{param} %{{x:.4g}} sampled<br>%{{customdata}}<extra></extra>",
@@ -240,7 +240,7 @@ def _mark_steered(fig: go.Figure, view: SweepView, param: str, steered: list[str
     ys: list = []
     for n in moved:  # one dotted segment per trial, from the sampled value to the current one
         xs += [view.value(n, param), view.current(n, param), None]
-        ys += [view.trials[n][SCORE]] * 2 + [None]
+        ys += [view.trials[n].best_val_accuracy] * 2 + [None]
     if moved:
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines+markers", name=f"{param} now", text=[n for n in moved for _ in range(3)],

@@ -199,7 +199,7 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
     cols[1].metric("Running", c["running"] + c["stopping"], border=True)
     cols[2].metric("Queued", c["queued"], border=True)
     cols[3].metric("Failed / diverged", c["failed"] + c["diverged"], border=True)
-    cols[4].metric("Best val acc", f"{view.trials[best][SCORE]:.4f}" if best else "—",
+    cols[4].metric("Best val acc", f"{view.trials[best].best_val_accuracy:.4f}" if best else "—",
                    delta=best, delta_color="off", border=True)
     rounds = spec.rounds
     if len(rounds) > 1:
@@ -228,9 +228,9 @@ def _render(view: SweepView, runs_root, on_babysit: Callable[[str], None]) -> No
         pick_col, button_col = st.columns([3, 1])
         chosen = pick_col.selectbox("Trial", names, index=names.index(default) if default in names else 0,
                                     key=f"sweep-pick-{view.name}-{default}",
-                                    format_func=lambda n: f"{n} · {view.trials[n].get('state')} · "
-                                    + (f"{view.trials[n][SCORE]:.4f}" if isinstance(view.trials[n].get(SCORE), (int, float)) else "no score"))
-        live = view.trials[chosen].get("state") in ("running", "stopping")
+                                    format_func=lambda n: f"{n} · {view.trials[n].state} · "
+                                    + (f"{view.trials[n].best_val_accuracy:.4f}" if view.trials[n].best_val_accuracy is not None else "no score"))
+        live = view.trials[chosen].state in ("running", "stopping")
         button_col.markdown("&nbsp;")
         if button_col.button("Babysit this trial", icon=":material/visibility:", key=f"sweep-babysit-{view.name}", type="primary",
                              help="open it in the single-run view" + (" — it is still running, so the controls work" if live else "")):
