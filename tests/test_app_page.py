@@ -270,11 +270,14 @@ def test_the_pickers_label_for_the_run_on_screen_says_the_epoch_the_page_says(tm
     run = make_run(tmp_path, "live-one", epochs_done=16, epochs=300)
     at = open_app()
     write_status(run, state="running", epoch=18, epochs=300)
-    at.run()
-    [epoch_card] = [m for m in at.main.metric if m.label == "Epoch"]
+
+    def card() -> str:
+        at.run()
+        return next(m.value for m in at.main.metric if m.label == "Epoch")
+
+    assert wait_until(lambda: card() == "18/300"), "the page reads the new status"
     label = at.sidebar.selectbox(key="run_picker").options[0]
-    assert epoch_card.value == "18/300"
-    assert label.split(" · ")[-1] == epoch_card.value, label
+    assert label.split(" · ")[-1] == "18/300", label
 
 
 @pytest.mark.timeout(120)

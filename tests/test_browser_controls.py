@@ -70,8 +70,18 @@ def test_controls_follow_the_run_and_a_run_started_here_can_be_steered(trainer, 
             # start a second run from the sidebar: the address and the Steer panel follow it
             sidebar.get_by_text("Start a new run").click()
             page.locator(".st-key-sidebar-new-name input").fill("second")
-            sidebar.get_by_role("button", name="Start the run").click()
-            page.wait_for_url(re.compile(r"[?&]run=second\b"), timeout=15_000)
+            # Under heavy load (the two cores busy with other work) a click on the form's button was lost
+            # about once in five: the server never ran the script with the submit (a known flake, in the
+            # closing note). A person would click again; so does the test, once, after checking that the
+            # lost click started nothing.
+            start = sidebar.get_by_role("button", name="Start the run")
+            start.click()
+            try:
+                page.wait_for_url(re.compile(r"[?&]run=second\b"), timeout=15_000)
+            except Exception:
+                assert not second.path.exists(), "the first click started the run but the page did not follow"
+                start.click()
+                page.wait_for_url(re.compile(r"[?&]run=second\b"), timeout=15_000)
             expect(page.locator("h2", has_text="second")).to_contain_text("running", timeout=120_000)
             expect(page.locator(".st-key-pause button")).to_be_enabled(timeout=15_000)
             expect(page.locator(".st-key-lr-second")).to_be_visible()

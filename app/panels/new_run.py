@@ -43,7 +43,10 @@ def new_run_form(ctx, *, key: str, expanded_title: str = "Start the run") -> Non
     defaults = Hyperparameters()
     disabled = not ctx.can_steer
     with st.form(key=f"{key}-form", border=False):
-        name = st.text_input("Run name", value=time.strftime("run-%Y%m%d-%H%M%S"), key=f"{key}-name")
+        # the default name is fixed per form until a launch: a default that changed every second made each
+        # full rerun a new widget, which dropped a name being typed (and, racing a click, the click)
+        default_name = st.session_state.setdefault(f"{key}-default-name", time.strftime("run-%Y%m%d-%H%M%S"))
+        name = st.text_input("Run name", value=default_name, key=f"{key}-name")
         left, right = st.columns(2)
         optimizer = left.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(defaults.optimizer), key=f"{key}-opt")
         epochs = right.number_input("Epochs", **bounds("epochs"), value=start_value("epochs"), step=10,
@@ -83,7 +86,9 @@ def new_run_form(ctx, *, key: str, expanded_title: str = "Start the run") -> Non
         st.error(f"Not started: {e}")
         return
     ctx.store.launches[launch.name] = launch
+    st.session_state.pop(f"{key}-default-name", None)  # the next run gets a name of its own
     st.session_state["run"] = launch.name
     st.session_state.pop("run_picker", None)
+    st.session_state["picker_follows"] = launch.name  # the picker's next run shows it, whatever the browser still says
     st.query_params["run"] = launch.name  # a reload opens the new run, not the one before
     st.rerun()

@@ -33,7 +33,7 @@ from app.serving.admission import open_for
 from app.panels.controls import PageWriter
 from app.panels.compare import compare_view
 from app.serving.page_settings import COMPACT
-from app.panels.steer import LIVE_EVERY, answers_panel, controls_panel, rewind_notes, rewind_panel
+from app.panels.steer import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, rewind_notes, rewind_panel
 from app.data import RunStore, RunView
 from app.panels.explore import explore_panel
 from app.figures.cache import FigureCache, figure  # noqa: F401  (FigureCache: bench/dashboard.py imports it here)
@@ -127,7 +127,7 @@ def _picker_options(ctx: Context) -> tuple[list[str], dict[str, str], dict[str, 
     return names, labels, states
 
 
-@st.fragment(run_every=LIVE_EVERY)  # with the page, so its label never lags the cards
+@st.fragment(run_every=PICKER_EVERY)
 def run_picker(ctx: Context) -> None:
     names, labels, states = _picker_options(ctx)
     if not names:
@@ -138,6 +138,9 @@ def run_picker(ctx: Context) -> None:
         live = [n for n in names if states.get(n) in (*LIVE_STATES, "launching")]
         current = st.query_params.get("run") if st.query_params.get("run") in names else (live or names)[0]
         st.session_state["run"] = current
+    follows = st.session_state.pop("picker_follows", None)
+    if follows in names:  # a run just started here: a timed rerun may still carry the box's old value
+        st.session_state["run_picker"] = follows
     if st.session_state.get("run_picker") not in names:
         st.session_state["run_picker"] = current
     where = f" in {ctx.store.root.name}/" if ctx.can_steer else ""  # paths are the presenter's
