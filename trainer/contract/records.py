@@ -1,15 +1,9 @@
-"""Typed records of the run-directory contract: what ``status.json`` and an answer to a command hold.
+"""Typed records of the run-directory contract: ``status.json``, answers, epochs, batches, checkpoints.
 
-Files in a run directory are written by one trainer but read by many clients, some of them
-careless or hostile, so a reader never trusts a field's type: :meth:`Status.from_json` and
-:meth:`Answer.from_json` keep what has the documented type and use the default for the rest.
-The trainer writes them through :meth:`Status.to_json`; the CLI, the sweeps and the dashboard
-read them as attributes, not as ``.get(...) or {}`` chains. :func:`log_record` does the same for
-any line of ``commands.jsonl`` or ``events.jsonl`` that a page shows: every field in the type the
-page expects, or ``None``, or bounded text.
-
-Every typed record of the contract stays here with the one set of defensive field readers they all
-share.
+A run directory has one writer and many readers, some careless or hostile, so a reader never trusts a
+field's type: each ``from_json`` keeps what has the documented type and uses the default for the rest
+(:func:`log_record` does the same for a journal line a page shows). The other files' records
+(:mod:`~trainer.contract.file_records`, ``internals_records``, ``event_records``) share these readers.
 
 >>> s = Status.from_json({"state": "running", "epoch": "three", "hparams": {"lr": 0.01}})
 >>> s.state, s.epoch, s.hparams["lr"]
