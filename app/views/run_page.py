@@ -92,9 +92,10 @@ def badge(state: str) -> str:
 _LABELS: "weakref.WeakKeyDictionary[RunStore, tuple[int, dict[str, str]]]" = weakref.WeakKeyDictionary()
 
 
-def _label(r, progress_text: str) -> str:
+def _label(r, done: int, total: int | None) -> str:
+    """A run's entry in the picker: glyph, name, state word, epochs done (of planned)."""
     word = r.word or r.state
-    return (f"{STATE_STYLE.get(word, ('', '•', ''))[1]} {r.name} · {word} · {progress_text}"
+    return (f"{STATE_STYLE.get(word, ('', '•', ''))[1]} {r.name} · {word} · {f'{done}/{total}' if total else done}"
             + (" · ⚠ unusable file" if r.notice else ""))
 
 
@@ -106,14 +107,13 @@ def _picker_options(ctx: Context) -> tuple[list[str], dict[str, str], dict[str, 
     cached = _LABELS.get(ctx.store)
     if cached is None or cached[0] != builds:
         cached = _LABELS[ctx.store] = (builds, {
-            r.name: _label(r, f"{r.epoch}/{r.epochs}" if r.epochs else f"{r.epoch}") for r in runs})
+            r.name: _label(r, r.epoch, r.epochs) for r in runs})
     labels = ChainMap({}, cached[1])  # this session's changes over the shared labels
     current = st.session_state.get("run")
     path = ctx.store.path_of(current) if current in states else None
     if path is not None and ctx.store.is_open(path):  # the run on screen: the page's own numbers, not the list's
-        done, total = progress.epochs_done(ctx.store.run(path).view())
         summary = next(r for r in runs if r.name == current)
-        labels[current] = _label(summary, f"{done}/{total}" if total else f"{done}")
+        labels[current] = _label(summary, *progress.epochs_done(ctx.store.run(path).view()))
     for name, launch in ctx.store.launches.items():
         if name not in states:
             failed = launch.exit_code() not in (None, 0)
