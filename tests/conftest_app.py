@@ -120,3 +120,19 @@ def write_status(run: RunDir, *, state: str, epoch: int, epochs: int = 30, hpara
         "started": time.time() - 10, "hparams": {**HPARAMS, **(hparams or {})},
         "last": metrics[-1] if metrics else None, "message": message, "checkpoint": None, "ending": ending,
     })
+
+
+def capture_spawns(monkeypatch) -> list:
+    """Replace the page's process spawn with a recorder: each command line a launch would run, no process."""
+    from app.serving import launch
+
+    started: list = []
+
+    class Process:
+        pid = 4242
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(launch, "_spawn", lambda command, log_path: started.append(command) or Process())
+    return started

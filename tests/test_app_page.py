@@ -14,7 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from conftest_app import HPARAMS, make_run, wait_until, write_status
+from conftest_app import HPARAMS, capture_spawns, make_run, wait_until, write_status
 from trainer.contract.rundir import RunDir, atomic_write_json
 
 pytestmark = pytest.mark.timeout(120)
@@ -305,17 +305,7 @@ def test_the_start_form_launches_a_background_trainer(tmp_path, open_app):
 @pytest.mark.parametrize("done, planned, more", [(30, 30, 20), (6, 30, 24)])
 def test_a_finished_run_offers_continue_through_the_launch_path(tmp_path, open_app, monkeypatch, done, planned, more):
     """Completed (another 20 epochs) or stopped (the epochs it planned): one click, `panda train --resume`."""
-    from app.serving import launch
-
-    started = []
-
-    class Process:
-        pid = 4242
-
-        def poll(self):
-            return None
-
-    monkeypatch.setattr(launch, "_spawn", lambda command, log_path: started.append(command) or Process())
+    started = capture_spawns(monkeypatch)
     run = make_run(tmp_path, "done", epochs_done=done, epochs=planned, state="finished")
     write_status(run, state="finished", epoch=done, epochs=planned, message="completed" if done == planned else "stopped")
     at = open_app()

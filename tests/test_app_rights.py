@@ -25,7 +25,7 @@ from app.serving import launch
 from app.panels.controls import NotPresenter, PageWriter
 from app.data import RunStore
 from app.serving.launch import LaunchError
-from conftest_app import HPARAMS, make_run
+from conftest_app import HPARAMS, capture_spawns, make_run
 from trainer.contract.config import TrainConfig
 from trainer.contract.rundir import RunDir, atomic_write_json
 
@@ -143,15 +143,7 @@ def test_a_viewer_forging_a_new_run_starts_nothing(open_app, no_streamlit_wall, 
 
 
 def test_a_presenter_starts_a_new_run(open_app, monkeypatch):
-    started = []
-
-    class Process:
-        pid = 4242
-
-        def poll(self):
-            return None
-
-    monkeypatch.setattr(launch, "_spawn", lambda command, log_path: started.append(command) or Process())
+    started = capture_spawns(monkeypatch)
     at = open_app(query={"code": "c0de"}, code="c0de")
     at.text_input(key="welcome-name").input("mine")
     next(b for b in at.main.get("form_submit_button") if b.label == "Start training").click().run()
