@@ -51,6 +51,23 @@ def _card(page, label: str):
     return page.locator('[data-testid="stMetric"]', has_text=label).locator('[data-testid="stMetricValue"]')
 
 
+def _open_list(box, entry, tries: int = 3) -> None:
+    """Open a select box until ``entry`` shows. Under heavy load (both cores busy) a click that lands while
+    the page swaps in a rerun's elements is lost about once in twenty suite runs (the list never opens, as in
+    a CI failure); a person clicks again, so does this, a bounded number of times. What the test asserts, that
+    an *open* list stays open while the run trains, is checked after it opened."""
+    from playwright.sync_api import expect
+
+    for attempt in range(tries):
+        box.click(timeout=120_000)
+        try:
+            expect(entry).to_be_visible(timeout=10_000)
+            return
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
+
+
 def test_rewind_list_holds_still_find_alpha_and_fork_appear_and_cards_follow_the_rewind(paced, dashboard, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -68,9 +85,8 @@ def test_rewind_list_holds_still_find_alpha_and_fork_appear_and_cards_follow_the
             # 2. open the Rewind list while the run trains; it stays open while epochs pass
             box = page.locator(".st-key-rewind-live").get_by_role("combobox")
             expect(box).to_be_enabled(timeout=30_000)
-            box.click(timeout=120_000)
             first = page.get_by_role("option", name=re.compile(r"^epoch 5 · ckpt-"))
-            expect(first).to_be_visible(timeout=10_000)
+            _open_list(box, first)
             opened_at = _epoch(run)
             assert wait_until(lambda: _epoch(run) >= opened_at + 6, timeout=60)  # a new kept checkpoint too
             assert first.is_visible(), "the open list closed by itself while the run trained"
