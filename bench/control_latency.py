@@ -15,7 +15,7 @@ import random
 import tempfile
 import time
 
-from _trainer import trainer_process
+from bench._trainer import trainer_process
 
 from trainer.contract.rundir import JsonlTail
 from trainer.contract.watch import FileWatcher

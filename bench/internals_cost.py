@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from throughput import synthetic
+from bench.throughput import synthetic
 from trainer.contract.config import TrainConfig
 from trainer.contract.hparams import Hyperparameters
 from trainer.training.loop import Trainer

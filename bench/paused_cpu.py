@@ -13,7 +13,7 @@ import tempfile
 import time
 
 import psutil
-from _trainer import trainer_process, wait_until
+from bench._trainer import trainer_process, wait_until
 
 
 def main() -> None:
