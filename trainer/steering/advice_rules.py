@@ -33,7 +33,11 @@ plateau        the validation loss flat: none of the last ``PLATEAU_EPOCHS`` (5)
 Bouncing and plateau say nothing once the run has *converged*: its training loss is at most
 ``CONVERGED_LOSS`` (5 %) of ln C (a mean probability of about 89 % on the right class for 10
 classes). There a loss's wobbles are noise, and advice on a run at 98 % is a false alarm
-(``bench/advisor_alarms.py`` measures the rate on the demo scenarios' healthy runs).
+(``bench/advisor_alarms.py`` measures the rate on the demo scenarios' healthy runs). Bouncing also
+keeps quiet on a *settled* run — its validation loss within ``NEAR_BEST`` (10 %) of its best and at most
+``SETTLED_LOSS`` (10 %) of ln C — whose training loss dropout keeps higher (issue #22: it fired on a
+healthy run at 97.8 % and kept halving α), and a rise counts as a bounce only when it is also more
+than ``BOUNCE_FLOOR`` (1 %) of ln C.
 
 >>> flat = [{"epoch": e, "loss": 0.30, "val_loss": 0.40, "accuracy": 0.9, "val_accuracy": 0.88,
 ...          "grad_norm": 1.0, "lr": 0.01} for e in range(1, 8)]
@@ -70,6 +74,12 @@ PLATEAU_EPOCHS = 5
 OVERFIT_EPOCHS = 4
 #: Converged: the training loss at or below this fraction of ln C (bouncing and plateau keep quiet).
 CONVERGED_LOSS = 0.05
+#: Bouncing: a rise counts only when it is also more than this fraction of ln C (0.023 for 10 classes):
+#: near convergence a 3 % wobble of a small loss is noise, not a bounce.
+BOUNCE_FLOOR = 0.01
+#: Settled: the validation loss within this fraction of its best and at most SETTLED_LOSS × ln C.
+NEAR_BEST = 0.10
+SETTLED_LOSS = 0.10
 #: Learning rates at or above which a run stuck at chance is told to go *down* (per optimizer).
 HIGH_LR = {"sgd": 1.0, "momentum": 0.3, "rmsprop": 0.03, "adam": 0.03}
 
@@ -182,13 +192,26 @@ def _spreads(epochs: Sequence[dict], batches: Sequence[dict]) -> list[float]:
     return [statistics.pstdev(by_epoch[e]) for e in sorted(by_epoch) if len(by_epoch[e]) >= 3]
 
 
-def _bounces(series: list[float]) -> int:
-    """Rises of more than BOUNCE_RISE in the last BOUNCE_WINDOW values; 0 unless it fell after a rise.
+def settled(epochs: Sequence[dict], ctx: Context) -> bool:
+    """Whether the newest validation loss is within NEAR_BEST of its best and at most SETTLED_LOSS × ln C.
+
+    >>> ep = lambda v: {"val_loss": v}
+    >>> settled([ep(0.08), ep(0.10), ep(0.085)], Context(n_classes=10)), settled([ep(0.08), ep(0.2)], Context(n_classes=10))
+    (True, False)
+    """
+    val = _series(epochs, "val_loss")
+    if val is None or not isinstance(ctx.n_classes, int) or ctx.n_classes < 2:
+        return False
+    return val[-1] <= (1 + NEAR_BEST) * min(val) and val[-1] <= SETTLED_LOSS * math.log(ctx.n_classes)
+
+
+def _bounces(series: list[float], floor: float = 0.0) -> int:
+    """Rises of more than BOUNCE_RISE (and ``floor``) in the last BOUNCE_WINDOW values; 0 unless it fell after a rise.
 
     Up and down again is oscillating; a U (down, then up and up) is not: that is overfitting's shape.
     """
     recent = series[-BOUNCE_WINDOW:]
-    ups = [b > a * (1 + BOUNCE_RISE) for a, b in zip(recent, recent[1:])]
+    ups = [b > a * (1 + BOUNCE_RISE) and b - a > floor for a, b in zip(recent, recent[1:])]
     downs = [b < a for a, b in zip(recent, recent[1:])]
     fell_after_rise = any(ups[i] and any(downs[i + 1:]) for i in range(len(ups)))
     return sum(ups) if fell_after_rise else 0
@@ -196,10 +219,11 @@ def _bounces(series: list[float]) -> int:
 
 def bouncing(epochs: Sequence[dict], batches: Sequence[dict], ctx: Context) -> Advice | None:
     loss = _series(epochs, "loss")
-    if loss is None or len(loss) < 3 or converged(epochs, ctx):
+    if loss is None or len(loss) < 3 or converged(epochs, ctx) or settled(epochs, ctx):
         return None
+    floor = BOUNCE_FLOOR * math.log(ctx.n_classes) if isinstance(ctx.n_classes, int) and ctx.n_classes >= 2 else 0.0
     for name, series in (("training", loss), ("validation", _series(epochs, "val_loss"))):
-        rises = _bounces(series) if series else 0
+        rises = _bounces(series, floor) if series else 0
         if rises >= 2:
             return Advice("bouncing", f"bouncing: the {name} loss went up {rises} times in the last "
                           f"{min(len(series), BOUNCE_WINDOW)} epochs; halve α", "scale_lr", 0.5)
@@ -257,4 +281,4 @@ def advise(epochs: Sequence[dict], batches: Sequence[dict], ctx: Context) -> lis
     return out
 
 
-__all__ = ["Advice", "Context", "RULES", "advise", "converged", "not_learning"]
+__all__ = ["Advice", "Context", "RULES", "advise", "converged", "not_learning", "settled"]
