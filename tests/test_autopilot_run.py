@@ -8,6 +8,7 @@ import json
 import pytest
 
 from conftest import TrainerThread, stop_leftovers, wait_for
+from trainer.cli import build_parser, format_status
 from trainer.contract.event_records import AUTOPILOT_ACTIONS, AUTOPILOT_TRIGGERS
 from trainer.contract.file_records import ForkRecord
 from trainer.contract.hparams import Hyperparameters
@@ -81,6 +82,20 @@ def test_a_start_100x_too_low_reaches_90_percent_with_the_autopilot_and_not_with
     status = run.status()
     assert status.explore_steps == sum(s["explore_steps"] for s in stages) == recorded_explore_steps(run.path)
     assert 0 < status.explore_steps / (status.step + status.explore_steps) < 0.5
+    share = round(100 * status.explore_steps / (status.step + status.explore_steps))
+    assert f"explored {status.explore_steps} side-track steps (fork, find_lr): {share}% of all steps" \
+        in format_status(run)
+
+
+def test_the_flags_choose_the_method_and_lookahead_is_the_default():
+    args = build_parser().parse_args(["train", "--autopilot"])
+    assert (args.autopilot, args.autopilot_method) == (True, "lookahead")
+    args = build_parser().parse_args(["train", "--autopilot", "--autopilot-method", "rules"])
+    assert TrainConfig.from_args(args).autopilot_method == "rules"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--autopilot-method", "sometimes"])
+    # a config.json written before the option ran the rules; --resume keeps them
+    assert TrainConfig.from_dict({"created": 1.0, "autopilot": True}).autopilot_method == "rules"
 
 
 def test_the_rules_method_is_todays_autopilot_and_runs_no_stage(tmp_path):
