@@ -151,3 +151,12 @@ def test_the_veto_value_is_a_stage_number_or_a_clear_rejection(value):
     text_ok = isinstance(value, str) and value.strip().isdigit()
     assert (isinstance(value, int) and not isinstance(value, bool)) or text_ok \
         or (isinstance(value, float) and value.is_integer())
+
+
+def test_a_replay_repeats_a_veto_as_the_alpha_it_set():
+    from trainer.steering.replay import plan_of
+
+    events = [{"event": "applied", "cmd": "set_lr", "value": 0.01, "epoch": 3, "step": 69, "hparams": {"lr": 0.01}},
+              {"event": "applied", "cmd": "veto", "value": 1, "epoch": 4, "step": 92, "hparams": {"lr": 1e-5}}]
+    assert plan_of(events) == [{"epoch": 3, "step": 69, "cmd": "set_lr", "value": 0.01},
+                               {"epoch": 4, "step": 92, "cmd": "set_lr", "value": 1e-5}]
