@@ -85,6 +85,8 @@ def test_stage_one_tries_a_third_and_three_times_then_the_sampler():
     later = planner.candidates(0.03)
     assert later[0] == 0.03 and 2 <= len(later) <= 3, "the current α first, so keeping it is possible"
     assert planner.sampler.told == 3
+    for _ in range(8):  # the sampler ranges over 1e-5..10; a stage moves α at most 10× either way
+        assert all(0.003 - 1e-12 <= lr <= 0.3 + 1e-12 for lr in planner.candidates(0.03))
 
 
 def _stages():
