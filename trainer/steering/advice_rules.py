@@ -36,8 +36,7 @@ classes). There a loss's wobbles are noise, and advice on a run at 98 % is a fal
 (``bench/advisor_alarms.py`` measures the rate on the demo scenarios' healthy runs). Bouncing also
 keeps quiet on a *settled* run — its validation loss within ``NEAR_BEST`` (10 %) of its best and at most
 ``SETTLED_LOSS`` (10 %) of ln C — whose training loss dropout keeps higher (issue #22: it fired on a
-healthy run at 97.8 % and kept halving α), and a rise counts as a bounce only when it is also more
-than ``BOUNCE_FLOOR`` (1 %) of ln C.
+healthy run at 97.8 % and kept halving α).
 
 >>> flat = [{"epoch": e, "loss": 0.30, "val_loss": 0.40, "accuracy": 0.9, "val_accuracy": 0.88,
 ...          "grad_norm": 1.0, "lr": 0.01} for e in range(1, 8)]
@@ -74,9 +73,6 @@ PLATEAU_EPOCHS = 5
 OVERFIT_EPOCHS = 4
 #: Converged: the training loss at or below this fraction of ln C (bouncing and plateau keep quiet).
 CONVERGED_LOSS = 0.05
-#: Bouncing: a rise counts only when it is also more than this fraction of ln C (0.023 for 10 classes):
-#: near convergence a 3 % wobble of a small loss is noise, not a bounce.
-BOUNCE_FLOOR = 0.01
 #: Settled: the validation loss within this fraction of its best and at most SETTLED_LOSS × ln C.
 NEAR_BEST = 0.10
 SETTLED_LOSS = 0.10
@@ -205,13 +201,13 @@ def settled(epochs: Sequence[dict], ctx: Context) -> bool:
     return val[-1] <= (1 + NEAR_BEST) * min(val) and val[-1] <= SETTLED_LOSS * math.log(ctx.n_classes)
 
 
-def _bounces(series: list[float], floor: float = 0.0) -> int:
-    """Rises of more than BOUNCE_RISE (and ``floor``) in the last BOUNCE_WINDOW values; 0 unless it fell after a rise.
+def _bounces(series: list[float]) -> int:
+    """Rises of more than BOUNCE_RISE in the last BOUNCE_WINDOW values; 0 unless it fell after a rise.
 
     Up and down again is oscillating; a U (down, then up and up) is not: that is overfitting's shape.
     """
     recent = series[-BOUNCE_WINDOW:]
-    ups = [b > a * (1 + BOUNCE_RISE) and b - a > floor for a, b in zip(recent, recent[1:])]
+    ups = [b > a * (1 + BOUNCE_RISE) for a, b in zip(recent, recent[1:])]
     downs = [b < a for a, b in zip(recent, recent[1:])]
     fell_after_rise = any(ups[i] and any(downs[i + 1:]) for i in range(len(ups)))
     return sum(ups) if fell_after_rise else 0
@@ -221,9 +217,8 @@ def bouncing(epochs: Sequence[dict], batches: Sequence[dict], ctx: Context) -> A
     loss = _series(epochs, "loss")
     if loss is None or len(loss) < 3 or converged(epochs, ctx) or settled(epochs, ctx):
         return None
-    floor = BOUNCE_FLOOR * math.log(ctx.n_classes) if isinstance(ctx.n_classes, int) and ctx.n_classes >= 2 else 0.0
     for name, series in (("training", loss), ("validation", _series(epochs, "val_loss"))):
-        rises = _bounces(series, floor) if series else 0
+        rises = _bounces(series) if series else 0
         if rises >= 2:
             return Advice("bouncing", f"bouncing: the {name} loss went up {rises} times in the last "
                           f"{min(len(series), BOUNCE_WINDOW)} epochs; halve α", "scale_lr", 0.5)
