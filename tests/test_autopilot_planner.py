@@ -162,3 +162,10 @@ def test_a_replay_repeats_a_veto_as_the_alpha_it_set():
               {"event": "applied", "cmd": "veto", "value": 1, "epoch": 4, "step": 92, "hparams": {"lr": 1e-5}}]
     assert plan_of(events) == [{"epoch": 3, "step": 69, "cmd": "set_lr", "value": 0.01},
                                {"epoch": 4, "step": 92, "cmd": "set_lr", "value": 1e-5}]
+
+
+def test_a_divergence_the_autopilot_handled_does_not_bring_a_resumed_run_back_waiting():
+    from trainer.contract.journal import state_at_end
+
+    assert state_at_end([{"event": "started"}, {"event": "diverged", "autopilot": True}]) is None
+    assert state_at_end([{"event": "started"}, {"event": "diverged"}]) == "diverged"
