@@ -78,6 +78,7 @@ def test_a_start_100x_too_low_reaches_90_percent_with_the_autopilot_and_not_with
     assert stages[0]["trigger"] == "not learning" and stages[0]["action"] == "find_lr"
     assert stages[0]["to_lr"] > 10 * stages[0]["from_lr"]
     assert any(s["action"] == "fork" for s in stages)
+    assert all(s["epoch"] < epochs for s in stages), "no side-track compute after the last epoch"
     assert not [e for e in run.read_events() if e.get("event") in ("paused", "diverged")]
     status = run.status()
     assert status.explore_steps == sum(s["explore_steps"] for s in stages) == recorded_explore_steps(run.path)

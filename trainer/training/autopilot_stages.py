@@ -61,6 +61,7 @@ class StageAutopilot:
     def resumed(self, events: list[dict]) -> None:
         """After ``--resume``: the planner's memory from the journal; the next stage one stage after the last."""
         if not any(e.get("event") == "autopilot_stage" for e in events):
+            self.next_step = self.t.steering.step + self.horizon()
             return
         self.planner.resumed(events)
         last = self.planner.stages[-1].get("step") if self.planner.stages else None
@@ -71,8 +72,8 @@ class StageAutopilot:
     def epoch_end(self, advice: list) -> None:
         """After the epoch's advice: a stage when one is due (or advice brings it forward)."""
         s = self.t.steering
-        if not self.on or s.stop_requested or s.state != "running":
-            return
+        if not self.on or s.stop_requested or s.state != "running" or s.epoch >= self.t.config.epochs:
+            return  # nothing to steer: off, stopping, waiting, or the last epoch is done
         kinds = [a.kind for a in advice]
         if "not learning" in kinds:
             self.find_lr_stage("not learning")
