@@ -1,0 +1,190 @@
+"""The autopilot on the page under AppTest: its decisions marked on the loss and α charts, the Autopilot panel
+(share of compute, the latest decision's lookahead and why), Veto for the presenter only, the fork overlay
+leaving the autopilot's lookaheads alone, and hostile decision records that never crash the page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest_app import HPARAMS, make_run, write_status
+from test_app_rights import TOKEN, no_streamlit_wall, open_app  # noqa: F401  (fixtures)
+from tests.hostile import json_values, texts
+from trainer.contract.rundir import append_jsonl, atomic_write_json
+from trainer.training.exploration import FORKS
+
+pytestmark = pytest.mark.timeout(300)
+
+#: (α, predicted loss, fit) of each candidate of stage 2's lookahead: the second one wins.
+CANDIDATES = [(0.001, 0.52, {"a": 0.5, "b": 0.6, "c": 0.05}), (0.003, 0.21, {"a": 0.2, "b": 0.9, "c": 0.08}),
+              (0.009, 0.34, {"a": 0.3, "b": 1.1, "c": 0.1})]
+HORIZON = 110
+PRESENTER = {"query": {"code": "one-time"}, "code": "one-time"}
+
+
+def stage_event(stage: int, **fields) -> dict:
+    return {"stage": stage, "epoch": 3 * stage, "step": 60 * stage, "time": 0.0, "trigger": "stage", "action": "fork",
+            "from_lr": 0.01, "to_lr": 0.003, "candidates": [], "chosen": 1, "explore_steps": 60, "horizon": HORIZON,
+            "record": FORKS, "command_id": None, **fields}
+
+
+def lookahead_line(stage: int) -> dict:
+    return {"kind": "fork", "steps": 20, "pick": "autopilot", "autopilot_stage": stage, "best": 1, "command_id": None,
+            "candidates": [{"candidate": {"lr": lr}, "hparams": {**HPARAMS, "lr": lr}, "steps": 20, "final_loss": p,
+                            "val_loss": p, "predicted_loss": p, "fit": fit,
+                            "curve": [{"step": s, "loss": fit["a"] + fit["b"] * 2.718 ** (-fit["c"] * s)}
+                                      for s in range(1, 21)]} for lr, p, fit in CANDIDATES]}
+
+
+def autopilot_run(root, *, vetoed: bool = False, explore_steps: int = 120, state: str = "running"):
+    """A run on the lookahead autopilot after two decisions (the second a fork that chose α 0.003)."""
+    run = make_run(root, "demo", state=state)
+    config = json.loads(run.config_path.read_text())
+    atomic_write_json(run.config_path, {**config, "autopilot": True, "autopilot_method": "lookahead"})
+    run.append_event("autopilot_stage", **stage_event(1, action="find_lr", trigger="not learning", chosen=None,
+                                                      from_lr=1e-5, to_lr=0.01, record="lr_finder.jsonl"))
+    run.append_event("autopilot_stage", **stage_event(2))
+    append_jsonl(run.path / FORKS, lookahead_line(2))
+    if vetoed:
+        run.append_event("autopilot_vetoed", stage=2, lr=0.01, command_id="v-1")
+    status = json.loads(run.status_path.read_text())
+    atomic_write_json(run.status_path, {**status, "explore_steps": explore_steps})  # step 200 + 120 exploring
+    return run
+
+
+def charts(at) -> dict[str, dict]:
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {(s["layout"].get("title") or {}).get("text", ""): s for s in specs}
+
+
+def autopilot_markers(spec: dict) -> list[dict]:
+    return [t for t in spec["data"] if t.get("name") == "autopilot"]
+
+
+def panel_text(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_each_decision_is_marked_on_the_loss_and_alpha_charts_with_what_it_did(open_app):
+    autopilot_run(open_app.root)
+    shown = charts(open_app())
+    for title in ("Loss", "Learning rate α"):
+        (marks,) = autopilot_markers(shown[title])
+        assert marks["x"] == pytest.approx([3.0, 6.0])  # steps 60 and 120 at 20 steps an epoch
+        assert "not learning → find_lr" in marks["hovertext"][0] and "α 1e-05 → 0.01" in marks["hovertext"][0]
+        assert "stage → fork" in marks["hovertext"][1] and "α 0.01 → 0.003" in marks["hovertext"][1]
+    assert not autopilot_markers(shown["Accuracy"])
+
+
+def test_the_panel_shows_the_lookahead_its_fits_to_the_horizon_and_why_it_chose(open_app):
+    autopilot_run(open_app.root)
+    at = open_app()
+    text = panel_text(at)
+    assert "Autopilot: 2 decisions · 37.5 % of steps spent exploring" in text  # 120 / (200 + 120)
+    assert "Stage 2 (epoch 6): α 0.01 → 0.003: lowest predicted loss 0.21 at step 110" in text
+    spec = next(s for t, s in charts(at).items() if t.startswith("Autopilot stage 2"))
+    curves = [t for t in spec["data"] if t["mode"] == "lines" and t.get("line", {}).get("dash") != "dash"]
+    fits = [t for t in spec["data"] if t.get("line", {}).get("dash") == "dash"]
+    predicted = [t for t in spec["data"] if t["mode"] == "markers"]
+    assert len(curves) == len(fits) == len(predicted) == len(CANDIDATES)
+    assert [f["x"][-1] for f in fits] == [HORIZON] * 3
+    for fit, (_, p, _) in zip(fits, CANDIDATES):
+        assert fit["y"][-1] == pytest.approx(p, abs=0.01)  # the fit reaches its predicted loss at the horizon
+    assert [m["y"] for m in predicted] == [[p] for _, p, _ in CANDIDATES]
+    widths = [c["line"]["width"] for c in curves]
+    assert widths[1] > widths[0] and widths[1] > widths[2] and "(chosen)" in curves[1]["name"]
+
+
+def test_veto_sends_the_stage_for_the_presenter_and_a_vetoed_decision_shows_it(open_app):
+    run = autopilot_run(open_app.root)
+    at = open_app(**PRESENTER)
+    button = at.button(key="veto")
+    assert not button.disabled and at.button(key="autopilot-undo")
+    button.click().run()
+    assert not at.exception, at.exception
+    sent = [(c["cmd"], c.get("value"), c["source"]) for c in run.read_commands()]
+    assert sent == [("veto", 2, "dashboard")]
+    command = run.read_commands()[-1]
+    run.append_event("applied", command_id=command["id"], cmd="veto", value=2, epoch=10, step=200,
+                     hparams={**HPARAMS, "lr": 0.01})
+    run.append_event("autopilot_vetoed", stage=2, lr=0.01, command_id=command["id"])
+    at.run()
+    assert "vetoed: α back to 0.01" in panel_text(at) and at.button(key="veto").disabled
+    assert any("applied at epoch 10" in m.value for m in at.sidebar.markdown)  # the answers panel
+
+
+def test_a_rejected_veto_shows_in_the_answers(open_app):
+    run = autopilot_run(open_app.root)
+    at = open_app(**PRESENTER)
+    at.button(key="veto").click().run()
+    command = run.read_commands()[-1]
+    run.append_event("rejected", command_id=command["id"], cmd="veto", reason="only the latest stage (3) can be vetoed")
+    at.run()
+    assert any("rejected — only the latest stage (3) can be vetoed" in m.value for m in at.sidebar.markdown)
+
+
+def test_viewers_never_see_veto_and_a_forged_one_writes_nothing(open_app, no_streamlit_wall):  # noqa: F811
+    run = autopilot_run(open_app.root)
+    at = open_app()  # ?presenter without the token: the full page, read-only
+    assert "Autopilot: 2 decisions" in panel_text(at)
+    assert not [b for b in at.button if b.key in ("veto", "autopilot-undo")]
+    assert run.read_commands() == []
+
+
+def test_the_projector_shows_the_share_the_decision_and_the_lookahead(open_app):
+    autopilot_run(open_app.root, vetoed=True)
+    at = open_app()
+    at.query_params.pop("presenter")
+    at.run()
+    line = next(m.value for m in at.markdown if 'data-testid="panda-autopilot"' in m.value)
+    assert "Autopilot: 2 decisions · 37.5 % of steps spent exploring" in line and "vetoed: α back to 0.01" in line
+    assert any(t.startswith("Autopilot stage 2") for t in charts(at)) and not at.button
+
+
+def test_the_steer_toggle_names_the_method(open_app):
+    autopilot_run(open_app.root)
+    assert open_app(**PRESENTER).sidebar.button(key="autopilot").label == "Autopilot (lookahead) is on: turn it off"
+
+
+def test_an_autopilot_lookahead_offers_no_choice_in_the_fork_overlay(open_app):
+    run = autopilot_run(open_app.root, state="paused")
+    run.append_event("fork_result", command_id=None, best=1, pick="autopilot", record=FORKS, candidates=[])
+    at = open_app(**PRESENTER)
+    assert not [b for b in at.sidebar.button if b.key and b.key.startswith("fork_pick")]
+    assert not [t for t in charts(at) if t == ""]  # no "fork step" overlay of its curves
+
+
+def test_a_run_without_the_autopilot_shows_no_panel(open_app):
+    make_run(open_app.root, "demo")
+    at = open_app()
+    assert "Autopilot:" not in panel_text(at) and not autopilot_markers(charts(at)["Loss"])
+
+
+# --------------------------------------------------------------------------- hostile records
+
+hostile_numbers = st.sampled_from([float("nan"), float("inf"), -1, 0, 10**400, "0.01", True, None, [], {}])
+hostile = hostile_numbers | json_values | texts
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(event=st.dictionaries(st.sampled_from(sorted(stage_event(1))), hostile, max_size=8),
+       candidate=st.dictionaries(st.sampled_from(["candidate", "predicted_loss", "fit", "curve", "steps"]), hostile),
+       fit=st.dictionaries(st.sampled_from(["a", "b", "c"]), hostile), many=st.integers(0, 3000),
+       status=st.dictionaries(st.sampled_from(["explore_steps", "step"]), hostile))
+def test_hostile_decision_records_never_crash_the_page(open_app, event, candidate, fit, many, status):
+    run = make_run(open_app.root, f"hostile-{len(list(open_app.root.iterdir()))}")
+    run.append_event("autopilot_stage", **{**stage_event(1), **event})
+    run.append_event("autopilot_vetoed", stage=event.get("stage", "1"))
+    line = lookahead_line(1)
+    line["candidates"] = [{**c, **candidate, "fit": fit} for c in line["candidates"]] + [candidate] * many
+    line["autopilot_stage"] = event.get("stage", 1)
+    append_jsonl(run.path / FORKS, line)
+    atomic_write_json(run.status_path, {**json.loads(run.status_path.read_text()), **status})
+    at = open_app(query={"run": run.name})
+    at.session_state["token"] = TOKEN  # typed in the token box: the presenter's page, Veto and all
+    at.run()
+    assert not at.exception, at.exception
+    assert "Autopilot: 1 decision" in panel_text(at) and at.button(key="veto")
