@@ -41,11 +41,11 @@ import numpy as np
 
 from trainer.contract import commands as cmds
 from trainer.contract.rundir import append_jsonl, now
+from trainer.steering.durability import EXPLORE_RECORDS
 from trainer.training.snapshot import Snapshot
 
 #: Append-only records of the finder's curves and of forks (docs/run-directory.md).
-LR_FINDER = "lr_finder.jsonl"
-FORKS = "forks.jsonl"
+LR_FINDER, FORKS = EXPLORE_RECORDS  # lr_finder.jsonl, forks.jsonl
 #: find_lr stops once the smoothed loss is this many times its minimum.
 STOP_FACTOR = 4.0
 #: Smoothing of the finder's loss (an exponential moving average, bias-corrected).
@@ -178,6 +178,7 @@ class Explorer:
         if self._taken and self._taken % self._per_pass == 0:
             t.steps.position.assign(0)  # one pass done: the same order again
         self._taken += 1
+        t.steering.explore_steps += 1  # training compute too (status.json's explore_steps)
         return float(t.steps.train_step().numpy())
 
     def _val_subset(self) -> tuple[float | None, float | None]:
