@@ -5,10 +5,10 @@ the share of the run's steps spent exploring (docs/run-directory.md).
 Every field is read through a check (a hostile journal gives missing values, never an exception), and
 nothing here imports Streamlit: pages and the projector cache what this returns, once per change.
 
->>> d = Decision.from_json({"event": "autopilot_stage", "stage": 3, "action": "fork", "from_lr": 0.01,
-...                         "to_lr": 0.01, "chosen": "0", "horizon": 110})
->>> d.stage, d.chosen, d.horizon
-(3, None, 110)
+>>> (d,) = decisions([{"event": "autopilot_stage", "stage": 3, "action": "fork", "from_lr": 0.01, "to_lr": 0.01,
+...                     "chosen": -1, "horizon": 110}])
+>>> d.stage, d.index, d.horizon, d.vetoed
+(3, None, 110, False)
 >>> share_text(4, 12.5)
 'Autopilot: 4 decisions · 12.5 % of steps spent exploring'
 """
@@ -20,68 +20,44 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from trainer.contract.event_records import AutopilotStage, AutopilotVetoed
 from trainer.contract.file_records import ForkCandidate, ForkRecord
-from trainer.contract.records import checked, real, string, whole
+from trainer.contract.records import whole
 from trainer.contract.rundir import read_jsonl
 from trainer.training.exploration import FORKS
 
-#: The event of one decision, and of its veto.
-STAGE_EVENT, VETOED_EVENT = "autopilot_stage", "autopilot_vetoed"
 #: A fork record's ``pick`` when the autopilot's lookahead made it: nobody's choice waits on it.
 AUTOPILOT_PICK = "autopilot"
 #: At most this many of a lookahead's candidates are drawn and described (a hostile line may hold thousands).
 MAX_CANDIDATES = 12
 
 
-def _positive(value: Any) -> int | None:
-    value = whole(value)
-    return value if value is not None and value >= 1 else None
-
-
-def _index(value: Any) -> int | None:
-    value = whole(value)
-    return value if value is not None and value >= 0 else None
-
-
-#: An ``autopilot_stage`` event's fields (the candidates are read from its ``forks.jsonl`` line) and their checks.
-DECISION_FIELDS = {"stage": _positive, "epoch": whole, "step": whole, "time": real, "trigger": string,
-                   "action": string, "from_lr": real, "to_lr": real, "chosen": _index, "explore_steps": whole,
-                   "horizon": _positive, "record": string, "command_id": string}
-
-
 @dataclass(frozen=True)
 class Decision:
-    """One decision of the autopilot: where the run was, why it explored, what it explored with and chose."""
+    """One decision of the autopilot (the typed ``autopilot_stage`` event) and whether it was vetoed since."""
 
-    stage: int | None = None
-    epoch: int | None = None
-    step: int | None = None
-    time: float | None = None
-    trigger: str | None = None  # stage, not learning, diverged, bouncing, plateau
-    action: str | None = None  # fork or find_lr
-    from_lr: float | None = None
-    to_lr: float | None = None
-    chosen: int | None = None  # index into the candidates; None: kept from_lr, or the finder's α
-    explore_steps: int | None = None
-    horizon: int | None = None  # the stage length in steps the prediction is for
-    record: str | None = None
-    command_id: str | None = None
+    made: AutopilotStage
     vetoed: bool = False
 
-    @classmethod
-    def from_json(cls, data: Any) -> "Decision | None":
-        """The decision ``data`` is, or ``None`` when it is no ``autopilot_stage`` event."""
-        if not isinstance(data, dict) or data.get("event") != STAGE_EVENT:
-            return None
-        return cls(**checked(DECISION_FIELDS, data))
+    def __getattr__(self, name: str):  # stage, epoch, trigger, from_lr …: the event's own fields
+        if name == "made":  # not set yet (a copy being made): no field to forward to
+            raise AttributeError(name)
+        return getattr(self.made, name)
 
     @property
-    def event(self) -> dict:
-        """The decision as a journal event (what :meth:`from_json` reads back)."""
-        return {"event": STAGE_EVENT, **{k: getattr(self, k) for k in DECISION_FIELDS if getattr(self, k) is not None}}
+    def end(self) -> int | None:
+        """The lookahead step the predictions are for (the stage's horizon), when it is a step (≥ 1)."""
+        return self.horizon if self.horizon is not None and self.horizon >= 1 else None
 
+    @property
+    def index(self) -> int | None:
+        """The chosen candidate's index, when it is one (a negative number is none)."""
+        return self.chosen if self.chosen is not None and self.chosen >= 0 else None
 
-assert set(DECISION_FIELDS) | {"vetoed"} == set(Decision.__dataclass_fields__), "DECISION_FIELDS and Decision disagree"
+    @property
+    def vetoable(self) -> bool:
+        """Whether a veto can name it: a stage number of at least 1, not vetoed already."""
+        return self.stage is not None and self.stage >= 1 and not self.vetoed
 
 
 def decisions(events: list[dict]) -> list[Decision]:
@@ -91,10 +67,8 @@ def decisions(events: list[dict]) -> list[Decision]:
     ...                               {"event": "autopilot_vetoed", "stage": 2}])]
     [False, True]
     """
-    vetoed = {_positive(e.get("stage")) for e in events if isinstance(e, dict) and e.get("event") == VETOED_EVENT}
-    vetoed.discard(None)
-    out = [d for d in map(Decision.from_json, events) if d is not None]
-    return [replace(d, vetoed=True) if d.stage in vetoed else d for d in out]
+    vetoed = {v.stage for v in map(AutopilotVetoed.from_json, events) if v is not None and v.stage is not None}
+    return [Decision(d, d.stage in vetoed) for d in map(AutopilotStage.from_json, events) if d is not None]
 
 
 def lookahead_record(run_path: Path | str, stage: int | None) -> ForkRecord | None:
@@ -132,18 +106,18 @@ def fmt(value: Any) -> str:
 
 def chosen_candidate(decision: Decision, record: ForkRecord | None) -> ForkCandidate | None:
     """The candidate the decision continued with, when it names one the record holds."""
-    if record is None or decision.chosen is None or decision.chosen >= len(record.candidates):
+    if record is None or decision.index is None or decision.index >= len(record.candidates):
         return None
-    return record.candidates[decision.chosen]
+    return record.candidates[decision.index]
 
 
 def why(decision: Decision, record: ForkRecord | None) -> str:
     """Why the autopilot chose, in one sentence.
 
-    >>> why(Decision(action="fork", from_lr=0.01, to_lr=0.003, chosen=0, horizon=110),
+    >>> why(Decision(AutopilotStage(action="fork", from_lr=0.01, to_lr=0.003, chosen=0, horizon=110)),
     ...     ForkRecord(candidates=[ForkCandidate(candidate={"lr": 0.003}, predicted_loss=0.21)]))
     'α 0.01 → 0.003: lowest predicted loss 0.21 at step 110'
-    >>> why(Decision(trigger="not learning", action="find_lr", from_lr=1e-5, to_lr=0.003), None)
+    >>> why(Decision(AutopilotStage(trigger="not learning", action="find_lr", from_lr=1e-5, to_lr=0.003)), None)
     'not learning: the finder suggested α=0.003'
     """
     trigger = f"{decision.trigger}: " if decision.trigger and decision.trigger != "stage" else ""
@@ -155,10 +129,10 @@ def why(decision: Decision, record: ForkRecord | None) -> str:
         move = f"kept α={fmt(decision.to_lr)}" if kept or decision.from_lr is None else \
             f"α {fmt(decision.from_lr)} → {fmt(decision.to_lr)}"
         chosen = chosen_candidate(decision, record)
-        at = f" at step {decision.horizon}" if decision.horizon is not None else ""
+        at = f" at step {decision.end}" if decision.end is not None else ""
         if chosen is not None and chosen.predicted_loss is not None:
             reason = f"lowest predicted loss {fmt(chosen.predicted_loss)}{at}"
-        elif decision.chosen is None:
+        elif decision.index is None:
             reason = "no candidate was predicted lower"
         else:
             reason = "its lookahead's curves are not readable"

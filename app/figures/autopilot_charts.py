@@ -41,7 +41,7 @@ def decision_marks(view: RunView, decisions: tuple | list | None = None) -> list
     made = list(ap.decisions(view.events) if decisions is None else decisions)
     if not made:
         return []
-    xs = [position(view, d.event) for d in made]
+    xs = [position(view, d.made.to_json()) for d in made]
     return [dict(type="scatter", x=xs, y=[ROW] * len(made), yaxis="y2", mode="markers", name="autopilot",
                  showlegend=False, hovertext=[_hover(d) for d in made], hoverinfo="text", cliponaxis=False,
                  marker=dict(symbol=SYMBOL, size=14, line=dict(width=1, color="white"),
@@ -68,7 +68,7 @@ def lookahead_figure(summary: ap.Summary) -> go.Figure | None:
     decision, record = summary.latest, summary.record
     if decision is None or record is None or not record.candidates:
         return None
-    chosen = decision.chosen if decision.chosen is not None and decision.chosen < len(record.candidates) else None
+    chosen = decision.index if decision.index is not None and decision.index < len(record.candidates) else None
     traces = []
     for i, candidate in enumerate(record.candidates):
         color, strong = CANDIDATE_COLORS[i % len(CANDIDATE_COLORS)], i == chosen
@@ -79,14 +79,14 @@ def lookahead_figure(summary: ap.Summary) -> go.Figure | None:
         group = dict(legendgroup=f"c{i}", opacity=1.0 if strong or chosen is None else 0.55)
         traces.append(dict(type="scatter", x=x, y=y, mode="lines", name=name, line=dict(color=color, width=4 if strong else 2),
                            hovertemplate=f"{name}<br>step %{{x:.0f}}: loss %{{y:.4g}}<extra></extra>", **group))
-        horizon = decision.horizon or (max(x) if len(x) else 0)
-        fx, fy = fitted(candidate.fit, horizon)
+        horizon = decision.end or (max(x) if len(x) else 0)
+        fx, fy = fitted(candidate.fit or {}, horizon)
         if fx:
             traces.append(dict(type="scatter", x=fx, y=fy, mode="lines", name=f"{name} fit", showlegend=False,
                                line=dict(color=color, width=2 if strong else 1.5, dash="dash"),
                                hovertemplate=f"{name} fit<br>step %{{x:.0f}}: %{{y:.4g}}<extra></extra>", **group))
-        if candidate.predicted_loss is not None and decision.horizon is not None:
-            traces.append(dict(type="scatter", x=[decision.horizon], y=[candidate.predicted_loss], mode="markers",
+        if candidate.predicted_loss is not None and decision.end is not None:
+            traces.append(dict(type="scatter", x=[decision.end], y=[candidate.predicted_loss], mode="markers",
                                name=f"{name} predicted", showlegend=False,
                                marker=dict(color=color, size=14 if strong else 10, symbol="star" if strong else "circle"),
                                hovertemplate=f"{name}: predicted %{{y:.4g}} at step %{{x:.0f}}<extra></extra>", **group))

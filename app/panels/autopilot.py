@@ -21,7 +21,7 @@ from trainer.steering.advice import autopilot_on
 def share(view: RunView, summary: ap.Summary) -> str:
     """``Autopilot: N decisions · K % of steps spent exploring`` from the status (every heartbeat) and the journal."""
     status = view.run_status
-    percent = ap.explore_share(status.step, getattr(status, "explore_steps", None)) if status else None
+    percent = ap.explore_share(status.step, status.explore_steps) if status else None
     return ap.share_text(summary.count, percent)
 
 
@@ -61,7 +61,7 @@ def autopilot_panel(ctx, view: RunView, state: str, off: bool) -> None:
 def _veto_row(ctx, view: RunView, latest: ap.Decision, off: bool) -> None:
     row = st.columns(2)
     if row[0].button(f"Veto stage {latest.stage}", key="veto", icon=":material/block:", width="stretch",
-                     disabled=off or latest.vetoed or latest.stage is None,
+                     disabled=off or not latest.vetoable,
                      help="Put α back to where it was before this decision; the autopilot keeps it for the next stage"):
         send_command(ctx, view, "veto", latest.stage)
     if row[1].button("Undo", key="autopilot-undo", icon=":material/undo:", disabled=off, width="stretch",
