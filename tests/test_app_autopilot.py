@@ -231,3 +231,24 @@ def test_hostile_decisions_and_lookaheads_read_and_draw_without_raising(tmp_path
     figure = lookahead_figure(summary)
     if figure is not None:
         json.loads(pio.to_json(figure, validate=False))  # what the page sends: strict enough for the browser
+
+
+def test_the_autopilot_is_read_and_drawn_once_per_change_for_every_session(open_app, monkeypatch):
+    from app.data import autopilot as ap
+
+    run = autopilot_run(open_app.root)
+    reads = []
+    real = ap.summary
+    monkeypatch.setattr(ap, "summary", lambda *args: reads.append(args) or real(*args))
+    first = open_app()
+    second = open_app()
+    first.run()
+    assert len(reads) == 1 and "Autopilot: 2 decisions" in panel_text(second)  # three renders, two sessions: one read
+    append_jsonl(run.path / FORKS, lookahead_line(3))  # forks.jsonl changed, the journal did not
+    second.run()
+    first.run()
+    assert len(reads) == 2
+    run.append_event("autopilot_stage", **stage_event(3, to_lr=0.009, chosen=2))  # the journal changed
+    second.run()
+    first.run()
+    assert len(reads) == 3 and "Stage 3 (epoch 9): α 0.01 → 0.009" in panel_text(first)

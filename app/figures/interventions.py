@@ -206,4 +206,5 @@ def legend_markdown() -> str:
     return " &nbsp; ".join([
         ":orange[▼] learning rate", ":violet[◆] β", ":blue[■] batch size", ":gray[□] pause", ":green[▶] resume",
         ":violet[●] rewind", ":red[✕] divergence", ":gray[★] checkpoint", "⊠ stop", "⊕ several at once",
+        ":green[✶] autopilot decision (loss and α charts)",
     ]) + " &nbsp;—&nbsp; hover a marker for who, when and what"
