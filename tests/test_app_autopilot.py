@@ -177,10 +177,21 @@ def test_a_users_fork_waiting_for_a_choice_is_offered_even_after_an_autopilot_lo
     assert [(c["cmd"], c.get("value")) for c in run.read_commands()] == [("set_lr", 0.003), ("resume", None)]
 
 
-def test_a_run_without_the_autopilot_shows_no_panel(open_app):
-    make_run(open_app.root, "demo")
+@pytest.mark.parametrize("config", [{}, {"autopilot": True, "autopilot_method": "rules"}, {"autopilot": True}])
+def test_a_run_without_the_stage_autopilot_shows_no_panel(open_app, config):
+    run = make_run(open_app.root, "demo")
+    atomic_write_json(run.config_path, {**json.loads(run.config_path.read_text()), **config})
     at = open_app()
     assert "Autopilot:" not in panel_text(at) and not autopilot_markers(charts(at)["Loss"])
+
+
+def test_the_lookahead_autopilot_before_its_first_decision(open_app):
+    run = make_run(open_app.root, "demo")
+    atomic_write_json(run.config_path, {**json.loads(run.config_path.read_text()), "autopilot": True,
+                                        "autopilot_method": "lookahead"})
+    at = open_app()
+    assert "Autopilot: 0 decisions · 0 % of steps spent exploring" in panel_text(at)
+    assert any("No decision yet" in c.value for c in at.caption) and not [b for b in at.button if b.key == "veto"]
 
 
 # --------------------------------------------------------------------------- hostile records

@@ -14,7 +14,7 @@ import streamlit as st
 from app.data import RunView
 from app.data import autopilot as ap
 from app.figures.cache import autopilot
-from app.panels.steer import send_command
+from app.panels.steer import autopilot_method, send_command
 from trainer.steering.advice import autopilot_on
 
 
@@ -26,8 +26,9 @@ def share(view: RunView, summary: ap.Summary) -> str:
 
 
 def shown(view: RunView, summary: ap.Summary) -> bool:
-    """Whether the run has an autopilot to show: it is on, or it decided something."""
-    return summary.count > 0 or autopilot_on(view.config, view.events)
+    """Whether the run has a stage autopilot to show: it decided something, or the lookahead one is on (the rule
+    autopilot's actions are the charts' α markers, by ``autopilot``)."""
+    return summary.count > 0 or (autopilot_on(view.config, view.events) and autopilot_method(view) == "lookahead")
 
 
 def headline(summary: ap.Summary) -> str | None:
