@@ -115,6 +115,9 @@ def test_veto_sends_the_stage_for_the_presenter_and_a_vetoed_decision_shows_it(o
     run.append_event("autopilot_vetoed", stage=2, lr=0.01, command_id=command["id"])
     at.run()
     assert "vetoed: α back to 0.01" in panel_text(at) and at.button(key="veto").disabled
+    (alpha,) = [t for t in charts(at)["Learning rate α"]["data"] if t.get("name") == "learning rate"
+                and t.get("mode") == "markers"]  # the veto's α change is marked like any other
+    assert "0.003 → 0.01 (veto of autopilot stage 2)" in alpha["hovertext"][-1]
     assert any("applied at epoch 10" in m.value for m in at.sidebar.markdown)  # the answers panel
 
 

@@ -13,6 +13,7 @@ import streamlit as st
 
 from app.data import RunView
 from app.data import autopilot as ap
+from app.panels import controls
 from app.figures.cache import autopilot
 from app.panels.steer import autopilot_method, send_command
 from trainer.steering.advice import autopilot_on
@@ -55,7 +56,7 @@ def autopilot_panel(ctx, view: RunView, state: str, off: bool) -> None:
         st.markdown(f":gray-badge[vetoed] {words}" if latest.vetoed else words)
         if figure is not None:
             st.plotly_chart(figure, key=f"autopilot-{view.name}", config={"displayModeBar": False})
-        if ctx.can_steer:  # viewers never see the buttons (not even greyed out)
+        if ctx.can_steer and controls.offered("veto", view.config):  # viewers never see the buttons (not even greyed)
             _veto_row(ctx, view, latest, off)
 
 
