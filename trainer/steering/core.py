@@ -286,7 +286,7 @@ class Steering(RunDurability):
         """Put α back to what the autopilot's stage ``stage`` changed (the latest stage only)."""
         planner = getattr(self.advising, "planner", None)
         if planner is None:
-            raise cmds.CommandError("veto: this run has no lookahead autopilot, so no stage to veto")
+            raise cmds.CommandError("veto: the autopilot has made no stage decision in this run")
         lr = planner.veto(stage)  # a CommandError for an unknown or older stage
         self.trainer.set_lr(lr)
         self.event("autopilot_vetoed", stage=stage, lr=lr, command_id=self.current.id if self.current else None)

@@ -193,8 +193,9 @@ class RunDurability:
             highest = max(highest, branch if isinstance(branch, int) else 0)
         return highest + 1
 
-    def diverge(self, reason: str) -> None:
-        """Roll back to the last good checkpoint, then wait paused for the user."""
+    def diverge(self, reason: str, wait: bool = True) -> None:
+        """Roll back to the last good checkpoint, then wait paused for the user (``wait``), or go on
+        (the autopilot lowers α itself: :mod:`trainer.training.autopilot_stages`)."""
         lr = self.trainer.hparams().get("lr")
         meta = self.store.latest()
         if meta is None:  # every checkpoint was found unusable (and journaled): wait for the user as it is
@@ -204,7 +205,12 @@ class RunDurability:
                                        f"then resume.")
             return
         self.rewind_to(meta)
-        self.event("diverged", reason=reason, checkpoint=meta["name"], branch=self.branch, lr=lr)
+        self.event("diverged", reason=reason, checkpoint=meta["name"], branch=self.branch, lr=lr,
+                   **({} if wait else {"autopilot": True}))
+        if not wait:
+            self.say(f"diverged: {reason}; rolled back to {meta['name']} (epoch {self.epoch}); the autopilot lowers α")
+            self.write_status()
+            return
         self.say(f"diverged: {reason}; rolled back to {meta['name']} (epoch {self.epoch}); paused — "
                  f"lower the learning rate and resume")
         self.set_state("diverged", f"{reason}; rolled back to {meta['name']}. Lower the learning rate, then resume.")
