@@ -266,3 +266,26 @@ def test_the_autopilot_is_read_and_drawn_once_per_change_for_every_session(open_
     second.run()
     first.run()
     assert len(reads) == 3 and "Stage 3 (epoch 9): α 0.01 → 0.009" in panel_text(first)
+
+
+def test_a_real_lookahead_run_reads_and_draws_as_its_trainer_wrote_it(open_app):
+    """panda train's own records (digits, α 100× too low: a finder stage, then forks), not ones written here."""
+    from trainer.contract.hparams import Hyperparameters
+    from trainer.training.loop import TrainConfig, Trainer
+
+    config = TrainConfig(hparams=Hyperparameters(lr=1e-5), epochs=6, seed=0, autopilot=True)
+    Trainer.create(open_app.root / "real", config, verbose=False).run()
+    events = [json.loads(line) for line in (open_app.root / "real" / "events.jsonl").read_text().splitlines()]
+    stages = [e for e in events if e["event"] == "autopilot_stage"]
+    assert len(stages) >= 2 and stages[0]["action"] == "find_lr" and stages[-1]["action"] == "fork"
+    at = open_app(query={"run": "real"})
+    text = panel_text(at)
+    assert f"Autopilot: {len(stages)} decisions · " in text and "% of steps spent exploring" in text
+    assert "Stage 1 (epoch" not in text and f"Stage {len(stages)} (epoch {stages[-1]['epoch']}): " in text
+    assert "lowest predicted loss" in text or "no candidate was predicted lower" in text
+    lookahead = next(s for t, s in charts(at).items() if t.startswith(f"Autopilot stage {len(stages)}"))
+    n = len(stages[-1]["candidates"])
+    assert len([t for t in lookahead["data"] if t["mode"] == "markers"]) == n  # each one's prediction
+    assert len([t for t in lookahead["data"] if t.get("line", {}).get("dash") == "dash"]) == n  # each one's fit
+    (marks,) = autopilot_markers(charts(at)["Loss"])
+    assert len(marks["x"]) == len(stages) and "not learning → find_lr" in marks["hovertext"][0]

@@ -132,8 +132,8 @@ def why(decision: Decision, record: ForkRecord | None) -> str:
         at = f" at step {decision.end}" if decision.end is not None else ""
         if chosen is not None and chosen.predicted_loss is not None:
             reason = f"lowest predicted loss {fmt(chosen.predicted_loss)}{at}"
-        elif decision.index is None:
-            reason = "no candidate was predicted lower"
+        elif decision.index is None:  # kept (nothing predicted lower), or lowered because every candidate diverged
+            reason = "no candidate was predicted lower" if kept else "every candidate diverged"
         else:
             reason = "its lookahead's curves are not readable"
         text = f"{trigger}{move}: {reason}"
