@@ -80,6 +80,14 @@ def test_each_decision_is_marked_on_the_loss_and_alpha_charts_with_what_it_did(o
     assert not autopilot_markers(shown["Accuracy"])
 
 
+def test_a_rewind_drops_the_markers_of_the_decisions_it_undid(open_app):
+    run = autopilot_run(open_app.root)
+    run.append_event("rewound", checkpoint="ckpt-00005", to_epoch=5, epoch=5, step=100, branch=1)
+    for title, spec in charts(open_app()).items():
+        if title in ("Loss", "Learning rate α"):
+            assert autopilot_markers(spec)[0]["x"] == pytest.approx([3.0]), title  # stage 2 (epoch 6) was undone
+
+
 def test_the_panel_shows_the_lookahead_its_fits_to_the_horizon_and_why_it_chose(open_app):
     autopilot_run(open_app.root)
     at = open_app()

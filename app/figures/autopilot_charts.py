@@ -35,17 +35,31 @@ def _hover(decision: ap.Decision) -> str:
     return "<br>".join([head, what, lr] + (["<b>vetoed</b>"] if decision.vetoed else []))
 
 
-def decision_marks(view: RunView, decisions: tuple | list | None = None) -> list[dict]:
+def current_decisions(view: RunView) -> list[tuple[float, ap.Decision]]:
+    """Each decision on the run's current history with its x (fractional epoch): as with the interventions,
+    a rewind or a divergence's rollback drops those made after the point it went back to."""
+    made = iter(ap.decisions(view.events))  # in the order of their events
+    out: list[tuple[float, ap.Decision]] = []
+    for event in view.events:
+        name = event.get("event")
+        if name in ("rewound", "diverged"):
+            x = position(view, event)
+            out = [(at, d) for at, d in out if at <= x + 1e-9]
+        elif name == "autopilot_stage":
+            out.append((position(view, event), next(made)))
+    return out
+
+
+def decision_marks(view: RunView) -> list[dict]:
     """One marker trace (on the charts' hidden 0..1 axis ``y2``) with a point per decision, hover: trigger,
     action, from_lr → to_lr; vetoed ones grey. Empty when the run has no decision."""
-    made = list(ap.decisions(view.events) if decisions is None else decisions)
-    if not made:
+    shown = current_decisions(view)
+    if not shown:
         return []
-    xs = [position(view, d.made.to_json()) for d in made]
-    return [dict(type="scatter", x=xs, y=[ROW] * len(made), yaxis="y2", mode="markers", name="autopilot",
-                 showlegend=False, hovertext=[_hover(d) for d in made], hoverinfo="text", cliponaxis=False,
-                 marker=dict(symbol=SYMBOL, size=14, line=dict(width=1, color="white"),
-                             color=[VETOED_COLOR if d.vetoed else COLOR for d in made]))]
+    return [dict(type="scatter", x=[x for x, _ in shown], y=[ROW] * len(shown), yaxis="y2", mode="markers",
+                 name="autopilot", showlegend=False, hovertext=[_hover(d) for _, d in shown], hoverinfo="text",
+                 cliponaxis=False, marker=dict(symbol=SYMBOL, size=14, line=dict(width=1, color="white"),
+                                               color=[VETOED_COLOR if d.vetoed else COLOR for _, d in shown]))]
 
 
 def fitted(fit: dict, horizon: float) -> tuple[list[float], list[float | None]]:
