@@ -40,9 +40,10 @@ def lookahead_line(stage: int) -> dict:
                                       for s in range(1, 21)]} for lr, p, fit in CANDIDATES]}
 
 
-def autopilot_run(root, *, vetoed: bool = False, explore_steps: int = 120, state: str = "running"):
+def autopilot_run(root, *, vetoed: bool = False, explore_steps: int = 120, state: str = "running",
+                  heartbeat: float | None = None):
     """A run on the lookahead autopilot after two decisions (the second a fork that chose α 0.003)."""
-    run = make_run(root, "demo", state=state)
+    run = make_run(root, "demo", state=state, heartbeat=heartbeat)
     config = json.loads(run.config_path.read_text())
     atomic_write_json(run.config_path, {**config, "autopilot": True, "autopilot_method": "lookahead"})
     run.append_event("autopilot_stage", **stage_event(1, action="find_lr", trigger="not learning", chosen=None,

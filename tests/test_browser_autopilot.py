@@ -1,7 +1,9 @@
 """The autopilot on the page in a real headless Chromium: the decisions' markers drawn on the loss and α
-charts, and the Autopilot panel's lookahead (each candidate's curve, its dashed fit, its prediction)."""
+charts, the Autopilot panel's lookahead (each candidate's curve, its dashed fit, its prediction), and Veto."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -28,7 +30,7 @@ DRAWN_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(g => (
 def test_the_decisions_markers_and_the_lookaheads_curves_are_drawn(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    autopilot_run(tmp_path)
+    run = autopilot_run(tmp_path, heartbeat=time.time() + 3600)  # the trainer "answers" for the whole test
     with served_app(tmp_path) as url, sync_playwright() as p:  # no token, on localhost: the presenter's page
         assert wait_until(lambda: up(url), timeout=60)
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -48,5 +50,8 @@ def test_the_decisions_markers_and_the_lookaheads_curves_are_drawn(tmp_path):
             predictions = [t for t in lookahead if t["mode"] == "markers"]
             assert len(curves) == len(fits) == len(CANDIDATES) and all(t["drawn"] for t in curves + fits)
             assert [t["points"] for t in predictions] == [1] * len(CANDIDATES)
+            page.get_by_role("button", name="Veto stage 2").click()  # the presenter vetoes: one command, stage 2
+            assert wait_until(lambda: [(c["cmd"], c.get("value")) for c in run.read_commands()] == [("veto", 2)],
+                              timeout=30)
         finally:
             browser.close()
