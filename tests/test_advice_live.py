@@ -102,11 +102,11 @@ def test_the_page_toggle_sends_set_autopilot(tmp_path, open_app):
     write_status(run, state="running", epoch=6)
     at = open_app(query={"run": "demo"})
     button = at.sidebar.button(key="autopilot")
-    assert button.label == "Autopilot is off: turn it on"
+    assert button.label == "Autopilot (rules) is off: turn it on"
     button.click().run()
     command = run.read_commands()[-1]
     assert (command["cmd"], command["value"]) == ("set_autopilot", True)
     run.append_event("applied", epoch=6, step=120, command_id=command["id"], cmd="set_autopilot", value=True,
                      autopilot=True)
     at.run()
-    assert at.sidebar.button(key="autopilot").label == "Autopilot is on: turn it off"
+    assert at.sidebar.button(key="autopilot").label == "Autopilot (rules) is on: turn it off"

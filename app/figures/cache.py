@@ -9,9 +9,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from app.data import autopilot as ap
+from app.figures import autopilot_charts
 from app.figures import run_charts as charts
 from app.data.runview import RunView
 from app.serving.shared import shared
+from trainer.contract.jsonl import file_key
+from trainer.training.exploration import FORKS
 
 
 
@@ -55,3 +59,15 @@ def figure(view: RunView, kind: str, **options):
     # the epochs shown change without a new record right after a rewind (the status moves first)
     key = (str(view.path), view.log_version, view.n_epochs, len(view.abandoned), kind, tuple(sorted(options.items())))
     return figure_cache().get(key, lambda: builders[kind](view, **options))
+
+
+def autopilot(view: RunView):
+    """``(summary, lookahead figure or None)`` of the run's autopilot (:mod:`app.figures.autopilot_charts`),
+    made once per change of its journal or of ``forks.jsonl`` (the file's key), for every session."""
+    key = (str(view.path), view.log_version, file_key(view.path / FORKS), "autopilot")
+
+    def build():
+        summary = ap.summary(view.events, view.path)
+        return summary, autopilot_charts.lookahead_figure(summary)
+
+    return figure_cache().get(key, build)

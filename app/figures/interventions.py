@@ -126,8 +126,9 @@ def interventions(view: RunView) -> list[Intervention]:
                 add("restart", event, f"restarted from {event['resumed_from']}")
         elif name == "applied":
             cmd = event.get("cmd")
-            if cmd in ("set_lr", "scale_lr") and new:
-                how = f" (×{_fmt(event.get('value'))})" if cmd == "scale_lr" else ""
+            if cmd in ("set_lr", "scale_lr", "veto") and new:  # a veto puts back the α before an autopilot stage
+                how = {"scale_lr": f" (×{_fmt(event.get('value'))})", "veto": f" (veto of autopilot stage "
+                       f"{_fmt(event.get('value'))})"}.get(cmd, "")
                 add("lr", event, cmds.describe("set_lr", new.get("lr"), _fmt, before=hparams.get("lr")) + how)
             elif cmd == "set_beta" and new:
                 add("beta", event, cmds.describe(cmd, new.get("beta"), _fmt, before=hparams.get("beta")))
@@ -206,4 +207,5 @@ def legend_markdown() -> str:
     return " &nbsp; ".join([
         ":orange[▼] learning rate", ":violet[◆] β", ":blue[■] batch size", ":gray[□] pause", ":green[▶] resume",
         ":violet[●] rewind", ":red[✕] divergence", ":gray[★] checkpoint", "⊠ stop", "⊕ several at once",
+        ":green[✶] autopilot decision (loss and α charts)",
     ]) + " &nbsp;—&nbsp; hover a marker for who, when and what"

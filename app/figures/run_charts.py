@@ -15,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from app.data import RunView
+from app.figures.autopilot_charts import decision_marks
 from app.figures.decimate import MAX_POINTS, decimate_mean, decimate_minmax
 from app.figures.interventions import (KINDS, Intervention, Kind, group_interventions, intervention_marks, interventions,
                                legend_markdown, position, steps_to_epochs)
@@ -143,7 +144,7 @@ def loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:
     yaxis, marks = _loss_axis(log_y, shown, shown + [(b["epoch"], b[c], f"{n} (abandoned)")
                                                     for b in view.abandoned for c, n, _ in columns])
     layout = _layout("Loss", "loss", f"loss-{view.name}-{log_y}", yaxis=yaxis)
-    return _figure(traces + marks, layout, view, empty=view.n_epochs == 0)
+    return _figure(traces + marks + decision_marks(view), layout, view, empty=view.n_epochs == 0)
 
 
 def _loss_axis(log_y: bool, shown, marked) -> tuple[dict, list[dict]]:
@@ -207,7 +208,7 @@ def learning_rate_figure(view: RunView) -> go.Figure:
         values, texts = log_ticks(low, high)
         yaxis.update(range=[math.log10(low), math.log10(high)], tickvals=values, ticktext=texts)
     layout = _layout("Learning rate α", "α (log)", f"lr-{view.name}", yaxis=yaxis)
-    return _figure([trace], layout, view)
+    return _figure([trace] + decision_marks(view), layout, view)
 
 
 def batch_loss_figure(view: RunView, *, log_y: bool = False) -> go.Figure:

@@ -16,6 +16,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.data.autopilot import AUTOPILOT_PICK
 from app.panels.steer import send_commands
 from trainer.training.exploration import FORKS
 from trainer.contract.file_records import ForkCandidate, ForkRecord
@@ -32,21 +33,26 @@ def pending_fork(events: list[dict], state: str) -> dict | None:
     'ask'
     >>> pending_fork([{"event": "fork_result", "pick": "ask"}, {"event": "resumed"}], "paused") is None
     True
+    >>> pending_fork([{"event": "fork_result", "pick": "ask"}, {"event": "fork_result", "pick": "autopilot"}], "paused")
+    {'event': 'fork_result', 'pick': 'ask'}
     """
     if state != "paused":
         return None
     for event in reversed(events or []):
         if event.get("event") == "resumed":
             return None
-        if event.get("event") == "fork_result":
+        if event.get("event") == "fork_result" and event.get("pick") != AUTOPILOT_PICK:  # the autopilot's: decided
             return event if event.get("pick") == "ask" else None
     return None
 
 
 def fork_record(run_path: Path | str, command_id: str | None) -> ForkRecord | None:
-    """The whole ``forks.jsonl`` line of the fork ``command_id`` (the newest whole line if it has no id)."""
+    """The whole ``forks.jsonl`` line of the fork ``command_id`` (the newest whole line if it has no id), never
+    an autopilot's lookahead (``pick: "autopilot"``: decided already, nothing to choose)."""
     for record in map(ForkRecord.from_json, reversed(read_jsonl(Path(run_path) / FORKS))):  # torn last line left out
-        if record is not None and (command_id is None or record.command_id == command_id):
+        if record is None or record.pick == AUTOPILOT_PICK:
+            continue
+        if command_id is None or record.command_id == command_id:
             return record
     return None
 

@@ -33,6 +33,20 @@ def read_only(error: NotPresenter) -> None:
         st.error(str(error), icon=":material/lock:")
 
 
+#: What each autopilot method does (``config.json``'s ``autopilot_method``), as the toggle's help says it.
+AUTOPILOT_HELP = {
+    "lookahead": "Every stage the autopilot tries a few α's from the current state for a short lookahead, "
+                 "predicts each one's loss at the stage's end and continues with the best (the Autopilot panel shows why)",
+    "rules": "The autopilot applies the advisor's advice itself (each as a command from 'autopilot')",
+}
+
+
+def autopilot_method(view: RunView) -> str:
+    """The run's autopilot method: ``lookahead`` or ``rules`` (a run older than the option had only the rules)."""
+    method = getattr(view.run_config, "autopilot_method", None)
+    return method if method in AUTOPILOT_HELP else "rules"
+
+
 def hparams_of(view: RunView) -> dict:
     return view.hparams
 
@@ -131,10 +145,10 @@ def controls_panel(ctx) -> None:
                          help="Checkpoint, then finish; `panda train --resume` can continue it"):
         send_command(ctx, view, "stop")
     if controls.offered("set_autopilot", view.config):  # the command table: PandaCallback runs have no advisor
-        on = autopilot_on(view.config, view.events)
-        if st.button(f"Autopilot is {'on' if on else 'off'}: turn it {'off' if on else 'on'}", key="autopilot",
-                     icon=":material/flight:", disabled=off, width="stretch", type="primary" if on else "secondary",
-                     help="The autopilot applies the advisor's advice itself (each as a command from 'autopilot')"):
+        on, method = autopilot_on(view.config, view.events), autopilot_method(view)
+        if st.button(f"Autopilot ({method}) is {'on' if on else 'off'}: turn it {'off' if on else 'on'}",
+                     key="autopilot", icon=":material/flight:", disabled=off, width="stretch",
+                     type="primary" if on else "secondary", help=AUTOPILOT_HELP[method]):
             send_command(ctx, view, "set_autopilot", not on)
     # each knob's controls only where the run's trainer obeys its command (trainer.contract.commands.TABLE)
     if controls.offered("set_lr", view.config):

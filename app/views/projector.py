@@ -22,6 +22,7 @@ import streamlit as st
 
 from app.figures import run_charts as charts
 from app.figures.cache import FigureCache
+from app.panels.autopilot import projector_part
 from app.data import run_progress as progress
 from app.serving import scenarios
 from app.serving import share
@@ -29,7 +30,9 @@ from app.serving.admission import open_for
 from app.serving import page_settings as app_settings
 from app.data.rundata import RunView
 from app.serving.shared import shared
+from trainer.contract.jsonl import file_key
 from trainer.contract.rundir import LIVE_STATES
+from trainer.training.exploration import FORKS
 
 #: Refresh of the viewers' live fragment (seconds).
 LIVE_EVERY = 1.0
@@ -193,7 +196,14 @@ def live_projection(store) -> None:
     hint = scenarios.hint(name)
     if hint:
         _line(f"Try: {hint}", "panda-hint")
+    words, lookahead = projector_part(view)
+    if words:
+        _line(words, "panda-autopilot")
     _charts(view)
+    if lookahead is not None:  # below the four charts: the lecturer scrolls to it to show why it chose
+        with st.container(key="proj-autopilot"):
+            send_chart(*shared_charts().get((str(view.path), view.log_version, "autopilot", file_key(view.path / FORKS)),
+                                            lambda: _wire(lookahead, "autopilot")))
 
 
 def render(store) -> None:

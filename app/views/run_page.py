@@ -31,6 +31,7 @@ from app.panels import steer as run_controls
 from app.serving.auth import Access
 from app.serving.admission import open_for
 from app.panels.controls import PageWriter
+from app.panels.autopilot import autopilot_panel
 from app.panels.compare import compare_view
 from app.serving.page_settings import COMPACT
 from app.panels.steer import LIVE_EVERY, PICKER_EVERY, answers_panel, controls_panel, rewind_notes, rewind_panel
@@ -270,6 +271,8 @@ def live_view(ctx: Context) -> None:
     advice_notice(ctx, view, state)
     _metrics_row(view, state)
     _charts(view, bool(st.session_state.get("log_loss")))
+    live = controls.controllable(state) and state != "not answering"
+    autopilot_panel(ctx, view, state, off=not (live and ctx.can_steer))
     _journal(view, ctx.can_steer)
 
 
