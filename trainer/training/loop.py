@@ -274,7 +274,7 @@ class Trainer(TrainKnobs):
             + f"  lr {self.hp.lr:.3g}  {record['wall_samples_per_second'] or 0:,.0f} samples/s end to end"
         )
         self.advising.epoch_end(record, [batch.to_json() for batch in batches])  # journals advice; on autopilot, applies it now
-        decayed = self.hp.decayed_lr(self.lr0, steering.epoch - self.lr0_epoch)
+        decayed = self.hp.decayed_lr(self.lr0, steering.epoch - self.lr0_epoch, self.config.epochs - self.lr0_epoch)
         if decayed != self.hp.lr:
             self.hp.lr = decayed
             self.knobs.lr.assign(decayed)
