@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import wait_for
+from trainer.steering.durability import recorded_explore_steps
 from trainer.training.exploration import LR_FINDER, Explorer, ramp, smooth, suggest
 
 
@@ -47,6 +48,9 @@ def test_find_lr_records_a_curve_and_restores_the_exact_state(start_trainer):
     assert 2 <= len(points) <= 60 and points[0]["lr"] == pytest.approx(1e-5)
     assert records[0]["stopped"] != "max", "a ramp to α = 10 blows the loss past 4x its minimum"
     assert [p["lr"] for p in points] == sorted(p["lr"] for p in points)
+    # every finder step is training compute: status.json counts it, and --resume rebuilds it from the record
+    assert run.status().explore_steps == trainer.steering.explore_steps == len(points)
+    assert recorded_explore_steps(run.path) == len(points)
 
     assert t.send("resume")["event"] == "applied"
     wait_for(lambda: len(run.read_metrics()) >= 3, run.path, what="training after find_lr")

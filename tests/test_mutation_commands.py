@@ -306,7 +306,7 @@ EXPECTED = [
     ("checkpoint", False, False, True, True), ("rewind", False, True, True, True),
     ("set_autopilot", False, False, False, False), ("find_lr", False, False, False, True),
     ("fork", False, True, False, False), ("undo", False, False, False, True), ("adopt", False, False, False, False),
-    ("note", False, False, False, True),
+    ("note", False, False, False, True), ("veto", True, True, False, False),
 ]
 
 
@@ -317,7 +317,7 @@ def test_the_table_names_every_command_once_in_order():
 
 def test_each_hyperparameter_command_names_the_knob_it_changes_in_the_hyperparameter_table():
     from trainer.contract.hparams import HYPERPARAMETERS
-    assert cmds.CHANGERS == {"lr": ("set_lr", "scale_lr"), "beta": ("set_beta",), "batch_size": ("set_batch_size",)}
+    assert cmds.CHANGERS == {"lr": ("set_lr", "scale_lr", "veto"), "beta": ("set_beta",), "batch_size": ("set_batch_size",)}
     for name, changers in cmds.CHANGERS.items():
         assert HYPERPARAMETERS[name].steer in changers  # the two tables agree on who sets each knob
     assert all(bool(spec.changes) is spec.hparam for spec in cmds.TABLE)

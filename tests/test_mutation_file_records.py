@@ -97,6 +97,12 @@ def test_a_fork_record():
     assert set(f.to_json()) == {"candidates", "best", "command_id", "pick"}
     assert ForkRecord.from_json({"candidates": {}}) is None and ForkRecord.from_json(None) is None
     assert ForkRecord.from_json({"candidates": [], "best": True}).best is None
+    auto = ForkRecord.from_json({"pick": "autopilot", "autopilot_stage": 3, "candidates": [
+        {"predicted_loss": 0.2, "fit": {"a": 0.1, "b": 2.0, "c": "x"}}, {"predicted_loss": True, "fit": [1]}]})
+    assert (auto.pick, auto.autopilot_stage) == ("autopilot", 3)
+    assert (auto.candidates[0].predicted_loss, auto.candidates[0].fit) == (0.2, {"a": 0.1, "b": 2.0})
+    assert (auto.candidates[1].predicted_loss, auto.candidates[1].fit) == (None, None)
+    assert ForkRecord.from_json(auto.to_json()) == auto
 
 
 def test_matrix_reads_rows_of_cells():

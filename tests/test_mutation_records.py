@@ -96,7 +96,8 @@ def test_every_table_field_is_a_flat_table(key):
 def test_status_reads_the_documented_types_and_defaults_the_rest():
     full = {"name": "r", "state": "running", "epoch": 3, "epochs": 10, "step": 30, "branch": 1, "pid": 99,
             "host": "h", "heartbeat": 5, "started": 1.5, "hparams": {"lr": 0.1}, "last": {"loss": 0.5},
-            "message": "m", "checkpoint": "ckpt-3", "activity": {"kind": "fork", "done": 2}, "ending": "stopped"}
+            "message": "m", "checkpoint": "ckpt-3", "activity": {"kind": "fork", "done": 2}, "ending": "stopped",
+            "explore_steps": 40}
     status = Status.from_json(full)
     assert status.to_json() == {**full, "heartbeat": 5.0}
     assert Status.from_json(status.to_json()) == status
@@ -104,7 +105,7 @@ def test_status_reads_the_documented_types_and_defaults_the_rest():
     assert Status().to_json() == {"name": "", "state": "unknown", "epoch": 0, "epochs": None, "step": 0, "branch": 0,
                                   "pid": None, "host": None, "heartbeat": 0.0, "started": None, "hparams": {},
                                   "last": None, "message": None, "checkpoint": None, "activity": None,
-                                  "ending": None}
+                                  "ending": None, "explore_steps": 0}
     wrong = Status.from_json({"state": 5, "epoch": "3", "hparams": [1], "heartbeat": "now", "name": None,
                               "extra": 1})
     assert (wrong.state, wrong.epoch, wrong.hparams, wrong.heartbeat, wrong.name) == ("unknown", 0, {}, 0.0, "")

@@ -324,6 +324,9 @@ def format_status(run: RunDir) -> str:
                  if isinstance(last.get(k), (int, float)) and not isinstance(last.get(k), bool)]
         if shown:  # a Keras fit without validation data has no val_* values
             lines.append("  " + ", ".join(shown))
+        if status.explore_steps:  # fork and find_lr steps are training compute too
+            share = status.explore_steps / max(status.step + status.explore_steps, 1)
+            lines.append(f"  explored {status.explore_steps} side-track steps (fork, find_lr): {share:.0%} of all steps")
         if status.message:
             lines.append(f"  {status.message}")
         if status.checkpoint:

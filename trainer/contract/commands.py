@@ -220,6 +220,19 @@ def check_note(value: Any) -> dict:
     return out
 
 
+def check_stage(value: Any) -> int:
+    """An autopilot stage's number, 1 or more (``veto``'s value; the text ``"3"`` too, as ``panda ctl`` sends it).
+
+    >>> check_stage("3")
+    3
+    """
+    opt = Option("int", "", label="autopilot stage", name="stage", low=1, high=2**31 - 1)
+    try:
+        return opt.check(value)
+    except OptionError as e:
+        raise CommandError(f"veto needs the number of an autopilot stage: {e}") from None
+
+
 def _no_value(value: Any) -> None:
     if value is not None:
         raise CommandError("this command takes no value")
@@ -286,6 +299,8 @@ TABLE = (
          refusal=f"adopt {_KERAS}: the model is the caller's, and another run's weights may not fit it; "
                  f"run it with panda train"),
     Spec("note", check_note, "note"),
+    Spec("veto", check_stage, "veto autopilot stage {value}", changes="lr", undoable=True, trainers=_TRAIN_ONLY,
+         refusal="veto: only panda train's lookahead autopilot makes stages (PandaCallback cannot fork)"),
 )
 #: Each command's entry, by name.
 SPECS: dict[str, Spec] = {spec.name: spec for spec in TABLE}

@@ -29,6 +29,8 @@ TRAINER_PROGRAM = (sys.executable, "-m", "trainer")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 #: Models ``--model`` knows (trainer.training.model builds them).
 MODELS = ("mlp", "cnn")
+#: How the autopilot steers (``--autopilot-method``): the stage lookahead (default) or the advisor's rules.
+AUTOPILOT_METHODS = ("lookahead", "rules")
 
 
 def check_name(name: Any) -> str:
@@ -78,8 +80,13 @@ class TrainConfig:
     tensorboard: bool = option(False, "bool", "also write TensorBoard event files to RUN/tensorboard/")
     internals: bool = option(True, "bool", "record the network's insides once per epoch in RUN/internals.jsonl "
                              "(batch norm statistics, softmax of probe examples, gradient and weight norms)")
-    autopilot: bool = option(False, "bool", "apply the advisor's advice (halve α when the loss bounces, ×0.1 on a "
-                             "plateau, ...) as it comes, each as a command with source 'autopilot'")
+    autopilot: bool = option(False, "bool", "let the autopilot steer α (see --autopilot-method), each change a "
+                             "command with source 'autopilot'")
+    autopilot_method: str = option("lookahead", "choice", "lookahead: every stage, fork candidate α's from the "
+                                   "current state, predict each one's loss at the stage's end and go on with the "
+                                   "best (issue #22); rules: apply the advisor's advice as it comes (halve α when "
+                                   "the loss bounces, ×0.1 on a plateau, ...)", label="autopilot method",
+                                   choices=AUTOPILOT_METHODS)
     replay: str | None = option(None, "text", "apply this run's interventions (α, β, batch size, checkpoints, "
                                 "rewinds) at the steps where it applied them (panda replay sets it)", optional=True,
                                 metavar="RUN_PATH")
@@ -102,6 +109,8 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
+        if "autopilot_method" not in values and "created" in data:  # a config.json older than the field: rules
+            values["autopilot_method"] = "rules"
         values["hparams"] = Hyperparameters.from_dict(data.get("hparams", {}))
         return cls(**values)
 
@@ -160,5 +169,5 @@ def resume_argv(run_path: Path | str, *, quiet: bool = True, program: tuple[str,
                           quiet, program)
 
 
-__all__ = ["TrainConfig", "RUN_OPTIONS", "RUN_DEFAULTS", "TRAINER_PROGRAM", "MODELS", "OptionError", "add_train_flags",
+__all__ = ["TrainConfig", "AUTOPILOT_METHODS", "RUN_OPTIONS", "RUN_DEFAULTS", "TRAINER_PROGRAM", "MODELS", "OptionError", "add_train_flags",
            "check_name", "resume_argv", "trainer_argv"]

@@ -73,6 +73,7 @@ class RunConfig:
     argv: list | None = None
     model_signature: dict | None = None
     autopilot: bool | None = None
+    autopilot_method: str | None = None  # lookahead or rules (None: a run older than the field, rules)
     tensorboard: bool | None = None
     internals: bool | None = None
 
@@ -135,6 +136,8 @@ SUGGESTION_FIELDS = {"lr": real, "steepest": real, "min_lr": real, "min_over_10"
 POINT_FIELDS = {"lr": real, "loss": real, "smoothed": real, "step": whole}
 #: A fork candidate's own settings (``candidate``): what continuing with it sets.
 CHOSEN_FIELDS = {"lr": real, "beta": real, "batch_size": whole}
+#: An autopilot candidate's curve fit: loss(s) ≈ a + b·exp(−c·s) for step s = 1, 2, … of its lookahead.
+FIT_FIELDS = {"a": real, "b": real, "c": real}
 
 
 def _points(value: Any) -> list[dict]:
@@ -182,6 +185,8 @@ class ForkCandidate:
     final_loss: float | None = None
     steps: int | None = None
     curve: list = field(default_factory=list)
+    predicted_loss: float | None = None  # an autopilot fork: the loss the fit predicts at the stage's end
+    fit: dict | None = None  # an autopilot fork: {a, b, c} of loss(s) ≈ a + b·exp(−c·s)
 
     @classmethod
     def from_json(cls, data: Any) -> "ForkCandidate":
@@ -189,7 +194,8 @@ class ForkCandidate:
         return cls(candidate=checked(CHOSEN_FIELDS, data.get("candidate")), hparams=table(data.get("hparams")) or {},
                    val_loss=real(data.get("val_loss")), val_accuracy=real(data.get("val_accuracy")),
                    final_loss=real(data.get("final_loss")), steps=whole(data.get("steps")),
-                   curve=_points(data.get("curve")))
+                   curve=_points(data.get("curve")), predicted_loss=real(data.get("predicted_loss")),
+                   fit=checked(FIT_FIELDS, data.get("fit")) or None)
 
     def to_json(self) -> dict:
         return _drop_none(asdict(self))
@@ -202,7 +208,8 @@ class ForkRecord:
     candidates: list = field(default_factory=list)
     best: int | None = None
     command_id: str | None = None
-    pick: str | None = None
+    pick: str | None = None  # ask, best, or autopilot (a lookahead stage's fork)
+    autopilot_stage: int | None = None  # the stage whose fork this is (pick autopilot)
 
     @classmethod
     def from_json(cls, data: Any) -> "ForkRecord | None":
@@ -210,7 +217,8 @@ class ForkRecord:
         if not isinstance(data, dict) or not isinstance(data.get("candidates"), list):
             return None
         return cls(candidates=[ForkCandidate.from_json(c) for c in data["candidates"]], best=whole(data.get("best")),
-                   command_id=string(data.get("command_id")), pick=string(data.get("pick")))
+                   command_id=string(data.get("command_id")), pick=string(data.get("pick")),
+                   autopilot_stage=whole(data.get("autopilot_stage")))
 
     def to_json(self) -> dict:
         return _drop_none({**asdict(self), "candidates": [c.to_json() for c in self.candidates]})

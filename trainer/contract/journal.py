@@ -52,7 +52,7 @@ def state_at_end(events: list[dict]) -> str | None:
     for e in events:
         kind = e.get("event")
         applied = e.get("cmd") if kind == "applied" else None  # the answer lands before its paused event
-        if kind in WAITING_STATES or applied == "pause":
+        if (kind in WAITING_STATES and not e.get("autopilot")) or applied == "pause":  # the autopilot's: no wait
             state = "diverged" if kind == "diverged" else "paused"
         elif kind == "resumed" or applied == "resume" or (kind == "finished" and e.get("reason") in ("stopped", "completed")):
             state = None

@@ -30,7 +30,7 @@ from trainer.contract.outcome import FINISH_MESSAGES
 ENDING_OF_MESSAGE = {message: ending for ending, message in FINISH_MESSAGES.items()}
 
 #: Fields of log records that must be whole numbers, or plain numbers (anything else reads as missing).
-INT_FIELDS = ("epoch", "epochs", "step", "branch", "to_epoch", "line", "pid", "received_step")
+INT_FIELDS = ("epoch", "epochs", "step", "explore_steps", "branch", "to_epoch", "line", "pid", "received_step")
 FLOAT_FIELDS = ("time", "received_time", "lr", "heartbeat", "started")
 #: Fields of log records that must be text (anything else is shown as its bounded JSON text).
 TEXT_FIELDS = ("id", "cmd", "source", "event", "command_id", "reason", "checkpoint", "resumed_from", "error",
@@ -110,6 +110,7 @@ class Status:
     checkpoint: str | None = None
     activity: dict | None = None  # what a long command (find_lr, fork) is doing, with its progress
     ending: str | None = None  # how a finished run ended: completed, stopped or interrupted
+    explore_steps: int = 0  # side-track (fork, find_lr) steps this run has spent, kept across --resume
 
     @classmethod
     def from_json(cls, data: Any) -> "Status":
@@ -286,8 +287,8 @@ CONFIG_FIELDS = {
     "epochs": whole, "seed": whole, "pace": real, "checkpoint_every": whole, "hparams": table,
     "dataset": lambda v: checked(DATASET_FIELDS, v) if isinstance(v, dict) else None, "dataset_spec": string,
     "versions": lambda v: {k: s for k, s in (table(v) or {}).items() if isinstance(s, str)} if table(v) else None,
-    "devices": strings, "argv": strings, "model_signature": obj, "autopilot": flag, "tensorboard": flag,
-    "internals": flag,
+    "devices": strings, "argv": strings, "model_signature": obj, "autopilot": flag, "autopilot_method": string,
+    "tensorboard": flag, "internals": flag,
 }
 
 

@@ -164,6 +164,7 @@ class CallbackFinder:
                 cb.optimizer.learning_rate.assign(self.test.next_lr())
 
     def batch_end(self, logs: dict | None, last_of_epoch: bool) -> None:
+        self.cb.steering.explore_steps += 1  # a side-track step: compute the run's steps put back (status.json)
         loss = (logs or {}).get("loss")
         try:
             loss = float(loss)

@@ -7,10 +7,12 @@ epochs since the hyperparameters last changed (an applied ``set_lr``/``scale_lr`
 fires journals one ``advice`` event; the same kind is not journaled again until it clears (its
 rule stops firing, or the hyperparameters change).
 
-With the autopilot on (``panda train --autopilot``, or the ``set_autopilot`` command) the most
-urgent new advice of the epoch is also *applied*: the trainer appends its command to
+With the rule autopilot on (``panda train --autopilot --autopilot-method rules``, or the ``set_autopilot``
+command) the most urgent new advice of the epoch is also *applied*: the trainer appends its command to
 ``commands.jsonl`` with ``source: "autopilot"`` and handles it at once, so it is answered and
-journaled like any other command. Pure Python, no TensorFlow.
+journaled like any other command. The lookahead autopilot (the default method) applies no advice: its
+stages decide α, and advice only triggers one early (:mod:`trainer.training.autopilot_stages`). Pure
+Python, no TensorFlow.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ BATCH_EPOCHS_KEPT = BOUNCE_WINDOW + 2
 class Advising:
     """Owned by a trainer next to its :class:`~trainer.steering.core.Steering` (which it journals through)."""
 
-    def __init__(self, steering, n_classes: int | None, optimizer: str | None, autopilot: bool = False):
+    def __init__(self, steering, n_classes: int | None, optimizer: str | None, autopilot: bool = False,
+                 method: str = "rules"):
         self.steering = steering
+        self.method = method  # rules: apply the advice; lookahead: the advice triggers stages (autopilot_stages)
+        self.planner = None  # the lookahead autopilot's StagePlanner (what a veto reads)
         self.context = Context(n_classes=n_classes, optimizer=optimizer, commands=frozenset(cmds.COMMANDS))
         self.autopilot = bool(autopilot)
         self.epochs: list[dict] = []
@@ -78,7 +83,7 @@ class Advising:
         new = [a for a in fired if a.kind not in self.active]
         for i, advice in enumerate(new):
             self.active[advice.kind] = advice
-            self.journal(advice, apply=self.autopilot and i == 0)
+            self.journal(advice, apply=self.autopilot and self.method == "rules" and i == 0)
         return new
 
     def journal(self, advice: Advice, apply: bool) -> dict:

@@ -81,6 +81,7 @@ class Steering(RunDurability):
         self.activity: dict | None = None
         self.undo_points: list[dict] = []  # see trainer/steering/undo.py; rebuilt from the journal on reopen
         self.paused_seconds = 0.0  # time spent in handle_commands, kept out of epoch timings
+        self.explore_steps = 0  # side-track steps (fork, find_lr) spent so far, for status.json; rebuilt on reopen
         self.hparam_changes = 0  # hyperparameter commands applied by this process (the compiled step absorbed them)
         self.advising = None  # a trainer.steering.advice.Advising, for trainers with an advisor
         self.replay = None  # a trainer.steering.replay.Replayer: commands to apply at given steps
@@ -115,6 +116,7 @@ class Steering(RunDurability):
             "undo": lambda _: undo.undo(self),
             "adopt": self._adopt,
             "note": self._note,
+            "veto": self._veto,
         })
 
     # ------------------------------------------------------------------ journal and status
@@ -128,6 +130,7 @@ class Steering(RunDurability):
             branch=self.branch, pid=os.getpid(), host=socket.gethostname(), heartbeat=now(), started=self.started,
             hparams=self.trainer.hparams(), last=self.last_metrics, message=self.message,
             checkpoint=self.latest_checkpoint, activity=self.activity, ending=self.ending,
+            explore_steps=self.explore_steps,
         )
 
     def write_status(self) -> None:
@@ -278,6 +281,17 @@ class Steering(RunDurability):
         if self.advising is None:  # panda train without one (its tests)
             raise cmds.unsupported("set_autopilot")
         return self.advising.set_autopilot(on)
+
+    def _veto(self, stage: int) -> dict:
+        """Put α back to what the autopilot's stage ``stage`` changed (the latest stage only)."""
+        planner = getattr(self.advising, "planner", None)
+        if planner is None:
+            raise cmds.CommandError("veto: the autopilot has made no stage decision in this run")
+        lr = planner.veto(stage)  # a CommandError for an unknown or older stage
+        self.trainer.set_lr(lr)
+        self.event("autopilot_vetoed", stage=stage, lr=lr, command_id=self.current.id if self.current else None)
+        self.say(f"autopilot stage {stage} vetoed: α back to {lr:g}")
+        return {"stage": stage, "lr": lr}
 
     def _stop(self, _) -> None:
         self.stop_requested = "command"

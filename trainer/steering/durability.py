@@ -14,9 +14,26 @@ import os
 from trainer.steering import undo
 from trainer.contract.inbox import CommandInbox
 from trainer.contract.journal import answered_in, last_hparams, state_at_end
+from trainer.contract.file_records import FinderRecord, ForkRecord
+from trainer.contract.jsonl import read_jsonl
 from trainer.contract.outcome import FINISH_MESSAGES
 from trainer.contract.records import BatchRecord, EpochRecord
 from trainer.contract.rundir import RunDirError, append_jsonl, current_line, now, repair_jsonl_tail
+
+
+#: The records of side-track steps (``find_lr``, ``fork``): what ``status.json``'s ``explore_steps`` is rebuilt from.
+EXPLORE_RECORDS = ("lr_finder.jsonl", "forks.jsonl")
+
+
+def recorded_explore_steps(run_path) -> int:
+    """Side-track steps a run's exploration records hold: each finder's points, each fork candidate's steps.
+
+    An exploration abandoned on a stop writes no record, so its steps are not counted after ``--resume``.
+    """
+    finders = [FinderRecord.from_json(r) for r in read_jsonl(run_path / EXPLORE_RECORDS[0])]
+    forks = [ForkRecord.from_json(r) for r in read_jsonl(run_path / EXPLORE_RECORDS[1])]
+    return (sum(len(f.points) for f in finders if f is not None)
+            + sum(c.steps or 0 for f in forks if f is not None for c in f.candidates))
 
 
 class RunDurability:
@@ -67,6 +84,7 @@ class RunDurability:
         answered, keys = answered_in(events)
         self.seen_ids |= answered
         self.undo_points = undo.undo_points(events)
+        self.explore_steps = recorded_explore_steps(run.path)
         self.inbox = self._new_inbox(keys)
         waiting = state_at_end(events)
         self.event("started", pid=os.getpid(), resumed_from=meta["name"], hparams=self.trainer.hparams(),
@@ -175,8 +193,9 @@ class RunDurability:
             highest = max(highest, branch if isinstance(branch, int) else 0)
         return highest + 1
 
-    def diverge(self, reason: str) -> None:
-        """Roll back to the last good checkpoint, then wait paused for the user."""
+    def diverge(self, reason: str, wait: bool = True) -> None:
+        """Roll back to the last good checkpoint, then wait paused for the user (``wait``), or go on
+        (the autopilot lowers α itself: :mod:`trainer.training.autopilot_stages`)."""
         lr = self.trainer.hparams().get("lr")
         meta = self.store.latest()
         if meta is None:  # every checkpoint was found unusable (and journaled): wait for the user as it is
@@ -186,7 +205,12 @@ class RunDurability:
                                        f"then resume.")
             return
         self.rewind_to(meta)
-        self.event("diverged", reason=reason, checkpoint=meta["name"], branch=self.branch, lr=lr)
+        self.event("diverged", reason=reason, checkpoint=meta["name"], branch=self.branch, lr=lr,
+                   **({} if wait else {"autopilot": True}))
+        if not wait:
+            self.say(f"diverged: {reason}; rolled back to {meta['name']} (epoch {self.epoch}); the autopilot lowers α")
+            self.write_status()
+            return
         self.say(f"diverged: {reason}; rolled back to {meta['name']} (epoch {self.epoch}); paused — "
                  f"lower the learning rate and resume")
         self.set_state("diverged", f"{reason}; rolled back to {meta['name']}. Lower the learning rate, then resume.")

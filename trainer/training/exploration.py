@@ -41,11 +41,11 @@ import numpy as np
 
 from trainer.contract import commands as cmds
 from trainer.contract.rundir import append_jsonl, now
+from trainer.steering.durability import EXPLORE_RECORDS
 from trainer.training.snapshot import Snapshot
 
 #: Append-only records of the finder's curves and of forks (docs/run-directory.md).
-LR_FINDER = "lr_finder.jsonl"
-FORKS = "forks.jsonl"
+LR_FINDER, FORKS = EXPLORE_RECORDS  # lr_finder.jsonl, forks.jsonl
 #: find_lr stops once the smoothed loss is this many times its minimum.
 STOP_FACTOR = 4.0
 #: Smoothing of the finder's loss (an exponential moving average, bias-corrected).
@@ -178,6 +178,7 @@ class Explorer:
         if self._taken and self._taken % self._per_pass == 0:
             t.steps.position.assign(0)  # one pass done: the same order again
         self._taken += 1
+        t.steering.explore_steps += 1  # training compute too (status.json's explore_steps)
         return float(t.steps.train_step().numpy())
 
     def _val_subset(self) -> tuple[float | None, float | None]:
@@ -219,7 +220,7 @@ class Explorer:
         s.activity, s.live_step = None, self._live
         s.write_status()
 
-    def _record(self, name: str, record: dict) -> None:
+    def record_line(self, name: str, record: dict) -> None:
         s = self.t.steering
         append_jsonl(s.rundir.path / name, {**record, "command_id": getattr(s.current, "id", None),
                                             "epoch": s.epoch, "step": s.step, "branch": s.branch, "time": now()})
@@ -256,7 +257,7 @@ class Explorer:
         suggestion = suggest(tried, smoothed)
         if suggestion["lr"] is not None:
             suggestion["lr"] = cmds.check_lr(float(f"{suggestion['lr']:.3g}"))
-        self._record(LR_FINDER, {
+        self.record_line(LR_FINDER, {
             "kind": "lr_finder", "min": spec["min"], "max": spec["max"], "steps": spec["steps"],
             "stopped": stopped, "suggestion": suggestion, "batch_size": t.hp.batch_size,
             "points": [{"lr": a, "loss": finite_or_none(l), "smoothed": finite_or_none(s)}
@@ -264,18 +265,23 @@ class Explorer:
         t.steering.say(f"find_lr: {len(losses)} steps ({stopped}); suggested α {suggestion['lr']}")
         return {"suggestion": suggestion, "points": len(losses), "stopped": stopped, "record": LR_FINDER}
 
-    def fork(self, spec: dict) -> dict:
+    def try_candidates(self, candidates: list[dict], steps: int, kind: str = "fork") -> tuple[list[dict], list[list[float]]]:
+        """Train each candidate ``steps`` steps from the current state on the same examples; put the state back.
+
+        Returns each candidate's result (as ``forks.jsonl`` holds it) and its every step's loss (a diverged
+        candidate stops at its first non-finite loss). Nothing is recorded and nothing paused: ``fork`` and
+        the autopilot's stages (:mod:`trainer.training.autopilot_stages`) decide what follows.
+        """
         t = self.t
-        s = t.steering
         snap = self.snapshot()
         base = {"lr": t.hp.lr, "beta": t.hp.beta, "batch_size": t.hp.batch_size}
-        if t.knobs.beta is None and any("beta" in c for c in spec["candidates"]):
+        if t.knobs.beta is None and any("beta" in c for c in candidates):
             raise cmds.CommandError(f"optimizer {t.hp.optimizer} has no beta: a fork candidate cannot set one")
-        results = []
-        self._begin("fork", len(spec["candidates"]) * spec["steps"], candidates=len(spec["candidates"]))
+        results, curves = [], []
+        self._begin(kind, len(candidates) * steps, candidates=len(candidates))
         try:
-            for index, candidate in enumerate(spec["candidates"]):
-                self._done = index * spec["steps"]  # a diverged candidate stops early: its steps count as done
+            for index, candidate in enumerate(candidates):
+                self._done = index * steps  # a diverged candidate stops early: its steps count as done
                 self._go_on(candidate=index + 1)
                 self.restore(snap)
                 hp = {**base, **candidate}
@@ -284,7 +290,7 @@ class Explorer:
                     t.knobs.beta.assign(hp["beta"])
                 self._start_order(hp["batch_size"])
                 losses = []
-                for _ in range(spec["steps"]):
+                for _ in range(steps):
                     self._go_on()
                     losses.append(self._step())
                     self._done += 1
@@ -296,11 +302,19 @@ class Explorer:
                                 "final_loss": finite_or_none(sum(tail) / len(tail)) if tail else None,
                                 "val_loss": val_loss, "val_accuracy": val_accuracy,
                                 "curve": [{"step": i + 1, "loss": finite_or_none(l)} for i, l in thin(losses)]})
+                curves.append(losses)
         finally:
             self.restore(snap)
             self._end()
+        return results, curves
+
+    def fork(self, spec: dict) -> dict:
+        t = self.t
+        s = t.steering
+        base = {"lr": t.hp.lr, "beta": t.hp.beta, "batch_size": t.hp.batch_size}
+        results, _ = self.try_candidates(spec["candidates"], spec["steps"])
         best = best_of(results)
-        self._record(FORKS, {"kind": "fork", "steps": spec["steps"], "pick": spec["pick"], "base": base,
+        self.record_line(FORKS, {"kind": "fork", "steps": spec["steps"], "pick": spec["pick"], "base": base,
                              "best": best, "candidates": results, "val_examples": min(len(t.data.x_val), 1024)})
         summary = [{k: r[k] for k in ("hparams", "final_loss", "val_loss", "val_accuracy", "steps")} for r in results]
         s.event("fork_result", command_id=getattr(s.current, "id", None), best=best, pick=spec["pick"],

@@ -48,6 +48,7 @@ from trainer.contract.runlock import RunLock  # noqa: E402
 from trainer.steering.core import BATCH_SAMPLES_PER_EPOCH, Steering  # noqa: E402
 from trainer.training.steps import CompiledSteps  # noqa: E402
 from trainer.training.train_knobs import TrainKnobs  # noqa: E402
+from trainer.training.autopilot_stages import StageAutopilot  # noqa: E402
 
 #: Signals that stop a run cleanly, with a checkpoint (SIGHUP: the terminal went away).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -103,7 +104,8 @@ class Trainer(TrainKnobs):
         self._probe = internals.Probe(data.x_val, data.y_val, data.n_classes) if (
             config.internals and len(data.x_val)) else None
         self._internals = internals.Cadence() if config.internals else None
-        self.advising = Advising(steering, data.n_classes, self.hp.optimizer, config.autopilot)
+        self.advising = Advising(steering, data.n_classes, self.hp.optimizer, config.autopilot, config.autopilot_method)
+        self.autopilot = StageAutopilot(self)  # the lookahead stages (idle unless the autopilot is on with it)
         if config.replay:
             from trainer.steering.replay import Replayer
 
@@ -156,7 +158,9 @@ class Trainer(TrainKnobs):
             self = cls(run, config, data, verbose)
             self.run_lock = lock
             line = self.steering.reopen()
-            self.advising.resumed(line, run.read_events())
+            events = run.read_events()
+            self.advising.resumed(line, events)
+            self.autopilot.resumed(events)
         except BaseException:
             lock.release()
             raise
@@ -251,7 +255,10 @@ class Trainer(TrainKnobs):
             val_loss, val_accuracy = evaluated
         reason = self._divergence(record.loss, val_loss)
         if reason is not None:
-            steering.diverge(reason)
+            if self.advising.autopilot:  # rolls back, lowers α and goes on: no pause for a person
+                self.autopilot.diverged(reason)
+            else:
+                steering.diverge(reason)
             return
         # End to end: from the previous epoch's hand-off to this one's, evaluation and the last
         # checkpoint's snapshot included; time spent paused or waiting for the pace is not.
@@ -273,7 +280,8 @@ class Trainer(TrainKnobs):
             + (f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}" if val_loss is not None else "")
             + f"  lr {self.hp.lr:.3g}  {record['wall_samples_per_second'] or 0:,.0f} samples/s end to end"
         )
-        self.advising.epoch_end(record, [batch.to_json() for batch in batches])  # journals advice; on autopilot, applies it now
+        advice = self.advising.epoch_end(record, [batch.to_json() for batch in batches])  # rules autopilot: applies it
+        self.autopilot.epoch_end(advice)  # lookahead autopilot: a stage when due, or a finder when not learning
         decayed = self.hp.decayed_lr(self.lr0, steering.epoch - self.lr0_epoch, self.config.epochs - self.lr0_epoch)
         if decayed != self.hp.lr:
             self.hp.lr = decayed
