@@ -148,12 +148,14 @@ def train(folder: Path, name: str, workload: Workload, optimizer: str, lr: float
     watcher = threading.Thread(target=_watch, args=(trainer.rundir, GRACE if recovers else 0.0, done, note), daemon=True)
     watcher.start()
     try:
-        trainer.run()
+        state = trainer.run()
     finally:
         done.set()
         watcher.join()
     run = trainer.rundir
     records, events, status = run.read_metrics(), run.read_events(), run.read_status() or {}
+    if state == "failed":
+        note.append(f"failed: {status.get('message')}")
     explore = int(status.get("explore_steps") or 0)
     per_epoch = math.ceil(len(trainer.data.x_train) / config.hparams.batch_size)
     line = current_line(records)
@@ -189,8 +191,12 @@ def say(text: str) -> None:
 
 
 def run_benchmark(folder: Path, workloads: list[str], optimizers: list[str], starts: list[str], seed: int,
-                  trials: int, quick: bool) -> tuple[list[Row], list[str]]:
-    """Every run of the benchmark; returns the table's rows and a line per sweep (its α's and their compute)."""
+                  trials: int, quick: bool, on_row: Callable[[list[Row], list[str]], None] = lambda rows, sweeps: None,
+                  ) -> tuple[list[Row], list[str]]:
+    """Every run of the benchmark; returns the table's rows and a line per sweep (its α's and their compute).
+
+    ``on_row`` sees the rows so far after each one (``--out`` keeps a partial table on disk meanwhile).
+    """
     for name in {WORKLOADS[w].dataset for w in workloads} & set(DATA_WRITERS):
         DATA_WRITERS[name](folder / name)
     rows, sweeps, count = [], [], 0
@@ -200,7 +206,10 @@ def run_benchmark(folder: Path, workloads: list[str], optimizers: list[str], sta
         nonlocal count
         count += 1
         started = time.perf_counter()
-        outcome = train(folder, name, *args, **kwargs)
+        try:
+            outcome = train(folder, name, *args, **kwargs)
+        except Exception as e:  # one broken run is a cell that says so, not a lost benchmark
+            outcome = Outcome(None, None, note=f"error: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
         reached = "—" if outcome.compute is None else f"{outcome.compute:,} steps"
         say(f"[{count}/{total}] {label}: to target {reached}, final val acc {outcome.final_acc or 0:.3f}, "
             f"spent {outcome.total:,} steps ({outcome.explore:,} exploring) {outcome.note} "
@@ -231,6 +240,7 @@ def run_benchmark(folder: Path, workloads: list[str], optimizers: list[str], sta
                         f"{w}-{opt}-{start}-{letter}", f"{w} {opt} start {start} α={lr:.3g} ({letter}) {METHODS[letter]}",
                         workload, opt, lr, epochs, seed, options, recovers=letter in RECOVERS)
                 rows.append(Row(w, opt, start, lr, outcomes))
+                on_row(rows, sweeps)
     return rows, sweeps
 
 
@@ -264,13 +274,19 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown {key}: {', '.join(unknown)} (choose from {', '.join(table_)})")
     trials = QUICK["trials"] if args.quick else args.trials
     folder = Path(tempfile.mkdtemp(prefix="panda-bench-autopilot-"))
+    started = time.perf_counter()
+
+    def write(rows: list[Row], sweeps: list[str], end: str) -> str:
+        text = report(rows, sweeps, chosen["workloads"], args.seed, args.quick) + end
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text)
+        return text
+
     rows, sweeps = run_benchmark(folder, chosen["workloads"], chosen["optimizers"], chosen["starts"], args.seed,
-                                 trials, args.quick)
-    text = report(rows, sweeps, chosen["workloads"], args.seed, args.quick)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+                                 trials, args.quick, lambda rows, sweeps: write(rows, sweeps, "(partial: still running)\n"))
+    print(write(rows, sweeps, f"{len(rows)} rows in {(time.perf_counter() - started) / 60:.1f} min on "
+                              f"{os.cpu_count()} CPU cores; the runs are in {folder}.\n"))
     return 0
 
 
