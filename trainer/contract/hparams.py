@@ -12,6 +12,9 @@ read and validate cheaply.
 >>> hp = Hyperparameters(lr=0.1, decay="inverse", decay_rate=1.0)
 >>> [round(hp.decayed_lr(0.1, t), 4) for t in range(4)]   # alpha0 / (1 + rate * t)
 [0.1, 0.05, 0.0333, 0.025]
+>>> cosine = Hyperparameters(lr=0.1, decay="cosine")     # alpha0 * (1 + cos(pi * t / T)) / 2 over T = 4 epochs
+>>> [round(cosine.decayed_lr(0.1, t, span=4), 4) for t in range(6)]   # held at t = T - 1 after the run's end
+[0.1, 0.0854, 0.05, 0.0146, 0.0146, 0.0146]
 >>> HYPERPARAMETERS["lr"].steer, HYPERPARAMETERS["lr"].range_text
 ('set_lr', '(0, 10]')
 """
@@ -20,12 +23,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 from trainer.contract.options import Option, OptionError, option, options_of
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
-DECAYS = ("none", "inverse", "exponential")
+#: The decay schedules: α after ``t`` epochs from α0, with the decay's ``rate`` and the ``span`` T of epochs
+#: from when α0 was set to the run's end (cosine anneals over it; epoch k of T trains with t = k - 1, so
+#: every trained epoch has α > 0, and after the run's end α is held at t = T - 1's value).
+DECAY_RULES: dict[str, Callable[[float, int, float, int], float]] = {
+    "none": lambda lr0, t, rate, span: lr0,
+    "inverse": lambda lr0, t, rate, span: lr0 / (1.0 + rate * t),
+    "exponential": lambda lr0, t, rate, span: lr0 * rate**t,
+    "cosine": lambda lr0, t, rate, span: lr0 * 0.5 * (1.0 + math.cos(math.pi * min(t, span - 1) / span)),
+}
+DECAYS = tuple(DECAY_RULES)
 #: Optimizers with a β (momentum's β, RMSprop's ρ, Adam's β₁).
 WITH_BETA = ("momentum", "rmsprop", "adam")
 #: Why a β is refused for an optimizer without one (validation, the page's check and its controls say it).
@@ -76,13 +88,12 @@ class Hyperparameters:
             raise OptionError("exponential decay", f"needs a rate in (0, 1], got {self.decay_rate}")
         return self
 
-    def decayed_lr(self, lr0: float, epochs_since: int) -> float:
-        """The learning rate ``epochs_since`` epochs after it was set to ``lr0``."""
-        if self.decay == "inverse":
-            return lr0 / (1.0 + self.decay_rate * epochs_since)
-        if self.decay == "exponential":
-            return lr0 * self.decay_rate**epochs_since
-        return lr0
+    def decayed_lr(self, lr0: float, epochs_since: int, span: int | None = None) -> float:
+        """The learning rate ``epochs_since`` epochs after it was set to ``lr0``; ``span``: the epochs from
+        then to the run's end (a cosine decay needs it)."""
+        if span is None and self.decay == "cosine":
+            raise ValueError("a cosine decay needs the span of epochs it anneals over")
+        return DECAY_RULES[self.decay](lr0, epochs_since, self.decay_rate, max(1, span or 1))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -31,8 +31,9 @@ from trainer.contract.rundir import RunDir
 MOVED_BACK = ("rewound", "diverged", "started")
 
 
-def schedule_from(events: list[dict], records: list[dict], hparams: dict) -> dict:
-    """α by step from a journal (``events``), the epoch records (all branches) and the starting hyperparameters."""
+def schedule_from(events: list[dict], records: list[dict], hparams: dict, epochs: int | None = None) -> dict:
+    """α by step from a journal (``events``), the epoch records (all branches) and the starting hyperparameters
+    (``epochs``: the run's, which a cosine decay anneals over)."""
     hp = Hyperparameters.from_dict(hparams)
     lr0, lr0_epoch = hp.lr, 0
     points: list[tuple[int, float]] = [(0, hp.lr)]
@@ -49,7 +50,7 @@ def schedule_from(events: list[dict], records: list[dict], hparams: dict) -> dic
             continue
         if is_record:
             if hp.decay != "none":  # decay is applied after the epoch's record, from the next step
-                put(step, hp.decayed_lr(lr0, item["epoch"] - lr0_epoch))
+                put(step, hp.decayed_lr(lr0, item["epoch"] - lr0_epoch, None if epochs is None else epochs - lr0_epoch))
             continue
         kind, new = item.get("event"), item.get("hparams")
         if kind in MOVED_BACK:
@@ -111,7 +112,8 @@ def lr_schedule(run_path: Path | str) -> dict:
         if "error" in config["lr_schedule"]:
             raise ValueError(f"{run.path}'s schedule could not be serialized: {config['lr_schedule']['error']}")
         return {"run": run.name, "schedule": config["lr_schedule"], **scales_from(run.read_events())}
-    return {"run": run.name, **schedule_from(run.read_events(), run.read_metrics(), config.get("hparams") or {})}
+    return {"run": run.name, **schedule_from(run.read_events(), run.read_metrics(), config.get("hparams") or {},
+                                                   config.get("epochs"))}
 
 
 def write_schedule(run_path: Path | str, folder: Path | str) -> Path:

@@ -282,7 +282,7 @@ class Trainer(TrainKnobs):
         )
         advice = self.advising.epoch_end(record, [batch.to_json() for batch in batches])  # rules autopilot: applies it
         self.autopilot.epoch_end(advice)  # lookahead autopilot: a stage when due, or a finder when not learning
-        decayed = self.hp.decayed_lr(self.lr0, steering.epoch - self.lr0_epoch)
+        decayed = self.hp.decayed_lr(self.lr0, steering.epoch - self.lr0_epoch, self.config.epochs - self.lr0_epoch)
         if decayed != self.hp.lr:
             self.hp.lr = decayed
             self.knobs.lr.assign(decayed)
