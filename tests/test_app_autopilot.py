@@ -282,7 +282,7 @@ def test_a_real_lookahead_run_reads_and_draws_as_its_trainer_wrote_it(open_app):
     from trainer.contract.hparams import Hyperparameters
     from trainer.training.loop import TrainConfig, Trainer
 
-    config = TrainConfig(hparams=Hyperparameters(lr=1e-5), epochs=6, seed=0, autopilot=True)
+    config = TrainConfig(hparams=Hyperparameters(lr=1e-5), epochs=8, seed=0, autopilot=True)  # a stage ends at epoch 6
     Trainer.create(open_app.root / "real", config, verbose=False).run()
     events = [json.loads(line) for line in (open_app.root / "real" / "events.jsonl").read_text().splitlines()]
     stages = [e for e in events if e["event"] == "autopilot_stage"]
