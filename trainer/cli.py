@@ -25,6 +25,7 @@ from trainer.contract import jsonsafe
 from trainer.contract.config import RUN_DEFAULTS, TrainConfig, add_train_flags, check_name
 from trainer.ctl_values import EXPLORE_VALUES, json_object, json_value
 from trainer.contract.options import Option, argparse_type
+from trainer.contract.event_records import explore_share
 from trainer.contract.records import Answer
 from trainer.contract.outcome import outcome
 from trainer.contract.rundir import RunDir, RunDirError, current_line, JsonlTail, exit_code, pid_alive
@@ -324,9 +325,9 @@ def format_status(run: RunDir) -> str:
                  if isinstance(last.get(k), (int, float)) and not isinstance(last.get(k), bool)]
         if shown:  # a Keras fit without validation data has no val_* values
             lines.append("  " + ", ".join(shown))
-        if status.explore_steps:  # fork and find_lr steps are training compute too
-            share = status.explore_steps / max(status.step + status.explore_steps, 1)
-            lines.append(f"  explored {status.explore_steps} side-track steps (fork, find_lr): {share:.0%} of all steps")
+        share = explore_share(status.step, status.explore_steps)
+        if status.explore_steps and share is not None:  # fork and find_lr steps are training compute too
+            lines.append(f"  explored {status.explore_steps} side-track steps (fork, find_lr): {share:.0f}% of all steps")
         if status.message:
             lines.append(f"  {status.message}")
         if status.checkpoint:

@@ -22,7 +22,6 @@ from typing import Any
 
 from trainer.contract.event_records import AutopilotStage, AutopilotVetoed
 from trainer.contract.file_records import ForkCandidate, ForkRecord
-from trainer.contract.records import whole
 from trainer.contract.rundir import read_jsonl
 from trainer.training.exploration import FORKS
 
@@ -79,18 +78,6 @@ def lookahead_record(run_path: Path | str, stage: int | None) -> ForkRecord | No
         if record is not None and record.pick == AUTOPILOT_PICK and record.autopilot_stage == stage:
             return record
     return None
-
-
-def explore_share(step: Any, explore_steps: Any) -> float | None:
-    """The percentage of the run's steps spent on side tracks: explore / (step + explore); ``None`` when unknown.
-
-    >>> explore_share(300, 100), explore_share(0, 0), explore_share("x", 5)
-    (25.0, None, None)
-    """
-    step, explore = whole(step), whole(explore_steps)
-    if step is None or explore is None or step < 0 or explore < 0 or step + explore == 0:
-        return None
-    return 100.0 * explore / (step + explore)
 
 
 def share_text(n: int, percent: float | None) -> str:

@@ -16,13 +16,14 @@ from app.data import autopilot as ap
 from app.panels import controls
 from app.figures.cache import autopilot
 from app.panels.steer import autopilot_method, send_command
+from trainer.contract.event_records import explore_share
 from trainer.steering.advice import autopilot_on
 
 
 def share(view: RunView, summary: ap.Summary) -> str:
     """``Autopilot: N decisions · K % of steps spent exploring`` from the status (every heartbeat) and the journal."""
     status = view.run_status
-    percent = ap.explore_share(status.step, status.explore_steps) if status else None
+    percent = explore_share(status.step, status.explore_steps) if status else None
     return ap.share_text(summary.count, percent)
 
 

@@ -169,3 +169,16 @@ class AutopilotVetoed:
 
 assert set(AUTOPILOT_VETOED_FIELDS) == set(AutopilotVetoed.__dataclass_fields__), \
     "AUTOPILOT_VETOED_FIELDS and AutopilotVetoed disagree"
+
+
+def explore_share(step: Any, explore_steps: Any) -> float | None:
+    """The percentage of a run's steps spent on side tracks: explore / (step + explore); ``None`` when unknown.
+    The one rule for the autopilot's share of compute: ``panda status`` and the page both say it.
+
+    >>> explore_share(300, 100), explore_share(0, 0), explore_share("x", 5)
+    (25.0, None, None)
+    """
+    step, explore = whole(step), whole(explore_steps)
+    if step is None or explore is None or step < 0 or explore < 0 or step + explore == 0:
+        return None
+    return 100.0 * explore / (step + explore)
