@@ -18,15 +18,18 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
 
 
-def test_the_readme_cites_only_benchmarks_that_exist():
+def test_the_readme_cites_only_benchmarks_that_exist_and_run_as_programs():
     cited = set(re.findall(r"python -m bench\.([a-z_]+)", (ROOT / "README.md").read_text()))
     assert cited and cited <= set(MODULES), cited - set(MODULES)
+    assert all('if __name__ == "__main__":' in (ROOT / "bench" / f"{n}.py").read_text() for n in cited)
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_a_benchmark_imports_as_a_module_of_the_bench_package(name):
+def test_a_bench_module_imports_as_a_module_of_the_bench_package(name):
+    """Every module imports; one that runs as a program (a ``__main__`` block) has its ``main()``."""
     module = importlib.import_module(f"bench.{name}")
-    assert callable(getattr(module, "main", None)), f"bench.{name} has no main()"
+    runnable = 'if __name__ == "__main__":' in (ROOT / "bench" / f"{name}.py").read_text()
+    assert not runnable or callable(getattr(module, "main", None)), f"bench.{name} has no main()"
 
 
 def test_a_benchmark_answers_help_when_run_with_python_m():
