@@ -71,7 +71,7 @@ def test_a_viewer_cannot_apply_advice(tmp_path, open_app):
 
 
 def test_the_autopilot_applies_advice_as_a_command_from_autopilot(tmp_path):
-    run = stuck_run(tmp_path / "auto", epochs=4, autopilot=True)
+    run = stuck_run(tmp_path / "auto", epochs=4, autopilot=True, autopilot_method="rules")
     events = run.read_events()
     advice = next(e for e in events if e["event"] == "advice")
     assert advice["autopilot"] is True and advice["kind"] == "not learning"

@@ -306,7 +306,7 @@ EXPECTED = [
     ("checkpoint", False, False, True, True), ("rewind", False, True, True, True),
     ("set_autopilot", False, False, False, False), ("find_lr", False, False, False, True),
     ("fork", False, True, False, False), ("undo", False, False, False, True), ("adopt", False, False, False, False),
-    ("note", False, False, False, True), ("veto", True, True, False, False),
+    ("note", False, False, False, True), ("veto", True, True, True, False),
 ]
 
 

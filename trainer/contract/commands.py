@@ -299,7 +299,8 @@ TABLE = (
          refusal=f"adopt {_KERAS}: the model is the caller's, and another run's weights may not fit it; "
                  f"run it with panda train"),
     Spec("note", check_note, "note"),
-    Spec("veto", check_stage, "veto autopilot stage {value}", changes="lr", undoable=True, trainers=_TRAIN_ONLY,
+    Spec("veto", check_stage, "veto autopilot stage {value}", changes="lr", undoable=True, replayed=True,
+         trainers=_TRAIN_ONLY,
          refusal="veto: only panda train's lookahead autopilot makes stages (PandaCallback cannot fork)"),
 )
 #: Each command's entry, by name.

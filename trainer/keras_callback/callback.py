@@ -24,7 +24,8 @@ read it like any other run, and the same commands steer it, applied at batch bou
   its compiled step, and ``fit``'s batch size belongs to its data.
 
 A non-finite loss rolls the model back to the last checkpoint and pauses (state ``diverged``),
-as ``panda train`` does; lower the learning rate and ``resume``.
+as ``panda train`` does; lower the learning rate and ``resume``. With ``autopilot=True`` it lowers α
+itself and goes on, and the advisor's advice is applied (:mod:`trainer.keras_callback.autopilot`).
 
 Which run directory: :mod:`trainer.keras_callback.opening` (a new path starts a run; ``resume=True``
 continues one made by ``PandaCallback`` for the same model). Calling ``fit`` again with the same
@@ -54,6 +55,7 @@ import numpy as np  # noqa: E402
 
 from trainer.contract import commands as cmds  # noqa: E402
 from trainer.training import internals as internals_lib  # noqa: E402
+from trainer.keras_callback.autopilot import CallbackAutopilot, check_method  # noqa: E402
 from trainer.keras_callback.explore import EPOCH_END, CallbackFinder  # noqa: E402
 from trainer.keras_callback.logs import (  # noqa: E402
     FitData, accuracy_of, as_float, batch_losses, model_signature, unbuilt,
@@ -81,6 +83,8 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
             gradients). Keras does not hand callbacks the validation data, so without it only what the
             model itself holds is recorded: BN moving statistics, γ and β, weight norms.
         checkpoint_every: keep the end-of-epoch checkpoint of every N-th epoch (and the last 3).
+        autopilot: apply the advisor's advice and recover from a divergence without pausing
+            (:mod:`trainer.keras_callback.autopilot`; ``autopilot_method="lookahead"`` is refused: no data to fork on).
         dataset: a name for the data, shown in config.json (default: ``model.fit``).
         verbose: print a line per command and per epoch.
     """
@@ -90,8 +94,10 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
 
     def __init__(self, run_path: Path | str, *, resume: bool = False, tensorboard: bool = False,
                  checkpoint_every: int = 5, dataset: str | None = None, verbose: bool = False,
-                 internals: bool = True, probe: tuple | None = None):
+                 internals: bool = True, probe: tuple | None = None, autopilot: bool = False,
+                 autopilot_method: str = "rules"):
         super().__init__()
+        self.autopilot_method = check_method(autopilot, autopilot_method)
         if int(checkpoint_every) < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
         self.steering = Steering(RunDir(run_path), self, verbose=verbose, say_prefix="panda: ")
@@ -122,6 +128,7 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         self.steered_schedule = None  # a trainer.keras_callback.lr.SteeredSchedule when compiled with a schedule
         self.data = FitData()  # what fit's data says of its batches
         self._warned: set[str] = set()
+        self.autopilot = CallbackAutopilot(self, autopilot)
         self._idle = False  # a fit this callback cannot follow (another backend): every hook returns at once
         self._check_path()
 
@@ -250,6 +257,7 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
             n_classes = shape[-1] if isinstance(shape, tuple) else None
             self._probe = internals_lib.Probe(np.asarray(x_val), np.asarray(y_val), int(n_classes or np.max(y_val) + 1))
         reopened = self._open_run(self._planned)
+        self.autopilot.opened(reopened)
         self._start()
         return reopened
 
@@ -319,8 +327,9 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
         loss, val_loss = as_float(logs.get("loss")), as_float(logs.get("val_loss"))
         for what, value in (("training", loss), ("validation", val_loss)):
             if value is not None and not math.isfinite(value):
-                steering.diverge(f"the {what} loss became {value}")
-                steering.handle_commands()
+                if not self.autopilot.diverged(f"the {what} loss became {value}"):  # the autopilot goes on
+                    steering.diverge(f"the {what} loss became {value}")
+                    steering.handle_commands()
                 return
         samples = self._trained_samples if self._training_ended is not None else self._samples_seen()
         samples = samples or self._samples_from_steps()
@@ -342,12 +351,13 @@ class PandaCallback(RunOpening, FitBatches, LrSteering, keras.callbacks.Callback
             # find_lr trained on none of these batches of fit's data; the numbers are the others'
             explored_batches=self._skip or None,
         )
-        steering.commit_epoch(record, batch_records, self.checkpoint_every)
+        committed = steering.commit_epoch(record, batch_records, self.checkpoint_every)
         self._mark, steering.paused_seconds = ended, 0.0  # the commit's own time counts in the next epoch
         if self._internals_cadence is not None and self._internals_cadence.due(steering.epoch):
             self._internals_cadence.timed(lambda: steering.append_internals(internals_lib.measure(
                 self.model, self._probe, epoch=steering.epoch, step=steering.step, branch=steering.branch)))
         steering.say(f"epoch {steering.epoch}  loss {loss:.4f}" + (f"  val_loss {val_loss:.4f}" if val_loss is not None else ""))
+        self.autopilot.epoch_end(committed, [b.to_json() for b in batch_records])  # applies advice when on
         if steering.inbox.ready.is_set() or steering.state in WAITING_STATES:
             steering.handle_commands()
         if steering.stop_requested:

@@ -104,7 +104,8 @@ class RunOpening:
             dataset={"name": self.dataset or "model.fit", "n_train": None, "n_val": None,
                      "n_features": n_features, "n_classes": n_classes, "source": "model.fit"},
             epochs=self.steering.epochs, seed=None, pace=0.0, checkpoint_every=self.checkpoint_every,
-            tensorboard=self.tensorboard, internals=self.internals, **self._schedule_record()))
+            tensorboard=self.tensorboard, internals=self.internals, autopilot=self.autopilot.on,
+            autopilot_method=self.autopilot_method, **self._schedule_record()))
         if self._probe is not None:
             self.steering.append_internals(self._probe.first_record())
 

@@ -33,7 +33,10 @@ plateau        the validation loss flat: none of the last ``PLATEAU_EPOCHS`` (5)
 Bouncing and plateau say nothing once the run has *converged*: its training loss is at most
 ``CONVERGED_LOSS`` (5 %) of ln C (a mean probability of about 89 % on the right class for 10
 classes). There a loss's wobbles are noise, and advice on a run at 98 % is a false alarm
-(``bench/advisor_alarms.py`` measures the rate on the demo scenarios' healthy runs).
+(``bench/advisor_alarms.py`` measures the rate on the demo scenarios' healthy runs). Bouncing also
+keeps quiet on a *settled* run — its validation loss within ``NEAR_BEST`` (10 %) of its best and at most
+``SETTLED_LOSS`` (10 %) of ln C — whose training loss dropout keeps higher (issue #22: it fired on a
+healthy run at 97.8 % and kept halving α).
 
 >>> flat = [{"epoch": e, "loss": 0.30, "val_loss": 0.40, "accuracy": 0.9, "val_accuracy": 0.88,
 ...          "grad_norm": 1.0, "lr": 0.01} for e in range(1, 8)]
@@ -70,6 +73,9 @@ PLATEAU_EPOCHS = 5
 OVERFIT_EPOCHS = 4
 #: Converged: the training loss at or below this fraction of ln C (bouncing and plateau keep quiet).
 CONVERGED_LOSS = 0.05
+#: Settled: the validation loss within this fraction of its best and at most SETTLED_LOSS × ln C.
+NEAR_BEST = 0.10
+SETTLED_LOSS = 0.10
 #: Learning rates at or above which a run stuck at chance is told to go *down* (per optimizer).
 HIGH_LR = {"sgd": 1.0, "momentum": 0.3, "rmsprop": 0.03, "adam": 0.03}
 
@@ -182,6 +188,19 @@ def _spreads(epochs: Sequence[dict], batches: Sequence[dict]) -> list[float]:
     return [statistics.pstdev(by_epoch[e]) for e in sorted(by_epoch) if len(by_epoch[e]) >= 3]
 
 
+def settled(epochs: Sequence[dict], ctx: Context) -> bool:
+    """Whether the newest validation loss is within NEAR_BEST of its best and at most SETTLED_LOSS × ln C.
+
+    >>> ep = lambda v: {"val_loss": v}
+    >>> settled([ep(0.08), ep(0.10), ep(0.085)], Context(n_classes=10)), settled([ep(0.08), ep(0.2)], Context(n_classes=10))
+    (True, False)
+    """
+    val = _series(epochs, "val_loss")
+    if val is None or not isinstance(ctx.n_classes, int) or ctx.n_classes < 2:
+        return False
+    return val[-1] <= (1 + NEAR_BEST) * min(val) and val[-1] <= SETTLED_LOSS * math.log(ctx.n_classes)
+
+
 def _bounces(series: list[float]) -> int:
     """Rises of more than BOUNCE_RISE in the last BOUNCE_WINDOW values; 0 unless it fell after a rise.
 
@@ -196,7 +215,7 @@ def _bounces(series: list[float]) -> int:
 
 def bouncing(epochs: Sequence[dict], batches: Sequence[dict], ctx: Context) -> Advice | None:
     loss = _series(epochs, "loss")
-    if loss is None or len(loss) < 3 or converged(epochs, ctx):
+    if loss is None or len(loss) < 3 or converged(epochs, ctx) or settled(epochs, ctx):
         return None
     for name, series in (("training", loss), ("validation", _series(epochs, "val_loss"))):
         rises = _bounces(series) if series else 0
@@ -257,4 +276,4 @@ def advise(epochs: Sequence[dict], batches: Sequence[dict], ctx: Context) -> lis
     return out
 
 
-__all__ = ["Advice", "Context", "RULES", "advise", "converged", "not_learning"]
+__all__ = ["Advice", "Context", "RULES", "advise", "converged", "not_learning", "settled"]

@@ -21,7 +21,8 @@ The rules (docs/run-directory.md, ``autopilot_stage``):
 * **Choice** (:func:`choose`): the lowest prediction, unless the current α's is within
   :data:`KEEP_MARGIN` (5 %) of it: then keep (a short lookahead cannot tell α's apart near convergence).
 * **Candidates** (:meth:`StagePlanner.candidates`): stage 1 tries the current α × {1/3, 1, 3}; later
-  stages the current α plus :data:`ASKED` α's the sampler proposes over log10 α. It is told each
+  stages the current α plus :data:`ASKED` α's the sampler proposes over log10 α, clipped to within
+  :data:`TRUST` (10×) of the current α. It is told each
   candidate's prediction relative to its stage's best, ``(p − best) / max(|best|, 0.001)`` (0 for the
   winner, :data:`PENALTY` for a diverged or vetoed one), so stages at different loss levels compare.
 """
@@ -42,6 +43,9 @@ MIN_LOOKAHEAD = 10
 FIRST_FACTORS = (1 / 3, 1.0, 3.0)
 #: Later stages: the current α and this many α's the sampler asks for.
 ASKED = 2
+#: A stage moves α by at most this factor either way (the sampler's proposals are clipped to it): a short
+#: lookahead near convergence favours a tiny α that merely stops moving, which would freeze the run.
+TRUST = 10.0
 #: What the sampler is told for a candidate that diverged or was vetoed (the stage's best is 0).
 PENALTY = 10.0
 #: Another α replaces the current one only when predicted more than this fraction lower.
@@ -208,7 +212,7 @@ class StagePlanner:
             raw = [lr * f for f in FIRST_FACTORS]
             raw.insert(0, raw.pop(FIRST_FACTORS.index(1.0)))
         else:
-            raw = [lr, *self.sampler.ask(ASKED)]
+            raw = [lr, *[min(max(x, lr / TRUST), lr * TRUST) for x in self.sampler.ask(ASKED)]]
         out: list[float] = []
         for value in raw:  # valid α's, to 3 digits, each once
             value = cmds.check_lr(float(f"{min(max(value, 1e-9), cmds.MAX_LR):.3g}"))

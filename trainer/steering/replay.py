@@ -32,6 +32,8 @@ def plan_of(events: list[dict]) -> list[dict]:
             continue
         cmd, value = event["cmd"], event.get("value")
         epoch, step = event.get("epoch"), event.get("step")
+        if cmd == "veto":  # replayed as what it did (the replay has no autopilot stages): α back
+            cmd, value = "set_lr", (event.get("hparams") or {}).get("lr")
         if cmd == "rewind":
             value = event.get("checkpoint", value)
             epoch, step = event.get("from_epoch"), event.get("from_step")

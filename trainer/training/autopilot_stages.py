@@ -61,6 +61,7 @@ class StageAutopilot:
     def resumed(self, events: list[dict]) -> None:
         """After ``--resume``: the planner's memory from the journal; the next stage one stage after the last."""
         if not any(e.get("event") == "autopilot_stage" for e in events):
+            self.next_step = self.t.steering.step + self.horizon()
             return
         self.planner.resumed(events)
         last = self.planner.stages[-1].get("step") if self.planner.stages else None
@@ -71,8 +72,8 @@ class StageAutopilot:
     def epoch_end(self, advice: list) -> None:
         """After the epoch's advice: a stage when one is due (or advice brings it forward)."""
         s = self.t.steering
-        if not self.on or s.stop_requested or s.state != "running":
-            return
+        if not self.on or s.stop_requested or s.state != "running" or s.epoch >= self.t.config.epochs:
+            return  # nothing to steer: off, stopping, waiting, or the last epoch is done
         kinds = [a.kind for a in advice]
         if "not learning" in kinds:
             self.find_lr_stage("not learning")
@@ -106,8 +107,9 @@ class StageAutopilot:
         s.current = None  # the records are the autopilot's, not the last command's
         try:
             results, curves = explorer.try_candidates([{"lr": x} for x in lrs], steps)
-        except Interrupted:
-            return  # a stop: the state is back, the loop carries the stop out
+        except Interrupted:  # a stop: the state is back; it is carried out now
+            self._catch_up()
+            return
         decision = self.planner.decide(lrs, curves, horizon)
         chosen = decision["chosen"]
         for result, predicted, fit in zip(results, decision["predicted"], decision["fits"]):
@@ -129,6 +131,7 @@ class StageAutopilot:
         try:
             found = Explorer(t).find_lr(cmds.check_find_lr(spec))
         except Interrupted:
+            self._catch_up()
             return
         suggested = found["suggestion"]["lr"]
         if trigger == "diverged":
@@ -149,7 +152,13 @@ class StageAutopilot:
                         command_id=command_id)
         self.planner.record(event)
         self.next_step = s.step + self.horizon()
+        self._catch_up()
         s.say(f"autopilot stage {stage} ({trigger}, {action}, {spent} side-track steps): α {from_lr:g} → {to_lr:g}")
+
+    def _catch_up(self) -> None:
+        """Handle what arrived during the stage (its side track collected it, so the inbox's flag is down)."""
+        if self.t.steering.pending:
+            self.t.steering.handle_commands()
 
     def _send(self, cmd: str, value) -> str:
         """A command from the autopilot, handled now: answered and journaled like any other."""
