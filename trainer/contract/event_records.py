@@ -142,17 +142,20 @@ assert set(AUTOPILOT_STAGE_FIELDS) | {"candidates"} == set(AutopilotStage.__data
     "AUTOPILOT_STAGE_FIELDS and AutopilotStage disagree"
 
 #: An ``autopilot_vetoed`` event's fields and their checks.
-AUTOPILOT_VETOED_FIELDS = {"stage": whole, "lr": real, "command_id": string, "epoch": whole, "step": whole,
-                           "time": real}
+AUTOPILOT_VETOED_FIELDS = {"stage": whole, "lr": real, "command_id": string, "by": string, "reason": string,
+                           "epoch": whole, "step": whole, "time": real}
 
 
 @dataclass(frozen=True)
 class AutopilotVetoed:
-    """A ``veto`` applied: stage ``stage``'s change undone, α back to ``lr`` (that stage's ``from_lr``)."""
+    """A ``veto`` applied: stage ``stage``'s change undone, α back to ``lr`` (that stage's ``from_lr``).
+    ``by: "autopilot"``: the autopilot took back its own raise of α (the run stopped learning), with ``reason``."""
 
     stage: int | None = None
     lr: float | None = None
     command_id: str | None = None
+    by: str | None = None
+    reason: str | None = None
     epoch: int | None = None
     step: int | None = None
     time: float | None = None

@@ -50,6 +50,9 @@ TRUST = 10.0
 PENALTY = 10.0
 #: Another α replaces the current one only when predicted more than this fraction lower.
 KEEP_MARGIN = 0.05
+#: The autopilot never sets α below this: a finder on a state that learns nothing at any α suggests the
+#: noise's minimum, and stage after stage drove α to 1e-13 (bench/autopilot.py, a CNN wrecked by α = 0.1).
+ALPHA_FLOOR = 1e-6
 #: Fewer lookahead losses than this: no fit, the mean of the last tenth.
 MIN_FIT_POINTS = 5
 #: The decay rates c tried, from 1/n to this, spaced on a log scale.
@@ -215,7 +218,7 @@ class StagePlanner:
             raw = [lr, *[min(max(x, lr / TRUST), lr * TRUST) for x in self.sampler.ask(ASKED)]]
         out: list[float] = []
         for value in raw:  # valid α's, to 3 digits, each once
-            value = cmds.check_lr(float(f"{min(max(value, 1e-9), cmds.MAX_LR):.3g}"))
+            value = cmds.check_lr(float(f"{min(max(value, ALPHA_FLOOR), cmds.MAX_LR):.3g}"))
             if value not in out:
                 out.append(value)
         return out

@@ -7,7 +7,12 @@ track (a bit-for-bit snapshot, put back after). At an epoch's end (never inside 
 * **a stage is due** (the step crossed the next stage's start) — or the advisor just said *bouncing*
   or *plateau*: fork the planner's candidates for the lookahead, predict each one's loss at the
   stage's end, and go on with the lowest. The curves go to ``forks.jsonl`` (``pick: "autopilot"``);
-* **not learning**: a ``find_lr`` from the current state, and its suggestion.
+* **not learning**: when the latest stage *raised* α and nothing was changed since, an ``undo`` of its
+  ``set_lr`` (back to the checkpoint taken just before it, at its α: the autopilot takes back its own
+  stage, an ``autopilot_vetoed`` event with ``by: "autopilot"``; the sampler hears the raise was bad); otherwise a ``find_lr`` from the current state, and
+  its suggestion — unless its curve is flat (the smoothed loss fell less than :data:`FLAT`): a state that
+  learns at no α gives no suggestion worth taking, so α moves as the advisor says (×0.1 when high, ×10 when low). The autopilot never sets α below
+  :data:`~trainer.steering.autopilot.ALPHA_FLOOR`.
 
 Each decision sends a ``set_lr`` with ``source: "autopilot"`` when α changes (answered, journaled and
 undoable like any command) and journals one ``autopilot_stage`` event. A **divergence** under the
@@ -22,12 +27,14 @@ import math
 
 from trainer.contract import commands as cmds
 from trainer.steering.advice import SOURCE
-from trainer.steering.autopilot import StagePlanner, lookahead_steps, stage_length
+from trainer.steering.autopilot import ALPHA_FLOOR, StagePlanner, lookahead_steps, stage_length
 from trainer.training.exploration import FORKS, LR_FINDER, Explorer, Interrupted
 
 #: The finder's ramp when the autopilot runs one: steps, and its range around the current α.
 FINDER_STEPS = 100
 FINDER_LOW, FINDER_HIGH = 1e-6, 1.0
+#: A finder whose smoothed loss fell by less than this fraction of its start found nothing to go by.
+FLAT = 0.02
 #: Advice that brings the next stage forward.
 EARLY = ("bouncing", "plateau")
 
@@ -39,6 +46,7 @@ class StageAutopilot:
         self.t = trainer
         self._planner: StagePlanner | None = None
         self.next_step = self.horizon()
+        self.raised: int | None = None  # the latest stage, when it raised α
 
     @property
     def planner(self) -> StagePlanner:
@@ -76,7 +84,9 @@ class StageAutopilot:
             return  # nothing to steer: off, stopping, waiting, or the last epoch is done
         kinds = [a.kind for a in advice]
         if "not learning" in kinds:
-            self.find_lr_stage("not learning")
+            said = next(a for a in advice if a.kind == "not learning")
+            if not self.take_back_raise():
+                self.find_lr_stage("not learning", said.value if said.cmd == "scale_lr" else None)
         elif s.step >= self.next_step or any(k in EARLY for k in kinds):
             if self.planner.hold:  # a veto keeps the user's α through this stage
                 self.planner.hold = False
@@ -118,12 +128,15 @@ class StageAutopilot:
         explorer.record_line(FORKS, {"kind": "fork", "steps": steps, "pick": "autopilot", "autopilot_stage": stage,
                                  "base": base, "best": chosen, "horizon": horizon, "candidates": results,
                                  "val_examples": min(len(t.data.x_val), 1024)})
-        to_lr = lrs[chosen] if chosen is not None else cmds.check_lr(float(f"{lr * 0.1:.3g}"))
+        to_lr = lrs[chosen] if chosen is not None else cmds.check_lr(float(f"{max(lr * 0.1, ALPHA_FLOOR):.3g}"))
+        self.raised = stage if to_lr > lr else None
         candidates = [{"lr": x, "predicted_loss": p, "final_loss": r["final_loss"], "val_loss": r["val_loss"],
                        "steps": r["steps"]} for x, p, r in zip(lrs, decision["predicted"], results)]
         self._decided(stage, trigger, "fork", lr, to_lr, candidates, chosen, s.explore_steps - before, horizon, FORKS)
 
-    def find_lr_stage(self, trigger: str) -> None:
+    def find_lr_stage(self, trigger: str, flat_factor: float | None = None) -> None:
+        """A finder from the current state and its suggestion; a flat curve's is noise: then α × ``flat_factor``
+        (the advisor's ×0.1 for an α already high, ×10 for a low one), or α as it is."""
         t, s = self.t, self.t.steering
         lr, stage, before = t.hp.lr, self.planner.next_stage, s.explore_steps
         spec = {"steps": FINDER_STEPS, "min": min(FINDER_LOW, lr / 100), "max": min(max(FINDER_HIGH, lr * 10), cmds.MAX_LR)}
@@ -136,9 +149,12 @@ class StageAutopilot:
         suggested = found["suggestion"]["lr"]
         if trigger == "diverged":
             to_lr = suggested if suggested is not None and suggested < lr else lr * 0.1
+        elif found.get("drop", 1.0) < FLAT:
+            to_lr = lr * (flat_factor or 1.0)  # no α made this state learn: the "suggestion" is the noise's minimum
         else:
             to_lr = suggested if suggested is not None else lr * 10
-        to_lr = cmds.check_lr(float(f"{to_lr:.3g}"))
+        to_lr = cmds.check_lr(float(f"{max(to_lr, min(ALPHA_FLOOR, lr)):.3g}"))
+        self.raised = None
         self._decided(stage, trigger, "find_lr", lr, to_lr, [], None, s.explore_steps - before, self.horizon(),
                       LR_FINDER)
 
@@ -154,6 +170,31 @@ class StageAutopilot:
         self.next_step = s.step + self.horizon()
         self._catch_up()
         s.say(f"autopilot stage {stage} ({trigger}, {action}, {spent} side-track steps): α {from_lr:g} → {to_lr:g}")
+
+    def take_back_raise(self) -> bool:
+        """The run stopped learning after the latest stage raised α: ``undo`` it (the state before, at its α).
+
+        ``False`` (a finder instead) when the latest stage raised nothing, was vetoed, or is no longer the
+        newest change (a user's command came after it: undo would take back theirs).
+        """
+        s, stage = self.t.steering, self.raised
+        self.raised = None
+        stages = self.planner.stages
+        if stage is None or not stages or stages[-1].get("stage") != stage or stage in self.planner.vetoed:
+            return False
+        event = stages[-1]
+        if not s.undo_points or s.undo_points[-1].get("command_id") != event.get("command_id"):
+            return False
+        self._send("undo", None)
+        if s.undo_points and s.undo_points[-1].get("command_id") == event.get("command_id"):
+            return False  # rejected: the run goes on as it was, and a finder looks instead
+        self.planner.vetoed_stage(stage, event)
+        s.event("autopilot_vetoed", stage=stage, lr=event["from_lr"], command_id=None, by="autopilot",
+                reason="not learning since it raised α")
+        self.next_step = s.step + self.horizon()
+        s.say(f"autopilot: stage {stage} raised α to {event['to_lr']:g} and the run stopped learning; "
+              f"undone, back to α {event['from_lr']:g}")
+        return True
 
     def _catch_up(self) -> None:
         """Handle what arrived during the stage (its side track collected it, so the inbox's flag is down)."""

@@ -100,6 +100,19 @@ def suggest(lrs: list[float], smoothed: list[float]) -> dict:
     return {"steepest": steepest, "min_lr": float(min_lr), "min_over_10": float(over_10), "lr": float(over_10)}
 
 
+def descent(smoothed: list[float]) -> float:
+    """How far the smoothed loss fell below its first value, as a fraction (0: it never fell). A finder
+    whose curve is flat found nothing: its "suggestion" is the noise's minimum.
+
+    >>> descent([2.0, 1.5, 0.5, 9.0]), descent([2.3, 2.31, 2.3]), descent([])
+    (0.75, 0.0, 0.0)
+    """
+    finite = [x for x in smoothed if math.isfinite(x)]
+    if not finite or finite[0] <= 0:
+        return 0.0
+    return max(0.0, 1.0 - min(finite) / finite[0])
+
+
 def best_of(results: list[dict]) -> int | None:
     """The candidate with the lowest finite validation loss (else final training loss); ``None`` if all diverged.
 
@@ -263,7 +276,8 @@ class Explorer:
             "points": [{"lr": a, "loss": finite_or_none(l), "smoothed": finite_or_none(s)}
                        for a, l, s in zip(tried, losses, smoothed)]})
         t.steering.say(f"find_lr: {len(losses)} steps ({stopped}); suggested α {suggestion['lr']}")
-        return {"suggestion": suggestion, "points": len(losses), "stopped": stopped, "record": LR_FINDER}
+        return {"suggestion": suggestion, "points": len(losses), "stopped": stopped, "record": LR_FINDER,
+                "drop": descent(smoothed)}
 
     def try_candidates(self, candidates: list[dict], steps: int, kind: str = "fork") -> tuple[list[dict], list[list[float]]]:
         """Train each candidate ``steps`` steps from the current state on the same examples; put the state back.
