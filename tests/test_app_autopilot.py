@@ -298,3 +298,14 @@ def test_a_real_lookahead_run_reads_and_draws_as_its_trainer_wrote_it(open_app):
     assert len([t for t in lookahead["data"] if t.get("line", {}).get("dash") == "dash"]) == n  # each one's fit
     (marks,) = autopilot_markers(charts(at)["Loss"])
     assert len(marks["x"]) == len(stages) and "not learning → find_lr" in marks["hovertext"][0]
+
+
+def test_a_stage_the_autopilot_took_back_itself_says_so(open_app):
+    """``autopilot_vetoed`` with ``by: "autopilot"``: its raise of α left the run not learning, so it undid it."""
+    run = autopilot_run(open_app.root)
+    run.append_event("autopilot_vetoed", stage=2, lr=0.01, command_id=None, by="autopilot",
+                     reason="not learning since it raised α")
+    at = open_app()
+    text = panel_text(at)
+    assert "taken back by the autopilot (the run stopped learning): α back to 0.01" in text
+    assert "— vetoed:" not in text

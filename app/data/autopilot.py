@@ -37,6 +37,7 @@ class Decision:
 
     made: AutopilotStage
     vetoed: bool = False
+    taken_back: bool = False  # vetoed by the autopilot itself: its raise of α left the run not learning
 
     def __getattr__(self, name: str):  # stage, epoch, trigger, from_lr …: the event's own fields
         if name == "made":  # not set yet (a copy being made): no field to forward to
@@ -66,8 +67,10 @@ def decisions(events: list[dict]) -> list[Decision]:
     ...                               {"event": "autopilot_vetoed", "stage": 2}])]
     [False, True]
     """
-    vetoed = {v.stage for v in map(AutopilotVetoed.from_json, events) if v is not None and v.stage is not None}
-    return [Decision(d, d.stage in vetoed) for d in map(AutopilotStage.from_json, events) if d is not None]
+    vetoes = [v for v in map(AutopilotVetoed.from_json, events) if v is not None and v.stage is not None]
+    vetoed, own = {v.stage for v in vetoes}, {v.stage for v in vetoes if v.by == "autopilot"}
+    return [Decision(d, d.stage in vetoed, d.stage in own) for d in map(AutopilotStage.from_json, events)
+            if d is not None]
 
 
 def lookahead_record(run_path: Path | str, stage: int | None) -> ForkRecord | None:
@@ -124,7 +127,9 @@ def why(decision: Decision, record: ForkRecord | None) -> str:
         else:
             reason = "its lookahead's curves are not readable"
         text = f"{trigger}{move}: {reason}"
-    if decision.vetoed:
+    if decision.taken_back:
+        text += f" — taken back by the autopilot (the run stopped learning): α back to {fmt(decision.from_lr)}"
+    elif decision.vetoed:
         text += f" — vetoed: α back to {fmt(decision.from_lr)}"
     return text
 
