@@ -60,11 +60,13 @@ def test_the_projected_page_fits_a_projector_a_laptop_and_a_phone(room, tmp_path
             assert str(run.path) not in page.inner_text("body")
             for width, height in ((1280, 720), (800, 900), (390, 844)):
                 page.set_viewport_size({"width": width, "height": height})
-                page.wait_for_function(  # Plotly re-lays out to the new width (or the test fails here)
-                    f"() => [...document.querySelectorAll('.js-plotly-plot')].every(g => g.getBoundingClientRect().right <= {width})",
-                    timeout=10_000)
+                # Plotly re-lays out to the new width (or the test fails here). The charts are measured in the
+                # same call: between a wait and a later evaluate, the 1 s live fragment may be swapping its
+                # elements (CI once measured none at all; an empty list also passed the old every() wait).
+                charts = page.wait_for_function(
+                    f"() => {{ const c = ({CHARTS_JS})(); return c.length === 4 && c.every(g => g.right <= {width}) && c; }}",
+                    timeout=10_000).json_value()
                 assert page.evaluate("() => document.documentElement.scrollWidth") <= width, f"scrolls sideways at {width}"
-                charts = page.evaluate(CHARTS_JS)
                 assert len(charts) == 4
                 for c in charts:
                     assert c["ticks"] and c["tick"] >= 16, (width, c)
