@@ -7,8 +7,9 @@ track (a bit-for-bit snapshot, put back after). At an epoch's end (never inside 
 * **a stage is due** (the step crossed the next stage's start) — or the advisor just said *bouncing*
   or *plateau*: fork the planner's candidates for the lookahead, predict each one's loss at the
   stage's end, and go on with the lowest. The curves go to ``forks.jsonl`` (``pick: "autopilot"``);
-* **not learning**: when the latest stage *raised* α and nothing was changed since, an ``undo`` of its
-  ``set_lr`` (back to the checkpoint taken just before it, at its α: the autopilot takes back its own
+* **not learning**: when a stage *raised* α, no α change came after it (stages that kept α aside) and
+  the validation loss is now worse than the best before it (a raise can look good for an epoch, then
+  kill the network: bench/autopilot.py's CNN), an ``undo`` of its ``set_lr`` (back to the checkpoint taken just before it, at its α: the autopilot takes back its own
   stage, an ``autopilot_vetoed`` event with ``by: "autopilot"``; the sampler hears the raise was bad); otherwise a ``find_lr`` from the current state, and
   its suggestion — unless its curve is flat (the smoothed loss fell less than :data:`FLAT`): a state that
   learns at no α gives no suggestion worth taking, so α moves as the advisor says (×0.1 when high, ×10 when low). The autopilot never sets α below
@@ -46,7 +47,7 @@ class StageAutopilot:
         self.t = trainer
         self._planner: StagePlanner | None = None
         self.next_step = self.horizon()
-        self.raised: int | None = None  # the latest stage, when it raised α
+        self.raised: tuple[int, float] | None = None  # a stage that raised α, and the best val loss before it
 
     @property
     def planner(self) -> StagePlanner:
@@ -129,7 +130,8 @@ class StageAutopilot:
                                  "base": base, "best": chosen, "horizon": horizon, "candidates": results,
                                  "val_examples": min(len(t.data.x_val), 1024)})
         to_lr = lrs[chosen] if chosen is not None else cmds.check_lr(float(f"{max(lr * 0.1, ALPHA_FLOOR):.3g}"))
-        self.raised = stage if to_lr > lr else None
+        if to_lr != lr:  # a raise is watched until it pays off; a keep leaves the watch as it is
+            self.raised = (stage, self._best_val_loss()) if to_lr > lr else None
         candidates = [{"lr": x, "predicted_loss": p, "final_loss": r["final_loss"], "val_loss": r["val_loss"],
                        "steps": r["steps"]} for x, p, r in zip(lrs, decision["predicted"], results)]
         self._decided(stage, trigger, "fork", lr, to_lr, candidates, chosen, s.explore_steps - before, horizon, FORKS)
@@ -172,17 +174,18 @@ class StageAutopilot:
         s.say(f"autopilot stage {stage} ({trigger}, {action}, {spent} side-track steps): α {from_lr:g} → {to_lr:g}")
 
     def take_back_raise(self) -> bool:
-        """The run stopped learning after the latest stage raised α: ``undo`` it (the state before, at its α).
+        """The run stopped learning after a stage raised α: ``undo`` it (the state before, at its α).
 
-        ``False`` (a finder instead) when the latest stage raised nothing, was vetoed, or is no longer the
-        newest change (a user's command came after it: undo would take back theirs).
+        ``False`` (a finder instead) when no raise is watched, it was vetoed, the run is no worse than before
+        it, or it is no longer the newest change (a user's command came after it: undo would take back theirs).
         """
-        s, stage = self.t.steering, self.raised
+        s, raised = self.t.steering, self.raised
         self.raised = None
-        stages = self.planner.stages
-        if stage is None or not stages or stages[-1].get("stage") != stage or stage in self.planner.vetoed:
+        event = next((e for e in self.planner.stages if raised and e.get("stage") == raised[0]), None)
+        now = (s.last_metrics or {}).get("val_loss")
+        if event is None or raised[0] in self.planner.vetoed or not (isinstance(now, float) and now > raised[1]):
             return False
-        event = stages[-1]
+        stage = raised[0]
         if not s.undo_points or s.undo_points[-1].get("command_id") != event.get("command_id"):
             return False
         self._send("undo", None)
@@ -195,6 +198,11 @@ class StageAutopilot:
         s.say(f"autopilot: stage {stage} raised α to {event['to_lr']:g} and the run stopped learning; "
               f"undone, back to α {event['from_lr']:g}")
         return True
+
+    def _best_val_loss(self) -> float:
+        """The best validation loss of the run's current history (``inf`` before any)."""
+        values = [r.get("val_loss") for r in self.t.advising.epochs]
+        return min((v for v in values if isinstance(v, float) and math.isfinite(v)), default=math.inf)
 
     def _catch_up(self) -> None:
         """Handle what arrived during the stage (its side track collected it, so the inbox's flag is down)."""
