@@ -14,9 +14,8 @@ fit's data — Keras hands it one batch at a time, once — so it cannot fork, a
 
 from __future__ import annotations
 
-from trainer.contract import commands as cmds
 from trainer.contract.rundir import current_line
-from trainer.steering.advice import SOURCE, Advising
+from trainer.steering.advice import Advising
 
 #: The methods a callback can run, and why not the other.
 METHODS = ("rules",)
@@ -76,8 +75,6 @@ class CallbackAutopilot:
         steering = self.cb.steering
         steering.diverge(reason, wait=False)
         if steering.state == "running":
-            lr = steering.trainer.hparams().get("lr")
-            if isinstance(lr, (int, float)) and lr > 0:
-                steering.rundir.send_command("set_lr", cmds.check_lr(float(f"{lr * 0.1:.3g}")), source=SOURCE)
+            self.advising.lower_after_divergence()
         steering.handle_commands()
         return True

@@ -86,6 +86,18 @@ class Advising:
             self.journal(advice, apply=self.autopilot and self.method == "rules" and i == 0)
         return new
 
+    def send(self, cmd: str, value: Any) -> str:
+        """A command from the autopilot, handled now: answered and journaled like any other."""
+        command_id = self.steering.rundir.send_command(cmd, value, source=SOURCE)
+        self.steering.handle_commands()
+        return command_id
+
+    def lower_after_divergence(self) -> None:
+        """The rules autopilot after a divergence's rollback: α × 0.1, as its own command; the run goes on."""
+        lr = self.steering.trainer.hparams().get("lr")
+        if isinstance(lr, (int, float)) and lr > 0:
+            self.send("set_lr", cmds.check_lr(float(f"{lr * 0.1:.3g}")))
+
     def journal(self, advice: Advice, apply: bool) -> dict:
         """The ``advice`` event; with ``apply``, send its command as the autopilot and handle it now."""
         steering = self.steering

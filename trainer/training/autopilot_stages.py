@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 
 from trainer.contract import commands as cmds
-from trainer.steering.advice import SOURCE
 from trainer.steering.autopilot import ALPHA_FLOOR, StagePlanner, lookahead_steps, stage_length
 from trainer.training.exploration import FORKS, LR_FINDER, Explorer, Interrupted
 
@@ -97,14 +96,14 @@ class StageAutopilot:
 
     def diverged(self, reason: str) -> None:
         """Roll back as the guard does, then lower α and go on (no pause for a person)."""
-        t, s = self.t, self.t.steering
+        s = self.t.steering
         s.diverge(reason, wait=False)
         if s.state != "running":  # no checkpoint to roll back to: it waits for the user after all
             return
         if self.t.config.autopilot_method == "lookahead":
             self.find_lr_stage("diverged")
         else:
-            self._send("set_lr", cmds.check_lr(float(f"{t.hp.lr * 0.1:.3g}")))
+            self.t.advising.lower_after_divergence()
 
     # ------------------------------------------------------------------ what
 
@@ -114,7 +113,7 @@ class StageAutopilot:
         steps, stage = lookahead_steps(horizon), self.planner.next_stage
         lrs = self.planner.candidates(lr)
         before, explorer = s.explore_steps, Explorer(t)
-        base = {"lr": t.hp.lr, "beta": t.hp.beta, "batch_size": t.hp.batch_size}
+        base = explorer.base()
         s.current = None  # the records are the autopilot's, not the last command's
         try:
             results, curves = explorer.try_candidates([{"lr": x} for x in lrs], steps)
@@ -151,7 +150,7 @@ class StageAutopilot:
         suggested = found["suggestion"]["lr"]
         if trigger == "diverged":
             to_lr = suggested if suggested is not None and suggested < lr else lr * 0.1
-        elif found.get("drop", 1.0) < FLAT:
+        elif found["drop"] < FLAT:
             to_lr = lr * (flat_factor or 1.0)  # no α made this state learn: the "suggestion" is the noise's minimum
         else:
             to_lr = suggested if suggested is not None else lr * 10
@@ -164,7 +163,7 @@ class StageAutopilot:
                  chosen: int | None, spent: int, horizon: int, record: str) -> None:
         """Apply α (a set_lr from the autopilot), journal the ``autopilot_stage`` event, schedule the next stage."""
         s = self.t.steering
-        command_id = self._send("set_lr", to_lr) if to_lr != from_lr else None
+        command_id = self.t.advising.send("set_lr", to_lr) if to_lr != from_lr else None
         event = s.event("autopilot_stage", stage=stage, trigger=trigger, action=action, from_lr=from_lr, to_lr=to_lr,
                         candidates=candidates, chosen=chosen, explore_steps=spent, horizon=horizon, record=record,
                         command_id=command_id)
@@ -188,7 +187,7 @@ class StageAutopilot:
         stage = raised[0]
         if not s.undo_points or s.undo_points[-1].get("command_id") != event.get("command_id"):
             return False
-        self._send("undo", None)
+        self.t.advising.send("undo", None)
         if s.undo_points and s.undo_points[-1].get("command_id") == event.get("command_id"):
             return False  # rejected: the run goes on as it was, and a finder looks instead
         self.planner.vetoed_stage(stage, event)
@@ -208,10 +207,3 @@ class StageAutopilot:
         """Handle what arrived during the stage (its side track collected it, so the inbox's flag is down)."""
         if self.t.steering.pending:
             self.t.steering.handle_commands()
-
-    def _send(self, cmd: str, value) -> str:
-        """A command from the autopilot, handled now: answered and journaled like any other."""
-        s = self.t.steering
-        command_id = s.rundir.send_command(cmd, value, source=SOURCE)
-        s.handle_commands()
-        return command_id

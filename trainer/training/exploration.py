@@ -160,6 +160,11 @@ class Explorer:
         return [*t.model.variables, *t.optimizer.variables, *t.steps.variables(),
                 t.knobs.lr, t.knobs.beta]
 
+    def base(self) -> dict:
+        """The hyperparameters a fork's candidates vary, as in force now."""
+        t = self.t
+        return {"lr": t.hp.lr, "beta": t.hp.beta, "batch_size": t.hp.batch_size}
+
     def snapshot(self) -> Snapshot:
         t = self.t
         return Snapshot.take(self.variables(), step=t.steering.step, hp=t.hp, lr0=t.lr0, lr0_epoch=t.lr0_epoch,
@@ -288,7 +293,7 @@ class Explorer:
         """
         t = self.t
         snap = self.snapshot()
-        base = {"lr": t.hp.lr, "beta": t.hp.beta, "batch_size": t.hp.batch_size}
+        base = self.base()
         if t.knobs.beta is None and any("beta" in c for c in candidates):
             raise cmds.CommandError(f"optimizer {t.hp.optimizer} has no beta: a fork candidate cannot set one")
         results, curves = [], []
@@ -325,7 +330,7 @@ class Explorer:
     def fork(self, spec: dict) -> dict:
         t = self.t
         s = t.steering
-        base = {"lr": t.hp.lr, "beta": t.hp.beta, "batch_size": t.hp.batch_size}
+        base = self.base()
         results, _ = self.try_candidates(spec["candidates"], spec["steps"])
         best = best_of(results)
         self.record_line(FORKS, {"kind": "fork", "steps": spec["steps"], "pick": spec["pick"], "base": base,
